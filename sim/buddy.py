@@ -1,0 +1,214 @@
+"""Binary buddy allocator over N 4-KiB frames, orders 0..MAX_ORDER, in compiled code.
+
+Semantics (docs/semantics.md, "Allocator"):
+
+* At start all memory is free, carved in address order into the largest aligned blocks
+  that fit, each freed in that order -- as Linux's memblock_free_all() hands boot memory
+  to the buddy allocator. (Blocks carved this way can never merge with each other: a
+  block of order k < MAX_ORDER is followed by a smaller block, or the carve would have
+  taken order k + 1.)
+* Policy ADDRESS takes the lowest-addressed free block of the smallest order >= k that
+  has one. Policy LIFO takes the block put on that order's list most recently (freed,
+  merged, split off; at start the highest-addressed). Both split alike: the lower half is
+  kept, the upper halves go to the free lists (mm/page_alloc.c: expand()).
+* A freed block merges with its buddy (frame ^ 2^k) for as long as the buddy is a free
+  block of the same order (mm/page_alloc.c: __free_one_page()).
+
+State layout. `blk[f]` is the order of the free block that starts at frame f, or -1:
+the O(1) "is my buddy free at my order" test. Address-ordered free lists are two-level
+bitmaps per order (a bit per aligned block, a summary bit per 64-bit word), searched with
+count-trailing-zeros; `hint[k]` is a summary word below which all words are zero, so a
+search never rescans the empty low part. LIFO lists are doubly linked through
+`nxt`/`prv` (indexed by the block's first frame) with a head per order.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from ptpair.traces.format import MAX_ORDER
+
+N_ORDERS = MAX_ORDER + 1
+POLICY_ADDRESS = 0
+POLICY_LIFO = 1
+POLICIES = {"address": POLICY_ADDRESS, "lifo": POLICY_LIFO}
+
+# indices into BuddyState.meta
+M_FRAMES = 0  # N, frames managed
+M_POLICY = 1
+M_FREE_PAGES = 2  # frames currently free
+META_LEN = 4
+
+NIL = -1
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+
+BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head")
+
+
+def new_buddy(n_frames: int, policy: int) -> BuddyState:
+    """A buddy allocator over `n_frames` frames with every frame free (boot carve done)."""
+    if n_frames < 1 or n_frames >= 2**31 - 1:
+        raise ValueError(f"memory must be 1 .. 2^31-2 frames, got {n_frames}")
+    meta = np.zeros(META_LEN, np.int64)
+    meta[M_FRAMES] = n_frames
+    meta[M_POLICY] = policy
+    bm_off = np.zeros(N_ORDERS + 1, np.int64)
+    sm_off = np.zeros(N_ORDERS + 1, np.int64)
+    if policy == POLICY_ADDRESS:
+        for k in range(N_ORDERS):
+            words = ((n_frames >> k) + 63) // 64
+            bm_off[k + 1] = bm_off[k] + words
+            sm_off[k + 1] = sm_off[k] + (words + 63) // 64
+        nlist = 1
+    else:
+        nlist = n_frames
+    st = BuddyState(
+        meta=meta,
+        blk=np.full(n_frames, NIL, np.int8),
+        nr_free=np.zeros(N_ORDERS, np.int64),
+        bm=np.zeros(max(int(bm_off[-1]), 1), np.uint64),
+        bm_off=bm_off,
+        sm=np.zeros(max(int(sm_off[-1]), 1), np.uint64),
+        sm_off=sm_off,
+        hint=np.zeros(N_ORDERS, np.int64),
+        nxt=np.full(nlist, NIL, np.int32),
+        prv=np.full(nlist, NIL, np.int32),
+        head=np.full(N_ORDERS, NIL, np.int32),
+    )
+    boot_free(st)
+    return st
+
+
+@njit(cache=True)
+def _insert(b, frame, k):
+    """Put the free block [frame, frame + 2^k) on order k's list (no merging)."""
+    b.blk[frame] = k
+    b.nr_free[k] += 1
+    if b.meta[M_POLICY] == POLICY_ADDRESS:
+        blk = frame >> k
+        w = blk >> 6
+        b.bm[b.bm_off[k] + w] |= _ONE << np.uint64(blk & 63)
+        s = w >> 6
+        b.sm[b.sm_off[k] + s] |= _ONE << np.uint64(w & 63)
+        if s < b.hint[k]:
+            b.hint[k] = s
+    else:
+        h = b.head[k]
+        b.nxt[frame] = h
+        b.prv[frame] = NIL
+        if h != NIL:
+            b.prv[h] = frame
+        b.head[k] = frame
+
+
+@njit(cache=True)
+def _remove(b, frame, k):
+    """Take the free block at `frame` of order k off its list."""
+    b.blk[frame] = NIL
+    b.nr_free[k] -= 1
+    if b.meta[M_POLICY] == POLICY_ADDRESS:
+        blk = frame >> k
+        w = blk >> 6
+        i = b.bm_off[k] + w
+        word = b.bm[i] & ~(_ONE << np.uint64(blk & 63))
+        b.bm[i] = word
+        if word == _ZERO:
+            b.sm[b.sm_off[k] + (w >> 6)] &= ~(_ONE << np.uint64(w & 63))
+    else:
+        n = b.nxt[frame]
+        p = b.prv[frame]
+        if p != NIL:
+            b.nxt[p] = n
+        else:
+            b.head[k] = n
+        if n != NIL:
+            b.prv[n] = p
+
+
+@njit(cache=True)
+def _lowest(b, k):
+    """First frame of the lowest-addressed free block of order k (nr_free[k] > 0)."""
+    s = b.hint[k]
+    base = b.sm_off[k]
+    while b.sm[base + s] == _ZERO:
+        s += 1
+    b.hint[k] = s
+    w = s * 64 + trailing_zeros(b.sm[base + s])
+    bit = trailing_zeros(b.bm[b.bm_off[k] + w])
+    return (w * 64 + bit) << k
+
+
+@njit(cache=True)
+def buddy_alloc(b, k):
+    """Allocate a block of order k; returns its first frame, or -1 when none is free."""
+    j = k
+    while j < N_ORDERS and b.nr_free[j] == 0:
+        j += 1
+    if j == N_ORDERS:
+        return NIL
+    if b.meta[M_POLICY] == POLICY_ADDRESS:
+        frame = _lowest(b, j)
+    else:
+        frame = b.head[j]
+    _remove(b, frame, j)
+    # expand(): keep the lower half, give each upper half back, largest first
+    while j > k:
+        j -= 1
+        _insert(b, frame + (1 << j), j)
+    b.meta[M_FREE_PAGES] -= 1 << k
+    return frame
+
+
+@njit(cache=True)
+def buddy_free(b, frame, k):
+    """Free the block [frame, frame + 2^k), merging with free buddies upwards."""
+    b.meta[M_FREE_PAGES] += 1 << k
+    n = b.meta[M_FRAMES]
+    while k < MAX_ORDER:
+        buddy = frame ^ (1 << k)
+        if buddy >= n or b.blk[buddy] != k:
+            break
+        _remove(b, buddy, k)
+        frame = min(frame, buddy)
+        k += 1
+    _insert(b, frame, k)
+
+
+@njit(cache=True)
+def boot_free(b):
+    """Carve all frames in address order into maximal aligned blocks and free each."""
+    n = b.meta[M_FRAMES]
+    f = 0
+    while f < n:
+        k = MAX_ORDER
+        while (f & ((1 << k) - 1)) != 0 or f + (1 << k) > n:
+            k -= 1
+        _insert(b, f, k)
+        b.meta[M_FREE_PAGES] += 1 << k
+        f += 1 << k
+
+
+def free_blocks(b: BuddyState) -> list[tuple[int, int]]:
+    """Every free block as (first frame, order), in the order a list walk yields them.
+
+    ADDRESS: ascending address per order; LIFO: head (most recent) first per order.
+    Orders ascend. Used by tests and invariant checks, not in the hot path.
+    """
+    out = []
+    if int(b.meta[M_POLICY]) == POLICY_ADDRESS:
+        heads = np.flatnonzero(b.blk >= 0)
+        orders = b.blk[heads]
+        for k in range(N_ORDERS):
+            out.extend((int(f), k) for f in heads[orders == k])
+    else:
+        for k in range(N_ORDERS):
+            f = int(b.head[k])
+            while f != NIL:
+                out.append((f, k))
+                f = int(b.nxt[f])
+    return out

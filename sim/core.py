@@ -1,0 +1,230 @@
+"""The compiled replay loop: dense event arrays in, machine state updated in place.
+
+`run_events` replays events [start, stop) and returns early in two cases, each with the
+index of the event it stopped *before*, so no event is ever half-done when Python sees
+the state:
+
+* STATUS_GROW: the next event's worst case needs more table slots (or gigantic-page
+  ids) than the pool has free. Python grows the pool and calls again from that event.
+* STATUS_ERROR: the event is impossible (an event of a process that is not alive, a
+  kfree of an unknown handle, ...). `code` says which; Python reports `file:line`.
+
+Everything else -- allocation failures included -- is a result, counted, not an error.
+"""
+
+from numba import njit
+
+from ptpair.sim import counters as C
+from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FRAMES, M_FREE_PAGES
+from ptpair.sim.pagetable import (
+    H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, ROOT_LEVEL, T_G_FREE,
+    T_SLOTS_FREE, USER_VPN_LIMIT, free_table, log_reset, map_page, new_table, rollback,
+    unmap_range,
+)
+from ptpair.sim.schemes import SPAWN_KIND, become_vmm
+from ptpair.traces.format import (
+    OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_SPAWN, OP_UNMAP, OP_VMM,
+    PAGE_SHIFT,
+)
+
+STATUS_DONE = 0
+STATUS_GROW = 1
+STATUS_ERROR = 2
+
+ERR_NOT_ALIVE = 1
+ERR_ALREADY_ALIVE = 2
+ERR_PARENT_NOT_ALIVE = 3
+ERR_HANDLE_LIVE = 4
+ERR_HANDLE_UNKNOWN = 5
+ERROR_MESSAGES = {
+    ERR_NOT_ALIVE: "{op} of pid {pid}, which is not alive (never spawned, or exited)",
+    ERR_ALREADY_ALIVE: "{op} of pid {pid}, which is already alive",
+    ERR_PARENT_NOT_ALIVE: "fork of pid {pid} from pid {arg}, which is not alive",
+    ERR_HANDLE_LIVE: "kalloc of handle {arg}, which is still allocated",
+    ERR_HANDLE_UNKNOWN: "kfree of handle {arg}, which is not allocated",
+}
+
+
+@njit(cache=True)
+def spawn(b, t, ctr, scheme, p):
+    """A new empty address space: the root (KPT, then EPT where it has one at spawn)."""
+    t.p_mode[p] = SPAWN_KIND[scheme]
+    t.p_vmm[p] = 0
+    log_reset(t)
+    root = new_table(b, t, ctr, p, ROOT_LEVEL, -1, 0)
+    if root < 0:
+        rollback(b, t, ctr, p)
+        ctr[C.FAILED_SPAWNS] += 1
+        t.p_state[p] = P_FAILED
+        t.p_root[p] = -1
+        return False
+    t.p_root[p] = root
+    t.p_state[p] = P_ALIVE
+    return True
+
+
+@njit(cache=True)
+def teardown(b, t, ctr, p):
+    """exit: unmap everything in ascending order, then free the root."""
+    unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT)
+    free_table(b, t, ctr, p, t.p_root[p])
+    t.p_root[p] = -1
+    t.p_state[p] = P_NONE
+
+
+@njit(cache=True)
+def fork(b, t, ctr, scheme, child, parent):
+    """Root as at spawn, then the parent's pages mapped ascending, sharing frames."""
+    if not spawn(b, t, ctr, scheme, child):
+        return
+    if t.p_state[parent] != P_ALIVE:
+        return  # a parent whose spawn failed has no pages: the child starts empty
+    root = t.p_root[parent]
+    for i4 in range(512):
+        e4 = t.ent[root, i4]
+        if e4 <= 0:
+            continue
+        s3 = e4 - 1
+        for i3 in range(512):
+            e3 = t.ent[s3, i3]
+            if e3 == 0:
+                continue
+            v3 = (i4 << 27) | (i3 << 18)
+            if e3 < 0:
+                map_page(b, t, ctr, child, v3, 2, -e3 - 1)
+                continue
+            s2 = e3 - 1
+            for i2 in range(512):
+                e2 = t.ent[s2, i2]
+                if e2 == 0:
+                    continue
+                v2 = v3 | (i2 << 9)
+                if e2 < 0:
+                    map_page(b, t, ctr, child, v2, 1, -e2 - 1)
+                    continue
+                s1 = e2 - 1
+                for i1 in range(512):
+                    e1 = t.ent[s1, i1]
+                    if e1 != 0:
+                        map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1)
+
+
+@njit(cache=True)
+def _slots_needed(b, t, o, p, va, length, arg, s):
+    """Upper bound on new tables (and gigantic ids) one event can create."""
+    free = b.meta[M_FREE_PAGES]
+    if o == OP_MAP:
+        shift = PAGE_SHIFT + IDX_BITS * s
+        first = (va >> shift) << (IDX_BITS * s)
+        last = ((va + length - 1) >> shift) << (IDX_BITS * s)
+        n = ((last >> 27) - (first >> 27) + 1) + ((last >> 18) - (first >> 18) + 1)
+        if s == 0:
+            n += (last >> 9) - (first >> 9) + 1
+        if s == 2:
+            n = (last >> 27) - (first >> 27) + 1
+        return min(n, free + 1), ((last - first) >> 18) + 1 if s == 2 else 0
+    if o == OP_FORK:
+        return min(t.p_tables[arg] + 1, free + 1), 0
+    if o == OP_SPAWN or o == OP_EXEC:
+        return 1, 0
+    return 0, 0
+
+
+@njit(cache=True)
+def _update_peaks(b, ctr):
+    kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
+    pt = kpt + ctr[C.EPT]
+    used = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    if pt > ctr[C.PEAK_PT]:
+        ctr[C.PEAK_PT] = pt
+    if kpt > ctr[C.PEAK_KPT]:
+        ctr[C.PEAK_KPT] = kpt
+    if ctr[C.EPT] > ctr[C.PEAK_EPT]:
+        ctr[C.PEAK_EPT] = ctr[C.EPT]
+    if ctr[C.DATA] > ctr[C.PEAK_DATA]:
+        ctr[C.PEAK_DATA] = ctr[C.DATA]
+    if used > ctr[C.PEAK_USED]:
+        ctr[C.PEAK_USED] = used
+    if ctr[C.EPT_WASTE] > ctr[C.PEAK_WASTE]:
+        ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
+
+
+@njit(cache=True)
+def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, stop):
+    """Replay events [start, stop). Returns (next_event, status, code, need_slots, need_g)."""
+    for i in range(start, stop):
+        o = op[i]
+        p = pid[i]
+        s = psz[i]
+        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], s)
+        if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
+            return i, STATUS_GROW, 0, need, need_g
+
+        # --- life-cycle checks ---------------------------------------------------
+        state = t.p_state[p]
+        if o == OP_SPAWN or o == OP_FORK:
+            if state != P_NONE:
+                return i, STATUS_ERROR, ERR_ALREADY_ALIVE, 0, 0
+            if o == OP_FORK and t.p_state[arg[i]] == P_NONE:
+                return i, STATUS_ERROR, ERR_PARENT_NOT_ALIVE, 0, 0
+        elif o == OP_KALLOC or o == OP_KFREE:
+            pass  # kernel allocations belong to no process
+        elif state == P_NONE:
+            return i, STATUS_ERROR, ERR_NOT_ALIVE, 0, 0
+        elif state == P_FAILED:
+            ctr[C.SKIPPED] += 1
+            if o == OP_EXIT:
+                t.p_state[p] = P_NONE
+            ctr[C.EVENTS] += 1
+            continue
+
+        # --- the event -------------------------------------------------------------
+        if o == OP_MAP or o == OP_UNMAP:
+            shift = PAGE_SHIFT + IDX_BITS * s
+            step = 1 << (IDX_BITS * s)  # 4-KiB pages per page of this size
+            first = (va[i] >> shift) * step
+            end = (((va[i] + length[i] - 1) >> shift) + 1) * step
+            if o == OP_MAP:
+                for v in range(first, end, step):
+                    if map_page(b, t, ctr, p, v, s, -1) == 1:
+                        ctr[C.ALREADY] += 1
+            else:
+                unmap_range(b, t, ctr, p, first, end)
+        elif o == OP_SPAWN:
+            spawn(b, t, ctr, scheme, p)
+        elif o == OP_VMM:
+            become_vmm(b, t, ctr, scheme, p)
+        elif o == OP_FORK:
+            fork(b, t, ctr, scheme, p, arg[i])
+        elif o == OP_EXEC:
+            teardown(b, t, ctr, p)
+            spawn(b, t, ctr, scheme, p)
+        elif o == OP_EXIT:
+            teardown(b, t, ctr, p)
+        elif o == OP_KALLOC:
+            h = arg[i]
+            if t.h_state[h] == H_LIVE:
+                return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
+            k = order[i]
+            f = buddy_alloc(b, k)
+            if f < 0:
+                ctr[C.FAIL + k] += 1
+                t.h_state[h] = H_FAILED
+            else:
+                t.h_state[h] = H_LIVE
+                t.h_frame[h] = f
+                t.h_order[h] = k
+                ctr[C.KALLOC] += 1 << k
+        elif o == OP_KFREE:
+            h = arg[i]
+            hs = t.h_state[h]
+            if hs == H_NONE:
+                return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0
+            if hs == H_LIVE:
+                k = t.h_order[h]
+                buddy_free(b, t.h_frame[h], k)
+                ctr[C.KALLOC] -= 1 << k
+            t.h_state[h] = H_NONE
+        ctr[C.EVENTS] += 1
+        _update_peaks(b, ctr)
+    return stop, STATUS_DONE, 0, 0, 0

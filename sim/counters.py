@@ -1,0 +1,34 @@
+"""Indices of the machine's int64 counter array (one array, so the core stays flat).
+
+Units: pages are 4-KiB frames unless named otherwise; GIGANTIC counts 1-GiB pages of
+the separate gigantic-page pool, which lies outside the simulated buddy memory.
+"""
+
+KPT = 0  # KPT + level - 1: KPT table pages of live processes at level 1..4 (pml1..pml4)
+EPT = 4  # EPT table pages of live processes, roots included
+DATA = 5  # data frames held (a 2 MiB page counts 512)
+GIGANTIC = 6  # 1 GiB pages in use from the gigantic pool
+KALLOC = 7  # frames held by kernel allocations
+FAILED_MAPS = 8  # pages not mapped because a table or frame could not be allocated
+FAILED_SPAWNS = 9  # spawns (and exec/fork re-spawns) whose root could not be allocated
+SKIPPED = 10  # events of processes whose spawn failed
+ALREADY = 11  # pages a map left as they were (already mapped)
+MAPPED = 12  # leaf entries written by map and fork
+UNMAPPED = 13  # leaf entries removed by unmap, exec and exit
+WRITES = 14  # leaf entry writes (MAPPED + UNMAPPED)
+KPT_TOUCH = 15  # KPT table pages on the paths of those writes
+EPT_TOUCH = 16  # EPT table pages written to mirror them
+EPT_LOADS = 17  # dependent loads to reach the EPT entry (0 for a pair)
+COPIES = 18  # tables copied into a new pair (pair-on-vmm)
+EPT_WASTE = 19  # EPT pages held by processes that are not VMMs
+EVENTS = 20
+PEAK_PT = 21
+PEAK_KPT = 22
+PEAK_EPT = 23
+PEAK_DATA = 24
+PEAK_USED = 25
+PEAK_WASTE = 26
+MIRRORED = 27  # EPT tables created to mirror existing KPT tables at vmm
+VMM_EVENTS = 28  # vmm events that made a process a VMM
+FAIL = 32  # FAIL + k: failed allocation requests of order k (11 slots)
+LEN = FAIL + 11

@@ -1,0 +1,215 @@
+"""The simulated machine: a config, its compiled state, and the replay driver.
+
+`Machine` composes the three separable parts -- the allocator (sim/buddy.py), the page
+tables (sim/pagetable.py) and the scheme (sim/schemes.py) -- and drives dense event
+arrays through the compiled loop (sim/core.py) chunk by chunk, growing table pools
+between events when an event's worst case needs it. State carries across calls, so a
+trace can be fed in pieces (e.g. Parquet record batches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ptpair.sim import counters as C
+from ptpair.sim.buddy import M_FREE_PAGES, N_ORDERS, POLICIES, free_blocks, new_buddy
+from ptpair.sim.core import (
+    ERROR_MESSAGES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
+)
+from ptpair.sim.pagetable import (
+    KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
+)
+from ptpair.sim.schemes import SCHEMES
+from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
+
+DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
+LEVEL_NAMES = ("pml1", "pml2", "pml3", "pml4")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that changes the semantics of a replay; recorded in every result.
+
+    scheme: one of SCHEMES; policy: 'address' or 'lifo'; memory_pages: 4-KiB frames of
+    simulated memory, 1 .. 2^31 - 2.
+    """
+
+    scheme: str = "pair"
+    policy: str = "address"
+    memory_pages: int = DEFAULT_MEMORY_PAGES
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; choose from {', '.join(POLICIES)}")
+        if not 1 <= int(self.memory_pages) < 2**31 - 1:
+            raise ValueError(f"memory must be 1 .. 2^31-2 pages, got {self.memory_pages}")
+
+
+class ReplayError(Exception):
+    """An impossible event; `index` is its position in the event arrays."""
+
+    def __init__(self, index: int, message: str):
+        self.index = index
+        self.message = message
+        super().__init__(f"event {index}: {message}")
+
+
+class Machine:
+    def __init__(self, config: Config, n_procs: int = 0, n_handles: int = 0):
+        self.config = config
+        self.scheme_code = SCHEMES[config.scheme]
+        self.buddy = new_buddy(int(config.memory_pages), POLICIES[config.policy])
+        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), max(n_handles, 1))
+        self.ctr = np.zeros(C.LEN, np.int64)
+
+    def run(self, ev: EventArrays, start: int = 0, stop: int | None = None) -> None:
+        """Replay events [start, stop) of `ev`; raises ReplayError on an impossible event."""
+        stop = len(ev) if stop is None else stop
+        t = self.tables
+        if ev.n_procs > len(t.p_root) or ev.n_handles > len(t.h_frame):
+            self.tables = grow_tables(t, n_procs=max(ev.n_procs, len(t.p_root)),
+                                      n_handles=max(ev.n_handles, len(t.h_frame)))
+        i = start
+        while i < stop:
+            i, status, code, need, need_g = run_events(
+                self.buddy, self.tables, self.ctr, self.scheme_code,
+                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, i, stop)
+            if status == STATUS_DONE:
+                break
+            if status == STATUS_GROW:
+                t = self.tables
+                cap, gcap = len(t.t_kpt), len(t.g_ref)
+                new_cap = max(2 * cap, cap + need - int(t.meta[T_SLOTS_FREE]) + 1024)
+                new_g = max(2 * gcap, gcap + need_g - int(t.meta[T_G_FREE]) + 64)
+                self.tables = grow_tables(t, slot_cap=new_cap if need > t.meta[T_SLOTS_FREE] else None,
+                                          g_cap=new_g if need_g > t.meta[T_G_FREE] else None)
+                continue
+            assert status == STATUS_ERROR
+            o = OPS[ev.op[i]]
+            arg = int(ev.arg[i])
+            if o == "fork":
+                arg = int(ev.pids[arg])
+            elif o in ("kalloc", "kfree"):
+                arg = int(ev.handles[arg])
+            raise ReplayError(i, ERROR_MESSAGES[code].format(op=o, pid=int(ev.pids[ev.pid[i]]), arg=arg))
+
+    # --- reading the state ---------------------------------------------------------
+    def free_blocks(self) -> list[tuple[int, int]]:
+        return free_blocks(self.buddy)
+
+    def buddyinfo(self) -> list[int]:
+        return [int(x) for x in self.buddy.nr_free]
+
+    def result(self) -> "Result":
+        return Result.from_machine(self)
+
+
+@dataclass
+class Result:
+    """The outcome of a replay as plain data (JSON-ready via `to_dict`).
+
+    Page counts are 4-KiB frames of simulated memory; `final` describes the state after
+    the last event, `peak` the maxima over the states after each event.
+    """
+
+    config: Config
+    events: int
+    final: dict
+    peak: dict
+    alloc_failures: list
+    failed_maps: int
+    failed_spawns: int
+    skipped_events: int
+    walk: dict
+    counts: dict
+
+    @classmethod
+    def from_machine(cls, m: Machine) -> "Result":
+        c = m.ctr
+        t = m.tables
+        alive = t.p_state == P_ALIVE
+        kpt_by_level = {LEVEL_NAMES[lv]: int(c[C.KPT + lv]) for lv in (3, 2, 1, 0)}
+        kpt = sum(kpt_by_level.values())
+        events = int(c[C.EVENTS])
+        writes = int(c[C.WRITES])
+        final = {
+            "kpt_pages_by_level": kpt_by_level,
+            "kpt_pages": kpt,
+            "ept_pages": int(c[C.EPT]),
+            "wasted_ept_pages": int(c[C.EPT_WASTE]),
+            "pt_pages": kpt + int(c[C.EPT]),
+            "data_pages": int(c[C.DATA]),
+            "gigantic_pages": int(c[C.GIGANTIC]),
+            "kalloc_pages": int(c[C.KALLOC]),
+            "free_pages": int(m.buddy.meta[M_FREE_PAGES]),
+            "buddyinfo": m.buddyinfo(),
+            "processes": int(alive.sum()),
+            "vmm_processes": int((alive & (t.p_vmm != 0)).sum()),
+        }
+        peak = {
+            "pt_pages": int(c[C.PEAK_PT]),
+            "kpt_pages": int(c[C.PEAK_KPT]),
+            "ept_pages": int(c[C.PEAK_EPT]),
+            "wasted_ept_pages": int(c[C.PEAK_WASTE]),
+            "data_pages": int(c[C.PEAK_DATA]),
+            "used_pages": int(c[C.PEAK_USED]),
+        }
+        walk = {
+            "entry_writes": writes,
+            "kpt_pages_touched": int(c[C.KPT_TOUCH]),
+            "ept_pages_touched": int(c[C.EPT_TOUCH]),
+            "ept_dependent_loads": int(c[C.EPT_LOADS]),
+            "per_write": {
+                "kpt_pages_touched": _ratio(c[C.KPT_TOUCH], writes),
+                "ept_pages_touched": _ratio(c[C.EPT_TOUCH], writes),
+                "ept_dependent_loads": _ratio(c[C.EPT_LOADS], writes),
+            },
+            "per_event": {
+                "kpt_pages_touched": _ratio(c[C.KPT_TOUCH], events),
+                "ept_pages_touched": _ratio(c[C.EPT_TOUCH], events),
+                "ept_dependent_loads": _ratio(c[C.EPT_LOADS], events),
+            },
+        }
+        counts = {
+            "pages_mapped": int(c[C.MAPPED]),
+            "pages_unmapped": int(c[C.UNMAPPED]),
+            "pages_already_mapped": int(c[C.ALREADY]),
+            "tables_mirrored": int(c[C.MIRRORED]),
+            "tables_copied": int(c[C.COPIES]),
+            "vmm_transitions": int(c[C.VMM_EVENTS]),
+        }
+        return cls(
+            config=m.config, events=events, final=final, peak=peak,
+            alloc_failures=[int(c[C.FAIL + k]) for k in range(N_ORDERS)],
+            failed_maps=int(c[C.FAILED_MAPS]), failed_spawns=int(c[C.FAILED_SPAWNS]),
+            skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts,
+        )
+
+    def to_dict(self) -> dict:
+        cfg = asdict(self.config)
+        return {
+            "scheme": cfg.pop("scheme"),
+            "policy": cfg.pop("policy"),
+            "memory_pages": cfg.pop("memory_pages"),
+            **cfg,
+            "events": self.events,
+            "final": self.final,
+            "peak": self.peak,
+            "alloc_failures": self.alloc_failures,
+            "failed_maps": self.failed_maps,
+            "failed_spawns": self.failed_spawns,
+            "skipped_events": self.skipped_events,
+            "walk": self.walk,
+            "counts": self.counts,
+        }
+
+
+def _ratio(a, b) -> float:
+    return round(float(a) / float(b), 6) if b else 0.0
+
+
+__all__ = ["Config", "Machine", "ReplayError", "Result", "KIND_KPT", "KIND_SEP", "KIND_PAIR"]

@@ -1,0 +1,438 @@
+"""x86-64 four-level page tables of every simulated process, in compiled code.
+
+Each table (root/pml4, pml3, pml2, pml1) occupies one slot of a pool: `ent[slot]` holds
+its 512 entries, and per-slot arrays hold where its pages sit in simulated memory
+(`t_kpt`, `t_ept`), its kind (how it was allocated, see `KIND_*`), how many entries are
+in use (`t_cnt`: the table is freed the moment this drops to 0), its level and its
+parent. An entry is 0 when empty, `child_slot + 1` when it points to a lower table,
+`frame + 1` for a 4-KiB leaf in a pml1, and `-(frame + 1)` for a huge leaf (a 2 MiB page
+in a pml2, whose frame is an order-9 buddy block; a 1 GiB page in a pml3, whose
+"frame" is an id in the separate gigantic-page pool).
+
+The EPT is not a second tree: Akaros keeps the EPT identical to the KPT over the user
+half (`../shared/notes/akaros-facts.md`), so each KPT table records the frame of its
+EPT twin. Whether a table has a twin, and whether the twin is the adjacent frame, is
+the table's kind:
+
+* KIND_KPT  -- a single order-0 KPT page, no EPT twin;
+* KIND_SEP  -- an order-0 KPT page and a separately allocated order-0 EPT page;
+* KIND_PAIR -- one order-1 block: KPT page at the lower frame, EPT page at frame + 1.
+
+Slots come from a stack of free slot numbers, so freed slots are reused first and the
+pool's resident size follows the peak number of live tables. The pool never grows in
+the middle of an event: the event loop checks that the event's worst case fits and
+otherwise hands control back to Python, which grows the arrays and resumes.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FREE_PAGES
+from ptpair.sim import counters as C
+
+# --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
+PML1_SHIFT = 12
+PML2_SHIFT = 21
+PML3_SHIFT = 30
+PML4_SHIFT = 39
+ENTRIES = 512
+IDX_BITS = 9  # log2(ENTRIES)
+IDX_MASK = ENTRIES - 1
+ROOT_LEVEL = 4
+USER_VPN_LIMIT = 1 << (47 - PML1_SHIFT)  # 4-KiB pages in [0, 2^47)
+
+# --- table kinds (how a table's pages were allocated) -------------------------------
+KIND_KPT = 0
+KIND_SEP = 1
+KIND_PAIR = 2
+
+# --- process states ----------------------------------------------------------------
+P_NONE = 0  # never spawned, or exited
+P_ALIVE = 1
+P_FAILED = 2  # its root could not be allocated: later events are skipped
+
+# --- kalloc handle states ----------------------------------------------------------
+H_NONE = 0
+H_LIVE = 1
+H_FAILED = 2  # its kalloc failed: a kfree does nothing
+
+# meta slots of Tables.meta
+T_SLOTS_FREE = 0
+T_G_FREE = 1
+T_META_LEN = 2
+
+# scratch: allocation log for rolling back a page that cannot be mapped
+S_LOG_N = 0
+S_LOG = 1  # pairs (frame, order) from here; at most 7 allocations for one page
+S_CREATED_N = 16
+S_CREATED = 17  # slots of tables created for the page; at most 3
+SCRATCH_LEN = 24
+
+Tables = namedtuple(
+    "Tables",
+    "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
+    "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
+    "h_frame h_order h_state meta scratch",
+)
+
+
+def new_tables(n_frames: int, n_procs: int, n_handles: int, slot_cap: int = 4096,
+               g_cap: int = 64) -> Tables:
+    t = Tables(
+        ent=np.zeros((slot_cap, ENTRIES), np.int32),
+        t_kpt=np.full(slot_cap, -1, np.int32),
+        t_ept=np.full(slot_cap, -1, np.int32),
+        t_kind=np.zeros(slot_cap, np.int8),
+        t_cnt=np.zeros(slot_cap, np.int32),
+        t_level=np.zeros(slot_cap, np.int8),
+        t_parent=np.full(slot_cap, -1, np.int32),
+        t_pidx=np.zeros(slot_cap, np.int32),
+        slots=np.arange(slot_cap - 1, -1, -1, dtype=np.int32),  # stack: slot 0 on top
+        p_root=np.full(n_procs, -1, np.int32),
+        p_state=np.zeros(n_procs, np.int8),
+        p_mode=np.zeros(n_procs, np.int8),
+        p_vmm=np.zeros(n_procs, np.int8),
+        p_ept=np.zeros(n_procs, np.int64),
+        p_tables=np.zeros(n_procs, np.int64),
+        refcnt=np.zeros(n_frames, np.int32),
+        g_ref=np.zeros(g_cap, np.int32),
+        g_stack=np.arange(g_cap - 1, -1, -1, dtype=np.int32),
+        h_frame=np.full(n_handles, -1, np.int32),
+        h_order=np.zeros(n_handles, np.int8),
+        h_state=np.zeros(n_handles, np.int8),
+        meta=np.zeros(T_META_LEN, np.int64),
+        scratch=np.zeros(SCRATCH_LEN, np.int64),
+    )
+    t.meta[T_SLOTS_FREE] = slot_cap
+    t.meta[T_G_FREE] = g_cap
+    return t
+
+
+def _grow1(a: np.ndarray, n: int, fill) -> np.ndarray:
+    out = np.full((n,) + a.shape[1:], fill, a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None,
+                n_procs: int | None = None, n_handles: int | None = None) -> Tables:
+    """A copy of `t` with larger pools; live content and free stacks carried over."""
+    d = t._asdict()
+    if slot_cap is not None and slot_cap > len(t.t_kpt):
+        old = len(t.t_kpt)
+        free = int(t.meta[T_SLOTS_FREE])
+        d["ent"] = _grow1(t.ent, slot_cap, 0)
+        for name, fill in (("t_kpt", -1), ("t_ept", -1), ("t_kind", 0), ("t_cnt", 0), ("t_level", 0),
+                           ("t_parent", -1), ("t_pidx", 0)):
+            d[name] = _grow1(t[t._fields.index(name)], slot_cap, fill)
+        # new slots go below the existing free ones, so low slot numbers stay preferred
+        slots = np.empty(slot_cap, np.int32)
+        added = slot_cap - old
+        slots[:added] = np.arange(slot_cap - 1, old - 1, -1, dtype=np.int32)
+        slots[added: added + free] = t.slots[:free]
+        d["slots"] = slots
+        d["meta"] = t.meta.copy()
+        d["meta"][T_SLOTS_FREE] = free + added
+    if g_cap is not None and g_cap > len(t.g_ref):
+        old = len(t.g_ref)
+        free = int(t.meta[T_G_FREE])
+        d["g_ref"] = _grow1(t.g_ref, g_cap, 0)
+        gs = np.empty(g_cap, np.int32)
+        added = g_cap - old
+        gs[:added] = np.arange(g_cap - 1, old - 1, -1, dtype=np.int32)
+        gs[added: added + free] = t.g_stack[:free]
+        d["g_stack"] = gs
+        meta = d["meta"] if d["meta"] is not t.meta else t.meta.copy()
+        meta[T_G_FREE] = free + added
+        d["meta"] = meta
+    if n_procs is not None and n_procs > len(t.p_root):
+        for name, fill in (("p_root", -1), ("p_state", 0), ("p_mode", 0), ("p_vmm", 0), ("p_ept", 0),
+                           ("p_tables", 0)):
+            d[name] = _grow1(t[t._fields.index(name)], n_procs, fill)
+    if n_handles is not None and n_handles > len(t.h_frame):
+        for name, fill in (("h_frame", -1), ("h_order", 0), ("h_state", 0)):
+            d[name] = _grow1(t[t._fields.index(name)], n_handles, fill)
+    return Tables(**d)
+
+
+# --- allocation log (rollback of a page that cannot be mapped) ---------------------
+@njit(cache=True)
+def log_reset(t):
+    t.scratch[S_LOG_N] = 0
+    t.scratch[S_CREATED_N] = 0
+
+
+@njit(cache=True)
+def _log_alloc(t, frame, order):
+    n = t.scratch[S_LOG_N]
+    t.scratch[S_LOG + 2 * n] = frame
+    t.scratch[S_LOG + 2 * n + 1] = order
+    t.scratch[S_LOG_N] = n + 1
+
+
+@njit(cache=True)
+def _alloc(b, t, ctr, order):
+    """buddy_alloc that counts failures by order and logs successes for rollback."""
+    f = buddy_alloc(b, order)
+    if f < 0:
+        ctr[C.FAIL + order] += 1
+    else:
+        _log_alloc(t, f, order)
+    return f
+
+
+@njit(cache=True)
+def count_ept(t, ctr, p, delta):
+    ctr[C.EPT] += delta
+    t.p_ept[p] += delta
+    if t.p_vmm[p] == 0:
+        ctr[C.EPT_WASTE] += delta
+
+
+@njit(cache=True)
+def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
+    """Take a slot for a new table whose pages are allocated and link it to `parent`."""
+    top = t.meta[T_SLOTS_FREE] - 1
+    t.meta[T_SLOTS_FREE] = top
+    s = t.slots[top]
+    t.t_kpt[s] = kpt
+    t.t_ept[s] = ept
+    t.t_kind[s] = kind
+    t.t_cnt[s] = 0
+    t.t_level[s] = level
+    t.t_parent[s] = parent
+    t.t_pidx[s] = pidx
+    if parent >= 0:
+        t.ent[parent, pidx] = s + 1
+        t.t_cnt[parent] += 1
+    ctr[C.KPT + level - 1] += 1
+    if ept >= 0:
+        count_ept(t, ctr, p, 1)
+    t.p_tables[p] += 1
+    return s
+
+
+@njit(cache=True)
+def _unregister(t, ctr, p, s):
+    """Unlink table `s` from its parent and give its slot back (pages not freed here)."""
+    parent = t.t_parent[s]
+    if parent >= 0:
+        t.ent[parent, t.t_pidx[s]] = 0
+        t.t_cnt[parent] -= 1
+    ctr[C.KPT + t.t_level[s] - 1] -= 1
+    if t.t_ept[s] >= 0:
+        count_ept(t, ctr, p, -1)
+    t.p_tables[p] -= 1
+    top = t.meta[T_SLOTS_FREE]
+    t.slots[top] = s
+    t.meta[T_SLOTS_FREE] = top + 1
+
+
+@njit(cache=True)
+def new_table(b, t, ctr, p, level, parent, pidx):
+    """Allocate a table of `level` for process p in the process's current mode.
+
+    KPT page first, then (KIND_SEP) its EPT page; a pair is a single order-1 block.
+    Returns the slot, or -1 if an allocation failed (what this call allocated is in the
+    log; the caller rolls the whole page back).
+    """
+    mode = t.p_mode[p]
+    if mode == KIND_PAIR:
+        f = _alloc(b, t, ctr, 1)
+        if f < 0:
+            return -1
+        kpt = f
+        ept = f + 1
+    else:
+        kpt = _alloc(b, t, ctr, 0)
+        if kpt < 0:
+            return -1
+        ept = -1
+        if mode == KIND_SEP:
+            ept = _alloc(b, t, ctr, 0)
+            if ept < 0:
+                return -1
+    s = _register(t, ctr, p, level, mode, kpt, ept, parent, pidx)
+    n = t.scratch[S_CREATED_N]
+    t.scratch[S_CREATED + n] = s
+    t.scratch[S_CREATED_N] = n + 1
+    return s
+
+
+@njit(cache=True)
+def rollback(b, t, ctr, p):
+    """Undo a page's partial work: unlink created tables, free its frames in reverse."""
+    for j in range(t.scratch[S_CREATED_N] - 1, -1, -1):
+        _unregister(t, ctr, p, t.scratch[S_CREATED + j])
+    for j in range(t.scratch[S_LOG_N] - 1, -1, -1):
+        buddy_free(b, t.scratch[S_LOG + 2 * j], t.scratch[S_LOG + 2 * j + 1])
+    log_reset(t)
+
+
+@njit(cache=True)
+def free_table(b, t, ctr, p, s):
+    """Free table `s` (it must be empty): its KPT page, then its EPT page."""
+    kind = t.t_kind[s]
+    kpt = t.t_kpt[s]
+    ept = t.t_ept[s]
+    _unregister(t, ctr, p, s)
+    if kind == KIND_PAIR:
+        buddy_free(b, kpt, 1)
+    else:
+        buddy_free(b, kpt, 0)
+        if ept >= 0:
+            buddy_free(b, ept, 0)
+
+
+@njit(cache=True)
+def _count_write(t, ctr, leaf_slot, leaf_level):
+    """Walk cost of writing one leaf entry and its EPT mirror (docs/semantics.md)."""
+    levels = ROOT_LEVEL + 1 - leaf_level  # tables on the path, root included
+    ctr[C.WRITES] += 1
+    ctr[C.KPT_TOUCH] += levels
+    kind = t.t_kind[leaf_slot]
+    if kind != KIND_KPT:
+        ctr[C.EPT_TOUCH] += levels
+        if kind == KIND_SEP:
+            ctr[C.EPT_LOADS] += levels
+
+
+MAP_OK = 0
+MAP_ALREADY = 1
+MAP_FAILED = 2
+
+
+@njit(cache=True)
+def map_page(b, t, ctr, p, vpn, s, share):
+    """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
+    number `vpn` (aligned to the page size) into process p.
+
+    Missing tables are created top down; then a data frame is allocated, or, when
+    `share` >= 0 (fork), frame `share` gains a reference. A page whose slot is in use
+    (mapped at any size, or for a huge page holding a lower table) is left as it is.
+    """
+    leaf_level = s + 1
+    cur = t.p_root[p]
+    log_reset(t)
+    level = ROOT_LEVEL
+    while level > leaf_level:
+        i = (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK
+        e = t.ent[cur, i]
+        if e < 0:
+            return MAP_ALREADY  # a huge page above covers this one
+        if e == 0:
+            nxt = new_table(b, t, ctr, p, level - 1, cur, i)
+            if nxt < 0:
+                rollback(b, t, ctr, p)
+                ctr[C.FAILED_MAPS] += 1
+                return MAP_FAILED
+            cur = nxt
+        else:
+            cur = e - 1
+        level -= 1
+    i = (vpn >> (IDX_BITS * (leaf_level - 1))) & IDX_MASK
+    if t.ent[cur, i] != 0:
+        return MAP_ALREADY
+    if share >= 0:
+        frame = share
+        if s == 2:
+            t.g_ref[frame] += 1
+        else:
+            t.refcnt[frame] += 1
+    elif s == 2:
+        top = t.meta[T_G_FREE] - 1
+        t.meta[T_G_FREE] = top
+        frame = t.g_stack[top]
+        t.g_ref[frame] = 1
+        ctr[C.GIGANTIC] += 1
+    else:
+        order = IDX_BITS * s
+        frame = _alloc(b, t, ctr, order)
+        if frame < 0:
+            rollback(b, t, ctr, p)
+            ctr[C.FAILED_MAPS] += 1
+            return MAP_FAILED
+        t.refcnt[frame] = 1
+        ctr[C.DATA] += 1 << order
+    t.ent[cur, i] = frame + 1 if s == 0 else -(frame + 1)
+    t.t_cnt[cur] += 1
+    ctr[C.MAPPED] += 1
+    _count_write(t, ctr, cur, leaf_level)
+    return MAP_OK
+
+
+@njit(cache=True)
+def unmap_entry(b, t, ctr, p, slot, i, s):
+    """Remove leaf entry i of table `slot` (page size class s), release its frame when
+    this was its last mapping, then free every table left empty, bottom up."""
+    e = t.ent[slot, i]
+    frame = e - 1 if e > 0 else -e - 1
+    t.ent[slot, i] = 0
+    t.t_cnt[slot] -= 1
+    ctr[C.UNMAPPED] += 1
+    _count_write(t, ctr, slot, s + 1)
+    if s == 2:
+        t.g_ref[frame] -= 1
+        if t.g_ref[frame] == 0:
+            top = t.meta[T_G_FREE]
+            t.g_stack[top] = frame
+            t.meta[T_G_FREE] = top + 1
+            ctr[C.GIGANTIC] -= 1
+    else:
+        t.refcnt[frame] -= 1
+        if t.refcnt[frame] == 0:
+            order = IDX_BITS * s
+            buddy_free(b, frame, order)
+            ctr[C.DATA] -= 1 << order
+    cur = slot
+    while t.t_level[cur] < ROOT_LEVEL and t.t_cnt[cur] == 0:
+        parent = t.t_parent[cur]
+        free_table(b, t, ctr, p, cur)
+        cur = parent
+
+
+@njit(cache=True)
+def unmap_range(b, t, ctr, p, lo, hi):
+    """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending.
+
+    Walks only present entries, so unmapping the whole address space costs what is
+    mapped, not 2^35 steps. A table freed during the walk has all-zero entries and no
+    slot is reused before the walk ends (it allocates nothing), so the loops may run on.
+    """
+    root = t.p_root[p]
+    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
+        e4 = t.ent[root, i4]
+        if e4 <= 0:
+            continue
+        s3 = e4 - 1
+        b3 = i4 << 27
+        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + (1 << 27)) - 1 - b3) >> 18) + 1):
+            e3 = t.ent[s3, i3]
+            if e3 == 0:
+                continue
+            if e3 < 0:
+                unmap_entry(b, t, ctr, p, s3, i3, 2)
+                continue
+            s2 = e3 - 1
+            b2 = b3 + (i3 << 18)
+            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + (1 << 18)) - 1 - b2) >> 9) + 1):
+                e2 = t.ent[s2, i2]
+                if e2 == 0:
+                    continue
+                if e2 < 0:
+                    unmap_entry(b, t, ctr, p, s2, i2, 1)
+                    continue
+                s1 = e2 - 1
+                b1 = b2 + (i2 << 9)
+                for i1 in range(max(lo, b1) - b1, min(hi, b1 + ENTRIES) - b1):
+                    if t.ent[s1, i1] != 0:
+                        unmap_entry(b, t, ctr, p, s1, i1, 0)
+
+
+@njit(cache=True)
+def free_pages(b):
+    return b.meta[M_FREE_PAGES]

@@ -1,0 +1,231 @@
+"""The canonical trace format: columns, op codes, page sizes and validation.
+
+A trace is one row per event, in order (see docs/trace-format.md). In memory it is a
+`Trace`: one numpy array per column, never a list of Python objects. Every reader
+(CSV, Parquet, and later strace, /proc snapshots, perf kmem) produces a `Trace`, and
+the simulator consumes the dense `EventArrays` that `encode()` derives from it.
+
+Nothing here knows about memory management: `traces` comes before `sim`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# --- x86-64 user address space, as the trace format sees it -----------------------
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT  # bytes in a base (4 KiB) page
+HUGE_2M_SHIFT = 21
+HUGE_1G_SHIFT = 30
+VA_BITS = 47
+VA_LIMIT = 1 << VA_BITS  # user half: [0, 2^47) bytes
+MAX_ORDER = 10  # buddy orders 0..MAX_ORDER
+
+# page_size column value -> size class (0: 4 KiB, 1: 2 MiB, 2: 1 GiB)
+PAGE_SIZES = (1 << PAGE_SHIFT, 1 << HUGE_2M_SHIFT, 1 << HUGE_1G_SHIFT)
+PAGE_SIZE_SHIFTS = (PAGE_SHIFT, HUGE_2M_SHIFT, HUGE_1G_SHIFT)
+
+# --- operations ---------------------------------------------------------------------
+# The code of an op is its index in OPS; the compiled core switches on these codes.
+OPS = ("spawn", "map", "unmap", "vmm", "fork", "exec", "exit", "kalloc", "kfree")
+OP_SPAWN, OP_MAP, OP_UNMAP, OP_VMM, OP_FORK, OP_EXEC, OP_EXIT, OP_KALLOC, OP_KFREE = range(len(OPS))
+OP_CODE = {name: code for code, name in enumerate(OPS)}
+
+REQUIRED_COLUMNS = ("pid", "op", "va", "length", "arg", "order")
+OPTIONAL_COLUMNS = ("page_size", "time", "comm")
+ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+# Which cells an op must have (others may be empty).
+NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP))
+NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
+NEEDS_ORDER = frozenset((OP_KALLOC,))
+
+
+class TraceError(Exception):
+    """Bad input, located: str(err) is `file:line: what is wrong`.
+
+    `line` counts from 1 with a CSV header as line 1 (so data row r, counted from 0,
+    is line r + 2). For Parquet the line is the row number counted the same way, so a
+    converted CSV reports the same line for the same event.
+    """
+
+    def __init__(self, source: str, line: int | None, message: str):
+        self.source = source
+        self.line = line
+        self.message = message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Trace:
+    """A canonical trace held as columns.
+
+    pid, arg: int64; op: int8 code (index into OPS); va, length: int64 bytes
+    (0 where unused); order: int8 (0 where unused); page_size: int64 bytes (4096,
+    2097152 or 1073741824); time: float64 seconds (NaN where absent); comm: object
+    array of str or None. `source` names the file for error messages.
+    """
+
+    pid: np.ndarray
+    op: np.ndarray
+    va: np.ndarray
+    length: np.ndarray
+    arg: np.ndarray
+    order: np.ndarray
+    page_size: np.ndarray
+    time: np.ndarray | None = None
+    comm: np.ndarray | None = None
+    source: str = "<trace>"
+
+    def __len__(self) -> int:
+        return len(self.op)
+
+    def to_dataframe(self):
+        """The trace as a pandas DataFrame with the canonical columns (op as strings)."""
+        import pandas as pd
+
+        df = pd.DataFrame(
+            {
+                "pid": self.pid,
+                "op": pd.Categorical.from_codes(self.op, categories=list(OPS)),
+                "va": self.va,
+                "length": self.length,
+                "arg": self.arg,
+                "order": self.order,
+                "page_size": self.page_size,
+            }
+        )
+        if self.time is not None:
+            df["time"] = self.time
+        if self.comm is not None:
+            df["comm"] = self.comm
+        return df
+
+    @classmethod
+    def from_columns(cls, source: str = "<trace>", **cols) -> "Trace":
+        """Build a trace from Python sequences; `op` may hold names or codes.
+
+        Missing optional columns get their defaults; used by tests, generators and
+        notebook users. The result is validated like a file.
+        """
+        n = len(cols["op"])
+        ops = cols["op"]
+        if n and isinstance(ops[0], str):
+            try:
+                op = np.array([OP_CODE[o] for o in ops], dtype=np.int8)
+            except KeyError as e:  # pragma: no cover - programming error path
+                raise TraceError(source, None, f"unknown op {e.args[0]!r}") from None
+        else:
+            op = np.asarray(ops, dtype=np.int8)
+
+        def col(name, dtype, default):
+            v = cols.get(name)
+            if v is None:
+                return np.full(n, default, dtype=dtype)
+            return np.asarray(v, dtype=dtype)
+
+        t = cls(
+            pid=col("pid", np.int64, 0),
+            op=op,
+            va=col("va", np.int64, 0),
+            length=col("length", np.int64, 0),
+            arg=col("arg", np.int64, 0),
+            order=col("order", np.int8, 0),
+            page_size=col("page_size", np.int64, PAGE_SIZE),
+            time=None if cols.get("time") is None else np.asarray(cols["time"], np.float64),
+            comm=None if cols.get("comm") is None else np.asarray(cols["comm"], object),
+            source=source,
+        )
+        validate(t)
+        return t
+
+
+def validate(trace: Trace, first_line: int = 2) -> None:
+    """Check every row's fields (not the process life cycle, which replay checks).
+
+    Raises TraceError naming the first bad row. `first_line` is the line number of
+    row 0 (2 for a CSV with a header).
+    """
+    op, n = trace.op, len(trace)
+
+    def fail(mask, message):
+        bad = np.flatnonzero(mask)
+        if len(bad):
+            r = int(bad[0])
+            raise TraceError(trace.source, first_line + r, message(r))
+
+    fail((op < 0) | (op >= len(OPS)), lambda r: f"unknown op code {int(op[r])}")
+    rng = np.isin(op, list(NEEDS_RANGE))
+    fail(rng & (trace.length <= 0), lambda r: f"{OPS[op[r]]} needs a length > 0 bytes, got {int(trace.length[r])}")
+    fail(rng & ((trace.va < 0) | (trace.va >= VA_LIMIT)),
+         lambda r: f"address {int(trace.va[r]):#x} is outside the user half [0, 2^47)")
+    # va + length <= 2^47, written so that it cannot overflow int64
+    fail(rng & (trace.length > VA_LIMIT - trace.va),
+         lambda r: f"range {int(trace.va[r]):#x}+{int(trace.length[r]):#x} ends beyond 2^47")
+    ps_ok = np.isin(trace.page_size, PAGE_SIZES)
+    fail(~ps_ok, lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
+    ka = op == OP_KALLOC
+    fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)),
+         lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")
+    fail(trace.pid < 0, lambda r: f"negative pid {int(trace.pid[r])}")
+    assert n == len(trace.pid)
+
+
+@dataclass
+class EventArrays:
+    """The dense event layout the compiled core replays.
+
+    pid and (for fork) arg are dense process indices 0..n_procs-1; for kalloc/kfree arg
+    is a dense handle index 0..n_handles-1. psz is the page-size class (0: 4 KiB,
+    1: 2 MiB, 2: 1 GiB). `pids` / `handles` map dense indices back to trace values.
+    """
+
+    op: np.ndarray
+    pid: np.ndarray
+    va: np.ndarray
+    length: np.ndarray
+    arg: np.ndarray
+    order: np.ndarray
+    psz: np.ndarray
+    pids: np.ndarray
+    handles: np.ndarray
+    n_procs: int = field(init=False)
+    n_handles: int = field(init=False)
+
+    def __post_init__(self):
+        self.n_procs = len(self.pids)
+        self.n_handles = len(self.handles)
+
+    def __len__(self) -> int:
+        return len(self.op)
+
+
+def encode(trace: Trace) -> EventArrays:
+    """Dense, contiguous arrays for the core (vectorised; no per-row Python)."""
+    op = np.ascontiguousarray(trace.op, dtype=np.int8)
+    is_fork = op == OP_FORK
+    is_handle = (op == OP_KALLOC) | (op == OP_KFREE)
+    pids, inv = np.unique(np.concatenate([trace.pid, trace.arg[is_fork]]), return_inverse=True)
+    n = len(op)
+    pid = inv[:n].astype(np.int32)
+    arg = np.zeros(n, dtype=np.int64)
+    arg[is_fork] = inv[n:]
+    handles, hinv = np.unique(trace.arg[is_handle], return_inverse=True)
+    arg[is_handle] = hinv
+    psz = np.zeros(n, dtype=np.int8)
+    psz[trace.page_size == PAGE_SIZES[1]] = 1
+    psz[trace.page_size == PAGE_SIZES[2]] = 2
+    return EventArrays(
+        op=op,
+        pid=pid,
+        va=np.ascontiguousarray(trace.va, dtype=np.int64),
+        length=np.ascontiguousarray(trace.length, dtype=np.int64),
+        arg=arg,
+        order=np.ascontiguousarray(trace.order, dtype=np.int8),
+        psz=psz,
+        pids=pids.astype(np.int64),
+        handles=handles.astype(np.int64),
+    )
