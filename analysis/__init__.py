@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Analysis: metrics, comparisons and statistics over replay results."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Reports: figures and documents built from analysis results."""

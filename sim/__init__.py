@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The simulated machine: allocator, page tables, schemes and the replay loop."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Traces: the canonical format, readers, writers and workload generators."""

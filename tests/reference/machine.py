@@ -1,0 +1,459 @@
+"""A plain-Python reference machine with ptpair's exact semantics (docs/semantics.md).
+
+Written for reading, not speed: every rule appears once, in the order the semantics
+state it. The compiled core (ptpair.sim) must agree with it exactly -- counters, peaks,
+failures and the free lists themselves, block by block and in list order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_ORDER = 10
+PAIR, SEP, KPT = "pair", "sep", "kpt"
+SPAWN_KIND = {"pair": PAIR, "separate": KPT, "separate-eager": SEP, "pair-on-vmm": KPT}
+VMM_KIND = {"pair": PAIR, "separate": SEP, "separate-eager": SEP, "pair-on-vmm": PAIR}
+USER_PAGES = 1 << 35  # 4-KiB pages in [0, 2^47)
+
+
+class Buddy:
+    """Free lists per order. A list's last element is its most recently added block."""
+
+    def __init__(self, n: int, policy: str):
+        self.n, self.policy = n, policy
+        self.lists = [[] for _ in range(MAX_ORDER + 1)]
+        self.order_at = {}  # first frame of a free block -> its order
+        f = 0
+        while f < n:  # boot: maximal aligned blocks in address order, freed in order
+            k = MAX_ORDER
+            while f % (1 << k) or f + (1 << k) > n:
+                k -= 1
+            self._put(f, k)
+            f += 1 << k
+
+    def _put(self, f, k):
+        self.lists[k].append(f)
+        self.order_at[f] = k
+
+    def _take(self, f, k):
+        self.lists[k].remove(f)
+        del self.order_at[f]
+
+    def alloc(self, k):
+        for j in range(k, MAX_ORDER + 1):
+            if self.lists[j]:
+                f = min(self.lists[j]) if self.policy == "address" else self.lists[j][-1]
+                self._take(f, j)
+                while j > k:
+                    j -= 1
+                    self._put(f + (1 << j), j)
+                return f
+        return None
+
+    def free(self, f, k):
+        while k < MAX_ORDER and self.order_at.get(f ^ (1 << k)) == k:
+            self._take(f ^ (1 << k), k)
+            f = min(f, f ^ (1 << k))
+            k += 1
+        self._put(f, k)
+
+    def free_pages(self):
+        return sum(len(lst) << k for k, lst in enumerate(self.lists))
+
+    def blocks(self):
+        """(frame, order) in list-walk order: ascending address, or most recent first."""
+        out = []
+        for k, lst in enumerate(self.lists):
+            out += [(f, k) for f in (sorted(lst) if self.policy == "address" else reversed(lst))]
+        return out
+
+
+@dataclass
+class Table:
+    level: int  # 4 = root (pml4) .. 1 = pml1
+    kind: str
+    kpt: int
+    ept: int | None
+    parent: "Table | None"
+    index: int  # entry of the parent that points here
+    entries: dict = field(default_factory=dict)  # index -> Table or Leaf
+
+
+@dataclass
+class Leaf:
+    frame: int  # buddy frame (4 KiB / 2 MiB) or gigantic-pool id (1 GiB)
+    size: int  # 0: 4 KiB, 1: 2 MiB, 2: 1 GiB
+
+
+@dataclass
+class Proc:
+    root: Table | None
+    mode: str
+    vmm: bool = False
+    failed: bool = False
+
+
+class Reference:
+    def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20):
+        self.scheme = scheme
+        self.buddy = Buddy(memory_pages, policy)
+        self.n = memory_pages
+        self.procs: dict[int, Proc] = {}
+        self.refs: dict[tuple[int, int], int] = {}  # (size class, frame) -> mappings
+        self.next_gid = 0
+        self.free_gids: list[int] = []
+        self.handles: dict[int, tuple[int, int] | None] = {}  # None: its kalloc failed
+        self.fail = [0] * (MAX_ORDER + 1)
+        self.c = dict(failed_maps=0, failed_spawns=0, skipped=0, already=0, mapped=0, unmapped=0,
+                      writes=0, kpt_touch=0, ept_touch=0, ept_loads=0, copies=0, mirrored=0,
+                      vmm_events=0, events=0)
+        self.peak = dict(pt_pages=0, kpt_pages=0, ept_pages=0, wasted_ept_pages=0, data_pages=0,
+                         used_pages=0)
+        self.log = []  # allocations for the page being mapped, for rollback
+        self.created = []
+
+    # --- allocation helpers ----------------------------------------------------------
+    def _alloc(self, k):
+        f = self.buddy.alloc(k)
+        if f is None:
+            self.fail[k] += 1
+        else:
+            self.log.append((f, k))
+        return f
+
+    def _new_table(self, proc, level, parent, index):
+        """KPT page, then its EPT page where the process has one (a pair: one block)."""
+        if proc.mode == PAIR:
+            f = self._alloc(1)
+            if f is None:
+                return None
+            kpt, ept = f, f + 1
+        else:
+            kpt = self._alloc(0)
+            if kpt is None:
+                return None
+            ept = None
+            if proc.mode == SEP:
+                ept = self._alloc(0)
+                if ept is None:
+                    return None
+        t = Table(level, proc.mode, kpt, ept, parent, index)
+        if parent is not None:
+            parent.entries[index] = t
+        self.created.append(t)
+        return t
+
+    def _rollback(self):
+        for t in reversed(self.created):
+            if t.parent is not None:
+                del t.parent.entries[t.index]
+        for f, k in reversed(self.log):
+            self.buddy.free(f, k)
+        self.log, self.created = [], []
+
+    def _free_table(self, t):
+        if t.parent is not None:
+            del t.parent.entries[t.index]
+        if t.kind == PAIR:
+            self.buddy.free(t.kpt, 1)
+        else:
+            self.buddy.free(t.kpt, 0)
+            if t.ept is not None:
+                self.buddy.free(t.ept, 0)
+
+    def _count_write(self, table, leaf_size):
+        levels = 4 - leaf_size  # tables on the path, root included
+        self.c["writes"] += 1
+        self.c["kpt_touch"] += levels
+        if table.kind != KPT:
+            self.c["ept_touch"] += levels
+            if table.kind == SEP:
+                self.c["ept_loads"] += levels
+
+    # --- page operations ---------------------------------------------------------
+    def map_page(self, proc, vpn, size, share=None):
+        self.log, self.created = [], []
+        t = proc.root
+        for level in range(4, size + 1, -1):
+            i = (vpn >> (9 * (level - 1))) & 511
+            e = t.entries.get(i)
+            if isinstance(e, Leaf):
+                return "already"
+            if e is None:
+                e = self._new_table(proc, level - 1, t, i)
+                if e is None:
+                    self._rollback()
+                    self.c["failed_maps"] += 1
+                    return "failed"
+            t = e
+        i = (vpn >> (9 * size)) & 511
+        if i in t.entries:
+            return "already"
+        if share is not None:
+            frame = share
+            self.refs[(size, frame)] += 1
+        elif size == 2:
+            frame = self.free_gids.pop() if self.free_gids else self._new_gid()
+            self.refs[(2, frame)] = 1
+        else:
+            frame = self._alloc(9 * size)
+            if frame is None:
+                self._rollback()
+                self.c["failed_maps"] += 1
+                return "failed"
+            self.refs[(size, frame)] = 1
+        t.entries[i] = Leaf(frame, size)
+        self.c["mapped"] += 1
+        self._count_write(t, size)
+        return "ok"
+
+    def _new_gid(self):
+        self.next_gid += 1
+        return self.next_gid - 1
+
+    def unmap_entry(self, t, i):
+        leaf = t.entries.pop(i)
+        self.c["unmapped"] += 1
+        self._count_write(t, leaf.size)
+        key = (leaf.size, leaf.frame)
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            if leaf.size == 2:
+                self.free_gids.append(leaf.frame)
+            else:
+                self.buddy.free(leaf.frame, 9 * leaf.size)
+        while t.level < 4 and not t.entries:
+            parent = t.parent
+            self._free_table(t)
+            t = parent
+
+    def leaves(self, proc, lo=0, hi=USER_PAGES):
+        """(table, index, vpn, leaf) of every leaf overlapping [lo, hi), ascending."""
+        out = []
+
+        def walk(t, base):
+            for i in sorted(t.entries):
+                e = t.entries[i]
+                span = 1 << (9 * (t.level - 1))
+                v = base + i * span
+                if v + span <= lo or v >= hi:
+                    continue
+                if isinstance(e, Leaf):
+                    out.append((t, i, v, e))
+                else:
+                    walk(e, v)
+
+        walk(proc.root, 0)
+        return out
+
+    def unmap_range(self, proc, lo, hi):
+        for t, i, _, _ in self.leaves(proc, lo, hi):
+            self.unmap_entry(t, i)
+
+    def tables_preorder(self, proc):
+        out = []
+
+        def walk(t):
+            out.append(t)
+            for i in sorted(t.entries):
+                if isinstance(t.entries[i], Table):
+                    walk(t.entries[i])
+
+        walk(proc.root)
+        return out
+
+    # --- events --------------------------------------------------------------------
+    def spawn(self, pid):
+        proc = Proc(None, SPAWN_KIND[self.scheme])
+        self.procs[pid] = proc
+        self.log, self.created = [], []
+        root = self._new_table(proc, 4, None, 0)
+        if root is None:
+            self._rollback()
+            self.c["failed_spawns"] += 1
+            proc.failed = True
+        proc.root = root
+        return proc
+
+    def exit(self, pid):
+        proc = self.procs.pop(pid)
+        self.unmap_range(proc, 0, USER_PAGES)
+        self._free_table(proc.root)
+
+    def vmm(self, proc):
+        if proc.vmm:
+            return
+        proc.vmm = True
+        self.c["vmm_events"] += 1
+        kind = VMM_KIND[self.scheme]
+        if proc.mode == kind:
+            return
+        self._mirror(proc.root, kind)
+        if proc.root.kind != kind and kind == SEP:
+            return  # no EPT root, nothing to mirror into
+        proc.mode = kind
+        for t in self.tables_preorder(proc)[1:]:
+            self._mirror(t, kind)
+
+    def _mirror(self, t, kind):
+        if kind == SEP:
+            e = self.buddy.alloc(0)
+            if e is None:
+                self.fail[0] += 1
+                return
+            t.ept, t.kind = e, SEP
+            if t.level != 4:
+                self.c["mirrored"] += 1
+        else:
+            f = self.buddy.alloc(1)
+            if f is None:
+                self.fail[1] += 1
+                return
+            old = t.kpt
+            t.kpt, t.ept, t.kind = f, f + 1, PAIR
+            self.buddy.free(old, 0)
+            self.c["copies"] += 1
+
+    def fork(self, child, parent):
+        cp = self.spawn(child)
+        if cp.failed or self.procs[parent].failed:
+            return
+        for _, _, vpn, leaf in self.leaves(self.procs[parent]):
+            self.map_page(cp, vpn, leaf.size, share=leaf.frame)
+
+    def event(self, pid, op, va=0, length=0, arg=0, order=0, page_size=4096):
+        """One event; raises ValueError for an impossible one (like the core's errors)."""
+        proc = self.procs.get(pid)
+        if op in ("spawn", "fork"):
+            if proc is not None:
+                raise ValueError("already alive")
+            if op == "fork" and arg not in self.procs:
+                raise ValueError("parent not alive")
+        elif op not in ("kalloc", "kfree"):
+            if proc is None:
+                raise ValueError("not alive")
+            if proc.failed:
+                self.c["skipped"] += 1
+                if op == "exit":
+                    del self.procs[pid]
+                self.c["events"] += 1
+                return
+        if op in ("map", "unmap"):
+            size = {4096: 0, 2 << 20: 1, 1 << 30: 2}[page_size]
+            step = 1 << (9 * size)
+            shift = 12 + 9 * size
+            first = (va >> shift) * step
+            end = (((va + length - 1) >> shift) + 1) * step
+            if op == "map":
+                for v in range(first, end, step):
+                    if self.map_page(proc, v, size) == "already":
+                        self.c["already"] += 1
+            else:
+                self.unmap_range(proc, first, end)
+        elif op == "spawn":
+            self.spawn(pid)
+        elif op == "vmm":
+            self.vmm(proc)
+        elif op == "fork":
+            self.fork(pid, arg)
+        elif op == "exec":
+            self.exit(pid)
+            self.spawn(pid)
+        elif op == "exit":
+            self.exit(pid)
+        elif op == "kalloc":
+            if self.handles.get(arg):
+                raise ValueError("handle live")
+            f = self.buddy.alloc(order)
+            if f is None:
+                self.fail[order] += 1
+                self.handles[arg] = None
+            else:
+                self.handles[arg] = (f, order)
+        elif op == "kfree":
+            if arg not in self.handles:
+                raise ValueError("handle unknown")
+            h = self.handles.pop(arg)
+            if h is not None:
+                self.buddy.free(*h)
+        self.c["events"] += 1
+        self._update_peaks()
+
+    # --- reading the state ----------------------------------------------------------
+    def live_tables(self):
+        for proc in self.procs.values():
+            if not proc.failed:
+                for t in self.tables_preorder(proc):
+                    yield proc, t
+
+    def state(self):
+        kpt = [0, 0, 0, 0]
+        ept = waste = 0
+        for proc, t in self.live_tables():
+            kpt[t.level - 1] += 1
+            if t.ept is not None:
+                ept += 1
+                waste += not proc.vmm
+        data = sum(1 << (9 * s) for (s, _) in self.refs if s < 2)
+        kalloc = sum(1 << h[1] for h in self.handles.values() if h)
+        return dict(kpt=kpt, ept=ept, waste=waste, data=data, kalloc=kalloc,
+                    gigantic=sum(1 for (s, _) in self.refs if s == 2),
+                    free=self.buddy.free_pages())
+
+    def _update_peaks(self):
+        s = self.state()
+        cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
+                   wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
+        for k, v in cur.items():
+            self.peak[k] = max(self.peak[k], v)
+
+    def check_invariants(self):
+        """DEVELOPERS.md's invariants; raises AssertionError naming the broken one."""
+        s = self.state()
+        used = sum(s["kpt"]) + s["ept"] + s["data"] + s["kalloc"]
+        assert used + s["free"] == self.n, f"pages not conserved: {used} + {s['free']} != {self.n}"
+        owner = {}
+
+        def claim(f, k, what):
+            for x in range(f, f + (1 << k)):
+                assert 0 <= x < self.n, f"{what} frame {x} outside memory"
+                assert x not in owner, f"frame {x} handed out twice ({owner[x]}, {what})"
+                owner[x] = what
+
+        for f, k in self.buddy.blocks():
+            assert f % (1 << k) == 0, f"free block {f} not aligned to order {k}"
+            claim(f, k, "free")
+            if k < MAX_ORDER:
+                assert self.buddy.order_at.get(f ^ (1 << k)) != k, f"free buddies {f} at order {k} not merged"
+        for proc, t in self.live_tables():
+            if t.kind == PAIR:
+                assert t.ept == t.kpt + 1 and t.kpt % 2 == 0, "pair EPT page is not KPT page + 1"
+                claim(t.kpt, 1, "pair")
+            else:
+                claim(t.kpt, 0, "kpt")
+                if t.ept is not None:
+                    claim(t.ept, 0, "ept")
+            if proc.mode != KPT and not any(self.fail):
+                assert t.ept is not None, "a process with an EPT has a KPT table with no EPT twin"
+            n_entries = len(t.entries)
+            assert t.level == 4 or n_entries > 0, "an empty table was not freed"
+        for (size, f) in self.refs:
+            if size < 2:
+                claim(f, 9 * size, "data")
+        for h in self.handles.values():
+            if h:
+                claim(h[0], h[1], "kalloc")
+        assert len(owner) == self.n
+
+    def result(self):
+        s = self.state()
+        return dict(
+            kpt_pages_by_level=dict(pml4=s["kpt"][3], pml3=s["kpt"][2], pml2=s["kpt"][1], pml1=s["kpt"][0]),
+            ept_pages=s["ept"], wasted_ept_pages=s["waste"], data_pages=s["data"],
+            gigantic_pages=s["gigantic"], kalloc_pages=s["kalloc"], free_pages=s["free"],
+            buddyinfo=[len(lst) for lst in self.buddy.lists], peak=dict(self.peak),
+            alloc_failures=list(self.fail), counters=dict(self.c),
+            processes=sum(1 for p in self.procs.values() if not p.failed),
+            vmm_processes=sum(1 for p in self.procs.values() if not p.failed and p.vmm),
+        )
