@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from ptpair.sim._jit import kernel
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ptpair.traces.format import MAX_ORDER
@@ -84,7 +84,7 @@ def new_buddy(n_frames: int, policy: int) -> BuddyState:
     return st
 
 
-@njit(cache=True)
+@kernel
 def _insert(b, frame, k):
     """Put the free block [frame, frame + 2^k) on order k's list (no merging)."""
     b.blk[frame] = k
@@ -106,7 +106,7 @@ def _insert(b, frame, k):
         b.head[k] = frame
 
 
-@njit(cache=True)
+@kernel
 def _remove(b, frame, k):
     """Take the free block at `frame` of order k off its list."""
     b.blk[frame] = NIL
@@ -130,7 +130,7 @@ def _remove(b, frame, k):
             b.prv[n] = p
 
 
-@njit(cache=True)
+@kernel
 def _lowest(b, k):
     """First frame of the lowest-addressed free block of order k (nr_free[k] > 0)."""
     s = b.hint[k]
@@ -143,7 +143,7 @@ def _lowest(b, k):
     return (w * 64 + bit) << k
 
 
-@njit(cache=True)
+@kernel
 def buddy_alloc(b, k):
     """Allocate a block of order k; returns its first frame, or -1 when none is free."""
     j = k
@@ -164,7 +164,7 @@ def buddy_alloc(b, k):
     return frame
 
 
-@njit(cache=True)
+@kernel
 def buddy_free(b, frame, k):
     """Free the block [frame, frame + 2^k), merging with free buddies upwards."""
     b.meta[M_FREE_PAGES] += 1 << k
@@ -179,7 +179,7 @@ def buddy_free(b, frame, k):
     _insert(b, frame, k)
 
 
-@njit(cache=True)
+@kernel
 def boot_free(b):
     """Carve all frames in address order into maximal aligned blocks and free each."""
     n = b.meta[M_FRAMES]

@@ -12,7 +12,7 @@ the state:
 Everything else -- allocation failures included -- is a result, counted, not an error.
 """
 
-from numba import njit
+from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
 from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FRAMES, M_FREE_PAGES
@@ -45,7 +45,7 @@ ERROR_MESSAGES = {
 }
 
 
-@njit(cache=True)
+@kernel
 def spawn(b, t, ctr, scheme, p):
     """A new empty address space: the root (KPT, then EPT where it has one at spawn)."""
     t.p_mode[p] = SPAWN_KIND[scheme]
@@ -63,7 +63,7 @@ def spawn(b, t, ctr, scheme, p):
     return True
 
 
-@njit(cache=True)
+@kernel
 def teardown(b, t, ctr, p):
     """exit: unmap everything in ascending order, then free the root."""
     unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT)
@@ -72,7 +72,7 @@ def teardown(b, t, ctr, p):
     t.p_state[p] = P_NONE
 
 
-@njit(cache=True)
+@kernel
 def fork(b, t, ctr, scheme, child, parent):
     """Root as at spawn, then the parent's pages mapped ascending, sharing frames."""
     if not spawn(b, t, ctr, scheme, child):
@@ -109,7 +109,7 @@ def fork(b, t, ctr, scheme, child, parent):
                         map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1)
 
 
-@njit(cache=True)
+@kernel
 def _slots_needed(b, t, o, p, va, length, arg, s):
     """Upper bound on new tables (and gigantic ids) one event can create."""
     free = b.meta[M_FREE_PAGES]
@@ -130,7 +130,7 @@ def _slots_needed(b, t, o, p, va, length, arg, s):
     return 0, 0
 
 
-@njit(cache=True)
+@kernel
 def _update_peaks(b, ctr):
     kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
     pt = kpt + ctr[C.EPT]
@@ -149,7 +149,7 @@ def _update_peaks(b, ctr):
         ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
 
 
-@njit(cache=True)
+@kernel
 def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, stop):
     """Replay events [start, stop). Returns (next_event, status, code, need_slots, need_g)."""
     for i in range(start, stop):

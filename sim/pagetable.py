@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from ptpair.sim._jit import kernel
 
 from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FREE_PAGES
 from ptpair.sim import counters as C
@@ -160,13 +160,13 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
 
 
 # --- allocation log (rollback of a page that cannot be mapped) ---------------------
-@njit(cache=True)
+@kernel
 def log_reset(t):
     t.scratch[S_LOG_N] = 0
     t.scratch[S_CREATED_N] = 0
 
 
-@njit(cache=True)
+@kernel
 def _log_alloc(t, frame, order):
     n = t.scratch[S_LOG_N]
     t.scratch[S_LOG + 2 * n] = frame
@@ -174,7 +174,7 @@ def _log_alloc(t, frame, order):
     t.scratch[S_LOG_N] = n + 1
 
 
-@njit(cache=True)
+@kernel
 def _alloc(b, t, ctr, order):
     """buddy_alloc that counts failures by order and logs successes for rollback."""
     f = buddy_alloc(b, order)
@@ -185,7 +185,7 @@ def _alloc(b, t, ctr, order):
     return f
 
 
-@njit(cache=True)
+@kernel
 def count_ept(t, ctr, p, delta):
     ctr[C.EPT] += delta
     t.p_ept[p] += delta
@@ -193,7 +193,7 @@ def count_ept(t, ctr, p, delta):
         ctr[C.EPT_WASTE] += delta
 
 
-@njit(cache=True)
+@kernel
 def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     """Take a slot for a new table whose pages are allocated and link it to `parent`."""
     top = t.meta[T_SLOTS_FREE] - 1
@@ -216,7 +216,7 @@ def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     return s
 
 
-@njit(cache=True)
+@kernel
 def _unregister(t, ctr, p, s):
     """Unlink table `s` from its parent and give its slot back (pages not freed here)."""
     parent = t.t_parent[s]
@@ -232,7 +232,7 @@ def _unregister(t, ctr, p, s):
     t.meta[T_SLOTS_FREE] = top + 1
 
 
-@njit(cache=True)
+@kernel
 def new_table(b, t, ctr, p, level, parent, pidx):
     """Allocate a table of `level` for process p in the process's current mode.
 
@@ -263,7 +263,7 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     return s
 
 
-@njit(cache=True)
+@kernel
 def rollback(b, t, ctr, p):
     """Undo a page's partial work: unlink created tables, free its frames in reverse."""
     for j in range(t.scratch[S_CREATED_N] - 1, -1, -1):
@@ -273,7 +273,7 @@ def rollback(b, t, ctr, p):
     log_reset(t)
 
 
-@njit(cache=True)
+@kernel
 def free_table(b, t, ctr, p, s):
     """Free table `s` (it must be empty): its KPT page, then its EPT page."""
     kind = t.t_kind[s]
@@ -288,7 +288,7 @@ def free_table(b, t, ctr, p, s):
             buddy_free(b, ept, 0)
 
 
-@njit(cache=True)
+@kernel
 def _count_write(t, ctr, leaf_slot, leaf_level):
     """Walk cost of writing one leaf entry and its EPT mirror (docs/semantics.md)."""
     levels = ROOT_LEVEL + 1 - leaf_level  # tables on the path, root included
@@ -306,7 +306,7 @@ MAP_ALREADY = 1
 MAP_FAILED = 2
 
 
-@njit(cache=True)
+@kernel
 def map_page(b, t, ctr, p, vpn, s, share):
     """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
@@ -365,7 +365,7 @@ def map_page(b, t, ctr, p, vpn, s, share):
     return MAP_OK
 
 
-@njit(cache=True)
+@kernel
 def unmap_entry(b, t, ctr, p, slot, i, s):
     """Remove leaf entry i of table `slot` (page size class s), release its frame when
     this was its last mapping, then free every table left empty, bottom up."""
@@ -395,7 +395,7 @@ def unmap_entry(b, t, ctr, p, slot, i, s):
         cur = parent
 
 
-@njit(cache=True)
+@kernel
 def unmap_range(b, t, ctr, p, lo, hi):
     """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending.
 
@@ -433,6 +433,6 @@ def unmap_range(b, t, ctr, p, lo, hi):
                         unmap_entry(b, t, ctr, p, s1, i1, 0)
 
 
-@njit(cache=True)
+@kernel
 def free_pages(b):
     return b.meta[M_FREE_PAGES]

@@ -12,7 +12,7 @@ the kind a process's tables get at spawn, and the kind after the process becomes
 """
 
 import numpy as np
-from numba import njit
+from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
 from ptpair.sim.buddy import buddy_alloc, buddy_free
@@ -35,7 +35,7 @@ SPAWN_KIND = np.array([KIND_PAIR, KIND_KPT, KIND_SEP, KIND_KPT], np.int8)
 VMM_KIND = np.array([KIND_PAIR, KIND_SEP, KIND_SEP, KIND_PAIR], np.int8)
 
 
-@njit(cache=True)
+@kernel
 def _mirror_one(b, t, ctr, p, s, kind):
     """Give table s an EPT twin of `kind`; a failed allocation leaves it out."""
     if kind == KIND_SEP:
@@ -62,7 +62,7 @@ def _mirror_one(b, t, ctr, p, s, kind):
         ctr[C.COPIES] += 1
 
 
-@njit(cache=True)
+@kernel
 def become_vmm(b, t, ctr, scheme, p):
     """The `vmm` event: process p becomes a VMM (no-op if it already is one)."""
     if t.p_vmm[p] != 0:

@@ -33,6 +33,8 @@ def _strings(col: pa.ChunkedArray | pa.Array) -> pa.StringArray:
 def _parse_ints(col, name: str, source: str, first_line: int):
     """int64 values and a 'present' mask from a string or integer Arrow column."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_null(arr.type):  # an all-empty column
+        return np.zeros(len(arr), np.int64), np.zeros(len(arr), bool)
     if pa.types.is_integer(arr.type):
         present = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         vals = np.asarray(arr.fill_null(0).cast(pa.int64()).to_numpy(), dtype=np.int64)
@@ -147,7 +149,9 @@ def _read_csv(path: Path, source: str) -> pa.Table:
         head = f.readline()
     if not head.strip():
         raise TraceError(source, 1, "empty file: expected a CSV header " + ",".join(fmt.REQUIRED_COLUMNS))
-    header = [h.strip() for h in head.decode("utf-8", "replace").strip().split(",")]
+    import csv as _csv
+
+    header = [h.strip() for h in next(_csv.reader([head.decode("utf-8", "replace")]))]
     bad_row: list = []
 
     def on_invalid(row):

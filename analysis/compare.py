@@ -1,0 +1,59 @@
+"""Side-by-side comparison of schemes on one trace, as pandas objects."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ptpair.sim.machine import Config, Result
+from ptpair.sim.replay import replay
+from ptpair.traces.format import Trace
+
+# (row label, unit, how to read it from a Result), in the order the table shows them
+METRICS = [
+    ("KPT pages (final)", "pages", lambda r: r.final["kpt_pages"]),
+    ("EPT pages (final)", "pages", lambda r: r.final["ept_pages"]),
+    ("  of non-VMM processes (waste)", "pages", lambda r: r.final["wasted_ept_pages"]),
+    ("page-table pages (final)", "pages", lambda r: r.final["pt_pages"]),
+    ("page-table pages (peak)", "pages", lambda r: r.peak["pt_pages"]),
+    ("wasted EPT pages (peak)", "pages", lambda r: r.peak["wasted_ept_pages"]),
+    ("data pages (final)", "pages", lambda r: r.final["data_pages"]),
+    ("page-table overhead (final)", "% of data", lambda r: _pct(r.final["pt_pages"], r.final["data_pages"])),
+    ("free pages (final)", "pages", lambda r: r.final["free_pages"]),
+    ("largest free order (final)", "order", lambda r: _largest(r.final["buddyinfo"])),
+    ("order-0 allocation failures", "requests", lambda r: r.alloc_failures[0]),
+    ("order-1 allocation failures", "requests", lambda r: r.alloc_failures[1]),
+    ("all allocation failures", "requests", lambda r: sum(r.alloc_failures)),
+    ("failed maps", "pages", lambda r: r.failed_maps),
+    ("failed spawns", "processes", lambda r: r.failed_spawns),
+    ("EPT dependent loads per entry write", "loads", lambda r: r.walk["per_write"]["ept_dependent_loads"]),
+    ("table pages touched per entry write", "pages", lambda r: r.walk["per_write"]["kpt_pages_touched"]
+     + r.walk["per_write"]["ept_pages_touched"]),
+    ("tables copied (pair-on-vmm)", "tables", lambda r: r.counts["tables_copied"]),
+]
+
+
+def _pct(a, b) -> float:
+    return round(100.0 * a / b, 3) if b else 0.0
+
+
+def _largest(buddyinfo) -> int:
+    orders = [k for k, n in enumerate(buddyinfo) if n]
+    return max(orders) if orders else -1
+
+
+def compare_results(results: dict[str, Result]) -> pd.DataFrame:
+    """Metrics (rows, with a unit column) by scheme (columns)."""
+    data = {"unit": [u for _, u, _ in METRICS]}
+    for scheme, r in results.items():
+        data[scheme] = [f(r) for _, _, f in METRICS]
+    return pd.DataFrame(data, index=pd.Index([m for m, _, _ in METRICS], name="metric"))
+
+
+def compare(trace: Trace, schemes=("pair", "separate", "separate-eager", "pair-on-vmm"),
+            policy: str = "address", memory_pages: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """Replay `trace` under each scheme; returns (table, {scheme: Result})."""
+    results = {}
+    for s in schemes:
+        cfg = Config(scheme=s, policy=policy) if memory_pages is None else Config(s, policy, memory_pages)
+        results[s] = replay(trace, cfg)
+    return compare_results(results), results

@@ -1,0 +1,5 @@
+import sys
+
+from ptpair.cli import main
+
+sys.exit(main())

@@ -1,0 +1,227 @@
+"""The `ptpair` command: a thin layer over ptpair.api, one function per verb.
+
+Heavy imports (numpy, numba, pandas) happen inside the verbs, so `ptpair --help` is
+instant. Bad input exits with status 2 and one line `file:line: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+
+SCHEME_CHOICES = ("pair", "separate", "separate-eager", "pair-on-vmm")
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40,
+          "tib": 1 << 40}
+PAGE_SIZE = 4096
+
+
+class UsageError(Exception):
+    """A bad option value: reported like an input error (status 2, one line)."""
+
+
+def parse_size(text: str) -> int:
+    """'4GiB', '512M', '1048576' (bytes) -> bytes. Binary units: 1 GB = 2^30 bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise UsageError(f"--memory: cannot read size {text!r} (examples: 4GiB, 512MiB, 1048576)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def memory_pages(args) -> int:
+    if args.memory_pages is not None:
+        return args.memory_pages
+    size = parse_size(args.memory)
+    if size % PAGE_SIZE or size <= 0:
+        raise UsageError(f"--memory {args.memory}: must be a positive multiple of 4 KiB")
+    return size // PAGE_SIZE
+
+
+def _schemes(text: str) -> list[str]:
+    out = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in out if s not in SCHEME_CHOICES]
+    if bad or not out:
+        raise UsageError(f"--schemes: unknown scheme(s) {', '.join(bad) or '(none)'}; "
+                         f"choose from {', '.join(SCHEME_CHOICES)}")
+    return out
+
+
+def _add_machine_options(p, multi=False):
+    if multi:
+        p.add_argument("--schemes", default=",".join(SCHEME_CHOICES), type=str,
+                       help="comma-separated schemes (default: all four)")
+    else:
+        p.add_argument("--scheme", default="pair", choices=SCHEME_CHOICES, help="(default: pair)")
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--memory", default="4GiB", help="simulated memory size (default: 4GiB)")
+    mem.add_argument("--memory-pages", type=int, default=None, metavar="N",
+                     help="simulated memory in 4-KiB frames (instead of --memory)")
+    p.add_argument("--policy", default="address", choices=("address", "lifo"),
+                   help="buddy free-list policy (default: address)")
+
+
+def cmd_replay(args) -> int:
+    from ptpair import api
+
+    t0 = time.perf_counter()
+    trace = api.read_trace(args.trace)
+    t1 = time.perf_counter()
+    res = api.replay(trace, api.Config(args.scheme, args.policy, memory_pages(args)))
+    t2 = time.perf_counter()
+    d = res.to_dict()
+    if args.timing:
+        d["timing"] = {"read_s": round(t1 - t0, 6), "replay_s": round(t2 - t1, 6),
+                       "events_per_s": round(len(trace) / (t2 - t1), 1) if t2 > t1 else None}
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        f, pk = d["final"], d["peak"]
+        lines = [
+            f"trace            {args.trace} ({d['events']} events)",
+            f"machine          scheme={d['scheme']} policy={d['policy']} memory={d['memory_pages']} pages",
+            f"KPT pages        {f['kpt_pages']}  (pml4 {f['kpt_pages_by_level']['pml4']}, pml3 "
+            f"{f['kpt_pages_by_level']['pml3']}, pml2 {f['kpt_pages_by_level']['pml2']}, pml1 "
+            f"{f['kpt_pages_by_level']['pml1']})",
+            f"EPT pages        {f['ept_pages']}  (of non-VMM processes: {f['wasted_ept_pages']})",
+            f"data pages       {f['data_pages']}   kalloc pages {f['kalloc_pages']}   free pages {f['free_pages']}",
+            f"buddyinfo        {' '.join(str(x) for x in f['buddyinfo'])}",
+            f"peak PT pages    {pk['pt_pages']}   peak used pages {pk['used_pages']}",
+            f"alloc failures   {' '.join(str(x) for x in d['alloc_failures'])}   failed maps "
+            f"{d['failed_maps']}   failed spawns {d['failed_spawns']}",
+            f"walk             {d['walk']['per_write']['ept_dependent_loads']} EPT loads and "
+            f"{d['walk']['per_write']['kpt_pages_touched'] + d['walk']['per_write']['ept_pages_touched']:.3f}"
+            f" table pages per entry write",
+        ]
+        if args.timing:
+            lines.append(f"timing           read {d['timing']['read_s']:.3f} s, replay {d['timing']['replay_s']:.3f} s")
+        print("\n".join(lines))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ptpair import api
+
+    schemes = _schemes(args.schemes)
+    trace = api.read_trace(args.trace)
+    table, results = api.compare(trace, schemes, args.policy, memory_pages(args))
+    if args.json:
+        print(json.dumps({s: r.to_dict() for s, r in results.items()}, indent=2))
+    elif args.csv:
+        sys.stdout.write(table.to_csv())
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", None, "display.width", 200):
+            print(f"{args.trace}: {len(trace)} events, {memory_pages(args)} pages of memory, "
+                  f"policy {args.policy}")
+            print(table.to_string())
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from ptpair import api
+
+    overrides = {}
+    for item in args.param or []:
+        if "=" not in item:
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            overrides[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            raise UsageError(f"--param {item!r}: VALUE must be a number or JSON") from None
+    for name in ("processes", "vmm_fraction", "lifetime"):
+        val = getattr(args, name)
+        if val is not None:
+            overrides[name] = val
+    try:
+        trace = api.synth(args.workload, seed=args.seed, events=args.events, **overrides)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    api.write_trace(trace, args.output)
+    print(f"wrote {args.output}: {len(trace)} events ({args.workload}, seed {args.seed})", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from ptpair import api
+
+    trace = api.read_trace(args.input)
+    api.write_trace(trace, args.output)
+    print(f"wrote {args.output}: {len(trace)} events", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ptpair import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ptpair",
+        description="Replay page-mapping traces through a buddy allocator and KPT/EPT page tables, "
+                    "and compare Akaros's contiguous KPT/EPT pair with separately allocated EPTs.")
+    parser.add_argument("--version", action="version", version=f"ptpair {__version__}")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("replay", help="replay a trace under one scheme")
+    p.add_argument("trace", help="canonical trace (CSV or Parquet)")
+    _add_machine_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timing", action="store_true", help="include read and replay times")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("compare", help="replay a trace under several schemes, side by side")
+    p.add_argument("trace")
+    _add_machine_options(p, multi=True)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="every scheme's full result as JSON")
+    out.add_argument("--csv", action="store_true", help="the table as CSV")
+    p.set_defaults(func=cmd_compare)
+
+    from ptpair.traces.synth import WORKLOADS
+
+    p = sub.add_parser("synth", help="write a seeded synthetic workload trace")
+    p.add_argument("--workload", default="mixed", choices=sorted(WORKLOADS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--processes", type=int, default=None, help="processes alive at once")
+    p.add_argument("--vmm-fraction", dest="vmm_fraction", type=float, default=None)
+    p.add_argument("--lifetime", type=float, default=None, help="mean events a process lives")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="any other workload parameter (see docs/trace-format.md), repeatable")
+    p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("convert", help="convert a canonical trace between CSV and Parquet")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"ptpair {args.cmd}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ptpair: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # TraceError is the expected one; keep the import lazy
+        from ptpair.traces.format import TraceError
+
+        if isinstance(e, TraceError):
+            print(str(e), file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

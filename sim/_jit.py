@@ -1,0 +1,11 @@
+"""The decorator for the simulator's compiled kernels.
+
+Kernels take the machine state as namedtuples of numpy arrays and never allocate, so
+they are compiled without numba's reference-counting runtime (`_nrt=False`): with it,
+every call would pay an atomic incref/decref per array in the tuples (measured: 63 ns
+against 2.8 ns for a free-list remove + insert). Cached on disk (see ptpair/_jitcache.py).
+"""
+
+from numba import njit
+
+kernel = njit(cache=True, _nrt=False)
