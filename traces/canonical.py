@@ -172,10 +172,19 @@ def _read_csv(path: Path, source: str) -> pa.Table:
     except pa.ArrowInvalid as e:
         if bad_row:
             row = bad_row[0]
-            line = row.number if row.number is not None else None
+            line = row.number if row.number is not None else _find_line(path, row.text)
             raise TraceError(source, line, f"expected {row.expected_columns} fields, found "
                                            f"{row.actual_columns}: {row.text[:60]!r}") from None
         raise TraceError(source, None, f"not a readable CSV trace: {str(e).splitlines()[0]}") from None
+
+
+def _find_line(path: Path, text: str) -> int | None:
+    """Line number (from 1) of the first line equal to `text` (error path only)."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if n > 1 and raw.rstrip(b"\r\n").decode("utf-8", "replace") == text:
+                return n
+    return None
 
 
 def read_trace(path: str | os.PathLike, fmt_hint: str | None = None) -> Trace:

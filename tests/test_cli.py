@@ -1,0 +1,120 @@
+"""End-to-end: the real `ptpair` command, as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+BUNDLED = Path(__file__).resolve().parent.parent / "traces" / "data"
+
+
+def ptpair(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ptpair", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_replay_json_has_the_documented_fields():
+    p = ptpair("replay", DATA / "golden.csv", "--scheme", "separate", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["scheme"] == "separate" and d["policy"] == "address" and d["memory_pages"] == 1 << 20
+    assert d["events"] == 11
+    f = d["final"]
+    assert list(f["kpt_pages_by_level"]) == ["pml4", "pml3", "pml2", "pml1"]
+    assert f["kpt_pages_by_level"]["pml4"] == 1  # pid 1 is alive, pid 2 exited
+    for key in ("ept_pages", "data_pages", "free_pages"):
+        assert isinstance(f[key], int)
+    assert len(f["buddyinfo"]) == 11 and len(d["alloc_failures"]) == 11
+    assert {"pt_pages"} <= set(d["peak"]) and {"failed_maps", "failed_spawns", "walk"} <= set(d)
+    # pid 1 is a VMM; text (0x400000) and stack (0x7fff...) need a root, 2 pml3, 2 pml2, 2 pml1
+    assert f["ept_pages"] == 7 and f["data_pages"] == 5 + 33
+    assert "timing" not in d
+    assert "timing" in json.loads(ptpair("replay", DATA / "golden.csv", "--json", "--timing").stdout)
+
+
+def test_replay_json_is_deterministic_and_memory_options_agree(tmp_path):
+    trace = BUNDLED / "fork-heavy.csv"
+    a = ptpair("replay", trace, "--json", "--memory", "64MiB", "--policy", "lifo")
+    b = ptpair("replay", trace, "--json", "--memory-pages", "16384", "--policy", "lifo")
+    assert a.returncode == 0 and a.stdout == b.stdout
+    assert json.loads(a.stdout)["memory_pages"] == 16384
+
+
+def test_compare_prints_every_scheme_side_by_side():
+    p = ptpair("compare", BUNDLED / "mixed.csv", "--memory", "1GiB")
+    assert p.returncode == 0, p.stderr
+    header = [line for line in p.stdout.splitlines() if "unit" in line][0]
+    for s in ("pair", "separate", "separate-eager", "pair-on-vmm"):
+        assert s in header
+    assert "EPT pages (final)" in p.stdout
+    p = ptpair("compare", BUNDLED / "mixed.csv", "--schemes", "pair,separate", "--csv")
+    assert p.stdout.splitlines()[0] == "metric,unit,pair,separate"
+
+
+def test_synth_is_byte_identical_for_the_same_seed(tmp_path):
+    for suffix in (".csv", ".parquet"):
+        outs = []
+        for name in ("a", "b"):
+            out = tmp_path / f"{name}{suffix}"
+            p = ptpair("synth", "--workload", "vmm-heavy", "--seed", 5, "--events", 2000, "-o", out)
+            assert p.returncode == 0, p.stderr
+            outs.append(out.read_bytes())
+        assert outs[0] == outs[1]
+    p = ptpair("replay", tmp_path / "a.parquet", "--json")
+    assert json.loads(p.stdout)["events"] == 2000
+
+
+def test_synth_parameters_reach_the_generator(tmp_path):
+    out = tmp_path / "t.csv"
+    p = ptpair("synth", "--workload", "mixed", "--vmm-fraction", "1", "--param", "processes=3",
+               "--events", 500, "-o", out)
+    assert p.returncode == 0, p.stderr
+    from ptpair.traces.canonical import read_trace
+    from ptpair.traces.format import OP_CODE
+
+    t = read_trace(out)
+    n = lambda op: int((t.op == OP_CODE[op]).sum())
+    assert n("vmm") == n("spawn") + n("exec")  # every new image became a VMM
+    out2 = tmp_path / "t2.csv"
+    ptpair("synth", "--workload", "mixed", "--param", "processes=20", "--events", 500, "-o", out2)
+    assert n("spawn") < int((read_trace(out2).op == OP_CODE["spawn"]).sum())
+
+
+def test_convert_round_trip_replays_identically(tmp_path):
+    out = tmp_path / "g.parquet"
+    assert ptpair("convert", DATA / "golden.csv", "-o", out).returncode == 0
+    a = ptpair("replay", DATA / "golden.csv", "--json").stdout
+    b = ptpair("replay", out, "--json").stdout
+    assert a == b
+
+
+@pytest.mark.parametrize("content, where", [
+    ("pid,op,va,length,arg,order\n1,spawn,,,,\n1,jump,,,,\n", ":3: unknown op 'jump'"),
+    ("pid,op,va,length,arg,order\n1,map,0,4096,,\n", ":2: map of pid 1, which is not alive"),
+    ("\x00\x01binary", ":1: binary file"),
+])
+def test_bad_input_is_one_located_line_and_status_2(tmp_path, content, where):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    r = ptpair("replay", p)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"{p}{where}" + r.stderr.strip().split(where, 1)[1]]
+
+
+def test_bad_options_exit_2_without_traceback():
+    for args in (["replay", DATA / "golden.csv", "--memory", "lots"],
+                 ["compare", DATA / "golden.csv", "--schemes", "pair,bogus"],
+                 ["replay", "/nonexistent.csv"]):
+        r = ptpair(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip()
+
+
+def test_help_lists_the_verbs():
+    r = ptpair("--help")
+    assert r.returncode == 0
+    for verb in ("replay", "compare", "synth", "convert"):
+        assert verb in r.stdout

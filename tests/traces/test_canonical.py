@@ -1,0 +1,90 @@
+"""Reading and writing canonical traces: golden file, round trips, located errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ptpair.traces.canonical import read_trace, write_trace
+from ptpair.traces.format import Trace, TraceError
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+HEADER = "pid,op,va,length,arg,order\n"
+
+
+def test_golden_csv_reads_as_expected():
+    t = read_trace(DATA / "golden.csv")
+    want = json.loads((DATA / "golden.expected.json").read_text())
+    for col, values in want.items():
+        assert getattr(t, col).tolist() == values, col
+    assert t.comm.tolist()[:2] == ["init", "init"]
+    assert t.time[-1] == pytest.approx(0.010)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_round_trip_keeps_every_column(tmp_path, suffix):
+    t = read_trace(DATA / "golden.csv")
+    out = tmp_path / f"t{suffix}"
+    write_trace(t, out)
+    u = read_trace(out)
+    for col in ("pid", "op", "va", "length", "arg", "order", "page_size"):
+        assert np.array_equal(getattr(t, col), getattr(u, col)), col
+    assert np.allclose(t.time, u.time)
+    assert [c or None for c in t.comm] == [c or None for c in u.comm]
+
+
+def test_written_csv_leaves_unused_cells_empty(tmp_path):
+    write_trace(read_trace(DATA / "golden.csv"), tmp_path / "t.csv")
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[1].startswith('1,"spawn",,,,,') or lines[1].startswith("1,spawn,,,,,")
+
+
+def test_writes_are_atomic_and_leave_no_temporary(tmp_path):
+    out = tmp_path / "t.parquet"
+    write_trace(read_trace(DATA / "golden.csv"), out)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+@pytest.mark.parametrize("body, line, message", [
+    ("1,spawn,,,,\n1,mapp,0,1,,\n", 3, "unknown op 'mapp'"),
+    ("1,spawn,,,,\n1,map,0x4g,1,,\n", 3, "va is not an integer: '0x4g'"),
+    ("1,spawn,,,,\n1,map,0,,,\n", 3, "map needs a length"),
+    ("1,spawn,,,,\n1,map,0,0,,\n", 3, "length > 0"),
+    ("1,spawn,,,,\n1,map,-4096,1,,\n", 3, "outside the user half"),
+    ("1,spawn,,,,\n1,map,0x800000000000,1,,\n", 3, "outside the user half"),
+    ("0,kalloc,,,1,11\n", 2, "order 11 is outside 0..10"),
+    ("0,kalloc,,,1,\n", 2, "kalloc needs an order"),
+    ("2,fork,,,,\n", 2, "fork needs an arg"),
+    ("1,spawn,,,,\n1,map,0,1\n", 3, "expected 6 fields, found 4"),
+    (",spawn,,,,\n", 2, "pid is empty"),
+])
+def test_bad_rows_are_reported_with_file_and_line(tmp_path, body, line, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(HEADER + body)
+    with pytest.raises(TraceError) as e:
+        read_trace(p)
+    assert str(e.value).startswith(f"{p}:{line}: "), str(e.value)
+    assert message in str(e.value)
+
+
+def test_missing_column_and_empty_file(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("pid,op\n1,spawn\n")
+    with pytest.raises(TraceError, match=r"a.csv:1: missing column\(s\) va, length, arg, order"):
+        read_trace(p)
+    p.write_text("")
+    with pytest.raises(TraceError, match="a.csv:1: empty file"):
+        read_trace(p)
+
+
+def test_hex_and_decimal_agree(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text(HEADER + "1,spawn,,,,\n1,map, 0x7FFFFFFDE000 ,0X1000,,\n1,map,140737488216064,4096,,\n")
+    t = read_trace(p)
+    assert t.va[1] == t.va[2] == 0x7FFFFFFDE000 and t.length[1] == 4096
+
+
+def test_from_columns_validates():
+    with pytest.raises(TraceError, match="page_size 8192"):
+        Trace.from_columns(pid=[1], op=["map"], va=[0], length=[1], page_size=[8192])
