@@ -42,11 +42,18 @@ def _largest(buddyinfo) -> int:
 
 
 def compare_results(results: dict[str, Result]) -> pd.DataFrame:
-    """Metrics (rows, with a unit column) by scheme (columns)."""
+    """Metrics (rows, with a unit column) by scheme (columns), for display: each cell
+    keeps its own type (counts stay integers)."""
     data = {"unit": [u for _, u, _ in METRICS]}
     for scheme, r in results.items():
-        data[scheme] = [f(r) for _, _, f in METRICS]
+        data[scheme] = pd.Series([f(r) for _, _, f in METRICS], dtype=object).values
     return pd.DataFrame(data, index=pd.Index([m for m, _, _ in METRICS], name="metric"))
+
+
+def results_frame(results: dict[str, Result]) -> pd.DataFrame:
+    """One numeric row per scheme, one column per metric: the form for analysis."""
+    rows = {scheme: {m: f(r) for m, _, f in METRICS} for scheme, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("scheme")
 
 
 def compare(trace: Trace, schemes=("pair", "separate", "separate-eager", "pair-on-vmm"),

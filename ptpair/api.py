@@ -8,14 +8,24 @@
 
 from __future__ import annotations
 
-from ptpair.analysis.compare import compare, compare_results
+from ptpair.analysis.compare import compare, compare_results, results_frame
 from ptpair.sim.machine import Config, Machine, Result
 from ptpair.sim.replay import replay
 from ptpair.traces.canonical import read_trace, write_trace
 from ptpair.traces.format import Trace, TraceError, encode
 from ptpair.traces.synth import WORKLOADS, Params, synth, workload_params
 
+
+
+def bundled_traces() -> list:
+    """Paths of the traces shipped with ptpair (synthetic presets, seed 1), sorted."""
+    from importlib.resources import files
+
+    return sorted(p for p in files("ptpair.traces").joinpath("data").iterdir() if p.name.endswith(".csv"))
+
+
 __all__ = [
+    "bundled_traces",
     "Config", "Machine", "Params", "Result", "Trace", "TraceError", "WORKLOADS", "compare",
-    "compare_results", "encode", "read_trace", "replay", "synth", "workload_params", "write_trace",
+    "compare_results", "results_frame", "encode", "read_trace", "replay", "synth", "workload_params", "write_trace",
 ]

@@ -105,19 +105,27 @@ def cmd_compare(args) -> int:
     from ptpair import api
 
     schemes = _schemes(args.schemes)
-    trace = api.read_trace(args.trace)
-    table, results = api.compare(trace, schemes, args.policy, memory_pages(args))
-    if args.json:
-        print(json.dumps({s: r.to_dict() for s, r in results.items()}, indent=2))
-    elif args.csv:
-        sys.stdout.write(table.to_csv())
-    else:
-        import pandas as pd
+    paths = args.traces or api.bundled_traces()
+    pages = memory_pages(args)
+    out_json = {}
+    for n, path in enumerate(paths):
+        trace = api.read_trace(path)
+        table, results = api.compare(trace, schemes, args.policy, pages)
+        if args.json:
+            out_json[str(path)] = {s: r.to_dict() for s, r in results.items()}
+        elif args.csv:
+            table.insert(0, "trace", str(path))
+            sys.stdout.write(table.to_csv(header=n == 0))
+        else:
+            import pandas as pd
 
-        with pd.option_context("display.max_columns", None, "display.width", 200):
-            print(f"{args.trace}: {len(trace)} events, {memory_pages(args)} pages of memory, "
-                  f"policy {args.policy}")
-            print(table.to_string())
+            with pd.option_context("display.max_columns", None, "display.width", 200):
+                print(("\n" if n else "") + f"{path}: {len(trace)} events, {pages} pages of memory, "
+                      f"policy {args.policy}")
+                print(table.to_string())
+    if args.json:
+        # one trace: {scheme: result}; several: {trace: {scheme: result}}
+        print(json.dumps(next(iter(out_json.values())) if len(out_json) == 1 else out_json, indent=2))
     return 0
 
 
@@ -172,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing", action="store_true", help="include read and replay times")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("compare", help="replay a trace under several schemes, side by side")
-    p.add_argument("trace")
+    p = sub.add_parser("compare", help="replay traces under several schemes, side by side")
+    p.add_argument("traces", nargs="*", metavar="TRACE",
+                   help="canonical traces (default: the bundled corpus)")
     _add_machine_options(p, multi=True)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every scheme's full result as JSON")

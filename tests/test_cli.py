@@ -51,7 +51,14 @@ def test_compare_prints_every_scheme_side_by_side():
         assert s in header
     assert "EPT pages (final)" in p.stdout
     p = ptpair("compare", BUNDLED / "mixed.csv", "--schemes", "pair,separate", "--csv")
-    assert p.stdout.splitlines()[0] == "metric,unit,pair,separate"
+    assert p.stdout.splitlines()[0] == "metric,trace,unit,pair,separate"
+
+
+def test_compare_without_traces_runs_the_bundled_corpus(tmp_path):
+    p = ptpair("compare", "--schemes", "pair,separate", "--memory", "1GiB", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    for name in ("mixed", "vmm-heavy", "sparse", "fork-heavy", "kernel-churn"):
+        assert f"{name}.csv: 20000 events" in p.stdout
 
 
 def test_synth_is_byte_identical_for_the_same_seed(tmp_path):

@@ -94,8 +94,9 @@ class Proc:
 
 
 class Reference:
-    def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20):
+    def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True):
         self.scheme = scheme
+        self.track_peaks = track_peaks  # peaks cost a full state scan per event
         self.buddy = Buddy(memory_pages, policy)
         self.n = memory_pages
         self.procs: dict[int, Proc] = {}
@@ -378,7 +379,8 @@ class Reference:
             if h is not None:
                 self.buddy.free(*h)
         self.c["events"] += 1
-        self._update_peaks()
+        if self.track_peaks:
+            self._update_peaks()
 
     # --- reading the state ----------------------------------------------------------
     def live_tables(self):
