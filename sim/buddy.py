@@ -41,7 +41,9 @@ POLICIES = {"address": POLICY_ADDRESS, "lifo": POLICY_LIFO}
 M_FRAMES = 0  # N, frames managed
 M_POLICY = 1
 M_FREE_PAGES = 2  # frames currently free
-META_LEN = 4
+M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
+M_HW_LIVE = 4  # frames allocated when the high water mark last rose
+META_LEN = 6
 
 NIL = -1
 _ONE = np.uint64(1)
@@ -161,6 +163,10 @@ def buddy_alloc(b, k):
         j -= 1
         _insert(b, frame + (1 << j), j)
     b.meta[M_FREE_PAGES] -= 1 << k
+    # Johnstone & Wilson's measure needs the extent at its worst and live memory then
+    if frame + (1 << k) > b.meta[M_HIGH_WATER]:
+        b.meta[M_HIGH_WATER] = frame + (1 << k)
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
     return frame
 
 

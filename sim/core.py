@@ -15,7 +15,7 @@ Everything else -- allocation failures included -- is a result, counted, not an 
 from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FRAMES, M_FREE_PAGES
+from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
     H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, ROOT_LEVEL, T_G_FREE,
     T_SLOTS_FREE, USER_VPN_LIMIT, free_table, log_reset, map_page, new_table, rollback,
@@ -143,8 +143,11 @@ def _update_peaks(b, ctr):
         ctr[C.PEAK_EPT] = ctr[C.EPT]
     if ctr[C.DATA] > ctr[C.PEAK_DATA]:
         ctr[C.PEAK_DATA] = ctr[C.DATA]
+    ctr[C.PT_SUM] += pt
     if used > ctr[C.PEAK_USED]:
         ctr[C.PEAK_USED] = used
+        for k in range(N_ORDERS):  # free lists at the (first) peak of used memory
+            ctr[C.PEAK_BUDDY + k] = b.nr_free[k]
     if ctr[C.EPT_WASTE] > ctr[C.PEAK_WASTE]:
         ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
 
@@ -176,6 +179,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, s
             if o == OP_EXIT:
                 t.p_state[p] = P_NONE
             ctr[C.EVENTS] += 1
+            _update_peaks(b, ctr)  # nothing changed, but the mean counts this event
             continue
 
         # --- the event -------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import M_FREE_PAGES, N_ORDERS, POLICIES, free_blocks, new_buddy
+from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks, new_buddy
 from ptpair.sim.core import (
     ERROR_MESSAGES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
@@ -26,6 +26,12 @@ from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
 
 DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
 LEVEL_NAMES = ("pml1", "pml2", "pml3", "pml4")
+SAMPLE_COLUMNS = (
+    ["events", "kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4", "ept_pages", "wasted_ept_pages",
+     "data_pages", "gigantic_pages", "kalloc_pages", "free_pages"]
+    + [f"free_blocks_{k}" for k in range(N_ORDERS)]
+    + [f"failures_{k}" for k in range(N_ORDERS)]
+)
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,40 @@ class Machine:
         self.buddy = new_buddy(int(config.memory_pages), POLICIES[config.policy])
         self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), max(n_handles, 1))
         self.ctr = np.zeros(C.LEN, np.int64)
+        self.samples: list[np.ndarray] = []
 
-    def run(self, ev: EventArrays, start: int = 0, stop: int | None = None) -> None:
-        """Replay events [start, stop) of `ev`; raises ReplayError on an impossible event."""
+    def run(self, ev: EventArrays, start: int = 0, stop: int | None = None,
+            sample_every: int | None = None) -> None:
+        """Replay events [start, stop) of `ev`; raises ReplayError on an impossible event.
+
+        With `sample_every` = K, the state is sampled (see SAMPLE_COLUMNS) after every
+        event whose number (counted from 1 over the whole replay) is a multiple of K.
+        """
         stop = len(ev) if stop is None else stop
+        if not sample_every:
+            self._run(ev, start, stop)
+            return
+        i = start
+        while i < stop:
+            done = int(self.ctr[C.EVENTS])
+            j = min(stop, i + sample_every - done % sample_every)
+            self._run(ev, i, j)
+            if int(self.ctr[C.EVENTS]) % sample_every == 0:
+                self.sample()
+            i = j
+
+    def sample(self) -> None:
+        """Append the current state to `self.samples` (one row of SAMPLE_COLUMNS)."""
+        c, b = self.ctr, self.buddy
+        row = np.concatenate([
+            [c[C.EVENTS]], c[C.KPT:C.KPT + 4], [c[C.EPT], c[C.EPT_WASTE], c[C.DATA], c[C.GIGANTIC],
+                                               c[C.KALLOC], b.meta[M_FREE_PAGES]],
+            b.nr_free, c[C.FAIL:C.FAIL + N_ORDERS]]).astype(np.int64)
+        if self.samples and self.samples[-1][0] == row[0]:
+            return  # already sampled at this event
+        self.samples.append(row)
+
+    def _run(self, ev: EventArrays, start: int, stop: int) -> None:
         t = self.tables
         if ev.n_procs > len(t.p_root) or ev.n_handles > len(t.h_frame):
             self.tables = grow_tables(t, n_procs=max(ev.n_procs, len(t.p_root)),
@@ -126,6 +162,17 @@ class Result:
     skipped_events: int
     walk: dict
     counts: dict
+    mean: dict
+    allocator: dict
+    samples: np.ndarray | None = None  # rows of SAMPLE_COLUMNS, or None
+
+    def series(self):
+        """The sampled state as a DataFrame (columns SAMPLE_COLUMNS), or None."""
+        if self.samples is None:
+            return None
+        import pandas as pd
+
+        return pd.DataFrame(self.samples, columns=SAMPLE_COLUMNS)
 
     @classmethod
     def from_machine(cls, m: Machine) -> "Result":
@@ -157,6 +204,15 @@ class Result:
             "wasted_ept_pages": int(c[C.PEAK_WASTE]),
             "data_pages": int(c[C.PEAK_DATA]),
             "used_pages": int(c[C.PEAK_USED]),
+            # free blocks per order when used memory first reached its peak
+            "buddyinfo_at_peak_used": [int(x) for x in c[C.PEAK_BUDDY:C.PEAK_BUDDY + N_ORDERS]],
+        }
+        mean = {"pt_pages": _ratio(c[C.PT_SUM], events)}
+        allocator = {
+            # Johnstone & Wilson: the extent the allocator needed at its worst, and live
+            # memory at that moment (pages)
+            "high_water_pages": int(m.buddy.meta[M_HIGH_WATER]),
+            "live_pages_at_high_water": int(m.buddy.meta[M_HW_LIVE]),
         }
         walk = {
             "entry_writes": writes,
@@ -186,7 +242,8 @@ class Result:
             config=m.config, events=events, final=final, peak=peak,
             alloc_failures=[int(c[C.FAIL + k]) for k in range(N_ORDERS)],
             failed_maps=int(c[C.FAILED_MAPS]), failed_spawns=int(c[C.FAILED_SPAWNS]),
-            skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts,
+            skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts, mean=mean, allocator=allocator,
+            samples=np.vstack(m.samples) if m.samples else None,
         )
 
     def to_dict(self) -> dict:
@@ -199,6 +256,8 @@ class Result:
             "events": self.events,
             "final": self.final,
             "peak": self.peak,
+            "mean": self.mean,
+            "allocator": self.allocator,
             "alloc_failures": self.alloc_failures,
             "failed_maps": self.failed_maps,
             "failed_spawns": self.failed_spawns,

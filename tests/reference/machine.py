@@ -23,6 +23,8 @@ class Buddy:
         self.n, self.policy = n, policy
         self.lists = [[] for _ in range(MAX_ORDER + 1)]
         self.order_at = {}  # first frame of a free block -> its order
+        self.high_water = 0  # one past the highest frame ever allocated
+        self.live_at_high_water = 0
         f = 0
         while f < n:  # boot: maximal aligned blocks in address order, freed in order
             k = MAX_ORDER
@@ -47,6 +49,9 @@ class Buddy:
                 while j > k:
                     j -= 1
                     self._put(f + (1 << j), j)
+                if f + (1 << k) > self.high_water:
+                    self.high_water = f + (1 << k)
+                    self.live_at_high_water = self.n - self.free_pages()
                 return f
         return None
 
@@ -110,6 +115,8 @@ class Reference:
                       vmm_events=0, events=0)
         self.peak = dict(pt_pages=0, kpt_pages=0, ept_pages=0, wasted_ept_pages=0, data_pages=0,
                          used_pages=0)
+        self.pt_sum = 0  # page-table pages after each event, summed (for the mean)
+        self.peak_buddyinfo = [0] * (MAX_ORDER + 1)
         self.log = []  # allocations for the page being mapped, for rollback
         self.created = []
 
@@ -339,6 +346,8 @@ class Reference:
                 if op == "exit":
                     del self.procs[pid]
                 self.c["events"] += 1
+                if self.track_peaks:
+                    self._update_peaks()
                 return
         if op in ("map", "unmap"):
             size = {4096: 0, 2 << 20: 1, 1 << 30: 2}[page_size]
@@ -407,6 +416,9 @@ class Reference:
         s = self.state()
         cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
                    wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
+        self.pt_sum += cur["pt_pages"]
+        if cur["used_pages"] > self.peak["used_pages"]:
+            self.peak_buddyinfo = [len(lst) for lst in self.buddy.lists]
         for k, v in cur.items():
             self.peak[k] = max(self.peak[k], v)
 
@@ -455,6 +467,8 @@ class Reference:
             ept_pages=s["ept"], wasted_ept_pages=s["waste"], data_pages=s["data"],
             gigantic_pages=s["gigantic"], kalloc_pages=s["kalloc"], free_pages=s["free"],
             buddyinfo=[len(lst) for lst in self.buddy.lists], peak=dict(self.peak),
+            peak_buddyinfo=self.peak_buddyinfo, pt_sum=self.pt_sum, high_water=self.buddy.high_water,
+            live_at_high_water=self.buddy.live_at_high_water,
             alloc_failures=list(self.fail), counters=dict(self.c),
             processes=sum(1 for p in self.procs.values() if not p.failed),
             vmm_processes=sum(1 for p in self.procs.values() if not p.failed and p.vmm),

@@ -26,6 +26,10 @@ def reference_replay(trace, scheme, policy, memory_pages, check=False):
     return ref
 
 
+def c_events(r):
+    return r["counters"]["events"]
+
+
 def compare(res, ref):
     r = ref.result()
     f = res.final
@@ -33,7 +37,11 @@ def compare(res, ref):
     for key in ("ept_pages", "wasted_ept_pages", "data_pages", "gigantic_pages", "kalloc_pages",
                 "free_pages", "buddyinfo", "processes", "vmm_processes"):
         assert f[key] == r[key], key
-    assert res.peak == r["peak"]
+    peak = dict(res.peak)
+    assert peak.pop("buddyinfo_at_peak_used") == r["peak_buddyinfo"]
+    assert peak == r["peak"]
+    assert res.mean["pt_pages"] == (round(r["pt_sum"] / c_events(r), 6) if c_events(r) else 0.0)
+    assert res.allocator == {"high_water_pages": r["high_water"], "live_pages_at_high_water": r["live_at_high_water"]}
     assert res.alloc_failures == r["alloc_failures"]
     c = r["counters"]
     assert res.failed_maps == c["failed_maps"]
