@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from ptpair.analysis.compare import compare, compare_results, results_frame
+from ptpair.analysis.metrics import enriched_dict, series_frame, summary
 from ptpair.sim.machine import Config, Machine, Result
 from ptpair.sim.replay import replay
 from ptpair.traces.canonical import read_trace, write_trace
@@ -25,7 +26,7 @@ def bundled_traces() -> list:
 
 
 __all__ = [
-    "bundled_traces",
+    "bundled_traces", "enriched_dict", "series_frame", "summary",
     "Config", "Machine", "Params", "Result", "Trace", "TraceError", "WORKLOADS", "compare",
     "compare_results", "results_frame", "encode", "read_trace", "replay", "synth", "workload_params", "write_trace",
 ]

@@ -71,7 +71,7 @@ def cmd_replay(args) -> int:
     t1 = time.perf_counter()
     res = api.replay(trace, api.Config(args.scheme, args.policy, memory_pages(args)))
     t2 = time.perf_counter()
-    d = res.to_dict()
+    d = api.enriched_dict(res)
     if args.timing:
         d["timing"] = {"read_s": round(t1 - t0, 6), "replay_s": round(t2 - t1, 6),
                        "events_per_s": round(len(trace) / (t2 - t1), 1) if t2 > t1 else None}
@@ -163,6 +163,65 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_minmem(args) -> int:
+    from ptpair import api
+    from ptpair.analysis.minmem import min_memory
+
+    trace = api.read_trace(args.trace)
+    mm = min_memory(trace, args.scheme, args.policy)
+    d = {"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy, **mm.to_dict()}
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        print(f"{args.trace}: scheme {args.scheme}, policy {args.policy}: runs without allocation failure "
+              f"from {mm.min_memory_pages} pages ({mm.min_memory_pages * 4096 / 2**20:.0f} MiB); "
+              f"{mm.probes} replays")
+    return 0
+
+
+def cmd_frag(args) -> int:
+    from pathlib import Path
+
+    from ptpair.analysis.frag import debugfs_lines, parse_buddyinfo
+    from ptpair.traces.format import TraceError
+
+    try:
+        text = Path(args.file).read_text()
+    except OSError as e:
+        raise TraceError(args.file, None, e.strerror or str(e)) from None
+    zones = parse_buddyinfo(text, args.file)
+    print("\n".join(debugfs_lines(zones, "unusable") + debugfs_lines(zones, "extfrag")))
+    return 0
+
+
+def cmd_record_buddyinfo(args) -> int:
+    """Sample a real machine's free lists: CSV rows time, node, zone, free_blocks_0..N."""
+    from pathlib import Path
+
+    from ptpair.analysis.frag import parse_buddyinfo
+    from ptpair.traces.atomic import write_text_atomic
+
+    if args.interval < 0 or args.count < 1:
+        raise UsageError("--interval must be >= 0 and --count >= 1")
+    rows = []
+    width = 0
+    try:
+        for i in range(args.count):
+            if i:
+                time.sleep(args.interval)
+            now = time.time()
+            for node, zone, counts in parse_buddyinfo(Path(args.source).read_text(), args.source):
+                width = max(width, len(counts))
+                rows.append((now, node, zone, counts))
+    except KeyboardInterrupt:
+        print(f"ptpair record buddyinfo: interrupted; keeping {len(rows)} rows", file=sys.stderr)
+    header = "time,node,zone," + ",".join(f"free_blocks_{k}" for k in range(width))
+    lines = [header] + [f"{t:.6f},{n},{z}," + ",".join(str(c) for c in counts) for t, n, z, counts in rows]
+    write_text_atomic(args.output, "\n".join(lines) + "\n")
+    print(f"wrote {args.output}: {len(rows)} rows", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ptpair import __version__
 
@@ -202,6 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other workload parameter (see docs/trace-format.md), repeatable")
     p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("minmem", help="smallest memory (MiB steps) with no allocation failure")
+    p.add_argument("trace")
+    p.add_argument("--scheme", default="pair", choices=SCHEME_CHOICES)
+    p.add_argument("--policy", default="address", choices=("address", "lifo"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_minmem)
+
+    p = sub.add_parser("frag", help="Linux's fragmentation indices of a buddyinfo file, as debugfs shows them")
+    p.add_argument("file", nargs="?", default="/proc/buddyinfo")
+    p.set_defaults(func=cmd_frag)
+
+    p = sub.add_parser("record", help="record from the running machine")
+    rsub = p.add_subparsers(dest="what", metavar="SOURCE", required=True)
+    r = rsub.add_parser("buddyinfo", help="sample /proc/buddyinfo over time into a CSV")
+    r.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    r.add_argument("--count", type=int, default=10, help="number of samples")
+    r.add_argument("--source", default="/proc/buddyinfo", help=argparse.SUPPRESS)
+    r.add_argument("-o", "--output", required=True)
+    r.set_defaults(func=cmd_record_buddyinfo)
 
     p = sub.add_parser("convert", help="convert a canonical trace between CSV and Parquet")
     p.add_argument("input")

@@ -1,0 +1,98 @@
+"""Metrics of one replay: the sampled time series and the end-of-run figures.
+
+All page counts are 4-KiB frames; byte figures say so in their names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ptpair.analysis.frag import (
+    N_ORDERS, blocks_allocatable, fragmentation_index, largest_free_order, unusable_index,
+)
+from ptpair.sim.machine import Result
+
+HIGHALLOC_ORDER = 9  # 2 MiB: the order mmtests' stress-highalloc asks for on x86-64
+
+
+def series_frame(result: Result) -> pd.DataFrame:
+    """The sampled state with derived columns, one row per sample (needs sample_every).
+
+    Columns: events, kpt_pages (+ per level), ept_pages, wasted_ept_pages, pt_pages,
+    data_pages, kalloc_pages, free_pages, free_blocks_0..10, unusable_index_0..10,
+    fragmentation_index_0..10 (x1000, as the kernel), largest_free_order, failures_0..10
+    (cumulative), failures (all orders).
+    """
+    df = result.series()
+    if df is None:
+        raise ValueError("the replay was not sampled: pass sample_every=K to replay()")
+    nr = df[[f"free_blocks_{k}" for k in range(N_ORDERS)]].to_numpy()
+    df.insert(5, "kpt_pages", df[["kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4"]].sum(axis=1))
+    df.insert(8, "pt_pages", df["kpt_pages"] + df["ept_pages"])
+    ui = pd.DataFrame(unusable_index(nr), columns=[f"unusable_index_{k}" for k in range(N_ORDERS)])
+    fi = pd.DataFrame(fragmentation_index(nr), columns=[f"fragmentation_index_{k}" for k in range(N_ORDERS)])
+    df = pd.concat([df, ui, fi], axis=1)
+    df["largest_free_order"] = largest_free_order(nr)
+    df["failures"] = df[[f"failures_{k}" for k in range(N_ORDERS)]].sum(axis=1)
+    return df
+
+
+def frag_indices(buddyinfo) -> dict:
+    return {"unusable_index": [int(x) for x in unusable_index(buddyinfo)],
+            "fragmentation_index": [int(x) for x in fragmentation_index(buddyinfo)]}
+
+
+def summary(result: Result) -> dict:
+    """End-of-run figures (JSON-ready).
+
+    * pt memory: peak and mean page-table pages (and bytes); overhead as page-table bytes
+      per mapped (data) byte at the end and at the peaks;
+    * waste: EPT pages of non-VMM processes, final and peak;
+    * failures by order; walk cost per mapped page;
+    * highalloc: order-9 blocks the free lists could still supply at the end and when
+      used memory peaked (mmtests stress-highalloc style);
+    * Johnstone & Wilson fragmentation: (extent the allocator needed at its worst -
+      live memory then) / live memory then.
+    """
+    f, pk = result.final, result.peak
+    page = 4096
+    mapped = result.counts["pages_mapped"]
+    hw = result.allocator["high_water_pages"]
+    live = result.allocator["live_pages_at_high_water"]
+    return {
+        "pt_pages_peak": pk["pt_pages"],
+        "pt_pages_mean": result.mean["pt_pages"],
+        "pt_bytes_peak": pk["pt_pages"] * page,
+        "overhead_final": _ratio(f["pt_pages"], f["data_pages"]),
+        "overhead_peak": _ratio(pk["pt_pages"], pk["data_pages"]),
+        "wasted_ept_pages_final": f["wasted_ept_pages"],
+        "wasted_ept_pages_peak": pk["wasted_ept_pages"],
+        "alloc_failures": list(result.alloc_failures),
+        "alloc_failures_total": int(sum(result.alloc_failures)),
+        "walk_pages_per_mapped_page": _ratio(
+            result.walk["kpt_pages_touched"] + result.walk["ept_pages_touched"], result.walk["entry_writes"]),
+        "ept_loads_per_mapped_page": _ratio(result.walk["ept_dependent_loads"], result.walk["entry_writes"]),
+        "pages_mapped": mapped,
+        "highalloc_order9_final": int(blocks_allocatable(f["buddyinfo"], HIGHALLOC_ORDER)),
+        "highalloc_order9_at_peak": int(blocks_allocatable(pk["buddyinfo_at_peak_used"], HIGHALLOC_ORDER)),
+        "largest_free_order_final": int(largest_free_order(f["buddyinfo"])),
+        "jw_fragmentation": _ratio(hw - live, live),
+        "jw_high_water_pages": hw,
+        "jw_live_pages": live,
+    }
+
+
+def enriched_dict(result: Result) -> dict:
+    """Result.to_dict() with the kernel indices in `final` and the end-of-run summary."""
+    d = result.to_dict()
+    d["final"].update(frag_indices(result.final["buddyinfo"]))
+    d["summary"] = summary(result)
+    return d
+
+
+def _ratio(a, b) -> float:
+    return round(float(a) / float(b), 6) if b else 0.0
+
+
+__all__ = ["enriched_dict", "frag_indices", "series_frame", "summary", "np"]

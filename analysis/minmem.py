@@ -1,0 +1,74 @@
+"""The smallest memory with which a trace runs without any allocation failure.
+
+The headline "allocator pressure" number: a scheme that needs order-1 blocks may need
+more memory than one that needs single pages, even for the same page count, because a
+fragmented free list can hold enough pages but no pair.
+
+Memory sizes are multiples of `STEP_PAGES` (256 frames = 1 MiB). Bisection needs
+failures to be monotonic in memory size, which they need not be (a larger memory changes
+every address and so every later decision), so the answer is verified: it runs clean and
+256 frames less does not; if verification fails, the search walks down (or up) one step
+at a time from the bisection's answer until both hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptpair.sim import counters as C
+from ptpair.sim.buddy import N_ORDERS
+from ptpair.sim.machine import Config, Machine
+from ptpair.traces.format import Trace, encode
+
+STEP_PAGES = 256
+MAX_PAGES = (2**31 - 2) // STEP_PAGES * STEP_PAGES
+
+
+@dataclass
+class MinMem:
+    min_memory_pages: int
+    probes: int  # full replays run
+    verified: bool  # min runs clean and min - STEP fails (or min is one step)
+    monotonic_violations: int  # verification steps beyond the bisection's answer
+
+    def to_dict(self) -> dict:
+        return {"min_memory_pages": self.min_memory_pages, "min_memory_bytes": self.min_memory_pages * 4096,
+                "probes": self.probes, "verified": self.verified,
+                "monotonic_violations": self.monotonic_violations}
+
+
+def _clean(ev, scheme: str, policy: str, pages: int) -> bool:
+    m = Machine(Config(scheme, policy, pages), ev.n_procs, ev.n_handles)
+    m.run(ev)
+    return not m.ctr[C.FAIL:C.FAIL + N_ORDERS].any()
+
+
+def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address") -> MinMem:
+    """Smallest memory (a multiple of 256 frames) with no allocation failure."""
+    ev = encode(trace)
+    probes = 0
+
+    def clean(pages):
+        nonlocal probes
+        probes += 1
+        return _clean(ev, scheme, policy, pages)
+
+    # exponential search for a clean upper bound, then bisection on steps
+    hi = STEP_PAGES
+    while not clean(hi):
+        if hi >= MAX_PAGES:
+            raise ValueError("the trace fails even with the largest simulated memory (2^31 frames)")
+        hi = min(hi * 2, MAX_PAGES)
+    lo = hi // 2 if hi > STEP_PAGES else 0  # lo fails (or is 0)
+    while hi - lo > STEP_PAGES:
+        mid = (lo + hi) // 2 // STEP_PAGES * STEP_PAGES
+        if clean(mid):
+            hi = mid
+        else:
+            lo = mid
+    # verify: hi clean, hi - STEP not; walk while the verification fails
+    violations = 0
+    while hi > STEP_PAGES and clean(hi - STEP_PAGES):
+        hi -= STEP_PAGES
+        violations += 1
+    return MinMem(hi, probes, True, violations)

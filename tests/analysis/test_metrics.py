@@ -1,0 +1,55 @@
+"""Time series and end-of-run figures of one replay; minimum memory."""
+
+import pytest
+
+from ptpair.analysis.metrics import enriched_dict, series_frame, summary
+from ptpair.analysis.minmem import STEP_PAGES, min_memory
+from ptpair.sim.machine import Config
+from ptpair.sim.replay import replay
+from ptpair.traces.synth import synth
+
+TRACE = synth("mixed", seed=2, events=3000)
+
+
+def test_series_is_sampled_every_k_events_and_at_the_end():
+    r = replay(TRACE, Config("pair", "address", 1 << 16), sample_every=700)
+    df = series_frame(r)
+    assert df["events"].tolist() == [700, 1400, 2100, 2800, 3000]
+    last = df.iloc[-1]
+    assert last["ept_pages"] == r.final["ept_pages"] and last["free_pages"] == r.final["free_pages"]
+    assert [last[f"free_blocks_{k}"] for k in range(11)] == r.final["buddyinfo"]
+    assert last["failures"] == sum(r.alloc_failures)
+    assert (df["pt_pages"] == df["kpt_pages"] + df["ept_pages"]).all()
+    # conservation in every sample
+    used = df["pt_pages"] + df["data_pages"] + df["kalloc_pages"]
+    assert (used + df["free_pages"] == 1 << 16).all()
+    assert df["failures"].is_monotonic_increasing
+
+
+def test_sampling_does_not_change_the_result():
+    a = replay(TRACE, Config("separate", "lifo", 1 << 15))
+    b = replay(TRACE, Config("separate", "lifo", 1 << 15), sample_every=333)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_summary_figures_are_consistent():
+    r = replay(TRACE, Config("pair", "address", 1 << 20))
+    s = summary(r)
+    assert s["pt_pages_peak"] >= s["pt_pages_mean"] > 0
+    assert s["overhead_final"] == pytest.approx(r.final["pt_pages"] / r.final["data_pages"], rel=1e-5)
+    assert s["wasted_ept_pages_final"] == r.final["wasted_ept_pages"]
+    assert s["ept_loads_per_mapped_page"] == 0.0  # pair: the EPT entry is at +4096
+    assert s["highalloc_order9_final"] >= 1 and s["jw_high_water_pages"] >= s["jw_live_pages"] > 0
+    d = enriched_dict(r)
+    assert len(d["final"]["unusable_index"]) == 11 and len(d["final"]["fragmentation_index"]) == 11
+
+
+def test_min_memory_is_verified_by_direct_replays():
+    small = synth("kernel-churn", seed=1, events=1500)
+    mm = min_memory(small, "pair")
+    assert mm.min_memory_pages % STEP_PAGES == 0
+    clean = replay(small, Config("pair", "address", mm.min_memory_pages))
+    assert sum(clean.alloc_failures) == 0
+    if mm.min_memory_pages > STEP_PAGES:
+        tight = replay(small, Config("pair", "address", mm.min_memory_pages - STEP_PAGES))
+        assert sum(tight.alloc_failures) > 0
