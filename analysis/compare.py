@@ -50,9 +50,44 @@ def compare_results(results: dict[str, Result]) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.Index([m for m, _, _ in METRICS], name="metric"))
 
 
+def metrics_row(r: Result) -> dict:
+    """Every end-of-run figure of one replay as a flat dict of numbers (see METRIC_KEYS)."""
+    from ptpair.analysis.metrics import summary
+
+    s = summary(r)
+    f, pk = r.final, r.peak
+    return {
+        "events": r.events,
+        "kpt_pages_final": f["kpt_pages"],
+        "ept_pages_final": f["ept_pages"],
+        "wasted_ept_pages_final": f["wasted_ept_pages"],
+        "wasted_ept_pages_peak": pk["wasted_ept_pages"],
+        "pt_pages_final": f["pt_pages"],
+        "pt_pages_peak": pk["pt_pages"],
+        "pt_pages_mean": s["pt_pages_mean"],
+        "data_pages_final": f["data_pages"],
+        "overhead_final": s["overhead_final"],
+        "free_pages_final": f["free_pages"],
+        "largest_free_order_final": s["largest_free_order_final"],
+        "alloc_failures": s["alloc_failures_total"],
+        "alloc_failures_order0": r.alloc_failures[0],
+        "alloc_failures_order1": r.alloc_failures[1],
+        "failed_maps": r.failed_maps,
+        "failed_spawns": r.failed_spawns,
+        "ept_loads_per_write": s["ept_loads_per_mapped_page"],
+        "walk_pages_per_write": s["walk_pages_per_mapped_page"],
+        "tables_copied": r.counts["tables_copied"],
+        "highalloc_order9_final": s["highalloc_order9_final"],
+        "highalloc_order9_at_peak": s["highalloc_order9_at_peak"],
+        "jw_fragmentation": s["jw_fragmentation"],
+        "processes_final": f["processes"],
+        "vmm_processes_final": f["vmm_processes"],
+    }
+
+
 def results_frame(results: dict[str, Result]) -> pd.DataFrame:
-    """One numeric row per scheme, one column per metric: the form for analysis."""
-    rows = {scheme: {m: f(r) for m, _, f in METRICS} for scheme, r in results.items()}
+    """One numeric row per scheme, one column per metric (metrics_row): for analysis."""
+    rows = {scheme: metrics_row(r) for scheme, r in results.items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("scheme")
 
 

@@ -111,6 +111,10 @@ def cmd_compare(args) -> int:
     for n, path in enumerate(paths):
         trace = api.read_trace(path)
         table, results = api.compare(trace, schemes, args.policy, pages)
+        if args.baseline in results and not args.json and not args.csv:
+            extra = _paired_lines(results, args.baseline)
+        else:
+            extra = []
         if args.json:
             out_json[str(path)] = {s: r.to_dict() for s, r in results.items()}
         elif args.csv:
@@ -123,10 +127,35 @@ def cmd_compare(args) -> int:
                 print(("\n" if n else "") + f"{path}: {len(trace)} events, {pages} pages of memory, "
                       f"policy {args.policy}")
                 print(table.to_string())
+                for line in extra:
+                    print(line)
     if args.json:
         # one trace: {scheme: result}; several: {trace: {scheme: result}}
         print(json.dumps(next(iter(out_json.values())) if len(out_json) == 1 else out_json, indent=2))
     return 0
+
+
+def _paired_lines(results, baseline) -> list[str]:
+    """Differences against the baseline, and pair - separate split into waste and contiguity."""
+    from ptpair.analysis.compare import metrics_row
+
+    rows = {s: metrics_row(r) for s, r in results.items()}
+    b = rows[baseline]
+    out = [f"against {baseline}:"]
+    for s, r in rows.items():
+        if s == baseline:
+            continue
+        d = r["pt_pages_final"] - b["pt_pages_final"]
+        ratio = r["pt_pages_final"] / b["pt_pages_final"] if b["pt_pages_final"] else float("nan")
+        out.append(f"  {s:15s} page-table pages {d:+d} ({ratio:.3f}x), peak "
+                   f"{r['pt_pages_peak'] - b['pt_pages_peak']:+d}, allocation failures "
+                   f"{r['alloc_failures'] - b['alloc_failures']:+d}")
+    if {"pair", "separate", "separate-eager"} <= set(rows):
+        for m in ("pt_pages_final", "alloc_failures"):
+            p_, s_, e_ = rows["pair"][m], rows["separate"][m], rows["separate-eager"][m]
+            out.append(f"  pair - separate in {m}: {p_ - s_:+d} = waste (separate-eager - separate) "
+                       f"{e_ - s_:+d} + contiguity (pair - separate-eager) {p_ - e_:+d}")
+    return out
 
 
 def cmd_synth(args) -> int:
@@ -160,6 +189,75 @@ def cmd_convert(args) -> int:
     trace = api.read_trace(args.input)
     api.write_trace(trace, args.output)
     print(f"wrote {args.output}: {len(trace)} events", file=sys.stderr)
+    return 0
+
+
+def _seeds(text: str) -> list[int]:
+    """'1-10' or '1,2,5' -> seeds."""
+    try:
+        if "-" in text and "," not in text:
+            a, b = text.split("-", 1)
+            out = list(range(int(a), int(b) + 1))
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: expected a range A-B or a list A,B,C") from None
+    if not out:
+        raise UsageError(f"--seeds {text!r}: no seeds")
+    return out
+
+
+def _print_frame(df, args, title=None):
+    import pandas as pd
+
+    if getattr(args, "csv", False):
+        sys.stdout.write(df.to_csv(index=False))
+        return
+    if title:
+        print(title)
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_rows", 500):
+        print(df.to_string(index=False))
+
+
+def cmd_stats(args) -> int:
+    from ptpair.analysis.stats import DEFAULT_METRICS, seed_runs, stats_table
+
+    schemes = _schemes(args.schemes)
+    if args.baseline not in schemes:
+        schemes = [args.baseline] + schemes
+    seeds = _seeds(args.seeds)
+    df = seed_runs(args.workload, seeds, schemes, args.events, args.policy, memory_pages(args))
+    table = stats_table(df, args.baseline, DEFAULT_METRICS, confidence=args.confidence)
+    if args.json:
+        print(json.dumps({"runs": df.to_dict(orient="records"), "stats": table.to_dict(orient="records")},
+                         indent=2, default=float))
+        return 0
+    cols = ["metric", "scheme", "n", "mean_difference", "ci_low", "ci_high", "p_value", "cohens_dz",
+            "rank_biserial"]
+    _print_frame(table[cols], args,
+                 f"{args.workload}, seeds {seeds[0]}..{seeds[-1]} (n = {len(seeds)}), {args.events} events each; "
+                 f"difference = scheme - {args.baseline}, paired by seed;\n"
+                 f"{int(args.confidence * 100)}% bootstrap (BCa) confidence interval of the mean difference; "
+                 f"Wilcoxon signed-rank test (two-sided); effect sizes Cohen's d_z and rank-biserial r")
+    return 0
+
+
+def cmd_breakeven(args) -> int:
+    from ptpair.analysis.breakeven import fit, simulate
+
+    fractions = [float(x) for x in args.fractions.split(",")]
+    df = simulate(args.workload, fractions, _seeds(args.seeds), args.events, memory_pages(args), args.policy)
+    f = fit(df)
+    if args.json:
+        print(json.dumps({"runs": df.to_dict(orient="records"), "fit": f}, indent=2, default=float))
+        return 0
+    g = df.groupby("vmm_fraction")[["phi", "vmm_process_share", "pt_pair", "pt_separate", "difference",
+                                    "ratio", "model_ratio"]].mean().reset_index()
+    _print_frame(g.round(4), args, "pair against separate by VMM fraction (means over seeds); "
+                 "model: PT_pair / PT_separate = 2 / (1 + phi), phi = VMMs' share of KPT tables")
+    if not args.csv:
+        print(f"naive model phi = f: R^2 {f['naive_model_r2']:.3f}, fitted slope {f['fitted_slope']:.3f}; "
+              f"pair's overhead is below 10% once phi > {f['phi_for_10pct_overhead']:.3f}")
     return 0
 
 
@@ -242,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="replay traces under several schemes, side by side")
     p.add_argument("traces", nargs="*", metavar="TRACE",
                    help="canonical traces (default: the bundled corpus)")
+    p.add_argument("--baseline", default="separate", choices=SCHEME_CHOICES,
+                   help="scheme the differences are taken against (default: separate)")
     _add_machine_options(p, multi=True)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every scheme's full result as JSON")
@@ -261,6 +361,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other workload parameter (see docs/trace-format.md), repeatable")
     p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("stats", help="paired statistics of schemes across seeds of a synthetic workload")
+    p.add_argument("--workload", default="mixed", choices=sorted(WORKLOADS))
+    p.add_argument("--seeds", default="1-10", help="A-B or A,B,C (default 1-10)")
+    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--baseline", default="separate", choices=SCHEME_CHOICES)
+    p.add_argument("--confidence", type=float, default=0.95)
+    _add_machine_options(p, multi=True)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("breakeven", help="pair against separate as a function of the VMM fraction")
+    p.add_argument("--workload", default="mixed", choices=sorted(WORKLOADS))
+    p.add_argument("--fractions", default="0,0.25,0.5,0.75,1")
+    p.add_argument("--seeds", default="1-3")
+    p.add_argument("--events", type=int, default=5000)
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--memory", default="4GiB")
+    mem.add_argument("--memory-pages", type=int, default=None)
+    p.add_argument("--policy", default="address", choices=("address", "lifo"))
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_breakeven)
 
     p = sub.add_parser("minmem", help="smallest memory (MiB steps) with no allocation failure")
     p.add_argument("trace")

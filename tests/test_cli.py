@@ -125,3 +125,35 @@ def test_help_lists_the_verbs():
     assert r.returncode == 0
     for verb in ("replay", "compare", "synth", "convert"):
         assert verb in r.stdout
+
+
+def test_compare_shows_differences_and_decomposition():
+    p = ptpair("compare", BUNDLED / "mixed.csv", "--memory", "1GiB")
+    assert "against separate:" in p.stdout
+    assert "= waste (separate-eager - separate)" in p.stdout
+
+
+def test_stats_and_breakeven_commands():
+    p = ptpair("stats", "--seeds", "1-4", "--events", 800, "--schemes", "pair", "--memory", "256MiB")
+    assert p.returncode == 0, p.stderr
+    assert "n = 4" in p.stdout and "Wilcoxon" in p.stdout and "95% bootstrap" in p.stdout
+    p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800, "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["runs"][0]["ratio"] == 2.0 and "naive_model_r2" in d["fit"]
+
+
+def test_minmem_and_frag_commands(tmp_path):
+    trace = tmp_path / "k.csv"
+    ptpair("synth", "--workload", "kernel-churn", "--events", 800, "-o", trace)
+    p = ptpair("minmem", trace, "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["min_memory_pages"] % 256 == 0 and d["verified"]
+    bi = tmp_path / "buddyinfo"
+    bi.write_text("Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n")
+    p = ptpair("frag", bi)
+    assert p.stdout.splitlines()[0].endswith("0.066 0.200 ")
+    out = tmp_path / "series.csv"
+    p = ptpair("record", "buddyinfo", "--interval", 0, "--count", 2, "--source", bi, "-o", out)
+    assert p.returncode == 0 and len(out.read_text().splitlines()) == 3
