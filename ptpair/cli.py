@@ -261,6 +261,24 @@ def cmd_breakeven(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from ptpair.analysis.sweep import DaskEngine, GridError, LocalEngine, load_grid, sweep
+
+    try:
+        runs = load_grid(args.grid)
+    except GridError as e:
+        raise UsageError(str(e)) from None
+    if args.engine == "dask":
+        if not args.scheduler:
+            raise UsageError("--engine dask needs --scheduler tcp://HOST:PORT")
+        engine = DaskEngine(args.scheduler)
+    else:
+        engine = LocalEngine(args.workers)
+    st = sweep(runs, args.output, engine, progress=not args.no_progress)
+    print(f"wrote {args.output}: {st.total} runs ({st.skipped} already done, {st.ran} run now)", file=sys.stderr)
+    return 0
+
+
 def cmd_minmem(args) -> int:
     from ptpair import api
     from ptpair.analysis.minmem import min_memory
@@ -387,6 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_breakeven)
+
+    p = sub.add_parser("sweep", help="run a grid of replays into one Parquet file (resumable)")
+    p.add_argument("grid", help="grid file (TOML; see analysis/sweep.py)")
+    p.add_argument("-o", "--output", required=True, help="results .parquet")
+    p.add_argument("--engine", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", help="Dask scheduler address, tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("minmem", help="smallest memory (MiB steps) with no allocation failure")
     p.add_argument("trace")

@@ -157,3 +157,18 @@ def test_minmem_and_frag_commands(tmp_path):
     out = tmp_path / "series.csv"
     p = ptpair("record", "buddyinfo", "--interval", 0, "--count", 2, "--source", bi, "-o", out)
     assert p.returncode == 0 and len(out.read_text().splitlines()) == 3
+
+
+def test_sweep_command_and_bad_grid(tmp_path):
+    grid = tmp_path / "g.toml"
+    grid.write_text('schemes = ["pair"]\nmemory = ["64MiB"]\n[synth]\nworkload = ["mixed"]\nevents = [300]\n'
+                    'seeds = [1, 2]\n')
+    out = tmp_path / "r.parquet"
+    p = ptpair("sweep", grid, "-o", out, "--workers", 1, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == 2
+    grid.write_text("schemes = [\n")
+    p = ptpair("sweep", grid, "-o", out)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and str(grid) in p.stderr
