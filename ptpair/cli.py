@@ -69,9 +69,17 @@ def cmd_replay(args) -> int:
     t0 = time.perf_counter()
     trace = api.read_trace(args.trace)
     t1 = time.perf_counter()
-    res = api.replay(trace, api.Config(args.scheme, args.policy, memory_pages(args)))
+    if args.series and not args.sample_every:
+        raise UsageError("--series needs --sample-every K")
+    res = api.replay(trace, api.Config(args.scheme, args.policy, memory_pages(args)),
+                     sample_every=args.sample_every)
     t2 = time.perf_counter()
     d = api.enriched_dict(res)
+    if args.series:
+        from ptpair.traces.atomic import atomic_path
+
+        with atomic_path(args.series) as tmp:
+            api.series_frame(res).to_csv(tmp, index=False)
     if args.timing:
         d["timing"] = {"read_s": round(t1 - t0, 6), "replay_s": round(t2 - t1, 6),
                        "events_per_s": round(len(trace) / (t2 - t1), 1) if t2 > t1 else None}
@@ -353,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_machine_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timing", action="store_true", help="include read and replay times")
+    p.add_argument("--sample-every", type=int, default=None, metavar="K",
+                   help="sample the state every K events (and at the end)")
+    p.add_argument("--series", metavar="FILE.csv", help="write the sampled time series (with --sample-every)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("compare", help="replay traces under several schemes, side by side")
