@@ -46,6 +46,23 @@ def _contig(nr: np.ndarray):
     return free_pages, total, suitable
 
 
+def indices_from_contig(free_pages: int, free_blocks_total: int, suitable) -> dict:
+    """Both indices from contig_page_info-style figures given directly: for allocators
+    whose free set is not a set of aligned blocks (akaros-2015's unaligned runs)."""
+    suitable = np.asarray(suitable, dtype=np.int64)
+    orders = np.arange(len(suitable))
+    if free_pages == 0:
+        unusable = np.full(len(suitable), 1000)
+    else:
+        unusable = ((free_pages - (suitable << orders)) * 1000) // free_pages
+    if free_blocks_total == 0:
+        frag = np.zeros(len(suitable), np.int64)
+    else:
+        val = 1000 - (1000 + (free_pages * 1000) // (1 << orders)) // free_blocks_total
+        frag = np.where(suitable > 0, -1000, val)
+    return {"unusable_index": [int(x) for x in unusable], "fragmentation_index": [int(x) for x in frag]}
+
+
 def unusable_index(buddyinfo) -> np.ndarray:
     """Unusable free space index per order (x1000), for one buddyinfo row or many."""
     nr, one = _as_2d(buddyinfo)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.frag import (
-    N_ORDERS, blocks_allocatable, fragmentation_index, largest_free_order, unusable_index,
+    N_ORDERS, blocks_allocatable, fragmentation_index, indices_from_contig, largest_free_order, unusable_index,
 )
 from ptpair.sim.machine import Result
 
@@ -75,7 +75,8 @@ def summary(result: Result) -> dict:
         "ept_loads_per_mapped_page": _ratio(result.walk["ept_dependent_loads"], result.walk["entry_writes"]),
         "pages_mapped": mapped,
         "highalloc_order9_final": int(blocks_allocatable(f["buddyinfo"], HIGHALLOC_ORDER)),
-        "highalloc_order9_at_peak": int(blocks_allocatable(pk["buddyinfo_at_peak_used"], HIGHALLOC_ORDER)),
+        "highalloc_order9_at_peak": (None if pk["buddyinfo_at_peak_used"] is None
+                                     else int(blocks_allocatable(pk["buddyinfo_at_peak_used"], HIGHALLOC_ORDER))),
         "largest_free_order_final": int(largest_free_order(f["buddyinfo"])),
         "jw_fragmentation": _ratio(hw - live, live),
         "jw_high_water_pages": hw,
@@ -87,6 +88,11 @@ def enriched_dict(result: Result) -> dict:
     """Result.to_dict() with the kernel indices in `final` and the end-of-run summary."""
     d = result.to_dict()
     d["final"].update(frag_indices(result.final["buddyinfo"]))
+    if "unaligned_blocks_suitable" in result.allocator:
+        a = result.allocator
+        un = indices_from_contig(result.final["free_pages"], a["free_runs"], a["unaligned_blocks_suitable"])
+        d["final"]["unusable_index_unaligned"] = un["unusable_index"]
+        d["final"]["fragmentation_index_unaligned"] = un["fragmentation_index"]
     d["summary"] = summary(result)
     return d
 

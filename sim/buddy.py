@@ -43,7 +43,8 @@ M_POLICY = 1
 M_FREE_PAGES = 2  # frames currently free
 M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
 M_HW_LIVE = 4  # frames allocated when the high water mark last rose
-META_LEN = 6
+M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
+META_LEN = 8
 
 NIL = -1
 _ONE = np.uint64(1)
@@ -52,8 +53,12 @@ _ZERO = np.uint64(0)
 BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head")
 
 
-def new_buddy(n_frames: int, policy: int) -> BuddyState:
-    """A buddy allocator over `n_frames` frames with every frame free (boot carve done)."""
+def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, boot: bool = True) -> BuddyState:
+    """A buddy allocator over `n_frames` frames with every frame free (boot carve done).
+
+    `lists_for_all_frames` sizes nxt/prv for every frame (LIFO, and allocators that keep
+    per-frame lists); the address policy needs none. `boot=False` leaves every frame
+    unlisted, for another allocator to boot on these arrays."""
     if n_frames < 1 or n_frames >= 2**31 - 1:
         raise ValueError(f"memory must be 1 .. 2^31-2 frames, got {n_frames}")
     meta = np.zeros(META_LEN, np.int64)
@@ -66,7 +71,7 @@ def new_buddy(n_frames: int, policy: int) -> BuddyState:
             words = ((n_frames >> k) + 63) // 64
             bm_off[k + 1] = bm_off[k] + words
             sm_off[k + 1] = sm_off[k] + (words + 63) // 64
-        nlist = 1
+        nlist = n_frames if lists_for_all_frames else 1
     else:
         nlist = n_frames
     st = BuddyState(
@@ -82,7 +87,8 @@ def new_buddy(n_frames: int, policy: int) -> BuddyState:
         prv=np.full(nlist, NIL, np.int32),
         head=np.full(N_ORDERS, NIL, np.int32),
     )
-    boot_free(st)
+    if boot:
+        boot_free(st)
     return st
 
 

@@ -15,11 +15,12 @@ Everything else -- allocation failures included -- is a result, counted, not an 
 from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FRAMES, M_FREE_PAGES, N_ORDERS
+from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, ROOT_LEVEL, T_G_FREE,
-    T_SLOTS_FREE, USER_VPN_LIMIT, free_table, log_reset, map_page, new_table, rollback,
-    unmap_range,
+    H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
+    T_G_FREE, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
+    map_page, new_table, rollback, unmap_range,
 )
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.traces.format import (
@@ -67,6 +68,8 @@ def spawn(b, t, ctr, scheme, p):
 def teardown(b, t, ctr, p):
     """exit: unmap everything in ascending order, then free the root."""
     unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT)
+    if t.meta[T_RECLAIM] != RECLAIM_EMPTY:
+        free_tables_postorder(b, t, ctr, p)  # unmap left them, even empty
     free_table(b, t, ctr, p, t.p_root[p])
     t.p_root[p] = -1
     t.p_state[p] = P_NONE
@@ -210,7 +213,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, s
             if t.h_state[h] == H_LIVE:
                 return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
             k = order[i]
-            f = buddy_alloc(b, k)
+            f = page_alloc(b, k)
             if f < 0:
                 ctr[C.FAIL + k] += 1
                 t.h_state[h] = H_FAILED
@@ -226,7 +229,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, s
                 return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0
             if hs == H_LIVE:
                 k = t.h_order[h]
-                buddy_free(b, t.h_frame[h], k)
+                page_free(b, t.h_frame[h], k)
                 ctr[C.KALLOC] -= 1 << k
             t.h_state[h] = H_NONE
         ctr[C.EVENTS] += 1

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks, new_buddy
+from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED, run_lengths
+from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
+from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
     ERROR_MESSAGES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
 from ptpair.sim.pagetable import (
-    KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
+    KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
 )
 from ptpair.sim.schemes import SCHEMES
 from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
@@ -45,8 +47,14 @@ class Config:
     scheme: str = "pair"
     policy: str = "address"
     memory_pages: int = DEFAULT_MEMORY_PAGES
+    allocator: str = "buddy"
+    reclaim: str = "empty"
 
     def __post_init__(self):
+        if self.allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {self.allocator!r}; choose from {', '.join(ALLOCATORS)}")
+        if self.reclaim not in RECLAIMS:
+            raise ValueError(f"unknown reclaim policy {self.reclaim!r}; choose from {', '.join(RECLAIMS)}")
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
         if self.policy not in POLICIES:
@@ -68,8 +76,10 @@ class Machine:
     def __init__(self, config: Config, n_procs: int = 0, n_handles: int = 0):
         self.config = config
         self.scheme_code = SCHEMES[config.scheme]
-        self.buddy = new_buddy(int(config.memory_pages), POLICIES[config.policy])
-        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), max(n_handles, 1))
+        self.buddy = new_allocator(int(config.memory_pages), ALLOCATORS[config.allocator],
+                                   POLICIES[config.policy])
+        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), max(n_handles, 1),
+                                 reclaim=RECLAIMS[config.reclaim])
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
 
@@ -99,7 +109,7 @@ class Machine:
         row = np.concatenate([
             [c[C.EVENTS]], c[C.KPT:C.KPT + 4], [c[C.EPT], c[C.EPT_WASTE], c[C.DATA], c[C.GIGANTIC],
                                                c[C.KALLOC], b.meta[M_FREE_PAGES]],
-            b.nr_free, c[C.FAIL:C.FAIL + N_ORDERS]]).astype(np.int64)
+            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS]]).astype(np.int64)
         if self.samples and self.samples[-1][0] == row[0]:
             return  # already sampled at this event
         self.samples.append(row)
@@ -135,10 +145,17 @@ class Machine:
 
     # --- reading the state ---------------------------------------------------------
     def free_blocks(self) -> list[tuple[int, int]]:
+        """Free blocks in list-walk order (for akaros-2015: its single-frame list, head first)."""
+        if self.config.allocator == "akaros-2015":
+            out, f, nxt = [], int(self.buddy.head[0]), self.buddy.nxt
+            while f != -1:
+                out.append((f, 0))
+                f = int(nxt[f])
+            return out
         return free_blocks(self.buddy)
 
     def buddyinfo(self) -> list[int]:
-        return [int(x) for x in self.buddy.nr_free]
+        return [int(x) for x in allocator_buddyinfo(self.buddy)]
 
     def result(self) -> "Result":
         return Result.from_machine(self)
@@ -214,6 +231,17 @@ class Result:
             "high_water_pages": int(m.buddy.meta[M_HIGH_WATER]),
             "live_pages_at_high_water": int(m.buddy.meta[M_HW_LIVE]),
         }
+        if m.config.allocator == "akaros-2015":
+            scans = int(m.buddy.meta[M_SCAN_ALLOCS])
+            allocator["frames_scanned"] = int(m.buddy.meta[M_SCANNED])
+            allocator["scan_allocations"] = scans
+            allocator["frames_scanned_per_allocation"] = _ratio(m.buddy.meta[M_SCANNED], scans)
+            runs = run_lengths(m.buddy.blk >= 0)
+            # its scan can use unaligned runs: a free run of r frames serves r >> k
+            # requests of order k (analysis/frag.py turns this into the kernel indices)
+            allocator["free_runs"] = int(len(runs))
+            allocator["unaligned_blocks_suitable"] = [int((runs >> k).sum()) for k in range(N_ORDERS)]
+            peak["buddyinfo_at_peak_used"] = None  # not tracked: no buddy free lists to copy
         walk = {
             "entry_writes": writes,
             "kpt_pages_touched": int(c[C.KPT_TOUCH]),

@@ -31,7 +31,8 @@ from collections import namedtuple
 import numpy as np
 from ptpair.sim._jit import kernel
 
-from ptpair.sim.buddy import buddy_alloc, buddy_free, M_FREE_PAGES
+from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.buddy import M_FREE_PAGES
 from ptpair.sim import counters as C
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
@@ -49,6 +50,14 @@ USER_VPN_LIMIT = 1 << (47 - PML1_SHIFT)  # 4-KiB pages in [0, 2^47)
 KIND_KPT = 0
 KIND_SEP = 1
 KIND_PAIR = 2
+# A process mode, never a table's kind: new tables are KPT-only and each table a new
+# page's walk passes through gains its EPT twin then (separate-lazy, sim/schemes.py)
+MODE_LAZY = 3
+
+# --- reclaim policies (when empty tables are freed) ---------------------------------
+RECLAIM_EMPTY = 0  # as soon as they are empty (Linux's free_pgtables)
+RECLAIM_EXIT = 1  # only at exit/exec (Akaros in 2015: unmap frees data frames only)
+RECLAIMS = {"empty": RECLAIM_EMPTY, "exit": RECLAIM_EXIT}
 
 # --- process states ----------------------------------------------------------------
 P_NONE = 0  # never spawned, or exited
@@ -63,14 +72,17 @@ H_FAILED = 2  # its kalloc failed: a kfree does nothing
 # meta slots of Tables.meta
 T_SLOTS_FREE = 0
 T_G_FREE = 1
-T_META_LEN = 2
+T_RECLAIM = 2
+T_META_LEN = 3
 
 # scratch: allocation log for rolling back a page that cannot be mapped
 S_LOG_N = 0
 S_LOG = 1  # pairs (frame, order) from here; at most 7 allocations for one page
 S_CREATED_N = 16
 S_CREATED = 17  # slots of tables created for the page; at most 3
-SCRATCH_LEN = 24
+S_TWIN_N = 24
+S_TWIN = 25  # slots of existing tables that gained an EPT twin for the page; at most 3
+SCRATCH_LEN = 32
 
 Tables = namedtuple(
     "Tables",
@@ -81,7 +93,7 @@ Tables = namedtuple(
 
 
 def new_tables(n_frames: int, n_procs: int, n_handles: int, slot_cap: int = 4096,
-               g_cap: int = 64) -> Tables:
+               g_cap: int = 64, reclaim: int = RECLAIM_EMPTY) -> Tables:
     t = Tables(
         ent=np.zeros((slot_cap, ENTRIES), np.int32),
         t_kpt=np.full(slot_cap, -1, np.int32),
@@ -109,6 +121,7 @@ def new_tables(n_frames: int, n_procs: int, n_handles: int, slot_cap: int = 4096
     )
     t.meta[T_SLOTS_FREE] = slot_cap
     t.meta[T_G_FREE] = g_cap
+    t.meta[T_RECLAIM] = reclaim
     return t
 
 
@@ -164,6 +177,7 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
 def log_reset(t):
     t.scratch[S_LOG_N] = 0
     t.scratch[S_CREATED_N] = 0
+    t.scratch[S_TWIN_N] = 0
 
 
 @kernel
@@ -177,7 +191,7 @@ def _log_alloc(t, frame, order):
 @kernel
 def _alloc(b, t, ctr, order):
     """buddy_alloc that counts failures by order and logs successes for rollback."""
-    f = buddy_alloc(b, order)
+    f = page_alloc(b, order)
     if f < 0:
         ctr[C.FAIL + order] += 1
     else:
@@ -241,6 +255,8 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     log; the caller rolls the whole page back).
     """
     mode = t.p_mode[p]
+    if mode == MODE_LAZY:
+        mode = KIND_KPT  # its twin comes from the walk (lazy_twin)
     if mode == KIND_PAIR:
         f = _alloc(b, t, ctr, 1)
         if f < 0:
@@ -264,12 +280,35 @@ def new_table(b, t, ctr, p, level, parent, pidx):
 
 
 @kernel
+def lazy_twin(b, t, ctr, p, s):
+    """separate-lazy: give table s its EPT twin if it has none (as an EPT fault would).
+    Returns False if the EPT page cannot be allocated (the caller rolls back)."""
+    if t.t_ept[s] >= 0:
+        return True
+    e = _alloc(b, t, ctr, 0)
+    if e < 0:
+        return False
+    t.t_ept[s] = e
+    t.t_kind[s] = KIND_SEP
+    count_ept(t, ctr, p, 1)
+    n = t.scratch[S_TWIN_N]
+    t.scratch[S_TWIN + n] = s
+    t.scratch[S_TWIN_N] = n + 1
+    return True
+
+
+@kernel
 def rollback(b, t, ctr, p):
     """Undo a page's partial work: unlink created tables, free its frames in reverse."""
+    for j in range(t.scratch[S_TWIN_N] - 1, -1, -1):
+        s = t.scratch[S_TWIN + j]
+        t.t_ept[s] = -1
+        t.t_kind[s] = KIND_KPT
+        count_ept(t, ctr, p, -1)
     for j in range(t.scratch[S_CREATED_N] - 1, -1, -1):
         _unregister(t, ctr, p, t.scratch[S_CREATED + j])
     for j in range(t.scratch[S_LOG_N] - 1, -1, -1):
-        buddy_free(b, t.scratch[S_LOG + 2 * j], t.scratch[S_LOG + 2 * j + 1])
+        page_free(b, t.scratch[S_LOG + 2 * j], t.scratch[S_LOG + 2 * j + 1])
     log_reset(t)
 
 
@@ -281,11 +320,11 @@ def free_table(b, t, ctr, p, s):
     ept = t.t_ept[s]
     _unregister(t, ctr, p, s)
     if kind == KIND_PAIR:
-        buddy_free(b, kpt, 1)
+        page_free(b, kpt, 1)
     else:
-        buddy_free(b, kpt, 0)
+        page_free(b, kpt, 0)
         if ept >= 0:
-            buddy_free(b, ept, 0)
+            page_free(b, ept, 0)
 
 
 @kernel
@@ -307,6 +346,22 @@ MAP_FAILED = 2
 
 
 @kernel
+def is_mapped(t, p, vpn, s):
+    """True if the page's slot is in use: a huge page above it, or its entry set."""
+    cur = t.p_root[p]
+    level = ROOT_LEVEL
+    while level > s + 1:
+        e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
+        if e < 0:
+            return True
+        if e == 0:
+            return False
+        cur = e - 1
+        level -= 1
+    return t.ent[cur, (vpn >> (IDX_BITS * s)) & IDX_MASK] != 0
+
+
+@kernel
 def map_page(b, t, ctr, p, vpn, s, share):
     """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
@@ -316,6 +371,9 @@ def map_page(b, t, ctr, p, vpn, s, share):
     (mapped at any size, or for a huge page holding a lower table) is left as it is.
     """
     leaf_level = s + 1
+    lazy = t.p_mode[p] == MODE_LAZY
+    if lazy and is_mapped(t, p, vpn, s):
+        return MAP_ALREADY  # checked first: a mapped page's walk creates no twin
     cur = t.p_root[p]
     log_reset(t)
     level = ROOT_LEVEL
@@ -333,6 +391,10 @@ def map_page(b, t, ctr, p, vpn, s, share):
             cur = nxt
         else:
             cur = e - 1
+        if lazy and not lazy_twin(b, t, ctr, p, cur):
+            rollback(b, t, ctr, p)
+            ctr[C.FAILED_MAPS] += 1
+            return MAP_FAILED
         level -= 1
     i = (vpn >> (IDX_BITS * (leaf_level - 1))) & IDX_MASK
     if t.ent[cur, i] != 0:
@@ -386,8 +448,10 @@ def unmap_entry(b, t, ctr, p, slot, i, s):
         t.refcnt[frame] -= 1
         if t.refcnt[frame] == 0:
             order = IDX_BITS * s
-            buddy_free(b, frame, order)
+            page_free(b, frame, order)
             ctr[C.DATA] -= 1 << order
+    if t.meta[T_RECLAIM] != RECLAIM_EMPTY:
+        return  # tables stay, even empty, until exit
     cur = slot
     while t.t_level[cur] < ROOT_LEVEL and t.t_cnt[cur] == 0:
         parent = t.t_parent[cur]
@@ -431,6 +495,30 @@ def unmap_range(b, t, ctr, p, lo, hi):
                 for i1 in range(max(lo, b1) - b1, min(hi, b1 + ENTRIES) - b1):
                     if t.ent[s1, i1] != 0:
                         unmap_entry(b, t, ctr, p, s1, i1, 0)
+
+
+@kernel
+def free_tables_postorder(b, t, ctr, p):
+    """Free every table below the root depth-first (reclaim at exit): for each pml3 in
+    ascending order, each of its pml2s ascending, that pml2's pml1s ascending and then the
+    pml2 itself, the pml3 last. The tables must hold no leaf."""
+    root = t.p_root[p]
+    for i4 in range(ENTRIES):
+        e4 = t.ent[root, i4]
+        if e4 <= 0:
+            continue
+        s3 = e4 - 1
+        for i3 in range(ENTRIES):
+            e3 = t.ent[s3, i3]
+            if e3 <= 0:
+                continue
+            s2 = e3 - 1
+            for i2 in range(ENTRIES):
+                e2 = t.ent[s2, i2]
+                if e2 > 0:
+                    free_table(b, t, ctr, p, e2 - 1)
+            free_table(b, t, ctr, p, s2)
+        free_table(b, t, ctr, p, s3)
 
 
 @kernel

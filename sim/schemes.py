@@ -9,37 +9,40 @@ the kind a process's tables get at spawn, and the kind after the process becomes
 | separate         | KPT       | EPT root, then mirror every table (SEP)  | Akaros before it          |
 | separate-eager   | SEP       | nothing to do                            | waste without contiguity  |
 | pair-on-vmm      | KPT       | move every table into a fresh pair       | hybrid                    |
+| separate-lazy    | KPT       | EPT root only; later walks add twins     | Akaros before, as it was  |
 """
 
 import numpy as np
 from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import buddy_alloc, buddy_free
-from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, ROOT_LEVEL, count_ept
+from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, count_ept
 
 SCHEME_PAIR = 0
 SCHEME_SEPARATE = 1
 SCHEME_SEPARATE_EAGER = 2
 SCHEME_PAIR_ON_VMM = 3
+SCHEME_SEPARATE_LAZY = 4
 SCHEMES = {
     "pair": SCHEME_PAIR,
     "separate": SCHEME_SEPARATE,
     "separate-eager": SCHEME_SEPARATE_EAGER,
     "pair-on-vmm": SCHEME_PAIR_ON_VMM,
+    "separate-lazy": SCHEME_SEPARATE_LAZY,
 }
 SCHEME_NAMES = {v: k for k, v in SCHEMES.items()}
 
 # indexed by scheme code
-SPAWN_KIND = np.array([KIND_PAIR, KIND_KPT, KIND_SEP, KIND_KPT], np.int8)
-VMM_KIND = np.array([KIND_PAIR, KIND_SEP, KIND_SEP, KIND_PAIR], np.int8)
+SPAWN_KIND = np.array([KIND_PAIR, KIND_KPT, KIND_SEP, KIND_KPT, KIND_KPT], np.int8)
+VMM_KIND = np.array([KIND_PAIR, KIND_SEP, KIND_SEP, KIND_PAIR, MODE_LAZY], np.int8)
 
 
 @kernel
 def _mirror_one(b, t, ctr, p, s, kind):
     """Give table s an EPT twin of `kind`; a failed allocation leaves it out."""
     if kind == KIND_SEP:
-        e = buddy_alloc(b, 0)
+        e = page_alloc(b, 0)
         if e < 0:
             ctr[C.FAIL + 0] += 1
             return
@@ -49,7 +52,7 @@ def _mirror_one(b, t, ctr, p, s, kind):
         if t.t_level[s] != ROOT_LEVEL:
             ctr[C.MIRRORED] += 1
     else:  # move into a fresh pair: allocate the block, copy, free the old page
-        f = buddy_alloc(b, 1)
+        f = page_alloc(b, 1)
         if f < 0:
             ctr[C.FAIL + 1] += 1
             return
@@ -57,7 +60,7 @@ def _mirror_one(b, t, ctr, p, s, kind):
         t.t_kpt[s] = f
         t.t_ept[s] = f + 1
         t.t_kind[s] = KIND_PAIR
-        buddy_free(b, old, 0)
+        page_free(b, old, 0)
         count_ept(t, ctr, p, 1)
         ctr[C.COPIES] += 1
 
@@ -74,6 +77,13 @@ def become_vmm(b, t, ctr, scheme, p):
     if t.p_mode[p] == kind:
         return
     root = t.p_root[p]
+    if kind == MODE_LAZY:
+        # only the EPT root now; each newly mapped page's walk adds the twins it passes
+        # through (sim/pagetable.py: lazy_twin), as EPT faults filled the EPT in
+        _mirror_one(b, t, ctr, p, root, KIND_SEP)
+        if t.t_kind[root] == KIND_SEP:
+            t.p_mode[p] = MODE_LAZY
+        return
     _mirror_one(b, t, ctr, p, root, kind)
     if t.t_kind[root] != kind:
         # No EPT root (separate): the process has no EPT to mirror into.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MAX_ORDER = 10
-PAIR, SEP, KPT = "pair", "sep", "kpt"
-SPAWN_KIND = {"pair": PAIR, "separate": KPT, "separate-eager": SEP, "pair-on-vmm": KPT}
-VMM_KIND = {"pair": PAIR, "separate": SEP, "separate-eager": SEP, "pair-on-vmm": PAIR}
+PAIR, SEP, KPT, LAZY = "pair", "sep", "kpt", "lazy"  # LAZY is a process mode only
+SPAWN_KIND = {"pair": PAIR, "separate": KPT, "separate-eager": SEP, "pair-on-vmm": KPT, "separate-lazy": KPT}
+VMM_KIND = {"pair": PAIR, "separate": SEP, "separate-eager": SEP, "pair-on-vmm": PAIR, "separate-lazy": LAZY}
 USER_PAGES = 1 << 35  # 4-KiB pages in [0, 2^47)
 
 
@@ -55,6 +55,12 @@ class Buddy:
                 return f
         return None
 
+    def buddyinfo(self):
+        return [len(lst) for lst in self.lists]
+
+    def free_block(self, f, k):
+        self.free(f, k)
+
     def free(self, f, k):
         while k < MAX_ORDER and self.order_at.get(f ^ (1 << k)) == k:
             self._take(f ^ (1 << k), k)
@@ -70,6 +76,82 @@ class Buddy:
         out = []
         for k, lst in enumerate(self.lists):
             out += [(f, k) for f in (sorted(lst) if self.policy == "address" else reversed(lst))]
+        return out
+
+
+class Akaros2015:
+    """Akaros's 2015 allocator: a LIFO list of single frames (last element = head), a
+    downward get_cont_pages scan for order >= 1, frees pushed one by one ascending."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.lst = list(range(n))  # inserted ascending: the highest frame is the head
+        self.free = set(self.lst)
+        self.high_water = 0
+        self.live_at_high_water = 0
+        self.scanned = 0
+        self.scans = 0
+
+    def alloc(self, k):
+        size = 1 << k
+        if k == 0:
+            if not self.lst:
+                return None
+            start = self.lst[-1]
+        else:
+            self.scans += 1
+            start = None
+            i = self.n - 1  # top frame of the window
+            while i - size + 1 >= 0:
+                j = i
+                busy = None
+                while j > i - size:
+                    self.scanned += 1
+                    if j not in self.free:
+                        busy = j
+                        break
+                    j -= 1
+                if busy is None:
+                    start = i - size + 1
+                    break
+                i = busy - 2  # the original loop's skip
+            if start is None:
+                return None
+        for f in range(start, start + size):
+            self.lst.remove(f)
+            self.free.discard(f)
+        if start + size > self.high_water:
+            self.high_water = start + size
+            self.live_at_high_water = self.n - len(self.free)
+        return start
+
+    def free_block(self, f, k):
+        for x in range(f, f + (1 << k)):
+            self.lst.append(x)
+            self.free.add(x)
+
+    def free_pages(self):
+        return len(self.free)
+
+    def blocks(self):
+        return [(f, 0) for f in reversed(self.lst)]
+
+    def buddyinfo(self):
+        out = [0] * (MAX_ORDER + 1)
+        x = 0
+        while x < self.n:
+            if x not in self.free:
+                x += 1
+                continue
+            end = x
+            while end < self.n and end in self.free:
+                end += 1
+            while x < end:
+                k = MAX_ORDER
+                while x % (1 << k) or x + (1 << k) > end:
+                    k -= 1
+                out[k] += 1
+                x += 1 << k
         return out
 
 
@@ -99,10 +181,13 @@ class Proc:
 
 
 class Reference:
-    def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True):
+    def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True,
+                 allocator="buddy", reclaim="empty"):
         self.scheme = scheme
+        self.reclaim = reclaim
+        self.allocator = allocator
         self.track_peaks = track_peaks  # peaks cost a full state scan per event
-        self.buddy = Buddy(memory_pages, policy)
+        self.buddy = Buddy(memory_pages, policy) if allocator == "buddy" else Akaros2015(memory_pages)
         self.n = memory_pages
         self.procs: dict[int, Proc] = {}
         self.refs: dict[tuple[int, int], int] = {}  # (size class, frame) -> mappings
@@ -119,6 +204,7 @@ class Reference:
         self.peak_buddyinfo = [0] * (MAX_ORDER + 1)
         self.log = []  # allocations for the page being mapped, for rollback
         self.created = []
+        self.twinned = []  # existing tables that gained an EPT twin (separate-lazy)
 
     # --- allocation helpers ----------------------------------------------------------
     def _alloc(self, k):
@@ -131,7 +217,8 @@ class Reference:
 
     def _new_table(self, proc, level, parent, index):
         """KPT page, then its EPT page where the process has one (a pair: one block)."""
-        if proc.mode == PAIR:
+        mode = KPT if proc.mode == LAZY else proc.mode
+        if mode == PAIR:
             f = self._alloc(1)
             if f is None:
                 return None
@@ -141,33 +228,35 @@ class Reference:
             if kpt is None:
                 return None
             ept = None
-            if proc.mode == SEP:
+            if mode == SEP:
                 ept = self._alloc(0)
                 if ept is None:
                     return None
-        t = Table(level, proc.mode, kpt, ept, parent, index)
+        t = Table(level, mode, kpt, ept, parent, index)
         if parent is not None:
             parent.entries[index] = t
         self.created.append(t)
         return t
 
     def _rollback(self):
+        for t in reversed(self.twinned):
+            t.ept, t.kind = None, KPT
         for t in reversed(self.created):
             if t.parent is not None:
                 del t.parent.entries[t.index]
         for f, k in reversed(self.log):
-            self.buddy.free(f, k)
-        self.log, self.created = [], []
+            self.buddy.free_block(f, k)
+        self.log, self.created, self.twinned = [], [], []
 
     def _free_table(self, t):
         if t.parent is not None:
             del t.parent.entries[t.index]
         if t.kind == PAIR:
-            self.buddy.free(t.kpt, 1)
+            self.buddy.free_block(t.kpt, 1)
         else:
-            self.buddy.free(t.kpt, 0)
+            self.buddy.free_block(t.kpt, 0)
             if t.ept is not None:
-                self.buddy.free(t.ept, 0)
+                self.buddy.free_block(t.ept, 0)
 
     def _count_write(self, table, leaf_size):
         levels = 4 - leaf_size  # tables on the path, root included
@@ -179,8 +268,21 @@ class Reference:
                 self.c["ept_loads"] += levels
 
     # --- page operations ---------------------------------------------------------
+    def is_mapped(self, proc, vpn, size):
+        t = proc.root
+        for level in range(4, size + 1, -1):
+            e = t.entries.get((vpn >> (9 * (level - 1))) & 511)
+            if e is None:
+                return False
+            if isinstance(e, Leaf):
+                return True
+            t = e
+        return ((vpn >> (9 * size)) & 511) in t.entries
+
     def map_page(self, proc, vpn, size, share=None):
-        self.log, self.created = [], []
+        if proc.mode == LAZY and self.is_mapped(proc, vpn, size):
+            return "already"
+        self.log, self.created, self.twinned = [], [], []
         t = proc.root
         for level in range(4, size + 1, -1):
             i = (vpn >> (9 * (level - 1))) & 511
@@ -194,6 +296,14 @@ class Reference:
                     self.c["failed_maps"] += 1
                     return "failed"
             t = e
+            if proc.mode == LAZY and t.ept is None:  # the walk adds the missing EPT twin
+                ept = self._alloc(0)
+                if ept is None:
+                    self._rollback()
+                    self.c["failed_maps"] += 1
+                    return "failed"
+                t.ept, t.kind = ept, SEP
+                self.twinned.append(t)
         i = (vpn >> (9 * size)) & 511
         if i in t.entries:
             return "already"
@@ -230,7 +340,9 @@ class Reference:
             if leaf.size == 2:
                 self.free_gids.append(leaf.frame)
             else:
-                self.buddy.free(leaf.frame, 9 * leaf.size)
+                self.buddy.free_block(leaf.frame, 9 * leaf.size)
+        if self.reclaim != "empty":
+            return  # tables stay until exit
         while t.level < 4 and not t.entries:
             parent = t.parent
             self._free_table(t)
@@ -287,6 +399,15 @@ class Reference:
     def exit(self, pid):
         proc = self.procs.pop(pid)
         self.unmap_range(proc, 0, USER_PAGES)
+        if self.reclaim != "empty":  # depth-first: pml1s, then their pml2, the pml3 last
+            for i4 in sorted(proc.root.entries):
+                t3 = proc.root.entries[i4]
+                for i3 in sorted(t3.entries):
+                    t2 = t3.entries[i3]
+                    for i2 in sorted(t2.entries):
+                        self._free_table(t2.entries[i2])
+                    self._free_table(t2)
+                self._free_table(t3)
         self._free_table(proc.root)
 
     def vmm(self, proc):
@@ -296,6 +417,11 @@ class Reference:
         self.c["vmm_events"] += 1
         kind = VMM_KIND[self.scheme]
         if proc.mode == kind:
+            return
+        if kind == LAZY:  # only the EPT root now; walks add the rest
+            self._mirror(proc.root, SEP)
+            if proc.root.kind == SEP:
+                proc.mode = LAZY
             return
         self._mirror(proc.root, kind)
         if proc.root.kind != kind and kind == SEP:
@@ -320,7 +446,7 @@ class Reference:
                 return
             old = t.kpt
             t.kpt, t.ept, t.kind = f, f + 1, PAIR
-            self.buddy.free(old, 0)
+            self.buddy.free_block(old, 0)
             self.c["copies"] += 1
 
     def fork(self, child, parent):
@@ -386,7 +512,7 @@ class Reference:
                 raise ValueError("handle unknown")
             h = self.handles.pop(arg)
             if h is not None:
-                self.buddy.free(*h)
+                self.buddy.free_block(*h)
         self.c["events"] += 1
         if self.track_peaks:
             self._update_peaks()
@@ -417,8 +543,8 @@ class Reference:
         cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
                    wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
         self.pt_sum += cur["pt_pages"]
-        if cur["used_pages"] > self.peak["used_pages"]:
-            self.peak_buddyinfo = [len(lst) for lst in self.buddy.lists]
+        if cur["used_pages"] > self.peak["used_pages"] and self.allocator == "buddy":
+            self.peak_buddyinfo = self.buddy.buddyinfo()
         for k, v in cur.items():
             self.peak[k] = max(self.peak[k], v)
 
@@ -436,22 +562,25 @@ class Reference:
                 owner[x] = what
 
         for f, k in self.buddy.blocks():
-            assert f % (1 << k) == 0, f"free block {f} not aligned to order {k}"
             claim(f, k, "free")
+            if self.allocator != "buddy":
+                continue
+            assert f % (1 << k) == 0, f"free block {f} not aligned to order {k}"
             if k < MAX_ORDER:
                 assert self.buddy.order_at.get(f ^ (1 << k)) != k, f"free buddies {f} at order {k} not merged"
         for proc, t in self.live_tables():
             if t.kind == PAIR:
-                assert t.ept == t.kpt + 1 and t.kpt % 2 == 0, "pair EPT page is not KPT page + 1"
+                assert t.ept == t.kpt + 1, "pair EPT page is not KPT page + 1"
+                assert self.allocator != "buddy" or t.kpt % 2 == 0, "a buddy pair is not order-1 aligned"
                 claim(t.kpt, 1, "pair")
             else:
                 claim(t.kpt, 0, "kpt")
                 if t.ept is not None:
                     claim(t.ept, 0, "ept")
-            if proc.mode != KPT and not any(self.fail):
+            if proc.mode not in (KPT, LAZY) and not any(self.fail):
                 assert t.ept is not None, "a process with an EPT has a KPT table with no EPT twin"
-            n_entries = len(t.entries)
-            assert t.level == 4 or n_entries > 0, "an empty table was not freed"
+            if self.reclaim == "empty":
+                assert t.level == 4 or len(t.entries) > 0, "an empty table was not freed"
         for (size, f) in self.refs:
             if size < 2:
                 claim(f, 9 * size, "data")
@@ -466,7 +595,7 @@ class Reference:
             kpt_pages_by_level=dict(pml4=s["kpt"][3], pml3=s["kpt"][2], pml2=s["kpt"][1], pml1=s["kpt"][0]),
             ept_pages=s["ept"], wasted_ept_pages=s["waste"], data_pages=s["data"],
             gigantic_pages=s["gigantic"], kalloc_pages=s["kalloc"], free_pages=s["free"],
-            buddyinfo=[len(lst) for lst in self.buddy.lists], peak=dict(self.peak),
+            buddyinfo=self.buddy.buddyinfo(), peak=dict(self.peak),
             peak_buddyinfo=self.peak_buddyinfo, pt_sum=self.pt_sum, high_water=self.buddy.high_water,
             live_at_high_water=self.buddy.live_at_high_water,
             alloc_failures=list(self.fail), counters=dict(self.c),

@@ -1,0 +1,161 @@
+"""Akaros's page allocator as it was at the seed commit (April 2015), in compiled code.
+
+Not a buddy allocator (`../shared/notes/akaros-facts.md`, `kern/src/page_alloc.c`):
+
+* Single frames live on one LIFO free list (`LIST_INSERT_HEAD` on free). At boot the
+  frames are inserted in ascending order, so the highest frame is at the head.
+* `get_cont_pages(order)` for order >= 1 scans *downward* for 2^order consecutive free
+  frames, with no alignment: windows of 2^k frames, the first ending at the highest
+  frame. Each window is tested from its top frame down; at the first busy frame j the
+  original loop sets i = j - 1 and then its own i-- runs, so the next window tried ends
+  at j - 2 (the window ending at j - 1 is never tried). The first window found all free
+  is taken and its frames leave the list.
+* `free_cont_pages` frees the frames one by one in ascending order (each pushed on the
+  head); there is no merging.
+
+The scan cost is the allocator pressure Akaros really had: `frames_scanned` counts every
+frame tested by order >= 1 scans.
+
+State: the allocator reuses the BuddyState arrays -- `blk[f]` is 0 for a free frame and
+-1 for a busy one, `nxt`/`prv`/`head[0]` the LIFO list -- so the machine's other parts
+need not know which allocator they use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptpair.sim._jit import kernel
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, NIL
+
+M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
+M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
+
+
+@kernel
+def _push(b, f):
+    h = b.head[0]
+    b.nxt[f] = h
+    b.prv[f] = NIL
+    if h != NIL:
+        b.prv[h] = f
+    b.head[0] = f
+    b.blk[f] = 0
+
+
+@kernel
+def _unlink(b, f):
+    n = b.nxt[f]
+    p = b.prv[f]
+    if p != NIL:
+        b.nxt[p] = n
+    else:
+        b.head[0] = n
+    if n != NIL:
+        b.prv[n] = p
+    b.blk[f] = -1
+
+
+@kernel
+def akaros_boot(b):
+    """Every frame free, inserted at the head in ascending order (highest at the head)."""
+    n = b.meta[M_FRAMES]
+    for f in range(n):
+        _push(b, f)
+    b.meta[M_FREE_PAGES] = n
+
+
+@kernel
+def akaros_alloc(b, k):
+    """First frame of 2^k frames taken, or -1."""
+    n = 1 << k
+    if k == 0:
+        f = b.head[0]
+        if f == NIL:
+            return NIL
+        _unlink(b, f)
+        start = f
+    else:
+        b.meta[M_SCAN_ALLOCS] += 1
+        i = b.meta[M_FRAMES] - 1  # top frame of the window tried
+        start = NIL
+        while i - n + 1 >= 0:
+            j = i
+            while j > i - n:
+                b.meta[M_SCANNED] += 1
+                if b.blk[j] < 0:
+                    break
+                j -= 1
+            if j == i - n:  # all 2^k frames free
+                start = i - n + 1
+                break
+            i = j - 2  # the original loop's skip: the window ending at j - 1 is never tried
+        if start == NIL:
+            return NIL
+        for f in range(start, start + n):
+            _unlink(b, f)
+    b.meta[M_FREE_PAGES] -= n
+    if start + n > b.meta[M_HIGH_WATER]:
+        b.meta[M_HIGH_WATER] = start + n
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    return start
+
+
+@kernel
+def akaros_free(b, frame, k):
+    """Free 2^k frames one by one, ascending, each pushed on the head."""
+    for f in range(frame, frame + (1 << k)):
+        _push(b, f)
+    b.meta[M_FREE_PAGES] += 1 << k
+
+
+@kernel
+def aligned_blocks(free_mask, out):
+    """Decompose the free frames into maximal aligned blocks (order <= 10), as a buddy
+    allocator would list them; out[k] += blocks of order k. free_mask: bool per frame."""
+    n = len(free_mask)
+    x = 0
+    while x < n:
+        if not free_mask[x]:
+            x += 1
+            continue
+        end = x
+        while end < n and free_mask[end]:
+            end += 1
+        while x < end:  # carve the run [x, end) like boot memory
+            k = 10
+            while (x & ((1 << k) - 1)) != 0 or x + (1 << k) > end:
+                k -= 1
+            out[k] += 1
+            x += 1 << k
+
+
+@kernel
+def free_runs(free_mask, out):
+    """Lengths of the maximal runs of free frames, written to out; returns their count."""
+    n = len(free_mask)
+    m = 0
+    x = 0
+    while x < n:
+        if free_mask[x]:
+            end = x
+            while end < n and free_mask[end]:
+                end += 1
+            out[m] = end - x
+            m += 1
+            x = end
+        else:
+            x += 1
+    return m
+
+
+def buddyinfo_of_free_set(free_mask: np.ndarray) -> np.ndarray:
+    out = np.zeros(11, np.int64)
+    aligned_blocks(free_mask, out)
+    return out
+
+
+def run_lengths(free_mask: np.ndarray) -> np.ndarray:
+    out = np.zeros(max(len(free_mask) // 2 + 1, 1), np.int64)
+    m = free_runs(free_mask, out)
+    return out[:m]
