@@ -29,6 +29,8 @@ METRICS = [
     ("table pages touched per entry write", "pages", lambda r: r.walk["per_write"]["kpt_pages_touched"]
      + r.walk["per_write"]["ept_pages_touched"]),
     ("tables copied (pair-on-vmm)", "tables", lambda r: r.counts["tables_copied"]),
+    ("frames scanned per order>=1 allocation", "frames",
+     lambda r: r.allocator_stats.get("frames_scanned_per_allocation", "-")),
 ]
 
 
@@ -82,6 +84,8 @@ def metrics_row(r: Result) -> dict:
         "jw_fragmentation": s["jw_fragmentation"],
         "processes_final": f["processes"],
         "vmm_processes_final": f["vmm_processes"],
+        "frames_scanned": r.allocator_stats.get("frames_scanned", 0),
+        "frames_scanned_per_allocation": r.allocator_stats.get("frames_scanned_per_allocation", 0.0),
     }
 
 
@@ -92,10 +96,13 @@ def results_frame(results: dict[str, Result]) -> pd.DataFrame:
 
 
 def compare(trace: Trace, schemes=("pair", "separate", "separate-eager", "pair-on-vmm"),
-            policy: str = "address", memory_pages: int | None = None) -> tuple[pd.DataFrame, dict]:
+            policy: str = "address", memory_pages: int | None = None, allocator: str = "buddy",
+            reclaim: str = "empty") -> tuple[pd.DataFrame, dict]:
     """Replay `trace` under each scheme; returns (table, {scheme: Result})."""
     results = {}
     for s in schemes:
-        cfg = Config(scheme=s, policy=policy) if memory_pages is None else Config(s, policy, memory_pages)
+        cfg = Config(scheme=s, policy=policy, allocator=allocator, reclaim=reclaim)
+        if memory_pages is not None:
+            cfg = Config(s, policy, memory_pages, allocator, reclaim)
         results[s] = replay(trace, cfg)
     return compare_results(results), results

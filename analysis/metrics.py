@@ -58,8 +58,8 @@ def summary(result: Result) -> dict:
     f, pk = result.final, result.peak
     page = 4096
     mapped = result.counts["pages_mapped"]
-    hw = result.allocator["high_water_pages"]
-    live = result.allocator["live_pages_at_high_water"]
+    hw = result.allocator_stats["high_water_pages"]
+    live = result.allocator_stats["live_pages_at_high_water"]
     return {
         "pt_pages_peak": pk["pt_pages"],
         "pt_pages_mean": result.mean["pt_pages"],
@@ -88,8 +88,8 @@ def enriched_dict(result: Result) -> dict:
     """Result.to_dict() with the kernel indices in `final` and the end-of-run summary."""
     d = result.to_dict()
     d["final"].update(frag_indices(result.final["buddyinfo"]))
-    if "unaligned_blocks_suitable" in result.allocator:
-        a = result.allocator
+    if "unaligned_blocks_suitable" in result.allocator_stats:
+        a = result.allocator_stats
         un = indices_from_contig(result.final["free_pages"], a["free_runs"], a["unaligned_blocks_suitable"])
         d["final"]["unusable_index_unaligned"] = un["unusable_index"]
         d["final"]["fragmentation_index_unaligned"] = un["fragmentation_index"]

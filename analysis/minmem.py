@@ -37,13 +37,14 @@ class MinMem:
                 "monotonic_violations": self.monotonic_violations}
 
 
-def _clean(ev, scheme: str, policy: str, pages: int) -> bool:
-    m = Machine(Config(scheme, policy, pages), ev.n_procs, ev.n_handles)
+def _clean(ev, scheme: str, policy: str, pages: int, allocator: str = "buddy", reclaim: str = "empty") -> bool:
+    m = Machine(Config(scheme, policy, pages, allocator, reclaim), ev.n_procs, ev.n_handles)
     m.run(ev)
     return not m.ctr[C.FAIL:C.FAIL + N_ORDERS].any()
 
 
-def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address") -> MinMem:
+def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
+               reclaim: str = "empty") -> MinMem:
     """Smallest memory (a multiple of 256 frames) with no allocation failure."""
     ev = encode(trace)
     probes = 0
@@ -51,7 +52,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address") -> M
     def clean(pages):
         nonlocal probes
         probes += 1
-        return _clean(ev, scheme, policy, pages)
+        return _clean(ev, scheme, policy, pages, allocator, reclaim)
 
     # exponential search for a clean upper bound, then bisection on steps
     hi = STEP_PAGES

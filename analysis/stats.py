@@ -22,21 +22,23 @@ DEFAULT_METRICS = ("pt_pages_final", "pt_pages_peak", "wasted_ept_pages_final", 
                    "ept_loads_per_write")
 
 
-def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int = 1 << 20) -> pd.DataFrame:
+def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int = 1 << 20,
+             allocator: str = "buddy", reclaim: str = "empty") -> pd.DataFrame:
     """Replay every trace under every scheme: one row per (trace, scheme), numeric metrics."""
     rows = []
     for name, trace in traces.items():
         for s in schemes:
-            r = replay(trace, Config(s, policy, memory_pages))
+            r = replay(trace, Config(s, policy, memory_pages, allocator, reclaim))
             rows.append({"trace": name, "scheme": s, **metrics_row(r)})
     return pd.DataFrame(rows)
 
 
 def seed_runs(workload: str, seeds, schemes, events: int, policy: str = "address",
-              memory_pages: int = 1 << 20, **params) -> pd.DataFrame:
+              memory_pages: int = 1 << 20, allocator: str = "buddy", reclaim: str = "empty",
+              **params) -> pd.DataFrame:
     """`run_grid` over seeds of a synthetic workload; the trace column is the seed."""
     traces = {int(s): synth(workload, seed=int(s), events=events, **params) for s in seeds}
-    df = run_grid(traces, schemes, policy, memory_pages)
+    df = run_grid(traces, schemes, policy, memory_pages, allocator, reclaim)
     return df.rename(columns={"trace": "seed"})
 
 

@@ -2,7 +2,9 @@
 
 A grid file (TOML) names the axes; every combination is one run:
 
-    schemes = ["pair", "separate"]          # default: all four
+    schemes = ["pair", "separate"]          # default: the four main schemes
+    allocators = ["buddy", "akaros-2015"]   # default: ["buddy"]
+    reclaims = ["empty", "exit"]            # default: ["empty"]
     policies = ["address"]                  # default: ["address"]
     memory = ["256MiB", "1GiB"]             # or memory_pages = [65536]; default 4GiB
     traces = ["a.csv", "b.parquet"]         # paths relative to the grid file, and/or
@@ -32,7 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm")
+SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy")
+DEFAULT_SCHEMES = SCHEMES[:4]
 
 
 class GridError(ValueError):
@@ -66,15 +69,23 @@ def load_grid(path: str | os.PathLike) -> list[dict]:
 
 
 def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
-    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth"}
+    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth", "allocators", "reclaims"}
     bad = set(g) - known
     if bad:
         raise GridError(f"unknown grid keys {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
-    schemes = _list(g.get("schemes", list(SCHEMES)))
+    schemes = _list(g.get("schemes", list(DEFAULT_SCHEMES)))
     for s in schemes:
         if s not in SCHEMES:
             raise GridError(f"unknown scheme {s!r}")
     policies = _list(g.get("policies", ["address"]))
+    allocators = _list(g.get("allocators", ["buddy"]))
+    reclaims = _list(g.get("reclaims", ["empty"]))
+    for a in allocators:
+        if a not in ("buddy", "akaros-2015"):
+            raise GridError(f"unknown allocator {a!r}")
+    for r in reclaims:
+        if r not in ("empty", "exit"):
+            raise GridError(f"unknown reclaim policy {r!r}")
     if "memory_pages" in g:
         memories = [int(x) for x in _list(g["memory_pages"])]
     else:
@@ -98,8 +109,9 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
     if not sources:
         raise GridError("the grid names no traces and no [synth] workloads")
     runs = []
-    for src, scheme, policy, mem in itertools.product(sources, schemes, policies, memories):
-        run = {**src, "scheme": scheme, "policy": policy, "memory_pages": mem}
+    for src, scheme, policy, mem, alloc, rec in itertools.product(sources, schemes, policies, memories,
+                                                                  allocators, reclaims):
+        run = {**src, "scheme": scheme, "policy": policy, "memory_pages": mem, "allocator": alloc, "reclaim": rec}
         run["run_id"] = run_id(run)
         runs.append(run)
     return runs
@@ -135,7 +147,7 @@ def run_one(run: dict) -> dict:
         from ptpair.traces.synth import synth
 
         trace = synth(run["workload"], seed=run["seed"], events=run["events"], **run["params"])
-    r = replay(trace, Config(run["scheme"], run["policy"], run["memory_pages"]))
+    r = replay(trace, Config(run["scheme"], run["policy"], run["memory_pages"], run["allocator"], run["reclaim"]))
     row = {k: v for k, v in run.items() if k != "params"}
     for k, v in run.get("params", {}).items():
         row[f"param_{k}"] = v

@@ -12,7 +12,10 @@ import re
 import sys
 import time
 
-SCHEME_CHOICES = ("pair", "separate", "separate-eager", "pair-on-vmm")
+SCHEME_CHOICES = ("pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy")
+DEFAULT_SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm")
+# --kernel presets: (allocator, reclaim)
+KERNELS = {"akaros-2015": ("akaros-2015", "exit"), "linux": ("buddy", "empty")}
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40,
           "tib": 1 << 40}
@@ -29,6 +32,19 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise UsageError(f"--memory: cannot read size {text!r} (examples: 4GiB, 512MiB, 1048576)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def kernel_options(args) -> tuple[str, str]:
+    """(allocator, reclaim) from --kernel, overridden by --allocator/--reclaim."""
+    allocator, reclaim = KERNELS.get(getattr(args, "kernel", None) or "", ("buddy", "empty"))
+    return (getattr(args, "allocator", None) or allocator, getattr(args, "reclaim", None) or reclaim)
+
+
+def config(args, scheme=None):
+    from ptpair.sim.machine import Config
+
+    allocator, reclaim = kernel_options(args)
+    return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim)
 
 
 def memory_pages(args) -> int:
@@ -51,8 +67,9 @@ def _schemes(text: str) -> list[str]:
 
 def _add_machine_options(p, multi=False):
     if multi:
-        p.add_argument("--schemes", default=",".join(SCHEME_CHOICES), type=str,
-                       help="comma-separated schemes (default: all four)")
+        p.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES), type=str,
+                       help=f"comma-separated schemes (default: {','.join(DEFAULT_SCHEMES)}; "
+                            f"also separate-lazy)")
     else:
         p.add_argument("--scheme", default="pair", choices=SCHEME_CHOICES, help="(default: pair)")
     mem = p.add_mutually_exclusive_group()
@@ -61,6 +78,13 @@ def _add_machine_options(p, multi=False):
                      help="simulated memory in 4-KiB frames (instead of --memory)")
     p.add_argument("--policy", default="address", choices=("address", "lifo"),
                    help="buddy free-list policy (default: address)")
+    p.add_argument("--allocator", choices=("buddy", "akaros-2015"), default=None,
+                   help="page allocator (default: buddy)")
+    p.add_argument("--reclaim", choices=("empty", "exit"), default=None,
+                   help="free empty page tables at once (empty, default) or only at exit (Akaros)")
+    p.add_argument("--kernel", choices=sorted(KERNELS), default=None,
+                   help="preset: akaros-2015 = --allocator akaros-2015 --reclaim exit; "
+                        "linux = --allocator buddy --reclaim empty")
 
 
 def cmd_replay(args) -> int:
@@ -71,8 +95,7 @@ def cmd_replay(args) -> int:
     t1 = time.perf_counter()
     if args.series and not args.sample_every:
         raise UsageError("--series needs --sample-every K")
-    res = api.replay(trace, api.Config(args.scheme, args.policy, memory_pages(args)),
-                     sample_every=args.sample_every)
+    res = api.replay(trace, config(args), sample_every=args.sample_every)
     t2 = time.perf_counter()
     d = api.enriched_dict(res)
     if args.series:
@@ -89,7 +112,8 @@ def cmd_replay(args) -> int:
         f, pk = d["final"], d["peak"]
         lines = [
             f"trace            {args.trace} ({d['events']} events)",
-            f"machine          scheme={d['scheme']} policy={d['policy']} memory={d['memory_pages']} pages",
+            f"machine          scheme={d['scheme']} policy={d['policy']} memory={d['memory_pages']} pages "
+            f"allocator={d['allocator']} reclaim={d['reclaim']}",
             f"KPT pages        {f['kpt_pages']}  (pml4 {f['kpt_pages_by_level']['pml4']}, pml3 "
             f"{f['kpt_pages_by_level']['pml3']}, pml2 {f['kpt_pages_by_level']['pml2']}, pml1 "
             f"{f['kpt_pages_by_level']['pml1']})",
@@ -118,7 +142,8 @@ def cmd_compare(args) -> int:
     out_json = {}
     for n, path in enumerate(paths):
         trace = api.read_trace(path)
-        table, results = api.compare(trace, schemes, args.policy, pages)
+        allocator, reclaim = kernel_options(args)
+        table, results = api.compare(trace, schemes, args.policy, pages, allocator, reclaim)
         if args.baseline in results and not args.json and not args.csv:
             extra = _paired_lines(results, args.baseline)
         else:
@@ -133,7 +158,7 @@ def cmd_compare(args) -> int:
 
             with pd.option_context("display.max_columns", None, "display.width", 200):
                 print(("\n" if n else "") + f"{path}: {len(trace)} events, {pages} pages of memory, "
-                      f"policy {args.policy}")
+                      f"policy {args.policy}, allocator {allocator}, reclaim {reclaim}")
                 print(table.to_string())
                 for line in extra:
                     print(line)
@@ -234,7 +259,9 @@ def cmd_stats(args) -> int:
     if args.baseline not in schemes:
         schemes = [args.baseline] + schemes
     seeds = _seeds(args.seeds)
-    df = seed_runs(args.workload, seeds, schemes, args.events, args.policy, memory_pages(args))
+    allocator, reclaim = kernel_options(args)
+    df = seed_runs(args.workload, seeds, schemes, args.events, args.policy, memory_pages(args),
+                   allocator=allocator, reclaim=reclaim)
     table = stats_table(df, args.baseline, DEFAULT_METRICS, confidence=args.confidence)
     if args.json:
         print(json.dumps({"runs": df.to_dict(orient="records"), "stats": table.to_dict(orient="records")},
@@ -292,8 +319,10 @@ def cmd_minmem(args) -> int:
     from ptpair.analysis.minmem import min_memory
 
     trace = api.read_trace(args.trace)
-    mm = min_memory(trace, args.scheme, args.policy)
-    d = {"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy, **mm.to_dict()}
+    allocator, reclaim = kernel_options(args)
+    mm = min_memory(trace, args.scheme, args.policy, allocator, reclaim)
+    d = {"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy, "allocator": allocator,
+         "reclaim": reclaim, **mm.to_dict()}
     if args.json:
         print(json.dumps(d, indent=2))
     else:
@@ -428,8 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("minmem", help="smallest memory (MiB steps) with no allocation failure")
     p.add_argument("trace")
-    p.add_argument("--scheme", default="pair", choices=SCHEME_CHOICES)
-    p.add_argument("--policy", default="address", choices=("address", "lifo"))
+    _add_machine_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_minmem)
 

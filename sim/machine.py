@@ -180,7 +180,7 @@ class Result:
     walk: dict
     counts: dict
     mean: dict
-    allocator: dict
+    allocator_stats: dict
     samples: np.ndarray | None = None  # rows of SAMPLE_COLUMNS, or None
 
     def series(self):
@@ -270,7 +270,7 @@ class Result:
             config=m.config, events=events, final=final, peak=peak,
             alloc_failures=[int(c[C.FAIL + k]) for k in range(N_ORDERS)],
             failed_maps=int(c[C.FAILED_MAPS]), failed_spawns=int(c[C.FAILED_SPAWNS]),
-            skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts, mean=mean, allocator=allocator,
+            skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts, mean=mean, allocator_stats=allocator,
             samples=np.vstack(m.samples) if m.samples else None,
         )
 
@@ -285,7 +285,7 @@ class Result:
             "final": self.final,
             "peak": self.peak,
             "mean": self.mean,
-            "allocator": self.allocator,
+            "allocator_stats": self.allocator_stats,
             "alloc_failures": self.alloc_failures,
             "failed_maps": self.failed_maps,
             "failed_spawns": self.failed_spawns,

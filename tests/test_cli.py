@@ -172,3 +172,17 @@ def test_sweep_command_and_bad_grid(tmp_path):
     grid.write_text("schemes = [\n")
     p = ptpair("sweep", grid, "-o", out)
     assert p.returncode == 2 and "Traceback" not in p.stderr and str(grid) in p.stderr
+
+
+def test_kernel_presets_reach_the_replay():
+    p = ptpair("replay", BUNDLED / "kernel-churn.csv", "--kernel", "akaros-2015", "--json", "--memory", "1GiB")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert (d["allocator"], d["reclaim"]) == ("akaros-2015", "exit")
+    assert d["allocator_stats"]["frames_scanned"] > 0
+    assert len(d["final"]["unusable_index_unaligned"]) == 11
+    p = ptpair("replay", BUNDLED / "kernel-churn.csv", "--kernel", "akaros-2015", "--reclaim", "empty", "--json")
+    assert json.loads(p.stdout)["reclaim"] == "empty"
+    p = ptpair("compare", BUNDLED / "mixed.csv", "--kernel", "akaros-2015", "--schemes", "separate-lazy,pair",
+               "--baseline", "separate-lazy", "--memory", "1GiB")
+    assert p.returncode == 0 and "against separate-lazy" in p.stdout and "allocator akaros-2015" in p.stdout

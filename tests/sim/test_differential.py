@@ -42,11 +42,11 @@ def compare(res, ref):
     assert at_peak is None or at_peak == r["peak_buddyinfo"]
     assert peak == r["peak"]
     assert res.mean["pt_pages"] == (round(r["pt_sum"] / c_events(r), 6) if c_events(r) else 0.0)
-    assert res.allocator["high_water_pages"] == r["high_water"]
-    assert res.allocator["live_pages_at_high_water"] == r["live_at_high_water"]
+    assert res.allocator_stats["high_water_pages"] == r["high_water"]
+    assert res.allocator_stats["live_pages_at_high_water"] == r["live_at_high_water"]
     if ref.allocator == "akaros-2015":
-        assert res.allocator["frames_scanned"] == ref.buddy.scanned
-        assert res.allocator["scan_allocations"] == ref.buddy.scans
+        assert res.allocator_stats["frames_scanned"] == ref.buddy.scanned
+        assert res.allocator_stats["scan_allocations"] == ref.buddy.scans
     assert res.alloc_failures == r["alloc_failures"]
     c = r["counters"]
     assert res.failed_maps == c["failed_maps"]

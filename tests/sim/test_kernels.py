@@ -1,0 +1,85 @@
+"""Hand-computed cases of the kernel variants: Akaros's 2015 allocator, reclaim at exit,
+and the separate-lazy scheme (docs/semantics.md, "Kernel variants")."""
+
+from ptpair.sim.akaros2015 import M_SCANNED, akaros_alloc, akaros_free
+from ptpair.sim.allocator import ALLOC_AKAROS, buddyinfo, new_allocator
+from ptpair.sim.machine import Config, Machine
+from ptpair.traces.format import Trace, encode
+
+PAGE = 4096
+
+
+def akaros(n):
+    return new_allocator(n, ALLOC_AKAROS, 0)
+
+
+def lst(b):
+    out, f = [], int(b.head[0])
+    while f != -1:
+        out.append(f)
+        f = int(b.nxt[f])
+    return out
+
+
+def test_akaros_single_frames_are_lifo_from_the_highest():
+    b = akaros(8)
+    assert lst(b) == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert akaros_alloc(b, 0) == 7 and akaros_alloc(b, 0) == 6
+    akaros_free(b, 7, 0)
+    assert akaros_alloc(b, 0) == 7  # the frame freed last comes back first
+
+
+def test_akaros_scan_skips_the_window_ending_below_a_busy_frame():
+    b = akaros(8)
+    assert akaros_alloc(b, 0) == 7
+    # window [6,7]: frame 7 busy (1 frame scanned); the loop's skip tries [4,5] next,
+    # never [5,6], though it is free; [4,5]: 5 and 4 free (2 more frames scanned)
+    assert akaros_alloc(b, 1) == 4
+    assert int(b.meta[M_SCANNED]) == 3
+    assert lst(b) == [6, 3, 2, 1, 0]
+    # no alignment: with only 6 and 3..0 free, an order-2 block is [0,3]
+    assert akaros_alloc(b, 2) == 0
+    akaros_free(b, 4, 1)  # frees 4 then 5: 5 ends up at the head
+    assert lst(b)[:3] == [5, 4, 6]
+
+
+def test_akaros_buddyinfo_is_the_aligned_decomposition():
+    b = akaros(16)
+    akaros_alloc(b, 0)  # frame 15 busy: free 0..14 = 8 + 4 + 2 + 1
+    assert buddyinfo(b).tolist()[:4] == [1, 1, 1, 1]
+
+
+def run(rows, scheme, memory=64, allocator="buddy", reclaim="empty"):
+    cols = {k: [r.get(k, 0) for r in rows] for k in ("pid", "op", "va", "length", "arg", "order")}
+    ev = encode(Trace.from_columns(**cols))
+    m = Machine(Config(scheme, "address", memory, allocator, reclaim), ev.n_procs, ev.n_handles)
+    m.run(ev)
+    return m.result()
+
+
+def test_reclaim_exit_keeps_empty_tables_and_reuses_them():
+    rows = [dict(pid=1, op="spawn"), dict(pid=1, op="map", va=0, length=PAGE),
+            dict(pid=1, op="unmap", va=0, length=PAGE)]
+    r = run(rows, "separate", reclaim="exit")
+    assert r.final["kpt_pages"] == 4 and r.final["data_pages"] == 0  # tables stay
+    r = run(rows, "separate", reclaim="empty")
+    assert r.final["kpt_pages"] == 1  # only the root
+    r = run(rows + [dict(pid=1, op="map", va=PAGE, length=PAGE)], "separate", reclaim="exit")
+    assert r.final["kpt_pages"] == 4  # the kept tables were reused
+    r = run(rows + [dict(pid=1, op="exit")], "pair", reclaim="exit")
+    assert r.final["free_pages"] == 64 and r.final["pt_pages"] == 0
+
+
+def test_separate_lazy_mirrors_only_what_new_pages_walk_through():
+    rows = [dict(pid=1, op="spawn"), dict(pid=1, op="map", va=0, length=PAGE), dict(pid=1, op="vmm")]
+    r = run(rows, "separate-lazy")
+    assert r.final["ept_pages"] == 1 and r.counts["tables_mirrored"] == 0  # the EPT root only
+    r = run(rows + [dict(pid=1, op="map", va=0, length=PAGE)], "separate-lazy")
+    assert r.final["ept_pages"] == 1  # an already mapped page's walk creates nothing
+    r = run(rows + [dict(pid=1, op="map", va=PAGE, length=PAGE)], "separate-lazy")
+    assert r.final["ept_pages"] == 4  # its walk gave pml3, pml2 and pml1 their twins
+    r = run(rows + [dict(pid=1, op="map", va=1 << 30, length=PAGE)], "separate-lazy")
+    assert r.final["ept_pages"] == 4  # shares the pml3; new pml2 and pml1 come with twins
+    assert r.final["kpt_pages"] == 6
+    r = run(rows + [dict(pid=1, op="map", va=PAGE, length=PAGE)], "separate")
+    assert r.final["ept_pages"] == 4 and r.counts["tables_mirrored"] == 3
