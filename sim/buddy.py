@@ -44,13 +44,16 @@ M_FREE_PAGES = 2  # frames currently free
 M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
 M_HW_LIVE = 4  # frames allocated when the high water mark last rose
 M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
-META_LEN = 8
+META_LEN = 24  # slots 6.. belong to the other allocators (sim/akaros2015.py, sim/mobility.py)
 
 NIL = -1
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
-BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head")
+# mt, pb_type, pb_alloc and nr_free_mt serve the mobility-grouping allocator
+# (sim/mobility.py); the others carry them at length 1.
+BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head mt pb_type pb_alloc "
+                                      "nr_free_mt")
 
 
 def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, boot: bool = True) -> BuddyState:
@@ -86,6 +89,10 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
         nxt=np.full(nlist, NIL, np.int32),
         prv=np.full(nlist, NIL, np.int32),
         head=np.full(N_ORDERS, NIL, np.int32),
+        mt=np.zeros(1, np.int8),
+        pb_type=np.zeros(1, np.int8),
+        pb_alloc=np.zeros(1, np.int32),
+        nr_free_mt=np.zeros(1, np.int64),
     )
     if boot:
         boot_free(st)

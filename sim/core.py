@@ -156,7 +156,7 @@ def _update_peaks(b, ctr):
 
 
 @kernel
-def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, stop):
+def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, start, stop):
     """Replay events [start, stop). Returns (next_event, status, code, need_slots, need_g)."""
     for i in range(start, stop):
         o = op[i]
@@ -213,7 +213,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, start, s
             if t.h_state[h] == H_LIVE:
                 return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
             k = order[i]
-            f = page_alloc(b, k)
+            f = page_alloc(b, k, mt[i])
             if f < 0:
                 ctr[C.FAIL + k] += 1
                 t.h_state[h] = H_FAILED

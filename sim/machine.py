@@ -15,6 +15,7 @@ import numpy as np
 
 from ptpair.sim import counters as C
 from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED, run_lengths
+from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_NAMES, N_MT
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
@@ -123,7 +124,7 @@ class Machine:
         while i < stop:
             i, status, code, need, need_g = run_events(
                 self.buddy, self.tables, self.ctr, self.scheme_code,
-                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, i, stop)
+                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop)
             if status == STATUS_DONE:
                 break
             if status == STATUS_GROW:
@@ -146,13 +147,18 @@ class Machine:
     # --- reading the state ---------------------------------------------------------
     def free_blocks(self) -> list[tuple[int, int]]:
         """Free blocks in list-walk order (for akaros-2015: its single-frame list, head first)."""
-        if self.config.allocator == "akaros-2015":
-            out, f, nxt = [], int(self.buddy.head[0]), self.buddy.nxt
+        b = self.buddy
+        if self.config.allocator == "buddy":
+            return free_blocks(b)
+        out = []
+        lists = [(0, 0)] if self.config.allocator == "akaros-2015" else [
+            (k, k * N_MT + t) for k in range(N_ORDERS) for t in range(N_MT)]  # linux: per migratetype
+        for k, li in lists:
+            f = int(b.head[li])
             while f != -1:
-                out.append((f, 0))
-                f = int(nxt[f])
-            return out
-        return free_blocks(self.buddy)
+                out.append((f, k))
+                f = int(b.nxt[f])
+        return out
 
     def buddyinfo(self) -> list[int]:
         return [int(x) for x in allocator_buddyinfo(self.buddy)]
@@ -231,6 +237,17 @@ class Result:
             "high_water_pages": int(m.buddy.meta[M_HIGH_WATER]),
             "live_pages_at_high_water": int(m.buddy.meta[M_HW_LIVE]),
         }
+        if m.config.allocator == "linux":
+            b = m.buddy
+            final["pagetypeinfo"] = {MT_NAMES[t]: [int(b.nr_free_mt[k * N_MT + t]) for k in range(N_ORDERS)]
+                                     for t in range(N_MT)}
+            final["pageblocks_by_type"] = {MT_NAMES[t]: int((b.pb_type == t).sum()) for t in range(N_MT)}
+            final["polluted_pageblocks"] = int(b.meta[M_POLLUTED])
+            allocator["fallbacks"] = int(b.meta[M_FALLBACKS])
+            allocator["fallbacks_by_type"] = {
+                f"{MT_NAMES[s]}->{MT_NAMES[f]}": int(b.meta[M_FALLBACK_BY + s * N_MT + f])
+                for s in range(N_MT) for f in range(N_MT) if s != f}
+            allocator["pageblocks_relabelled"] = int(b.meta[M_STEALS])
         if m.config.allocator == "akaros-2015":
             scans = int(m.buddy.meta[M_SCAN_ALLOCS])
             allocator["frames_scanned"] = int(m.buddy.meta[M_SCANNED])

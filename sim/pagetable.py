@@ -32,6 +32,7 @@ import numpy as np
 from ptpair.sim._jit import kernel
 
 from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.buddy import M_FREE_PAGES
 from ptpair.sim import counters as C
 
@@ -189,9 +190,9 @@ def _log_alloc(t, frame, order):
 
 
 @kernel
-def _alloc(b, t, ctr, order):
-    """buddy_alloc that counts failures by order and logs successes for rollback."""
-    f = page_alloc(b, order)
+def _alloc(b, t, ctr, order, mt):
+    """page_alloc that counts failures by order and logs successes for rollback."""
+    f = page_alloc(b, order, mt)
     if f < 0:
         ctr[C.FAIL + order] += 1
     else:
@@ -258,18 +259,18 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     if mode == MODE_LAZY:
         mode = KIND_KPT  # its twin comes from the walk (lazy_twin)
     if mode == KIND_PAIR:
-        f = _alloc(b, t, ctr, 1)
+        f = _alloc(b, t, ctr, 1, MT_UNMOVABLE)
         if f < 0:
             return -1
         kpt = f
         ept = f + 1
     else:
-        kpt = _alloc(b, t, ctr, 0)
+        kpt = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
         if kpt < 0:
             return -1
         ept = -1
         if mode == KIND_SEP:
-            ept = _alloc(b, t, ctr, 0)
+            ept = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
             if ept < 0:
                 return -1
     s = _register(t, ctr, p, level, mode, kpt, ept, parent, pidx)
@@ -285,7 +286,7 @@ def lazy_twin(b, t, ctr, p, s):
     Returns False if the EPT page cannot be allocated (the caller rolls back)."""
     if t.t_ept[s] >= 0:
         return True
-    e = _alloc(b, t, ctr, 0)
+    e = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
     if e < 0:
         return False
     t.t_ept[s] = e
@@ -413,7 +414,7 @@ def map_page(b, t, ctr, p, vpn, s, share):
         ctr[C.GIGANTIC] += 1
     else:
         order = IDX_BITS * s
-        frame = _alloc(b, t, ctr, order)
+        frame = _alloc(b, t, ctr, order, MT_MOVABLE)
         if frame < 0:
             rollback(b, t, ctr, p)
             ctr[C.FAILED_MAPS] += 1

@@ -17,6 +17,7 @@ from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.mobility import MT_UNMOVABLE
 from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, count_ept
 
 SCHEME_PAIR = 0
@@ -42,7 +43,7 @@ VMM_KIND = np.array([KIND_PAIR, KIND_SEP, KIND_SEP, KIND_PAIR, MODE_LAZY], np.in
 def _mirror_one(b, t, ctr, p, s, kind):
     """Give table s an EPT twin of `kind`; a failed allocation leaves it out."""
     if kind == KIND_SEP:
-        e = page_alloc(b, 0)
+        e = page_alloc(b, 0, MT_UNMOVABLE)
         if e < 0:
             ctr[C.FAIL + 0] += 1
             return
@@ -52,7 +53,7 @@ def _mirror_one(b, t, ctr, p, s, kind):
         if t.t_level[s] != ROOT_LEVEL:
             ctr[C.MIRRORED] += 1
     else:  # move into a fresh pair: allocate the block, copy, free the old page
-        f = page_alloc(b, 1)
+        f = page_alloc(b, 1, MT_UNMOVABLE)
         if f < 0:
             ctr[C.FAIL + 1] += 1
             return

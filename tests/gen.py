@@ -23,8 +23,8 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
     handles: set[int] = set()
     next_handle = 0
 
-    def row(pid, op, va=0, length=0, arg=0, order=0, page_size=4096):
-        rows.append((pid, op, va, length, arg, order, page_size))
+    def row(pid, op, va=0, length=0, arg=0, order=0, page_size=4096, migratetype=0):
+        rows.append((pid, op, va, length, arg, order, page_size, migratetype))
 
     for _ in range(n_events):
         r = rnd.random()
@@ -68,7 +68,8 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
             row(p, "exit")
             alive.discard(p)
         elif r < 0.93 or not handles:
-            row(0, "kalloc", arg=next_handle, order=rnd.choice([0, 0, 1, 2, 3, 5, 9, 10]))
+            row(0, "kalloc", arg=next_handle, order=rnd.choice([0, 0, 1, 2, 3, 4, 5, 9, 10]),
+                migratetype=rnd.choice([0, 0, 1, 1, 2]))
             handles.add(next_handle)
             next_handle += 1
         else:
@@ -76,5 +77,5 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
             row(0, "kfree", arg=h)
             handles.discard(h)
     cols = list(zip(*rows))
-    names = ("pid", "op", "va", "length", "arg", "order", "page_size")
+    names = ("pid", "op", "va", "length", "arg", "order", "page_size", "migratetype")
     return Trace.from_columns(source="<generated>", **{n: list(c) for n, c in zip(names, cols)})

@@ -131,13 +131,36 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
                 except ValueError:
                     raise TraceError(source, first_line + r, f"time is not a number: {v!r}") from None
             time = np.array([np.nan if v in (None, "") else float(v) for v in t])
+    migratetype = None
+    if "migratetype" in names:
+        col = table.column("migratetype")
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_dictionary(col.type):
+            # names (unmovable, movable, reclaimable) or numbers
+            txt = pc.utf8_trim_whitespace(_strings(col))
+            by_name = pc.index_in(pc.utf8_lower(txt), value_set=pa.array(fmt.MIGRATETYPES))
+            nums, present = (_parse_ints(pc.if_else(by_name.is_null(), txt, pa.scalar(None, pa.string())),
+                                         "migratetype", source, first_line)
+                             if by_name.null_count else (None, None))
+            mt = np.asarray(by_name.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            if nums is not None:
+                named = ~np.asarray(by_name.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+                mt = np.where(named, mt, np.where(present, nums, 0))
+        else:
+            mt, _ = _parse_ints(col, "migratetype", source, first_line)
+        bad = (op == fmt.OP_KALLOC) & ((mt < 0) | (mt > 2))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise TraceError(source, first_line + r, f"migratetype {int(mt[r])} is not 0 (unmovable), "
+                                                     f"1 (movable) or 2 (reclaimable)")
+        migratetype = np.where(op == fmt.OP_KALLOC, mt, 0).astype(np.int8)
     comm = None
     if "comm" in names:
         comm = np.asarray(_strings(table.column("comm")).to_pylist(), dtype=object)
 
     trace = Trace(pid=pid, op=op, va=ints["va"][0], length=ints["length"][0], arg=ints["arg"][0],
                   order=order_vals.astype(np.int8), page_size=page_size, time=time, comm=comm,
-                  source=source)
+                  migratetype=migratetype, source=source)
     fmt.validate(trace, first_line=first_line)
     return trace
 
@@ -231,6 +254,8 @@ def _table_for_write(trace: Trace) -> pa.Table:
         cols["time"] = pa.array(trace.time, pa.float64(), mask=np.isnan(trace.time))
     if trace.comm is not None:
         cols["comm"] = pa.array(list(trace.comm), pa.string())
+    if trace.migratetype is not None:
+        cols["migratetype"] = pa.array(trace.migratetype.astype(np.int64), pa.int64(), mask=~ordm)
     return pa.table(cols)
 
 

@@ -34,7 +34,9 @@ OP_SPAWN, OP_MAP, OP_UNMAP, OP_VMM, OP_FORK, OP_EXEC, OP_EXIT, OP_KALLOC, OP_KFR
 OP_CODE = {name: code for code, name in enumerate(OPS)}
 
 REQUIRED_COLUMNS = ("pid", "op", "va", "length", "arg", "order")
-OPTIONAL_COLUMNS = ("page_size", "time", "comm")
+OPTIONAL_COLUMNS = ("page_size", "time", "comm", "migratetype")
+# kalloc migratetypes, numbered as Linux's enum migratetype (perf kmem prints the number)
+MIGRATETYPES = ("unmovable", "movable", "reclaimable")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 # Which cells an op must have (others may be empty).
@@ -78,6 +80,7 @@ class Trace:
     page_size: np.ndarray
     time: np.ndarray | None = None
     comm: np.ndarray | None = None
+    migratetype: np.ndarray | None = None  # int8 0..2 (MIGRATETYPES), kalloc only
     source: str = "<trace>"
 
     def __len__(self) -> int:
@@ -102,6 +105,8 @@ class Trace:
             df["time"] = self.time
         if self.comm is not None:
             df["comm"] = self.comm
+        if self.migratetype is not None:
+            df["migratetype"] = self.migratetype
         return df
 
     @classmethod
@@ -137,6 +142,7 @@ class Trace:
             page_size=col("page_size", np.int64, PAGE_SIZE),
             time=None if cols.get("time") is None else np.asarray(cols["time"], np.float64),
             comm=None if cols.get("comm") is None else np.asarray(cols["comm"], object),
+            migratetype=None if cols.get("migratetype") is None else np.asarray(cols["migratetype"], np.int8),
             source=source,
         )
         validate(t)
@@ -171,6 +177,10 @@ def validate(trace: Trace, first_line: int = 2) -> None:
     fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)),
          lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")
     fail(trace.pid < 0, lambda r: f"negative pid {int(trace.pid[r])}")
+    if trace.migratetype is not None:
+        mt = trace.migratetype
+        fail(ka & ((mt < 0) | (mt >= len(MIGRATETYPES))),
+             lambda r: f"migratetype {int(mt[r])} is not 0 (unmovable), 1 (movable) or 2 (reclaimable)")
     assert n == len(trace.pid)
 
 
@@ -180,7 +190,7 @@ class EventArrays:
 
     pid and (for fork) arg are dense process indices 0..n_procs-1; for kalloc/kfree arg
     is a dense handle index 0..n_handles-1. psz is the page-size class (0: 4 KiB,
-    1: 2 MiB, 2: 1 GiB). `pids` / `handles` map dense indices back to trace values.
+    1: 2 MiB, 2: 1 GiB); mt the kalloc migratetype (0 unmovable when absent). `pids` / `handles` map dense indices back to trace values.
     """
 
     op: np.ndarray
@@ -190,6 +200,7 @@ class EventArrays:
     arg: np.ndarray
     order: np.ndarray
     psz: np.ndarray
+    mt: np.ndarray
     pids: np.ndarray
     handles: np.ndarray
     n_procs: int = field(init=False)
@@ -226,6 +237,8 @@ def encode(trace: Trace) -> EventArrays:
         arg=arg,
         order=np.ascontiguousarray(trace.order, dtype=np.int8),
         psz=psz,
+        mt=(np.zeros(n, np.int8) if trace.migratetype is None
+            else np.ascontiguousarray(trace.migratetype, dtype=np.int8)),
         pids=pids.astype(np.int64),
         handles=handles.astype(np.int64),
     )

@@ -155,6 +155,151 @@ class Akaros2015:
         return out
 
 
+PB_ORDER = 9  # pageblock_order
+UNMOVABLE, MOVABLE, RECLAIMABLE = 0, 1, 2
+FALLBACKS = {UNMOVABLE: (RECLAIMABLE, MOVABLE), MOVABLE: (RECLAIMABLE, UNMOVABLE),
+             RECLAIMABLE: (UNMOVABLE, MOVABLE)}
+
+
+class LinuxMobility:
+    """Buddy allocator grouping by mobility (Linux v6.6 mm/page_alloc.c, simplified as
+    docs/semantics.md states). Lists per (order, migratetype); last element = head."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.lists = {(k, t): [] for k in range(MAX_ORDER + 1) for t in range(3)}
+        self.order_at, self.list_mt, self.alloc_mt = {}, {}, {}
+        self.pb_type = [MOVABLE] * ((n + (1 << PB_ORDER) - 1) >> PB_ORDER)
+        self.pb_alloc = {}  # (pageblock, mt) -> allocated frames
+        self.high_water = self.live_at_high_water = 0
+        self.fallbacks = 0
+        self.fallback_by = {}
+        self.relabelled = 0
+        f = 0
+        while f < n:
+            k = MAX_ORDER
+            while f % (1 << k) or f + (1 << k) > n:
+                k -= 1
+            self._put(f, k, MOVABLE)
+            f += 1 << k
+
+    def _put(self, f, k, t):
+        self.lists[(k, t)].append(f)
+        self.order_at[f], self.list_mt[f] = k, t
+
+    def _take(self, f):
+        k, t = self.order_at.pop(f), self.list_mt.pop(f)
+        self.lists[(k, t)].remove(f)
+        return k
+
+    def free_pages(self):
+        return sum(len(v) << k for (k, _), v in self.lists.items())
+
+    def _smallest(self, k, t):
+        for j in range(k, MAX_ORDER + 1):
+            if self.lists[(j, t)]:
+                f = self.lists[(j, t)][-1]
+                self._take(f)
+                while j > k:
+                    j -= 1
+                    self._put(f + (1 << j), j, t)
+                return f
+        return None
+
+    @staticmethod
+    def _can_steal(order, t):
+        return order >= PB_ORDER or order >= PB_ORDER // 2 or t != MOVABLE
+
+    def _find(self, orders, t):
+        for cur in orders:
+            for fb in FALLBACKS[t]:
+                if self.lists[(cur, fb)]:
+                    return cur, fb
+        return None
+
+    def _fallback(self, k, t):
+        hit = self._find(range(MAX_ORDER, k - 1, -1), t)
+        if hit is None:
+            return False
+        cur, fb = hit
+        can = self._can_steal(cur, t)
+        if not can and t == MOVABLE and cur > k:  # find_smallest
+            cur, fb = self._find(range(k, MAX_ORDER + 1), t)
+            can = self._can_steal(cur, t)
+        page = self.lists[(cur, fb)][-1]
+        self.fallbacks += 1
+        self.fallback_by[(t, fb)] = self.fallback_by.get((t, fb), 0) + 1
+        pb = page >> PB_ORDER
+        old = self.pb_type[pb]
+        if cur >= PB_ORDER or not can:
+            if cur >= PB_ORDER:
+                for q in range(pb, pb + (1 << (cur - PB_ORDER))):
+                    if self.pb_type[q] != t:
+                        self.pb_type[q] = t
+                        self.relabelled += 1
+            self._take(page)
+            self._put(page, cur, t)
+            return True
+        start = pb << PB_ORDER
+        free_pages = 0
+        x = start
+        while x < min(start + (1 << PB_ORDER), self.n):
+            if x in self.order_at:
+                o = self._take(x)
+                self._put(x, o, t)
+                free_pages += 1 << o
+                x += 1 << o
+            else:
+                x += 1
+        movable = self.pb_alloc.get((pb, MOVABLE), 0)
+        alike = movable if t == MOVABLE else ((1 << PB_ORDER) - free_pages - movable if old == MOVABLE else 0)
+        if free_pages + alike >= (1 << (PB_ORDER - 1)) and old != t:
+            self.pb_type[pb] = t
+            self.relabelled += 1
+        return True
+
+    def _account(self, f, k, t, sign):
+        for x in range(f, f + (1 << k)):
+            key = (x >> PB_ORDER, t)
+            self.pb_alloc[key] = self.pb_alloc.get(key, 0) + sign
+
+    def alloc(self, k, t=UNMOVABLE):
+        f = self._smallest(k, t)
+        if f is None:
+            if not self._fallback(k, t):
+                return None
+            f = self._smallest(k, t)
+        self.alloc_mt[f] = t
+        self._account(f, k, t, 1)
+        if f + (1 << k) > self.high_water:
+            self.high_water = f + (1 << k)
+            self.live_at_high_water = self.n - self.free_pages()
+        return f
+
+    def free_block(self, f, k):
+        self._account(f, k, self.alloc_mt.pop(f), -1)
+        t = self.pb_type[f >> PB_ORDER]
+        while k < MAX_ORDER and self.order_at.get(f ^ (1 << k)) == k:
+            self._take(f ^ (1 << k))
+            f = min(f, f ^ (1 << k))
+            k += 1
+        self._put(f, k, t)
+
+    def polluted(self):
+        return sum(1 for (pb, t), v in self.pb_alloc.items() if t == UNMOVABLE and v > 0)
+
+    def blocks(self):
+        """Free blocks in the order the core lists them: by order, then migratetype, head first."""
+        out = []
+        for k in range(MAX_ORDER + 1):
+            for t in range(3):
+                out += [(f, k) for f in reversed(self.lists[(k, t)])]
+        return out
+
+    def buddyinfo(self):
+        return [sum(len(self.lists[(k, t)]) for t in range(3)) for k in range(MAX_ORDER + 1)]
+
+
 @dataclass
 class Table:
     level: int  # 4 = root (pml4) .. 1 = pml1
@@ -187,7 +332,8 @@ class Reference:
         self.reclaim = reclaim
         self.allocator = allocator
         self.track_peaks = track_peaks  # peaks cost a full state scan per event
-        self.buddy = Buddy(memory_pages, policy) if allocator == "buddy" else Akaros2015(memory_pages)
+        self.buddy = {"buddy": lambda: Buddy(memory_pages, policy), "akaros-2015": lambda: Akaros2015(memory_pages),
+                      "linux": lambda: LinuxMobility(memory_pages)}[allocator]()
         self.n = memory_pages
         self.procs: dict[int, Proc] = {}
         self.refs: dict[tuple[int, int], int] = {}  # (size class, frame) -> mappings
@@ -207,8 +353,8 @@ class Reference:
         self.twinned = []  # existing tables that gained an EPT twin (separate-lazy)
 
     # --- allocation helpers ----------------------------------------------------------
-    def _alloc(self, k):
-        f = self.buddy.alloc(k)
+    def _alloc(self, k, mt=UNMOVABLE):
+        f = self.buddy.alloc(k, mt) if self.allocator == "linux" else self.buddy.alloc(k)
         if f is None:
             self.fail[k] += 1
         else:
@@ -314,7 +460,7 @@ class Reference:
             frame = self.free_gids.pop() if self.free_gids else self._new_gid()
             self.refs[(2, frame)] = 1
         else:
-            frame = self._alloc(9 * size)
+            frame = self._alloc(9 * size, MOVABLE)
             if frame is None:
                 self._rollback()
                 self.c["failed_maps"] += 1
@@ -430,9 +576,13 @@ class Reference:
         for t in self.tables_preorder(proc)[1:]:
             self._mirror(t, kind)
 
+    def _plain_alloc(self, k, mt=UNMOVABLE):
+        """An allocation that is not logged for rollback (nor counted as failed here)."""
+        return self.buddy.alloc(k, mt) if self.allocator == "linux" else self.buddy.alloc(k)
+
     def _mirror(self, t, kind):
         if kind == SEP:
-            e = self.buddy.alloc(0)
+            e = self._plain_alloc(0)
             if e is None:
                 self.fail[0] += 1
                 return
@@ -440,7 +590,7 @@ class Reference:
             if t.level != 4:
                 self.c["mirrored"] += 1
         else:
-            f = self.buddy.alloc(1)
+            f = self._plain_alloc(1)
             if f is None:
                 self.fail[1] += 1
                 return
@@ -456,7 +606,7 @@ class Reference:
         for _, _, vpn, leaf in self.leaves(self.procs[parent]):
             self.map_page(cp, vpn, leaf.size, share=leaf.frame)
 
-    def event(self, pid, op, va=0, length=0, arg=0, order=0, page_size=4096):
+    def event(self, pid, op, va=0, length=0, arg=0, order=0, page_size=4096, migratetype=0):
         """One event; raises ValueError for an impossible one (like the core's errors)."""
         proc = self.procs.get(pid)
         if op in ("spawn", "fork"):
@@ -501,7 +651,7 @@ class Reference:
         elif op == "kalloc":
             if self.handles.get(arg):
                 raise ValueError("handle live")
-            f = self.buddy.alloc(order)
+            f = self._plain_alloc(order, migratetype)
             if f is None:
                 self.fail[order] += 1
                 self.handles[arg] = None
@@ -543,7 +693,7 @@ class Reference:
         cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
                    wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
         self.pt_sum += cur["pt_pages"]
-        if cur["used_pages"] > self.peak["used_pages"] and self.allocator == "buddy":
+        if cur["used_pages"] > self.peak["used_pages"] and self.allocator != "akaros-2015":
             self.peak_buddyinfo = self.buddy.buddyinfo()
         for k, v in cur.items():
             self.peak[k] = max(self.peak[k], v)
@@ -563,15 +713,17 @@ class Reference:
 
         for f, k in self.buddy.blocks():
             claim(f, k, "free")
-            if self.allocator != "buddy":
+            if self.allocator == "akaros-2015":
                 continue
             assert f % (1 << k) == 0, f"free block {f} not aligned to order {k}"
             if k < MAX_ORDER:
                 assert self.buddy.order_at.get(f ^ (1 << k)) != k, f"free buddies {f} at order {k} not merged"
+            if self.allocator == "linux":
+                assert self.buddy.list_mt[f] in (0, 1, 2)
         for proc, t in self.live_tables():
             if t.kind == PAIR:
                 assert t.ept == t.kpt + 1, "pair EPT page is not KPT page + 1"
-                assert self.allocator != "buddy" or t.kpt % 2 == 0, "a buddy pair is not order-1 aligned"
+                assert self.allocator == "akaros-2015" or t.kpt % 2 == 0, "a buddy pair is not order-1 aligned"
                 claim(t.kpt, 1, "pair")
             else:
                 claim(t.kpt, 0, "kpt")

@@ -20,7 +20,7 @@ def reference_replay(trace, scheme, policy, memory_pages, check=False, allocator
     ref = Reference(scheme, policy, memory_pages, allocator=allocator, reclaim=reclaim)
     for i in range(len(trace)):
         ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
-                  int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]))
+                  int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
         if check:
             ref.check_invariants()
     return ref
@@ -44,6 +44,14 @@ def compare(res, ref):
     assert res.mean["pt_pages"] == (round(r["pt_sum"] / c_events(r), 6) if c_events(r) else 0.0)
     assert res.allocator_stats["high_water_pages"] == r["high_water"]
     assert res.allocator_stats["live_pages_at_high_water"] == r["live_at_high_water"]
+    if ref.allocator == "linux":
+        assert res.final["polluted_pageblocks"] == ref.buddy.polluted()
+        assert res.allocator_stats["fallbacks"] == ref.buddy.fallbacks
+        assert res.allocator_stats["pageblocks_relabelled"] == ref.buddy.relabelled
+        names = ("unmovable", "movable", "reclaimable")
+        assert res.final["pageblocks_by_type"] == {names[t]: ref.buddy.pb_type.count(t) for t in range(3)}
+        assert res.final["pagetypeinfo"] == {names[t]: [len(ref.buddy.lists[(k, t)]) for k in range(11)]
+                                             for t in range(3)}
     if ref.allocator == "akaros-2015":
         assert res.allocator_stats["frames_scanned"] == ref.buddy.scanned
         assert res.allocator_stats["scan_allocations"] == ref.buddy.scans
@@ -63,7 +71,7 @@ def compare(res, ref):
 
 
 KERNELS = st.sampled_from([("buddy", "empty"), ("buddy", "exit"), ("akaros-2015", "exit"),
-                           ("akaros-2015", "empty")])
+                           ("akaros-2015", "empty"), ("linux", "empty"), ("linux", "exit")])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,7 +104,7 @@ def test_invariants_after_every_event(rnd, scheme, policy, memory, kernel):
     for i in range(len(trace)):
         m.run(ev, i, i + 1)
         ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
-                  int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]))
+                  int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
         ref.check_invariants()
         assert m.free_blocks() == ref.buddy.blocks(), f"free lists differ after event {i}"
         r = m.result()

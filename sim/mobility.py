@@ -1,0 +1,248 @@
+"""A buddy allocator that groups pages by mobility, as Linux's mm/page_alloc.c (v6.6) does.
+
+Memory is divided into pageblocks of 2^PAGEBLOCK_ORDER = 512 frames, each labelled with a
+migratetype (unmovable, movable, reclaimable; all movable at boot, as memmap_init()
+sets them). Free lists are kept per order *and* migratetype; page-table pages are
+requested as unmovable, data frames as movable, kernel allocations as the trace says.
+
+* `__rmqueue_smallest`: the smallest sufficient free block on the request's own
+  migratetype lists, taken from the list head; split by `expand()`, the upper halves
+  going to the request's migratetype lists.
+* `__rmqueue_fallback`, when that fails: the *largest* free block of a fallback type, the
+  types tried in the kernel's order (unmovable -> reclaimable, movable; reclaimable ->
+  unmovable, movable; movable -> reclaimable, unmovable) at each order from 10 down; a
+  movable request that may not steal the whole pageblock takes the *smallest* such block
+  instead (`find_smallest`). `can_steal_fallback(order)`: order >= pageblock_order, or
+  order >= pageblock_order / 2 (= 4 in C's integer division), or an unmovable or
+  reclaimable request. Each fallback is an `mm_page_alloc_extfrag` event.
+* `steal_suitable_fallback`: a fallback block of order >= 9 relabels all its pageblocks;
+  otherwise, if stealing is allowed, every free block of the pageblock moves to the
+  request's lists (`move_freepages_block`) and the pageblock is relabelled when its free
+  frames plus its frames "alike" the request number at least half a pageblock (alike: for
+  a movable request, the movable frames allocated there; for the others, if the block
+  was movable, every allocated frame that is not movable, else none). Then
+  `__rmqueue_smallest` runs again.
+* `__free_one_page`: a freed block goes to the lists of its pageblock's migratetype *at
+  free time*, merging with free buddies as the plain buddy allocator does (all three
+  types are mergeable).
+
+Not modelled: per-CPU page lists, watermarks and reserves, highatomic and CMA types,
+zones, `ALLOC_NOFRAGMENT`, and the `buddy_merge_likely` tail placement (frees always go
+to the list head). Movable frames in a pageblock are counted exactly (the kernel counts
+PageLRU / __PageMovable pages).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptpair.sim._jit import kernel
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, NIL
+
+PAGEBLOCK_ORDER = 9
+PAGEBLOCK_FRAMES = 1 << PAGEBLOCK_ORDER
+MT_UNMOVABLE = 0  # Linux's enum migratetype order
+MT_MOVABLE = 1
+MT_RECLAIMABLE = 2
+N_MT = 3
+MT_NAMES = ("unmovable", "movable", "reclaimable")
+# fallbacks[mt] (mm/page_alloc.c)
+FALLBACKS = np.array([[MT_RECLAIMABLE, MT_MOVABLE], [MT_RECLAIMABLE, MT_UNMOVABLE],
+                      [MT_UNMOVABLE, MT_MOVABLE]], np.int64)
+
+# BuddyState.meta slots used by this allocator
+M_FALLBACKS = 8  # mm_page_alloc_extfrag events
+M_FALLBACK_BY = 9  # + start_mt * 3 + fallback_mt (9 slots)
+M_POLLUTED = 18  # pageblocks holding at least one unmovable frame
+M_STEALS = 19  # pageblocks relabelled by steal_suitable_fallback
+
+
+@kernel
+def _add(b, f, k, mt):
+    """Put the free block at f (order k) at the head of list (k, mt)."""
+    li = k * N_MT + mt
+    b.blk[f] = k
+    b.mt[f] = mt
+    b.nr_free[k] += 1
+    b.nr_free_mt[li] += 1
+    h = b.head[li]
+    b.nxt[f] = h
+    b.prv[f] = NIL
+    if h != NIL:
+        b.prv[h] = f
+    b.head[li] = f
+
+
+@kernel
+def _del(b, f):
+    k = b.blk[f]
+    li = k * N_MT + b.mt[f]
+    b.blk[f] = NIL
+    b.nr_free[k] -= 1
+    b.nr_free_mt[li] -= 1
+    n = b.nxt[f]
+    p = b.prv[f]
+    if p != NIL:
+        b.nxt[p] = n
+    else:
+        b.head[li] = n
+    if n != NIL:
+        b.prv[n] = p
+
+
+@kernel
+def mobility_boot(b):
+    """Carve memory as the buddy allocator does; every pageblock movable."""
+    n = b.meta[M_FRAMES]
+    for i in range(len(b.pb_type)):
+        b.pb_type[i] = MT_MOVABLE
+    f = 0
+    while f < n:
+        k = N_ORDERS - 1
+        while (f & ((1 << k) - 1)) != 0 or f + (1 << k) > n:
+            k -= 1
+        _add(b, f, k, MT_MOVABLE)
+        f += 1 << k
+    b.meta[M_FREE_PAGES] = n
+
+
+@kernel
+def _account(b, f, k, mt, sign):
+    """Allocated frames per pageblock and migratetype, and the polluted-block count."""
+    size = 1 << k
+    x = f
+    while x < f + size:
+        pb = x >> PAGEBLOCK_ORDER
+        span = min(PAGEBLOCK_FRAMES - (x & (PAGEBLOCK_FRAMES - 1)), f + size - x)
+        i = pb * N_MT + mt
+        before = b.pb_alloc[i]
+        b.pb_alloc[i] = before + sign * span
+        if mt == MT_UNMOVABLE:
+            if before == 0 and b.pb_alloc[i] > 0:
+                b.meta[M_POLLUTED] += 1
+            elif before > 0 and b.pb_alloc[i] == 0:
+                b.meta[M_POLLUTED] -= 1
+        x += span
+
+
+@kernel
+def _smallest(b, k, mt):
+    for j in range(k, N_ORDERS):
+        f = b.head[j * N_MT + mt]
+        if f != NIL:
+            _del(b, f)
+            while j > k:  # expand(): upper halves to the request's lists
+                j -= 1
+                _add(b, f + (1 << j), j, mt)
+            return f
+    return NIL
+
+
+@kernel
+def _can_steal(order, mt):
+    return order >= PAGEBLOCK_ORDER or order >= PAGEBLOCK_ORDER // 2 or mt != MT_MOVABLE
+
+
+@kernel
+def _fallback(b, k, mt):
+    """__rmqueue_fallback: move a fallback block (and maybe its pageblock) to mt's lists."""
+    found = -1
+    fb = -1
+    for cur in range(N_ORDERS - 1, k - 1, -1):
+        for i in range(2):
+            t = FALLBACKS[mt, i]
+            if b.head[cur * N_MT + t] != NIL:
+                found = cur
+                fb = t
+                break
+        if found >= 0:
+            break
+    if found < 0:
+        return False
+    can_steal = _can_steal(found, mt)
+    if not can_steal and mt == MT_MOVABLE and found > k:
+        found = -1  # find_smallest
+        for cur in range(k, N_ORDERS):
+            for i in range(2):
+                t = FALLBACKS[mt, i]
+                if b.head[cur * N_MT + t] != NIL:
+                    found = cur
+                    fb = t
+                    break
+            if found >= 0:
+                break
+        can_steal = _can_steal(found, mt)
+    page = b.head[found * N_MT + fb]
+    b.meta[M_FALLBACKS] += 1
+    b.meta[M_FALLBACK_BY + mt * N_MT + fb] += 1
+    pb = page >> PAGEBLOCK_ORDER
+    old = b.pb_type[pb]
+    if found >= PAGEBLOCK_ORDER:  # take ownership of every pageblock of the block
+        for q in range(pb, pb + (1 << (found - PAGEBLOCK_ORDER))):
+            if b.pb_type[q] != mt:
+                b.pb_type[q] = mt
+                b.meta[M_STEALS] += 1
+        _del(b, page)
+        _add(b, page, found, mt)
+        return True
+    if not can_steal:
+        _del(b, page)
+        _add(b, page, found, mt)
+        return True
+    # move_freepages_block: every free block of the pageblock, ascending
+    start = pb << PAGEBLOCK_ORDER
+    end = min(start + PAGEBLOCK_FRAMES, b.meta[M_FRAMES])
+    free_pages = 0
+    x = start
+    while x < end:
+        o = b.blk[x]
+        if o >= 0:
+            _del(b, x)
+            _add(b, x, o, mt)
+            free_pages += 1 << o
+            x += 1 << o
+        else:
+            x += 1
+    movable = b.pb_alloc[pb * N_MT + MT_MOVABLE]
+    if mt == MT_MOVABLE:
+        alike = movable
+    elif old == MT_MOVABLE:
+        alike = PAGEBLOCK_FRAMES - (free_pages + movable)
+    else:
+        alike = 0
+    if free_pages + alike >= PAGEBLOCK_FRAMES // 2 and old != mt:
+        b.pb_type[pb] = mt
+        b.meta[M_STEALS] += 1
+    return True
+
+
+@kernel
+def mobility_alloc(b, k, mt):
+    f = _smallest(b, k, mt)
+    if f == NIL:
+        if not _fallback(b, k, mt):
+            return NIL
+        f = _smallest(b, k, mt)
+    b.mt[f] = mt  # the block head remembers how it was allocated
+    _account(b, f, k, mt, 1)
+    b.meta[M_FREE_PAGES] -= 1 << k
+    if f + (1 << k) > b.meta[M_HIGH_WATER]:
+        b.meta[M_HIGH_WATER] = f + (1 << k)
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    return f
+
+
+@kernel
+def mobility_free(b, frame, k):
+    _account(b, frame, k, b.mt[frame], -1)
+    b.meta[M_FREE_PAGES] += 1 << k
+    mt = b.pb_type[frame >> PAGEBLOCK_ORDER]  # the pageblock's type at free time
+    n = b.meta[M_FRAMES]
+    while k < N_ORDERS - 1:
+        buddy = frame ^ (1 << k)
+        if buddy >= n or b.blk[buddy] != k:
+            break
+        _del(b, buddy)
+        frame = min(frame, buddy)
+        k += 1
+    _add(b, frame, k, mt)
