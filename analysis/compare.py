@@ -29,6 +29,7 @@ METRICS = [
     ("table pages touched per entry write", "pages", lambda r: r.walk["per_write"]["kpt_pages_touched"]
      + r.walk["per_write"]["ept_pages_touched"]),
     ("tables copied (pair-on-vmm)", "tables", lambda r: r.counts["tables_copied"]),
+    ("pageblocks polluted by unmovable pages", "blocks", lambda r: r.final.get("polluted_pageblocks", "-")),
     ("frames scanned per order>=1 allocation", "frames",
      lambda r: r.allocator_stats.get("frames_scanned_per_allocation", "-")),
 ]
@@ -84,6 +85,8 @@ def metrics_row(r: Result) -> dict:
         "jw_fragmentation": s["jw_fragmentation"],
         "processes_final": f["processes"],
         "vmm_processes_final": f["vmm_processes"],
+        "polluted_pageblocks_final": r.final.get("polluted_pageblocks", 0),
+        "fallbacks": r.allocator_stats.get("fallbacks", 0),
         "frames_scanned": r.allocator_stats.get("frames_scanned", 0),
         "frames_scanned_per_allocation": r.allocator_stats.get("frames_scanned_per_allocation", 0.0),
     }

@@ -147,3 +147,19 @@ def debugfs_lines(zones, kind: str) -> list[str]:
             vals, width = fragmentation_index(counts), 2
         lines.append(f"Node {node}, zone {zone:>8s} " + "".join(_c_fixed3(int(v), width) + " " for v in vals))
     return lines
+
+
+MT_LABELS = {"unmovable": "Unmovable", "movable": "Movable", "reclaimable": "Reclaimable"}
+
+
+def pagetypeinfo_lines(pagetypeinfo: dict, pageblocks: dict, node: int = 0, zone: str = "Normal") -> list[str]:
+    """A simulated machine's free lists per migratetype in the layout of /proc/pagetypeinfo
+    (mm/vmstat.c: pagetypeinfo_showfree_print, pagetypeinfo_showblockcount_print)."""
+    lines = ["Page block order: 9", "Pages per block:  512", ""]
+    lines.append(f"{'Free pages count per migrate type at order':<43s} " + "".join(f"{k:6d} " for k in range(11)))
+    for name, counts in pagetypeinfo.items():
+        lines.append(f"Node {node:4d}, zone {zone:>8s}, type {MT_LABELS[name]:>12s} "
+                     + "".join(f"{c:6d} " for c in counts))
+    lines += ["", f"{'Number of blocks type ':<23s}" + "".join(f"{MT_LABELS[n]:>12s} " for n in pageblocks)]
+    lines.append(f"Node {node}, zone {zone:>8s} " + "".join(f"{c:12d} " for c in pageblocks.values()))
+    return lines

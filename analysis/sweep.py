@@ -3,7 +3,7 @@
 A grid file (TOML) names the axes; every combination is one run:
 
     schemes = ["pair", "separate"]          # default: the four main schemes
-    allocators = ["buddy", "akaros-2015"]   # default: ["buddy"]
+    allocators = ["buddy", "linux"]         # or "akaros-2015"; default: ["buddy"]
     reclaims = ["empty", "exit"]            # default: ["empty"]
     policies = ["address"]                  # default: ["address"]
     memory = ["256MiB", "1GiB"]             # or memory_pages = [65536]; default 4GiB
@@ -81,7 +81,7 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
     allocators = _list(g.get("allocators", ["buddy"]))
     reclaims = _list(g.get("reclaims", ["empty"]))
     for a in allocators:
-        if a not in ("buddy", "akaros-2015"):
+        if a not in ("buddy", "akaros-2015", "linux"):
             raise GridError(f"unknown allocator {a!r}")
     for r in reclaims:
         if r not in ("empty", "exit"):

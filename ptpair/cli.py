@@ -15,7 +15,7 @@ import time
 SCHEME_CHOICES = ("pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy")
 DEFAULT_SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm")
 # --kernel presets: (allocator, reclaim)
-KERNELS = {"akaros-2015": ("akaros-2015", "exit"), "linux": ("buddy", "empty")}
+KERNELS = {"akaros-2015": ("akaros-2015", "exit"), "linux": ("linux", "empty")}
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40,
           "tib": 1 << 40}
@@ -78,13 +78,13 @@ def _add_machine_options(p, multi=False):
                      help="simulated memory in 4-KiB frames (instead of --memory)")
     p.add_argument("--policy", default="address", choices=("address", "lifo"),
                    help="buddy free-list policy (default: address)")
-    p.add_argument("--allocator", choices=("buddy", "akaros-2015"), default=None,
-                   help="page allocator (default: buddy)")
+    p.add_argument("--allocator", choices=("buddy", "akaros-2015", "linux"), default=None,
+                   help="page allocator: buddy (default), akaros-2015, or linux (grouping by mobility)")
     p.add_argument("--reclaim", choices=("empty", "exit"), default=None,
                    help="free empty page tables at once (empty, default) or only at exit (Akaros)")
     p.add_argument("--kernel", choices=sorted(KERNELS), default=None,
                    help="preset: akaros-2015 = --allocator akaros-2015 --reclaim exit; "
-                        "linux = --allocator buddy --reclaim empty")
+                        "linux = --allocator linux --reclaim empty")
 
 
 def cmd_replay(args) -> int:
@@ -129,6 +129,17 @@ def cmd_replay(args) -> int:
         ]
         if args.timing:
             lines.append(f"timing           read {d['timing']['read_s']:.3f} s, replay {d['timing']['replay_s']:.3f} s")
+        if "pagetypeinfo" in f:
+            from ptpair.analysis.frag import pagetypeinfo_lines
+
+            a = d["allocator_stats"]
+            lines += ["", *pagetypeinfo_lines(f["pagetypeinfo"], f["pageblocks_by_type"]), "",
+                      f"pageblocks polluted by unmovable pages: {f['polluted_pageblocks']}; fallbacks "
+                      f"(mm_page_alloc_extfrag): {a['fallbacks']}; pageblocks relabelled: {a['pageblocks_relabelled']}"]
+        if "frames_scanned" in d["allocator_stats"]:
+            a = d["allocator_stats"]
+            lines.append(f"akaros scan       {a['frames_scanned']} frames tested by {a['scan_allocations']} order>=1 "
+                         f"requests ({a['frames_scanned_per_allocation']:.1f} per request)")
         print("\n".join(lines))
     return 0
 

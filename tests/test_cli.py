@@ -186,3 +186,11 @@ def test_kernel_presets_reach_the_replay():
     p = ptpair("compare", BUNDLED / "mixed.csv", "--kernel", "akaros-2015", "--schemes", "separate-lazy,pair",
                "--baseline", "separate-lazy", "--memory", "1GiB")
     assert p.returncode == 0 and "against separate-lazy" in p.stdout and "allocator akaros-2015" in p.stdout
+
+
+def test_linux_kernel_preset_prints_pagetypeinfo():
+    p = ptpair("replay", BUNDLED / "kernel-churn.csv", "--kernel", "linux", "--memory", "256MiB")
+    assert p.returncode == 0, p.stderr
+    assert "allocator=linux" in p.stdout
+    assert "Free pages count per migrate type at order" in p.stdout
+    assert "pageblocks polluted by unmovable pages:" in p.stdout
