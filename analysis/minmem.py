@@ -38,7 +38,7 @@ class MinMem:
 
 
 def _clean(ev, scheme: str, policy: str, pages: int, allocator: str = "buddy", reclaim: str = "empty") -> bool:
-    m = Machine(Config(scheme, policy, pages, allocator, reclaim), ev.n_procs, ev.n_handles)
+    m = Machine(Config(scheme, policy, pages, allocator, reclaim), ev.n_procs)
     m.run(ev)
     return not m.ctr[C.FAIL:C.FAIL + N_ORDERS].any()
 

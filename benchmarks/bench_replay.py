@@ -59,11 +59,11 @@ def allocator_trace(n_events: int, memory_pages: int, seed: int = 1) -> Trace:
 
 def time_core(trace: Trace, config: Config, repeats: int) -> tuple[float, Machine]:
     ev = encode(trace)
-    warm = Machine(config, ev.n_procs, ev.n_handles)
+    warm = Machine(config, ev.n_procs)
     warm.run(ev, 0, min(len(ev), 100))  # compile (or load the cache) outside the timing
     times = []
     for _ in range(repeats):
-        m = Machine(config, ev.n_procs, ev.n_handles)
+        m = Machine(config, ev.n_procs)
         t0 = time.perf_counter()
         m.run(ev)
         times.append(time.perf_counter() - t0)

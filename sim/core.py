@@ -19,9 +19,10 @@ from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
     H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
-    T_G_FREE, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
+    T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
     map_page, new_table, rollback, unmap_range,
 )
+from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.traces.format import (
     OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_SPAWN, OP_UNMAP, OP_VMM,
@@ -31,6 +32,7 @@ from ptpair.traces.format import (
 STATUS_DONE = 0
 STATUS_GROW = 1
 STATUS_ERROR = 2
+GROW_HANDLES = 1  # code of a STATUS_GROW for the handle table
 
 ERR_NOT_ALIVE = 1
 ERR_ALREADY_ALIVE = 2
@@ -165,6 +167,8 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
         need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], s)
         if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
             return i, STATUS_GROW, 0, need, need_g
+        if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.h_key):
+            return i, STATUS_GROW, GROW_HANDLES, 0, 0
 
         # --- life-cycle checks ---------------------------------------------------
         state = t.p_state[p]
@@ -209,9 +213,12 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
         elif o == OP_EXIT:
             teardown(b, t, ctr, p)
         elif o == OP_KALLOC:
-            h = arg[i]
-            if t.h_state[h] == H_LIVE:
+            h = h_find(t, arg[i])
+            if h >= 0 and t.h_state[h] == H_LIVE:
                 return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
+            if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
+                h = h_insert(t, arg[i])
+                t.meta[T_H_COUNT] += 1
             k = order[i]
             f = page_alloc(b, k, mt[i])
             if f < 0:
@@ -223,15 +230,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 t.h_order[h] = k
                 ctr[C.KALLOC] += 1 << k
         elif o == OP_KFREE:
-            h = arg[i]
-            hs = t.h_state[h]
-            if hs == H_NONE:
+            h = h_find(t, arg[i])
+            if h < 0:
                 return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0
-            if hs == H_LIVE:
+            if t.h_state[h] == H_LIVE:
                 k = t.h_order[h]
                 page_free(b, t.h_frame[h], k)
                 ctr[C.KALLOC] -= 1 << k
-            t.h_state[h] = H_NONE
+            h_delete(t, h)
+            t.meta[T_H_COUNT] -= 1
         ctr[C.EVENTS] += 1
         _update_peaks(b, ctr)
     return stop, STATUS_DONE, 0, 0, 0

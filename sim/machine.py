@@ -19,7 +19,7 @@ from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
-    ERROR_MESSAGES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
+    ERROR_MESSAGES, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
 from ptpair.sim.pagetable import (
     KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
@@ -74,13 +74,12 @@ class ReplayError(Exception):
 
 
 class Machine:
-    def __init__(self, config: Config, n_procs: int = 0, n_handles: int = 0):
+    def __init__(self, config: Config, n_procs: int = 0):
         self.config = config
         self.scheme_code = SCHEMES[config.scheme]
         self.buddy = new_allocator(int(config.memory_pages), ALLOCATORS[config.allocator],
                                    POLICIES[config.policy])
-        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), max(n_handles, 1),
-                                 reclaim=RECLAIMS[config.reclaim])
+        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), reclaim=RECLAIMS[config.reclaim])
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
 
@@ -117,9 +116,8 @@ class Machine:
 
     def _run(self, ev: EventArrays, start: int, stop: int) -> None:
         t = self.tables
-        if ev.n_procs > len(t.p_root) or ev.n_handles > len(t.h_frame):
-            self.tables = grow_tables(t, n_procs=max(ev.n_procs, len(t.p_root)),
-                                      n_handles=max(ev.n_handles, len(t.h_frame)))
+        if ev.n_procs > len(t.p_root):
+            self.tables = grow_tables(t, n_procs=ev.n_procs)
         i = start
         while i < stop:
             i, status, code, need, need_g = run_events(
@@ -127,6 +125,9 @@ class Machine:
                 ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop)
             if status == STATUS_DONE:
                 break
+            if status == STATUS_GROW and code == GROW_HANDLES:
+                self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.h_key))
+                continue
             if status == STATUS_GROW:
                 t = self.tables
                 cap, gcap = len(t.t_kpt), len(t.g_ref)
@@ -140,8 +141,6 @@ class Machine:
             arg = int(ev.arg[i])
             if o == "fork":
                 arg = int(ev.pids[arg])
-            elif o in ("kalloc", "kfree"):
-                arg = int(ev.handles[arg])
             raise ReplayError(i, ERROR_MESSAGES[code].format(op=o, pid=int(ev.pids[ev.pid[i]]), arg=arg))
 
     # --- reading the state ---------------------------------------------------------

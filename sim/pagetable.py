@@ -35,6 +35,7 @@ from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.buddy import M_FREE_PAGES
 from ptpair.sim import counters as C
+from ptpair.sim.handles import h_rehash, new_handle_arrays
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
 PML1_SHIFT = 12
@@ -74,7 +75,8 @@ H_FAILED = 2  # its kalloc failed: a kfree does nothing
 T_SLOTS_FREE = 0
 T_G_FREE = 1
 T_RECLAIM = 2
-T_META_LEN = 3
+T_H_COUNT = 3  # entries in the handle table (sim/handles.py)
+T_META_LEN = 4
 
 # scratch: allocation log for rolling back a page that cannot be mapped
 S_LOG_N = 0
@@ -89,11 +91,11 @@ Tables = namedtuple(
     "Tables",
     "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
     "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
-    "h_frame h_order h_state meta scratch",
+    "h_key h_used h_frame h_order h_state meta scratch",
 )
 
 
-def new_tables(n_frames: int, n_procs: int, n_handles: int, slot_cap: int = 4096,
+def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: int = 4096,
                g_cap: int = 64, reclaim: int = RECLAIM_EMPTY) -> Tables:
     t = Tables(
         ent=np.zeros((slot_cap, ENTRIES), np.int32),
@@ -114,9 +116,7 @@ def new_tables(n_frames: int, n_procs: int, n_handles: int, slot_cap: int = 4096
         refcnt=np.zeros(n_frames, np.int32),
         g_ref=np.zeros(g_cap, np.int32),
         g_stack=np.arange(g_cap - 1, -1, -1, dtype=np.int32),
-        h_frame=np.full(n_handles, -1, np.int32),
-        h_order=np.zeros(n_handles, np.int8),
-        h_state=np.zeros(n_handles, np.int8),
+        **new_handle_arrays(handle_cap),
         meta=np.zeros(T_META_LEN, np.int64),
         scratch=np.zeros(SCRATCH_LEN, np.int64),
     )
@@ -133,7 +133,7 @@ def _grow1(a: np.ndarray, n: int, fill) -> np.ndarray:
 
 
 def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None,
-                n_procs: int | None = None, n_handles: int | None = None) -> Tables:
+                n_procs: int | None = None, handle_cap: int | None = None) -> Tables:
     """A copy of `t` with larger pools; live content and free stacks carried over."""
     d = t._asdict()
     if slot_cap is not None and slot_cap > len(t.t_kpt):
@@ -167,9 +167,11 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
         for name, fill in (("p_root", -1), ("p_state", 0), ("p_mode", 0), ("p_vmm", 0), ("p_ept", 0),
                            ("p_tables", 0)):
             d[name] = _grow1(t[t._fields.index(name)], n_procs, fill)
-    if n_handles is not None and n_handles > len(t.h_frame):
-        for name, fill in (("h_frame", -1), ("h_order", 0), ("h_state", 0)):
-            d[name] = _grow1(t[t._fields.index(name)], n_handles, fill)
+    if handle_cap is not None and handle_cap > len(t.h_key):
+        d.update(new_handle_arrays(handle_cap))
+        new = Tables(**d)
+        h_rehash(t.h_key, t.h_used, t.h_frame, t.h_order, t.h_state, new)
+        return new
     return Tables(**d)
 
 

@@ -36,9 +36,17 @@ def _parse_ints(col, name: str, source: str, first_line: int):
     if pa.types.is_null(arr.type):  # an all-empty column
         return np.zeros(len(arr), np.int64), np.zeros(len(arr), bool)
     if pa.types.is_integer(arr.type):
-        present = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        vals = np.asarray(arr.fill_null(0).cast(pa.int64()).to_numpy(), dtype=np.int64)
-        return vals, present
+        n = len(arr)
+        if arr.null_count == n:
+            return np.zeros(n, np.int64), np.zeros(n, bool)
+        if arr.type != pa.int64():
+            arr = arr.cast(pa.int64())
+        # the values buffer as it is (no copy); cells under nulls are zeroed below
+        vals = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=n + arr.offset)[arr.offset:]
+        if arr.null_count == 0:
+            return vals, np.ones(n, bool)
+        present = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(present, vals, 0), present
     if pa.types.is_floating(arr.type):
         f = np.asarray(arr.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
         present = ~np.isnan(f)
@@ -64,6 +72,28 @@ def _parse_ints(col, name: str, source: str, first_line: int):
     return vals, status == 0
 
 
+def _op_codes(col, source: str, first_line: int) -> np.ndarray:
+    """int8 op codes. A dictionary column (as ptpair writes Parquet) is decoded through
+    its small dictionary only, never row by row."""
+    import pyarrow.compute as pc
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type) and arr.null_count == 0:
+        names = pc.utf8_trim_whitespace(arr.dictionary.cast(pa.string()))
+        lut = pc.index_in(names, value_set=pa.array(fmt.OPS)).to_numpy(zero_copy_only=False)
+        idx = arr.indices.to_numpy(zero_copy_only=False)
+        if not np.isnan(lut.astype(float)).any():
+            return lut.astype(np.int8)[idx]
+        arr = arr.dictionary_decode()
+    txt = pc.utf8_trim_whitespace(_strings(arr))
+    codes = pc.index_in(txt, value_set=pa.array(fmt.OPS))
+    if codes.null_count:
+        r = int(np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))[0])
+        raise TraceError(source, first_line + r, f"unknown op {txt[r].as_py()!r} "
+                                                 f"(expected one of {', '.join(fmt.OPS)})")
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+
+
 def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace:
     """Validate an Arrow table with the canonical columns and return a Trace."""
     names = set(table.column_names)
@@ -76,15 +106,7 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
     # op: dictionary-encode against the known names; unknown or empty -> error
     import pyarrow.compute as pc
 
-    op_col = _strings(table.column("op"))
-    op_col = pc.utf8_trim_whitespace(op_col)
-    codes = pc.index_in(op_col, value_set=pa.array(fmt.OPS))
-    bad = codes.is_null().to_numpy(zero_copy_only=False)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        raise TraceError(source, first_line + r, f"unknown op {op_col[r].as_py()!r} "
-                                                 f"(expected one of {', '.join(fmt.OPS)})")
-    op = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+    op = _op_codes(table.column("op"), source, first_line)
 
     ints = {}
     for name in _INT_COLS:
@@ -95,7 +117,7 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
 
     def need(ops, col, what):
         vals, present = ints[col]
-        mask = np.isin(op, list(ops)) & ~present
+        mask = fmt.op_mask(op, ops) & ~present
         if mask.any():
             r = int(np.flatnonzero(mask)[0])
             raise TraceError(source, first_line + r, f"{fmt.OPS[op[r]]} needs {what} ({col} is empty)")
@@ -165,7 +187,12 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
     return trace
 
 
-def _read_csv(path: Path, source: str) -> pa.Table:
+# The columns a replay needs: reading only these keeps long traces lean (no `comm`
+# strings, no `time`).
+REPLAY_COLUMNS = ("pid", "op", "va", "length", "arg", "order", "page_size", "migratetype")
+
+
+def _csv_options(path: Path, source: str, columns=None):
     from pyarrow import csv
 
     with open(path, "rb") as f:
@@ -181,24 +208,96 @@ def _read_csv(path: Path, source: str) -> pa.Table:
         bad_row.append(row)
         return "error"
 
+    include = [c for c in header if columns is None or c in columns]
+    opts = dict(
+        read_options=csv.ReadOptions(block_size=1 << 24),
+        parse_options=csv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        convert_options=csv.ConvertOptions(
+            column_types={c: pa.string() for c in header},
+            include_columns=include,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return opts, bad_row
+
+
+def _csv_error(path: Path, source: str, bad_row: list, e: Exception) -> TraceError:
+    if bad_row:
+        row = bad_row[0]
+        line = row.number if row.number is not None else _find_line(path, row.text)
+        return TraceError(source, line, f"expected {row.expected_columns} fields, found "
+                                        f"{row.actual_columns}: {row.text[:60]!r}")
+    return TraceError(source, None, f"not a readable CSV trace: {str(e).splitlines()[0]}")
+
+
+def _read_csv(path: Path, source: str, columns=None) -> pa.Table:
+    from pyarrow import csv
+
+    opts, bad_row = _csv_options(path, source, columns)
     try:
-        return csv.read_csv(
-            path,
-            read_options=csv.ReadOptions(block_size=1 << 24),
-            parse_options=csv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-            convert_options=csv.ConvertOptions(
-                column_types={c: pa.string() for c in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        return csv.read_csv(path, **opts)
     except pa.ArrowInvalid as e:
-        if bad_row:
-            row = bad_row[0]
-            line = row.number if row.number is not None else _find_line(path, row.text)
-            raise TraceError(source, line, f"expected {row.expected_columns} fields, found "
-                                           f"{row.actual_columns}: {row.text[:60]!r}") from None
-        raise TraceError(source, None, f"not a readable CSV trace: {str(e).splitlines()[0]}") from None
+        raise _csv_error(path, source, bad_row, e) from None
+
+
+def _kind(path: Path, source: str, fmt_hint: str | None) -> str:
+    if not path.exists():
+        raise TraceError(source, None, "no such file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    kind = fmt_hint or ("parquet" if magic == b"PAR1" else "csv")
+    if kind not in ("csv", "parquet"):
+        raise TraceError(source, None, f"unknown trace format {kind!r}")
+    if kind == "csv" and b"\x00" in magic:
+        raise TraceError(source, 1, "binary file, not a CSV trace")
+    return kind
+
+
+def iter_trace(path: str | os.PathLike, batch_rows: int = 1 << 20, columns=REPLAY_COLUMNS,
+               fmt_hint: str | None = None):
+    """Read a canonical trace in chunks of about `batch_rows` rows (Arrow record batches).
+
+    Yields Trace chunks, each validated with its real line numbers; only `columns` are
+    read. Memory stays bounded by the chunk size, whatever the trace's length.
+    """
+    path = Path(path)
+    source = str(path)
+    kind = _kind(path, source, fmt_hint)
+    line = 2
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+            names = set(pf.schema_arrow.names)
+            batches = pf.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in names])
+            for batch in batches:
+                yield trace_from_table(pa.Table.from_batches([batch]), source, first_line=line)
+                line += batch.num_rows
+        except (pa.ArrowInvalid, OSError) as e:
+            raise TraceError(source, None, f"not a readable Parquet file: {e}") from None
+        return
+    from pyarrow import csv
+
+    opts, bad_row = _csv_options(path, source, columns)
+    opts["read_options"] = csv.ReadOptions(block_size=max(1 << 16, batch_rows * 48))
+    try:
+        reader = csv.open_csv(path, **opts)
+        pending = []
+        rows = 0
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= batch_rows:
+                yield trace_from_table(pa.Table.from_batches(pending), source, first_line=line)
+                line += rows
+                pending, rows = [], 0
+        if pending or line == 2:
+            table = pa.Table.from_batches(pending, schema=reader.schema)
+            yield trace_from_table(table, source, first_line=line)
+    except pa.ArrowInvalid as e:
+        raise _csv_error(path, source, bad_row, e) from None
 
 
 def _find_line(path: Path, text: str) -> int | None:
@@ -214,11 +313,7 @@ def read_trace(path: str | os.PathLike, fmt_hint: str | None = None) -> Trace:
     """Read a canonical trace, CSV or Parquet (detected from content unless `fmt_hint`)."""
     path = Path(path)
     source = str(path)
-    if not path.exists():
-        raise TraceError(source, None, "no such file")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    kind = fmt_hint or ("parquet" if magic == b"PAR1" else "csv")
+    kind = _kind(path, source, fmt_hint)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -227,10 +322,6 @@ def read_trace(path: str | os.PathLike, fmt_hint: str | None = None) -> Trace:
         except (pa.ArrowInvalid, OSError) as e:
             raise TraceError(source, None, f"not a readable Parquet file: {e}") from None
         return trace_from_table(table, source)
-    if kind != "csv":
-        raise TraceError(source, None, f"unknown trace format {kind!r}")
-    if b"\x00" in magic:
-        raise TraceError(source, 1, "binary file, not a CSV trace")
     return trace_from_table(_read_csv(path, source), source)
 
 

@@ -45,6 +45,13 @@ NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
 NEEDS_ORDER = frozenset((OP_KALLOC,))
 
 
+def op_mask(op: np.ndarray, ops) -> np.ndarray:
+    """Boolean mask of rows whose op is in `ops` (a lookup table: one pass, no sort)."""
+    table = np.zeros(256, bool)
+    table[list(ops)] = True
+    return table[op.view(np.uint8)]
+
+
 class TraceError(Exception):
     """Bad input, located: str(err) is `file:line: what is wrong`.
 
@@ -164,14 +171,14 @@ def validate(trace: Trace, first_line: int = 2) -> None:
             raise TraceError(trace.source, first_line + r, message(r))
 
     fail((op < 0) | (op >= len(OPS)), lambda r: f"unknown op code {int(op[r])}")
-    rng = np.isin(op, list(NEEDS_RANGE))
+    rng = op_mask(op, NEEDS_RANGE)
     fail(rng & (trace.length <= 0), lambda r: f"{OPS[op[r]]} needs a length > 0 bytes, got {int(trace.length[r])}")
     fail(rng & ((trace.va < 0) | (trace.va >= VA_LIMIT)),
          lambda r: f"address {int(trace.va[r]):#x} is outside the user half [0, 2^47)")
     # va + length <= 2^47, written so that it cannot overflow int64
     fail(rng & (trace.length > VA_LIMIT - trace.va),
          lambda r: f"range {int(trace.va[r]):#x}+{int(trace.length[r]):#x} ends beyond 2^47")
-    ps_ok = np.isin(trace.page_size, PAGE_SIZES)
+    ps_ok = (trace.page_size == PAGE_SIZES[0]) | (trace.page_size == PAGE_SIZES[1]) | (trace.page_size == PAGE_SIZES[2])
     fail(~ps_ok, lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
     ka = op == OP_KALLOC
     fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)),
@@ -189,8 +196,9 @@ class EventArrays:
     """The dense event layout the compiled core replays.
 
     pid and (for fork) arg are dense process indices 0..n_procs-1; for kalloc/kfree arg
-    is a dense handle index 0..n_handles-1. psz is the page-size class (0: 4 KiB,
-    1: 2 MiB, 2: 1 GiB); mt the kalloc migratetype (0 unmovable when absent). `pids` / `handles` map dense indices back to trace values.
+    is the trace's handle itself. psz is the page-size class (0: 4 KiB,
+    1: 2 MiB, 2: 1 GiB); mt the kalloc migratetype (0 unmovable when absent). `pids[i]`
+    is the trace pid of dense index i.
     """
 
     op: np.ndarray
@@ -202,30 +210,62 @@ class EventArrays:
     psz: np.ndarray
     mt: np.ndarray
     pids: np.ndarray
-    handles: np.ndarray
     n_procs: int = field(init=False)
-    n_handles: int = field(init=False)
 
     def __post_init__(self):
         self.n_procs = len(self.pids)
-        self.n_handles = len(self.handles)
 
     def __len__(self) -> int:
         return len(self.op)
 
 
-def encode(trace: Trace) -> EventArrays:
-    """Dense, contiguous arrays for the core (vectorised; no per-row Python)."""
+class PidMap:
+    """Trace pids -> dense process indices, kept across the chunks of one trace.
+
+    Indices are handed out in order of first appearance within each chunk's sorted new
+    pids; `pids[i]` is the trace pid of index i. Vectorised: one searchsorted per chunk.
+    """
+
+    def __init__(self):
+        self.sorted = np.zeros(0, np.int64)  # known pids, sorted
+        self.index = np.zeros(0, np.int64)  # their dense indices
+        self.pids = np.zeros(0, np.int64)  # dense index -> pid
+
+    def map(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, np.int64)
+        if len(values) == 0:
+            return np.zeros(0, np.int64)
+        lo, hi = int(values.min()), int(values.max())
+        dense = hi - lo < (1 << 22)  # small pid range: O(n) counting instead of sorting
+        uniq = (np.flatnonzero(np.bincount(values - lo, minlength=hi - lo + 1)) + lo) if dense else np.unique(values)
+        new = np.setdiff1d(uniq, self.sorted, assume_unique=True)
+        if len(new):
+            start = len(self.pids)
+            self.pids = np.concatenate([self.pids, new])
+            allp = np.concatenate([self.sorted, new])
+            alli = np.concatenate([self.index, np.arange(start, start + len(new))])
+            order = np.argsort(allp, kind="stable")
+            self.sorted, self.index = allp[order], alli[order]
+        if dense:
+            lut = np.zeros(hi - lo + 1, np.int64)
+            sel = (self.sorted >= lo) & (self.sorted <= hi)
+            lut[self.sorted[sel] - lo] = self.index[sel]
+            return lut[values - lo]
+        return self.index[np.searchsorted(self.sorted, values)]
+
+
+def encode(trace: Trace, pid_map: PidMap | None = None) -> EventArrays:
+    """Dense, contiguous arrays for the core (vectorised; no per-row Python).
+
+    Pass the same `pid_map` for every chunk of one trace."""
+    pid_map = pid_map or PidMap()
     op = np.ascontiguousarray(trace.op, dtype=np.int8)
     is_fork = op == OP_FORK
-    is_handle = (op == OP_KALLOC) | (op == OP_KFREE)
-    pids, inv = np.unique(np.concatenate([trace.pid, trace.arg[is_fork]]), return_inverse=True)
     n = len(op)
+    inv = pid_map.map(np.concatenate([trace.pid, trace.arg[is_fork]]))
     pid = inv[:n].astype(np.int32)
-    arg = np.zeros(n, dtype=np.int64)
+    arg = np.array(trace.arg, dtype=np.int64)
     arg[is_fork] = inv[n:]
-    handles, hinv = np.unique(trace.arg[is_handle], return_inverse=True)
-    arg[is_handle] = hinv
     psz = np.zeros(n, dtype=np.int8)
     psz[trace.page_size == PAGE_SIZES[1]] = 1
     psz[trace.page_size == PAGE_SIZES[2]] = 2
@@ -239,6 +279,5 @@ def encode(trace: Trace) -> EventArrays:
         psz=psz,
         mt=(np.zeros(n, np.int8) if trace.migratetype is None
             else np.ascontiguousarray(trace.migratetype, dtype=np.int8)),
-        pids=pids.astype(np.int64),
-        handles=handles.astype(np.int64),
+        pids=pid_map.pids,
     )

@@ -82,7 +82,7 @@ def test_core_matches_reference(rnd, scheme, policy, memory, n, kernel):
     allocator, reclaim = kernel
     trace = random_trace(rnd, n)
     ev = encode(trace)
-    m = Machine(Config(scheme, policy, memory, allocator, reclaim), ev.n_procs, ev.n_handles)
+    m = Machine(Config(scheme, policy, memory, allocator, reclaim), ev.n_procs)
     m.run(ev)
     ref = reference_replay(trace, scheme, policy, memory, allocator=allocator, reclaim=reclaim)
     compare(m.result(), ref)
@@ -99,7 +99,7 @@ def test_invariants_after_every_event(rnd, scheme, policy, memory, kernel):
     allocator, reclaim = kernel
     trace = random_trace(rnd, 80)
     ev = encode(trace)
-    m = Machine(Config(scheme, policy, memory, allocator, reclaim), ev.n_procs, ev.n_handles)
+    m = Machine(Config(scheme, policy, memory, allocator, reclaim), ev.n_procs)
     ref = Reference(scheme, policy, memory, allocator=allocator, reclaim=reclaim)
     for i in range(len(trace)):
         m.run(ev, i, i + 1)
@@ -119,8 +119,8 @@ def test_pool_growth_matches_reference():
     ev = encode(trace)
     from ptpair.sim.pagetable import new_tables
 
-    m = Machine(Config("separate", "lifo", 1 << 14), ev.n_procs, ev.n_handles)
-    m.tables = new_tables(1 << 14, ev.n_procs, ev.n_handles, slot_cap=2, g_cap=1)
+    m = Machine(Config("separate", "lifo", 1 << 14), ev.n_procs)
+    m.tables = new_tables(1 << 14, ev.n_procs, handle_cap=2, slot_cap=2, g_cap=1)
     m.run(ev)
     ref = reference_replay(trace, "separate", "lifo", 1 << 14)
     compare(m.result(), ref)

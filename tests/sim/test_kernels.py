@@ -52,7 +52,7 @@ def test_akaros_buddyinfo_is_the_aligned_decomposition():
 def run(rows, scheme, memory=64, allocator="buddy", reclaim="empty"):
     cols = {k: [r.get(k, 0) for r in rows] for k in ("pid", "op", "va", "length", "arg", "order")}
     ev = encode(Trace.from_columns(**cols))
-    m = Machine(Config(scheme, "address", memory, allocator, reclaim), ev.n_procs, ev.n_handles)
+    m = Machine(Config(scheme, "address", memory, allocator, reclaim), ev.n_procs)
     m.run(ev)
     return m.result()
 

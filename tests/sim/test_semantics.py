@@ -15,7 +15,7 @@ def run(rows, scheme="pair", policy="address", memory=16):
     cols["page_size"] = [r.get("page_size", PAGE) for r in rows]
     trace = Trace.from_columns(**cols)
     ev = encode(trace)
-    m = Machine(Config(scheme, policy, memory), ev.n_procs, ev.n_handles)
+    m = Machine(Config(scheme, policy, memory), ev.n_procs)
     m.run(ev)
     return m
 
