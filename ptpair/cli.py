@@ -96,7 +96,9 @@ def cmd_replay(args) -> int:
     if args.series and not args.sample_every:
         raise UsageError("--series needs --sample-every K")
     t1 = time.perf_counter()
-    res = api.replay(args.trace, config(args), sample_every=args.sample_every)  # streamed in chunks
+    res = api.replay(args.trace, config(args), sample_every=args.sample_every,  # streamed in chunks
+                     lenient=args.lenient)
+    _report_skipped(res)
     t2 = time.perf_counter()
     d = api.enriched_dict(res)
     if args.series:
@@ -143,6 +145,24 @@ def cmd_replay(args) -> int:
             lines.append(f"akaros scan       {a['frames_scanned']} frames tested by {a['scan_allocations']} order>=1 "
                          f"requests ({a['frames_scanned_per_allocation']:.1f} per request)")
         print("\n".join(lines))
+    return 0
+
+
+def _report_skipped(res) -> None:
+    if res.skipped_lines:
+        total = sum(res.skipped_lines.values())
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(res.skipped_lines.items()))
+        print(f"ptpair: --lenient skipped {total} bad line(s): {why}", file=sys.stderr)
+
+
+def cmd_validate(args) -> int:
+    """Read the trace and replay its life cycle; change nothing, write nothing."""
+    from ptpair import api
+
+    res = api.replay(args.trace, api.Config(memory_pages=1 << 18), lenient=args.lenient)
+    _report_skipped(res)
+    print(f"{args.trace}: valid, {res.events} events"
+          + (f" ({sum(res.skipped_lines.values())} bad lines skipped)" if res.skipped_lines else ""))
     return 0
 
 
@@ -403,10 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_machine_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timing", action="store_true", help="include read and replay times")
+    p.add_argument("--lenient", action="store_true",
+                   help="skip bad lines and impossible events, and report how many by reason")
     p.add_argument("--sample-every", type=int, default=None, metavar="K",
                    help="sample the state every K events (and at the end)")
     p.add_argument("--series", metavar="FILE.csv", help="write the sampled time series (with --sample-every)")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("validate", help="check a trace (fields and process life cycle) without writing anything")
+    p.add_argument("trace")
+    p.add_argument("--lenient", action="store_true", help="count bad lines by reason instead of stopping")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("compare", help="replay traces under several schemes, side by side")
     p.add_argument("traces", nargs="*", metavar="TRACE",

@@ -39,6 +39,13 @@ ERR_ALREADY_ALIVE = 2
 ERR_PARENT_NOT_ALIVE = 3
 ERR_HANDLE_LIVE = 4
 ERR_HANDLE_UNKNOWN = 5
+ERROR_REASONS = {  # short names, for counts of skipped events (--lenient)
+    ERR_NOT_ALIVE: "event of a pid not alive",
+    ERR_ALREADY_ALIVE: "spawn or fork of a live pid",
+    ERR_PARENT_NOT_ALIVE: "fork from a pid not alive",
+    ERR_HANDLE_LIVE: "kalloc of a live handle",
+    ERR_HANDLE_UNKNOWN: "kfree of an unknown handle",
+}
 ERROR_MESSAGES = {
     ERR_NOT_ALIVE: "{op} of pid {pid}, which is not alive (never spawned, or exited)",
     ERR_ALREADY_ALIVE: "{op} of pid {pid}, which is already alive",

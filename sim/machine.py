@@ -19,7 +19,7 @@ from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
-    ERROR_MESSAGES, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
+    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
 from ptpair.sim.pagetable import (
     KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
@@ -82,15 +82,18 @@ class Machine:
         self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), reclaim=RECLAIMS[config.reclaim])
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
+        self.skipped_bad: dict[str, int] = {}  # impossible events skipped (--lenient), by reason
+        self.skipped_bad_lines: list[int] = []
 
     def run(self, ev: EventArrays, start: int = 0, stop: int | None = None,
-            sample_every: int | None = None) -> None:
+            sample_every: int | None = None, lenient: bool = False) -> None:
         """Replay events [start, stop) of `ev`; raises ReplayError on an impossible event.
 
         With `sample_every` = K, the state is sampled (see SAMPLE_COLUMNS) after every
         event whose number (counted from 1 over the whole replay) is a multiple of K.
         """
         stop = len(ev) if stop is None else stop
+        self._lenient = lenient
         if not sample_every:
             self._run(ev, start, stop)
             return
@@ -137,6 +140,12 @@ class Machine:
                                           g_cap=new_g if need_g > t.meta[T_G_FREE] else None)
                 continue
             assert status == STATUS_ERROR
+            if getattr(self, "_lenient", False):  # skip the impossible event, count why
+                reason = ERROR_REASONS[code]
+                self.skipped_bad[reason] = self.skipped_bad.get(reason, 0) + 1
+                self.skipped_bad_lines.append(i)
+                i += 1
+                continue
             o = OPS[ev.op[i]]
             arg = int(ev.arg[i])
             if o == "fork":
@@ -187,6 +196,7 @@ class Result:
     mean: dict
     allocator_stats: dict
     samples: np.ndarray | None = None  # rows of SAMPLE_COLUMNS, or None
+    skipped_lines: dict | None = None  # --lenient: bad lines and events skipped, by reason
 
     def series(self):
         """The sampled state as a DataFrame (columns SAMPLE_COLUMNS), or None."""
@@ -308,6 +318,7 @@ class Result:
             "skipped_events": self.skipped_events,
             "walk": self.walk,
             "counts": self.counts,
+            **({"skipped_lines": self.skipped_lines} if self.skipped_lines is not None else {}),
         }
 
 

@@ -11,17 +11,24 @@ FIRST_LINE = 2  # row 0 of a trace is line 2 of its CSV (line 1 is the header)
 
 
 def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sample_every: int | None = None,
-           batch_rows: int = 1 << 20, **options) -> Result:
+           batch_rows: int = 1 << 20, lenient: bool = False, **options) -> Result:
     """Replay `trace` (a Trace, or a path read in chunks of `batch_rows` events) on a
     machine built from `config` or `options` (scheme=, policy=, memory_pages=, ...).
     Returns a Result; bad input raises TraceError (`file:line: ...`).
 
     With `sample_every` = K the result holds the state after every K-th event and after
     the last one (`Result.series()`). The machine's state carries across chunks, so a
-    path replays in memory bounded by the chunk size and the simulated state."""
+    path replays in memory bounded by the chunk size and the simulated state.
+
+    `lenient`: bad lines and impossible events are skipped and counted by reason
+    (`Result.skipped_lines`) instead of stopping the replay (the file is read whole)."""
     config = config or Config(**options)
     if isinstance(trace, Trace):
         chunks = [trace]
+    elif lenient:
+        from ptpair.traces.canonical import read_trace
+
+        chunks = [read_trace(trace, lenient=True)]
     else:
         from ptpair.traces.canonical import iter_trace
 
@@ -29,13 +36,21 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
     m = Machine(config)
     pid_map = PidMap()
     line = FIRST_LINE
+    skipped: dict[str, int] = {}
     for chunk in chunks:
         ev = encode(chunk, pid_map)
         try:
-            m.run(ev, sample_every=sample_every)
+            m.run(ev, sample_every=sample_every, lenient=lenient)
         except ReplayError as e:
-            raise TraceError(chunk.source, line + e.index, e.message) from None
+            raise TraceError(chunk.source, chunk.line_of(e.index, line), e.message) from None
+        for k, v in chunk.skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
         line += len(ev)
     if sample_every:
         m.sample()  # the end state (skipped if the last event was already sampled)
-    return m.result()
+    result = m.result()
+    if lenient:
+        for k, v in m.skipped_bad.items():
+            skipped[k] = skipped.get(k, 0) + v
+        result.skipped_lines = skipped
+    return result

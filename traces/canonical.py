@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from ptpair.traces import format as fmt
-from ptpair.traces.format import TraceError, Trace
+from ptpair.traces.format import RowChecker, TraceError, Trace
 from ptpair.traces._intparse import parse_int_column
 
 _INT_COLS = ("pid", "va", "length", "arg", "order", "page_size")
@@ -30,13 +30,14 @@ def _strings(col: pa.ChunkedArray | pa.Array) -> pa.StringArray:
     return arr
 
 
-def _parse_ints(col, name: str, source: str, first_line: int):
-    """int64 values and a 'present' mask from a string or integer Arrow column."""
+def _parse_ints(col, name: str, chk: RowChecker):
+    """int64 values and a 'present' mask from a string or integer Arrow column; cells
+    that are not integers are reported to `chk` (and read as 0)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
     if pa.types.is_null(arr.type):  # an all-empty column
-        return np.zeros(len(arr), np.int64), np.zeros(len(arr), bool)
+        return np.zeros(n, np.int64), np.zeros(n, bool)
     if pa.types.is_integer(arr.type):
-        n = len(arr)
         if arr.null_count == n:
             return np.zeros(n, np.int64), np.zeros(n, bool)
         if arr.type != pa.int64():
@@ -50,31 +51,24 @@ def _parse_ints(col, name: str, source: str, first_line: int):
     if pa.types.is_floating(arr.type):
         f = np.asarray(arr.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
         present = ~np.isnan(f)
-        bad = present & (f != np.floor(f))
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            raise TraceError(source, first_line + r, f"{name} is not an integer: {f[r]!r}")
-        return np.where(present, f, 0).astype(np.int64), present
+        bad = present & ((f != np.floor(f)) | (np.abs(f) >= 2.0**62))
+        chk.check(bad, "non-numeric field", lambda r: f"{name} is not an integer: {f[r]!r}")
+        return np.where(present & ~bad, f, 0).astype(np.int64), present & ~bad
     arr = _strings(arr)
     if not pa.types.is_string(arr.type):
-        raise TraceError(source, None, f"column {name} has type {arr.type}, expected integers")
+        raise TraceError(chk.source, None, f"column {name} has type {arr.type}, expected integers")
     bufs = arr.buffers()
-    n = len(arr)
     validity = arr.is_valid().to_numpy(zero_copy_only=False)
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     vals, status = parse_int_column(offsets, data, np.asarray(validity, dtype=np.bool_))
-    bad = np.flatnonzero(status == 2)
-    if len(bad):
-        r = int(bad[0])
-        text = arr[r].as_py()
-        raise TraceError(source, first_line + r, f"{name} is not an integer: {text!r}")
+    chk.check(status == 2, "non-numeric field", lambda r: f"{name} is not an integer: {arr[r].as_py()!r}")
     return vals, status == 0
 
 
-def _op_codes(col, source: str, first_line: int) -> np.ndarray:
-    """int8 op codes. A dictionary column (as ptpair writes Parquet) is decoded through
-    its small dictionary only, never row by row."""
+def _op_codes(col, chk: RowChecker) -> np.ndarray:
+    """int8 op codes (unknown ones reported to `chk`, read as 0). A dictionary column (as
+    ptpair writes Parquet) is decoded through its small dictionary only."""
     import pyarrow.compute as pc
 
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -87,56 +81,45 @@ def _op_codes(col, source: str, first_line: int) -> np.ndarray:
         arr = arr.dictionary_decode()
     txt = pc.utf8_trim_whitespace(_strings(arr))
     codes = pc.index_in(txt, value_set=pa.array(fmt.OPS))
-    if codes.null_count:
-        r = int(np.flatnonzero(codes.is_null().to_numpy(zero_copy_only=False))[0])
-        raise TraceError(source, first_line + r, f"unknown op {txt[r].as_py()!r} "
-                                                 f"(expected one of {', '.join(fmt.OPS)})")
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+    chk.check(codes.is_null().to_numpy(zero_copy_only=False), "unknown op",
+              lambda r: f"unknown op {txt[r].as_py()!r} (expected one of {', '.join(fmt.OPS)})")
+    return np.asarray(codes.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
 
 
-def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace:
-    """Validate an Arrow table with the canonical columns and return a Trace."""
+def trace_from_table(table: pa.Table, source: str, first_line: int = 2, lenient: bool = False) -> Trace:
+    """Validate an Arrow table with the canonical columns and return a Trace.
+
+    Strict: the first bad row raises TraceError (`file:line: ...`). Lenient: bad rows are
+    left out, counted by reason in `Trace.skipped`, and `Trace.lines` keeps the line of
+    every row kept."""
+    import pyarrow.compute as pc
+
     names = set(table.column_names)
     missing = [c for c in fmt.REQUIRED_COLUMNS if c not in names]
     if missing:
         raise TraceError(source, 1, f"missing column(s) {', '.join(missing)}; a canonical trace has "
                                     f"{', '.join(fmt.REQUIRED_COLUMNS)}")
     n = table.num_rows
-
-    # op: dictionary-encode against the known names; unknown or empty -> error
-    import pyarrow.compute as pc
-
-    op = _op_codes(table.column("op"), source, first_line)
-
+    chk = RowChecker(source, first_line, n, lenient)
+    op = _op_codes(table.column("op"), chk)
     ints = {}
     for name in _INT_COLS:
         if name in names:
-            ints[name] = _parse_ints(table.column(name), name, source, first_line)
+            ints[name] = _parse_ints(table.column(name), name, chk)
         else:
             ints[name] = (np.zeros(n, np.int64), np.zeros(n, bool))
 
     def need(ops, col, what):
-        vals, present = ints[col]
-        mask = fmt.op_mask(op, ops) & ~present
-        if mask.any():
-            r = int(np.flatnonzero(mask)[0])
-            raise TraceError(source, first_line + r, f"{fmt.OPS[op[r]]} needs {what} ({col} is empty)")
+        mask = fmt.op_mask(op, ops) & ~ints[col][1]
+        chk.check(mask, "missing field", lambda r: f"{fmt.OPS[op[r]]} needs {what} ({col} is empty)")
 
-    pid, pid_present = ints["pid"]
-    if (~pid_present).any():
-        r = int(np.flatnonzero(~pid_present)[0])
-        raise TraceError(source, first_line + r, "pid is empty")
+    pid = ints["pid"][0]
+    chk.check(~ints["pid"][1], "missing field", lambda r: "pid is empty")
     need(fmt.NEEDS_RANGE, "va", "an address")
     need(fmt.NEEDS_RANGE, "length", "a length")
     need(fmt.NEEDS_ARG, "arg", "an arg (parent pid or handle)")
     need(fmt.NEEDS_ORDER, "order", "an order")
-
     order_vals = ints["order"][0]
-    ka = op == fmt.OP_KALLOC
-    bad = ka & ((order_vals < 0) | (order_vals > fmt.MAX_ORDER))
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        raise TraceError(source, first_line + r, f"order {int(order_vals[r])} is outside 0..{fmt.MAX_ORDER}")
     ps_vals, ps_present = ints["page_size"]
     page_size = np.where(ps_present, ps_vals, fmt.PAGE_SIZE).astype(np.int64)
 
@@ -147,12 +130,14 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
             time = np.asarray(tcol.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             t = _strings(tcol).to_pylist()
+            time = np.full(n, np.nan)
+            bad = np.zeros(n, bool)
             for r, v in enumerate(t):
                 try:
-                    float(v) if v not in (None, "") else None
+                    time[r] = float(v) if v not in (None, "") else np.nan
                 except ValueError:
-                    raise TraceError(source, first_line + r, f"time is not a number: {v!r}") from None
-            time = np.array([np.nan if v in (None, "") else float(v) for v in t])
+                    bad[r] = True
+            chk.check(bad, "non-numeric field", lambda r: f"time is not a number: {t[r]!r}")
     migratetype = None
     if "migratetype" in names:
         col = table.column("migratetype")
@@ -161,29 +146,29 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
             # names (unmovable, movable, reclaimable) or numbers
             txt = pc.utf8_trim_whitespace(_strings(col))
             by_name = pc.index_in(pc.utf8_lower(txt), value_set=pa.array(fmt.MIGRATETYPES))
-            nums, present = (_parse_ints(pc.if_else(by_name.is_null(), txt, pa.scalar(None, pa.string())),
-                                         "migratetype", source, first_line)
-                             if by_name.null_count else (None, None))
             mt = np.asarray(by_name.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-            if nums is not None:
+            if by_name.null_count:
+                nums, present = _parse_ints(pc.if_else(by_name.is_null(), txt, pa.scalar(None, pa.string())),
+                                            "migratetype", chk)
                 named = ~np.asarray(by_name.is_null().to_numpy(zero_copy_only=False), dtype=bool)
                 mt = np.where(named, mt, np.where(present, nums, 0))
         else:
-            mt, _ = _parse_ints(col, "migratetype", source, first_line)
-        bad = (op == fmt.OP_KALLOC) & ((mt < 0) | (mt > 2))
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            raise TraceError(source, first_line + r, f"migratetype {int(mt[r])} is not 0 (unmovable), "
-                                                     f"1 (movable) or 2 (reclaimable)")
-        migratetype = np.where(op == fmt.OP_KALLOC, mt, 0).astype(np.int8)
+            mt, _ = _parse_ints(col, "migratetype", chk)
+        migratetype = np.where(op == fmt.OP_KALLOC, np.clip(mt, -1, 3), 0).astype(np.int8)
     comm = None
     if "comm" in names:
         comm = np.asarray(_strings(table.column("comm")).to_pylist(), dtype=object)
 
     trace = Trace(pid=pid, op=op, va=ints["va"][0], length=ints["length"][0], arg=ints["arg"][0],
-                  order=order_vals.astype(np.int8), page_size=page_size, time=time, comm=comm,
+                  order=np.clip(order_vals, -1, 127).astype(np.int8), page_size=page_size, time=time, comm=comm,
                   migratetype=migratetype, source=source)
-    fmt.validate(trace, first_line=first_line)
+    order_bad = (op == fmt.OP_KALLOC) & ((order_vals < 0) | (order_vals > fmt.MAX_ORDER))
+    chk.check(order_bad, "order outside 0..10", lambda r: f"order {int(order_vals[r])} is outside 0..{fmt.MAX_ORDER}")
+    fmt.validate(trace, first_line=first_line, checker=chk)
+    if chk.bad.any():
+        trace = trace.drop(chk.bad, first_line)
+        trace.first_bad = (first_line + chk.first[0], chk.first[1])
+    trace.skipped = chk.counts
     return trace
 
 
@@ -192,7 +177,7 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2) -> Trace
 REPLAY_COLUMNS = ("pid", "op", "va", "length", "arg", "order", "page_size", "migratetype")
 
 
-def _csv_options(path: Path, source: str, columns=None):
+def _csv_options(path: Path, source: str, columns=None, lenient: bool = False):
     from pyarrow import csv
 
     with open(path, "rb") as f:
@@ -206,7 +191,7 @@ def _csv_options(path: Path, source: str, columns=None):
 
     def on_invalid(row):
         bad_row.append(row)
-        return "error"
+        return "skip" if lenient else "error"
 
     include = [c for c in header if columns is None or c in columns]
     opts = dict(
@@ -231,14 +216,18 @@ def _csv_error(path: Path, source: str, bad_row: list, e: Exception) -> TraceErr
     return TraceError(source, None, f"not a readable CSV trace: {str(e).splitlines()[0]}")
 
 
-def _read_csv(path: Path, source: str, columns=None) -> pa.Table:
+def _read_csv(path: Path, source: str, columns=None, lenient: bool = False):
+    """(table, physical lines of the rows pyarrow skipped) -- the latter only when lenient."""
     from pyarrow import csv
 
-    opts, bad_row = _csv_options(path, source, columns)
+    opts, bad_row = _csv_options(path, source, columns, lenient)
     try:
-        return csv.read_csv(path, **opts)
+        table = csv.read_csv(path, **opts)
     except pa.ArrowInvalid as e:
-        raise _csv_error(path, source, bad_row, e) from None
+        raise _earliest(path, _csv_error(path, source, bad_row, e)) from None
+    skipped = sorted({row.number if row.number is not None else _find_line(path, row.text) or 0
+                      for row in bad_row})
+    return table, skipped
 
 
 def _kind(path: Path, source: str, fmt_hint: str | None) -> str:
@@ -297,7 +286,7 @@ def iter_trace(path: str | os.PathLike, batch_rows: int = 1 << 20, columns=REPLA
             table = pa.Table.from_batches(pending, schema=reader.schema)
             yield trace_from_table(table, source, first_line=line)
     except pa.ArrowInvalid as e:
-        raise _csv_error(path, source, bad_row, e) from None
+        raise _earliest(path, _csv_error(path, source, bad_row, e)) from None
 
 
 def _find_line(path: Path, text: str) -> int | None:
@@ -309,8 +298,25 @@ def _find_line(path: Path, text: str) -> int | None:
     return None
 
 
-def read_trace(path: str | os.PathLike, fmt_hint: str | None = None) -> Trace:
-    """Read a canonical trace, CSV or Parquet (detected from content unless `fmt_hint`)."""
+def _earliest(path: Path, err: TraceError) -> TraceError:
+    """A row with the wrong number of fields stops pyarrow's parse, possibly after rows
+    with bad fields: re-read leniently so that the earliest bad line is the one reported."""
+    if err.line is None or err.line <= 1:
+        return err
+    try:
+        t = read_trace(path, fmt_hint="csv", lenient=True)
+    except TraceError:
+        return err
+    if t.first_bad and t.first_bad[0] < err.line:
+        return TraceError(err.source, *t.first_bad)
+    return err
+
+
+def read_trace(path: str | os.PathLike, fmt_hint: str | None = None, lenient: bool = False) -> Trace:
+    """Read a canonical trace, CSV or Parquet (detected from content unless `fmt_hint`).
+
+    `lenient`: skip bad rows instead of stopping at the first (counted by reason in
+    `Trace.skipped`; `Trace.lines` keeps the real line of each row kept)."""
     path = Path(path)
     source = str(path)
     kind = _kind(path, source, fmt_hint)
@@ -321,8 +327,23 @@ def read_trace(path: str | os.PathLike, fmt_hint: str | None = None) -> Trace:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
             raise TraceError(source, None, f"not a readable Parquet file: {e}") from None
-        return trace_from_table(table, source)
-    return trace_from_table(_read_csv(path, source), source)
+        return trace_from_table(table, source, lenient=lenient)
+    table, skipped = _read_csv(path, source, lenient=lenient)
+    if not skipped:
+        return trace_from_table(table, source, lenient=lenient)
+    # rows pyarrow skipped shift every later row's line: map rows to their real lines
+    n = table.num_rows
+    lines = np.setdiff1d(np.arange(2, 2 + n + len(skipped)), skipped)[:n]
+    trace = trace_from_table(table, source, first_line=2, lenient=True)
+    kept_lines = lines if trace.lines is None else lines[trace.lines - 2]
+    if trace.first_bad is not None:
+        trace.first_bad = (int(lines[trace.first_bad[0] - 2]), trace.first_bad[1])
+    first_skipped = (skipped[0], "wrong number of fields")
+    if trace.first_bad is None or first_skipped[0] < trace.first_bad[0]:
+        trace.first_bad = first_skipped
+    trace.lines = kept_lines
+    trace.skipped = {"wrong number of fields": len(skipped), **trace.skipped}
+    return trace
 
 
 def _table_for_write(trace: Trace) -> pa.Table:

@@ -68,6 +68,30 @@ class TraceError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+class RowChecker:
+    """Checks rows of one chunk: strict (raise `file:line` at the first bad row) or
+    lenient (mark bad rows to be skipped and count them by reason)."""
+
+    def __init__(self, source: str, first_line: int, n: int, lenient: bool = False):
+        self.source, self.first_line, self.lenient = source, first_line, lenient
+        self.bad = np.zeros(n, bool)
+        self.counts: dict[str, int] = {}
+        self.first: tuple[int, str] | None = None  # (row, message) of the earliest bad row
+
+    def check(self, mask, reason: str, message) -> None:
+        """Rows in `mask` are bad for `reason`; message(r) describes row r."""
+        mask = np.asarray(mask, bool) & ~self.bad
+        if not mask.any():
+            return
+        r = int(np.flatnonzero(mask)[0])
+        if not self.lenient:
+            raise TraceError(self.source, self.first_line + r, message(r))
+        if self.first is None or r < self.first[0]:
+            self.first = (r, message(r))
+        self.counts[reason] = self.counts.get(reason, 0) + int(mask.sum())
+        self.bad |= mask
+
+
 @dataclass
 class Trace:
     """A canonical trace held as columns.
@@ -89,6 +113,22 @@ class Trace:
     comm: np.ndarray | None = None
     migratetype: np.ndarray | None = None  # int8 0..2 (MIGRATETYPES), kalloc only
     source: str = "<trace>"
+    lines: np.ndarray | None = None  # line of each row, where bad rows were skipped (--lenient)
+    skipped: dict = field(default_factory=dict)  # rows skipped by reason (--lenient)
+    first_bad: tuple | None = None  # (line, message) of the earliest bad row skipped
+
+    def line_of(self, row: int, first_line: int = 2) -> int:
+        return int(self.lines[row]) if self.lines is not None else first_line + row
+
+    def drop(self, bad: np.ndarray, first_line: int) -> "Trace":
+        """The trace without the rows in `bad`; kept rows remember their lines."""
+        keep = ~bad
+        lines = (self.lines if self.lines is not None else first_line + np.arange(len(self)))[keep]
+        cols = {}
+        for name in ("pid", "op", "va", "length", "arg", "order", "page_size", "time", "comm", "migratetype"):
+            v = getattr(self, name)
+            cols[name] = None if v is None else v[keep]
+        return Trace(**cols, source=self.source, lines=lines, skipped=dict(self.skipped), first_bad=self.first_bad)
 
     def __len__(self) -> int:
         return len(self.op)
@@ -156,39 +196,34 @@ class Trace:
         return t
 
 
-def validate(trace: Trace, first_line: int = 2) -> None:
+def validate(trace: Trace, first_line: int = 2, checker: RowChecker | None = None) -> None:
     """Check every row's fields (not the process life cycle, which replay checks).
 
-    Raises TraceError naming the first bad row. `first_line` is the line number of
-    row 0 (2 for a CSV with a header).
+    Raises TraceError naming the first bad row (or, with a lenient checker, marks bad
+    rows). `first_line` is the line number of row 0 (2 for a CSV with a header).
     """
-    op, n = trace.op, len(trace)
-
-    def fail(mask, message):
-        bad = np.flatnonzero(mask)
-        if len(bad):
-            r = int(bad[0])
-            raise TraceError(trace.source, first_line + r, message(r))
-
-    fail((op < 0) | (op >= len(OPS)), lambda r: f"unknown op code {int(op[r])}")
+    op = trace.op
+    fail = (checker or RowChecker(trace.source, first_line, len(trace))).check
+    fail((op < 0) | (op >= len(OPS)), "unknown op", lambda r: f"unknown op code {int(op[r])}")
     rng = op_mask(op, NEEDS_RANGE)
-    fail(rng & (trace.length <= 0), lambda r: f"{OPS[op[r]]} needs a length > 0 bytes, got {int(trace.length[r])}")
-    fail(rng & ((trace.va < 0) | (trace.va >= VA_LIMIT)),
+    fail(rng & (trace.length <= 0), "bad length",
+         lambda r: f"{OPS[op[r]]} needs a length > 0 bytes, got {int(trace.length[r])}")
+    fail(rng & ((trace.va < 0) | (trace.va >= VA_LIMIT)), "address outside [0, 2^47)",
          lambda r: f"address {int(trace.va[r]):#x} is outside the user half [0, 2^47)")
     # va + length <= 2^47, written so that it cannot overflow int64
-    fail(rng & (trace.length > VA_LIMIT - trace.va),
+    fail(rng & (trace.length > VA_LIMIT - trace.va), "address outside [0, 2^47)",
          lambda r: f"range {int(trace.va[r]):#x}+{int(trace.length[r]):#x} ends beyond 2^47")
     ps_ok = (trace.page_size == PAGE_SIZES[0]) | (trace.page_size == PAGE_SIZES[1]) | (trace.page_size == PAGE_SIZES[2])
-    fail(~ps_ok, lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
+    fail(~ps_ok, "bad page size",
+         lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
     ka = op == OP_KALLOC
-    fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)),
+    fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)), "order outside 0..10",
          lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")
-    fail(trace.pid < 0, lambda r: f"negative pid {int(trace.pid[r])}")
+    fail(trace.pid < 0, "negative pid", lambda r: f"negative pid {int(trace.pid[r])}")
     if trace.migratetype is not None:
         mt = trace.migratetype
-        fail(ka & ((mt < 0) | (mt >= len(MIGRATETYPES))),
+        fail(ka & ((mt < 0) | (mt >= len(MIGRATETYPES))), "bad migratetype",
              lambda r: f"migratetype {int(mt[r])} is not 0 (unmovable), 1 (movable) or 2 (reclaimable)")
-    assert n == len(trace.pid)
 
 
 @dataclass
