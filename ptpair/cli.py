@@ -97,7 +97,7 @@ def cmd_replay(args) -> int:
         raise UsageError("--series needs --sample-every K")
     t1 = time.perf_counter()
     res = api.replay(args.trace, config(args), sample_every=args.sample_every,  # streamed in chunks
-                     lenient=args.lenient)
+                     lenient=args.lenient, check=args.check)
     _report_skipped(res)
     t2 = time.perf_counter()
     d = api.enriched_dict(res)
@@ -425,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing", action="store_true", help="include read and replay times")
     p.add_argument("--lenient", action="store_true",
                    help="skip bad lines and impossible events, and report how many by reason")
+    p.add_argument("--check", action="store_true",
+                   help="verify every invariant after every event (slow; names the first event that breaks one)")
     p.add_argument("--sample-every", type=int, default=None, metavar="K",
                    help="sample the state every K events (and at the end)")
     p.add_argument("--series", metavar="FILE.csv", help="write the sampled time series (with --sample-every)")
@@ -538,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, TraceError):
             print(str(e), file=sys.stderr)
             return 2
+        if type(e).__name__ == "InvariantError":  # a simulator bug found by --check
+            print(f"ptpair: {e}", file=sys.stderr)
+            return 3
         raise
 
 

@@ -10,8 +10,21 @@ from ptpair.traces.format import PidMap, Trace, TraceError, encode
 FIRST_LINE = 2  # row 0 of a trace is line 2 of its CSV (line 1 is the header)
 
 
+def _run_checked(m: Machine, ev, chunk: Trace, line: int, sample_every, lenient) -> None:
+    from ptpair.sim.check import InvariantError, check_state
+
+    check_state(m)  # the state before the chunk (boot, or the previous chunk's end)
+    for i in range(len(ev)):
+        m.run(ev, i, i + 1, sample_every=sample_every, lenient=lenient)
+        try:
+            check_state(m)
+        except InvariantError as e:
+            raise InvariantError(f"{chunk.source}:{chunk.line_of(i, line)}: invariant broken after this "
+                                 f"event: {e}") from None
+
+
 def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sample_every: int | None = None,
-           batch_rows: int = 1 << 20, lenient: bool = False, **options) -> Result:
+           batch_rows: int = 1 << 20, lenient: bool = False, check: bool = False, **options) -> Result:
     """Replay `trace` (a Trace, or a path read in chunks of `batch_rows` events) on a
     machine built from `config` or `options` (scheme=, policy=, memory_pages=, ...).
     Returns a Result; bad input raises TraceError (`file:line: ...`).
@@ -21,7 +34,11 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
     path replays in memory bounded by the chunk size and the simulated state.
 
     `lenient`: bad lines and impossible events are skipped and counted by reason
-    (`Result.skipped_lines`) instead of stopping the replay (the file is read whole)."""
+    (`Result.skipped_lines`) instead of stopping the replay (the file is read whole).
+
+    `check`: verify every invariant (sim/check.py) after every event -- slow, for
+    debugging; the first event after which one breaks raises InvariantError naming
+    its `file:line`."""
     config = config or Config(**options)
     if isinstance(trace, Trace):
         chunks = [trace]
@@ -40,7 +57,10 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
     for chunk in chunks:
         ev = encode(chunk, pid_map)
         try:
-            m.run(ev, sample_every=sample_every, lenient=lenient)
+            if check:
+                _run_checked(m, ev, chunk, line, sample_every, lenient)
+            else:
+                m.run(ev, sample_every=sample_every, lenient=lenient)
         except ReplayError as e:
             raise TraceError(chunk.source, chunk.line_of(e.index, line), e.message) from None
         for k, v in chunk.skipped.items():

@@ -1,0 +1,117 @@
+"""Invariants of the simulated machine, checked on the compiled core's own state.
+
+`replay --check` calls `check_state` after every event (slow: for debugging) and names the
+first event after which one breaks. The invariants (DEVELOPERS.md, docs/semantics.md):
+
+* pages are conserved: every frame is free or held exactly once, and the counters agree;
+* no frame is handed out twice (free blocks, table pages, data frames, kernel blocks);
+* buddies always coalesce (buddy allocators): no free block has a free buddy of its order;
+* each pair's EPT page is its KPT page + 1 (order-1 aligned under a buddy allocator);
+* the EPT mirrors the KPT wherever a process has one: every table of a process whose mode
+  has an EPT has its twin (unless an allocation failure left one out);
+* every table's entry count is its number of used entries, and under reclaim `empty` no
+  table below a root is empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptpair.sim import counters as C
+from ptpair.sim.allocator import ALLOC_AKAROS
+from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
+from ptpair.sim.pagetable import (
+    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_RECLAIM,
+    T_SLOTS_FREE,
+)
+
+
+class InvariantError(AssertionError):
+    pass
+
+
+def check_state(m) -> None:
+    """Raise InvariantError naming the first invariant the machine's state breaks."""
+    b, t, c = m.buddy, m.tables, m.ctr
+    n = int(b.meta[M_FRAMES])
+    owner = np.zeros(n + 1, np.int64)  # difference array of claims per frame
+    akaros = int(b.meta[M_ALLOCATOR]) == ALLOC_AKAROS
+
+    def claim(frames, orders):
+        frames = np.asarray(frames, np.int64)
+        ends = frames + (np.int64(1) << np.asarray(orders, np.int64))
+        if len(frames) and (frames.min() < 0 or ends.max() > n):
+            raise InvariantError("a block lies outside memory")
+        np.add.at(owner, frames, 1)
+        np.add.at(owner, ends, -1)
+
+    heads = np.flatnonzero(b.blk >= 0)
+    orders = b.blk[heads].astype(np.int64)
+    claim(heads, orders)
+    if not akaros:
+        if np.any(heads & ((np.int64(1) << orders) - 1)):
+            raise InvariantError("a free block is not aligned to its order")
+        small = orders < N_ORDERS - 1
+        buddies = heads[small] ^ (np.int64(1) << orders[small])
+        ok = buddies < n
+        if np.any(b.blk[buddies[ok]] == orders[small][ok]):
+            raise InvariantError("two free buddies of the same order were not merged")
+
+    free_slots = set(t.slots[: int(t.meta[T_SLOTS_FREE])].tolist())
+    live = np.array([s for s in range(len(t.t_kpt)) if s not in free_slots], np.int64)
+    kinds = t.t_kind[live]
+    pair = kinds == KIND_PAIR
+    if np.any(t.t_ept[live[pair]] != t.t_kpt[live[pair]] + 1):
+        raise InvariantError("a pair's EPT page is not its KPT page + 1")
+    if not akaros and np.any(t.t_kpt[live[pair]] & 1):
+        raise InvariantError("a pair is not an order-1 aligned block")
+    claim(t.t_kpt[live[pair]], np.ones(pair.sum(), np.int64))
+    single = ~pair
+    claim(t.t_kpt[live[single]], np.zeros(single.sum(), np.int64))
+    sep = live[single & (t.t_ept[live] >= 0)]
+    claim(t.t_ept[sep], np.zeros(len(sep), np.int64))
+
+    # entry counts, empty tables, data frames
+    rows = t.ent[live]
+    used = (rows != 0).sum(axis=1)
+    if np.any(used != t.t_cnt[live]):
+        raise InvariantError("a table's entry count differs from its used entries")
+    levels = t.t_level[live]
+    if int(t.meta[T_RECLAIM]) == RECLAIM_EMPTY and np.any((levels < ROOT_LEVEL) & (used == 0)):
+        raise InvariantError("an empty table was not freed")
+    leaf4k = rows[levels == 1]
+    frames4k = np.unique(leaf4k[leaf4k > 0] - 1)
+    leaf2m = rows[levels == 2]
+    frames2m = np.unique(-leaf2m[leaf2m < 0] - 1)
+    claim(frames4k, np.zeros(len(frames4k), np.int64))
+    claim(frames2m, np.full(len(frames2m), IDX_BITS, np.int64))
+    hl = (t.h_used != 0) & (t.h_state == H_LIVE)
+    claim(t.h_frame[hl], t.h_order[hl].astype(np.int64))
+
+    held = np.cumsum(owner)[:n]
+    if np.any(held > 1):
+        raise InvariantError(f"frame {int(np.flatnonzero(held > 1)[0])} is handed out twice")
+    if np.any(held == 0):
+        raise InvariantError(f"frame {int(np.flatnonzero(held == 0)[0])} is neither free nor held (lost)")
+    kpt = int(c[C.KPT:C.KPT + 4].sum())
+    if int(b.meta[M_FREE_PAGES]) + kpt + int(c[C.EPT]) + int(c[C.DATA]) + int(c[C.KALLOC]) != n:
+        raise InvariantError("page counters do not add up to memory")
+    if kpt != len(live) or int(c[C.EPT]) != int(pair.sum()) + len(sep):
+        raise InvariantError("table counters differ from the live tables")
+
+    # the EPT mirrors the KPT: follow each table up to its root, then its process
+    if not c[C.FAIL:C.FAIL + N_ORDERS].any():
+        root_of = live.copy()
+        for _ in range(ROOT_LEVEL - 1):
+            up = t.t_level[root_of] < ROOT_LEVEL
+            root_of[up] = t.t_parent[root_of[up]]
+        proc_by_root = {int(r): p for p, r in enumerate(t.p_root) if t.p_state[p] == P_ALIVE and r >= 0}
+        for s, r in zip(live.tolist(), root_of.tolist()):
+            p = proc_by_root.get(r)
+            if p is None:
+                raise InvariantError("a live table belongs to no live process")
+            mode = int(t.p_mode[p])
+            if mode in (KIND_SEP, KIND_PAIR) and t.t_ept[s] < 0:
+                raise InvariantError("a process with an EPT has a KPT table without its EPT twin")
+            if mode == MODE_LAZY and t.t_level[s] == ROOT_LEVEL and t.t_ept[s] < 0:
+                raise InvariantError("a separate-lazy VMM has no EPT root")
