@@ -130,6 +130,10 @@ def cmd_replay(args) -> int:
             f"{d['walk']['per_write']['kpt_pages_touched'] + d['walk']['per_write']['ept_pages_touched']:.3f}"
             f" table pages per entry write",
         ]
+        if sum(d["alloc_failures"]):
+            lines.append(f"memory exhausted {sum(d['alloc_failures'])} allocation requests failed: the trace asks for "
+                         f"more than {d['memory_pages']} pages can hold (a result, not an error; "
+                         f"`ptpair minmem` finds the size that suffices)")
         if args.timing:
             lines.append(f"timing           read and replay {d['timing']['replay_s']:.3f} s "
                          f"({d['timing']['events_per_s']:.0f} events/s)")
@@ -521,16 +525,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so that every atomic write removes its temporary
+    # file and leaves the old output in place (traces/atomic.py)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except UsageError as e:
         print(f"ptpair {args.cmd}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ptpair: interrupted", file=sys.stderr)
+        print("ptpair: interrupted; outputs already written are complete, unfinished ones were not written",
+              file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

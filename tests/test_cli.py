@@ -101,7 +101,7 @@ def test_convert_round_trip_replays_identically(tmp_path):
 @pytest.mark.parametrize("content, where", [
     ("pid,op,va,length,arg,order\n1,spawn,,,,\n1,jump,,,,\n", ":3: unknown op 'jump'"),
     ("pid,op,va,length,arg,order\n1,map,0,4096,,\n", ":2: map of pid 1, which is not alive"),
-    ("\x00\x01binary", ":1: binary file"),
+    ("\x00\x01binary", ":1: binary data"),
 ])
 def test_bad_input_is_one_located_line_and_status_2(tmp_path, content, where):
     p = tmp_path / "bad.csv"

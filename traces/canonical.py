@@ -186,7 +186,10 @@ def _csv_options(path: Path, source: str, columns=None, lenient: bool = False):
         raise TraceError(source, 1, "empty file: expected a CSV header " + ",".join(fmt.REQUIRED_COLUMNS))
     import csv as _csv
 
-    header = [h.strip() for h in next(_csv.reader([head.decode("utf-8", "replace")]))]
+    try:
+        header = [h.strip() for h in next(_csv.reader([head.decode("utf-8", "replace")]))]
+    except (_csv.Error, StopIteration):
+        raise TraceError(source, 1, "not a CSV header (expected " + ",".join(fmt.REQUIRED_COLUMNS) + ")") from None
     bad_row: list = []
 
     def on_invalid(row):
@@ -234,12 +237,13 @@ def _kind(path: Path, source: str, fmt_hint: str | None) -> str:
     if not path.exists():
         raise TraceError(source, None, "no such file")
     with open(path, "rb") as f:
-        magic = f.read(4)
-    kind = fmt_hint or ("parquet" if magic == b"PAR1" else "csv")
+        head = f.read(4096)
+    kind = fmt_hint or ("parquet" if head[:4] == b"PAR1" else "csv")
     if kind not in ("csv", "parquet"):
         raise TraceError(source, None, f"unknown trace format {kind!r}")
-    if kind == "csv" and b"\x00" in magic:
-        raise TraceError(source, 1, "binary file, not a CSV trace")
+    if kind == "csv" and b"\x00" in head:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise TraceError(source, line, "binary data (a NUL byte), not a CSV trace")
     return kind
 
 
