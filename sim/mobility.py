@@ -144,33 +144,26 @@ def _can_steal(order, mt):
 
 
 @kernel
-def _fallback(b, k, mt):
-    """__rmqueue_fallback: move a fallback block (and maybe its pageblock) to mt's lists."""
-    found = -1
-    fb = -1
-    for cur in range(N_ORDERS - 1, k - 1, -1):
+def _find_fallback(b, first, stop, step, mt):
+    """(order, fallback type) of the first free fallback block over orders
+    range(first, stop, step), types in the kernel's fallback order; (-1, -1) if none."""
+    for cur in range(first, stop, step):
         for i in range(2):
             t = FALLBACKS[mt, i]
             if b.head[cur * N_MT + t] != NIL:
-                found = cur
-                fb = t
-                break
-        if found >= 0:
-            break
+                return cur, t
+    return -1, -1
+
+
+@kernel
+def _fallback(b, k, mt):
+    """__rmqueue_fallback: move a fallback block (and maybe its pageblock) to mt's lists."""
+    found, fb = _find_fallback(b, N_ORDERS - 1, k - 1, -1, mt)  # the largest
     if found < 0:
         return False
     can_steal = _can_steal(found, mt)
     if not can_steal and mt == MT_MOVABLE and found > k:
-        found = -1  # find_smallest
-        for cur in range(k, N_ORDERS):
-            for i in range(2):
-                t = FALLBACKS[mt, i]
-                if b.head[cur * N_MT + t] != NIL:
-                    found = cur
-                    fb = t
-                    break
-            if found >= 0:
-                break
+        found, fb = _find_fallback(b, k, N_ORDERS, 1, mt)  # find_smallest
         can_steal = _can_steal(found, mt)
     page = b.head[found * N_MT + fb]
     b.meta[M_FALLBACKS] += 1
