@@ -9,3 +9,6 @@ against 2.8 ns for a free-list remove + insert). Cached on disk (see ptpair/_jit
 from numba import njit
 
 kernel = njit(cache=True, _nrt=False)
+# For the small, hot allocator steps: inlined into their callers at numba's IR level, so
+# that the wide state tuples are not passed by value on every call.
+inline_kernel = njit(cache=True, _nrt=False, inline="always")

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, NIL
 
 M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
 M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
 
 
-@kernel
+@inline_kernel
 def _push(b, f):
     h = b.head[0]
     b.nxt[f] = h
@@ -43,7 +43,7 @@ def _push(b, f):
     b.blk[f] = 0
 
 
-@kernel
+@inline_kernel
 def _unlink(b, f):
     n = b.nxt[f]
     p = b.prv[f]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.akaros2015 import akaros_alloc, akaros_boot, akaros_free, buddyinfo_of_free_set
 from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
 from ptpair.sim.mobility import (
@@ -46,7 +46,7 @@ def new_allocator(n_frames: int, allocator: int, policy: int) -> BuddyState:
     return b
 
 
-@kernel
+@inline_kernel
 def page_alloc(b, k, mt):
     """First frame of a block of 2^k frames of migratetype mt, or -1 when the allocator
     cannot supply one."""
@@ -58,7 +58,7 @@ def page_alloc(b, k, mt):
     return buddy_alloc(b, k)
 
 
-@kernel
+@inline_kernel
 def page_free(b, frame, k):
     a = b.meta[M_ALLOCATOR]
     if a == ALLOC_AKAROS:

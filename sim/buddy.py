@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ptpair.traces.format import MAX_ORDER
@@ -99,7 +99,7 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
     return st
 
 
-@kernel
+@inline_kernel
 def _insert(b, frame, k):
     """Put the free block [frame, frame + 2^k) on order k's list (no merging)."""
     b.blk[frame] = k
@@ -121,7 +121,7 @@ def _insert(b, frame, k):
         b.head[k] = frame
 
 
-@kernel
+@inline_kernel
 def _remove(b, frame, k):
     """Take the free block at `frame` of order k off its list."""
     b.blk[frame] = NIL
@@ -145,7 +145,7 @@ def _remove(b, frame, k):
             b.prv[n] = p
 
 
-@kernel
+@inline_kernel
 def _lowest(b, k):
     """First frame of the lowest-addressed free block of order k (nr_free[k] > 0)."""
     s = b.hint[k]
@@ -158,7 +158,7 @@ def _lowest(b, k):
     return (w * 64 + bit) << k
 
 
-@kernel
+@inline_kernel
 def buddy_alloc(b, k):
     """Allocate a block of order k; returns its first frame, or -1 when none is free."""
     j = k
@@ -183,7 +183,7 @@ def buddy_alloc(b, k):
     return frame
 
 
-@kernel
+@inline_kernel
 def buddy_free(b, frame, k):
     """Free the block [frame, frame + 2^k), merging with free buddies upwards."""
     b.meta[M_FREE_PAGES] += 1 << k

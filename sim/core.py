@@ -12,7 +12,7 @@ the state:
 Everything else -- allocation failures included -- is a result, counted, not an error.
 """
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import page_alloc, page_free
@@ -121,7 +121,7 @@ def fork(b, t, ctr, scheme, child, parent):
                         map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1)
 
 
-@kernel
+@inline_kernel
 def _slots_needed(b, t, o, p, va, length, arg, s):
     """Upper bound on new tables (and gigantic ids) one event can create."""
     free = b.meta[M_FREE_PAGES]
@@ -142,7 +142,7 @@ def _slots_needed(b, t, o, p, va, length, arg, s):
     return 0, 0
 
 
-@kernel
+@inline_kernel
 def _update_peaks(b, ctr):
     kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
     pt = kpt + ctr[C.EPT]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 
@@ -23,12 +23,12 @@ def new_handle_arrays(cap: int) -> dict:
                 h_order=np.zeros(cap, np.int8), h_state=np.zeros(cap, np.int8))
 
 
-@kernel
+@inline_kernel
 def _home(key, mask):
     return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(20)) & mask
 
 
-@kernel
+@inline_kernel
 def h_find(t, key):
     """Bucket of `key`, or -1."""
     mask = len(t.h_key) - 1
@@ -40,7 +40,7 @@ def h_find(t, key):
     return -1
 
 
-@kernel
+@inline_kernel
 def h_insert(t, key):
     """Bucket for a new `key` (not present; the table has room)."""
     mask = len(t.h_key) - 1

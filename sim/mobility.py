@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, NIL
 
 PAGEBLOCK_ORDER = 9
@@ -57,7 +57,7 @@ M_POLLUTED = 18  # pageblocks holding at least one unmovable frame
 M_STEALS = 19  # pageblocks relabelled by steal_suitable_fallback
 
 
-@kernel
+@inline_kernel
 def _add(b, f, k, mt):
     """Put the free block at f (order k) at the head of list (k, mt)."""
     li = k * N_MT + mt
@@ -73,7 +73,7 @@ def _add(b, f, k, mt):
     b.head[li] = f
 
 
-@kernel
+@inline_kernel
 def _del(b, f):
     k = b.blk[f]
     li = k * N_MT + b.mt[f]
@@ -138,7 +138,7 @@ def _smallest(b, k, mt):
     return NIL
 
 
-@kernel
+@inline_kernel
 def _can_steal(order, mt):
     return order >= PAGEBLOCK_ORDER or order >= PAGEBLOCK_ORDER // 2 or mt != MT_MOVABLE
 

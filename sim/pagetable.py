@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
@@ -176,14 +176,14 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
 
 
 # --- allocation log (rollback of a page that cannot be mapped) ---------------------
-@kernel
+@inline_kernel
 def log_reset(t):
     t.scratch[S_LOG_N] = 0
     t.scratch[S_CREATED_N] = 0
     t.scratch[S_TWIN_N] = 0
 
 
-@kernel
+@inline_kernel
 def _log_alloc(t, frame, order):
     n = t.scratch[S_LOG_N]
     t.scratch[S_LOG + 2 * n] = frame
@@ -191,7 +191,7 @@ def _log_alloc(t, frame, order):
     t.scratch[S_LOG_N] = n + 1
 
 
-@kernel
+@inline_kernel
 def _alloc(b, t, ctr, order, mt):
     """page_alloc that counts failures by order and logs successes for rollback."""
     f = page_alloc(b, order, mt)
@@ -202,7 +202,7 @@ def _alloc(b, t, ctr, order, mt):
     return f
 
 
-@kernel
+@inline_kernel
 def count_ept(t, ctr, p, delta):
     ctr[C.EPT] += delta
     t.p_ept[p] += delta
@@ -210,7 +210,7 @@ def count_ept(t, ctr, p, delta):
         ctr[C.EPT_WASTE] += delta
 
 
-@kernel
+@inline_kernel
 def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     """Take a slot for a new table whose pages are allocated and link it to `parent`."""
     top = t.meta[T_SLOTS_FREE] - 1
@@ -233,7 +233,7 @@ def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     return s
 
 
-@kernel
+@inline_kernel
 def _unregister(t, ctr, p, s):
     """Unlink table `s` from its parent and give its slot back (pages not freed here)."""
     parent = t.t_parent[s]
@@ -330,7 +330,7 @@ def free_table(b, t, ctr, p, s):
             page_free(b, ept, 0)
 
 
-@kernel
+@inline_kernel
 def _count_write(t, ctr, leaf_slot, leaf_level):
     """Walk cost of writing one leaf entry and its EPT mirror (docs/semantics.md)."""
     levels = ROOT_LEVEL + 1 - leaf_level  # tables on the path, root included
