@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, NIL
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE
+from ptpair.sim.freelist import NIL, list_push, list_unlink
 
 M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
 M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
@@ -34,25 +35,13 @@ M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
 
 @inline_kernel
 def _push(b, f):
-    h = b.head[0]
-    b.nxt[f] = h
-    b.prv[f] = NIL
-    if h != NIL:
-        b.prv[h] = f
-    b.head[0] = f
+    list_push(b, 0, f)
     b.blk[f] = 0
 
 
 @inline_kernel
 def _unlink(b, f):
-    n = b.nxt[f]
-    p = b.prv[f]
-    if p != NIL:
-        b.nxt[p] = n
-    else:
-        b.head[0] = n
-    if n != NIL:
-        b.prv[n] = p
+    list_unlink(b, 0, f)
     b.blk[f] = -1
 
 

@@ -28,6 +28,7 @@ from collections import namedtuple
 
 import numpy as np
 from ptpair.sim._jit import inline_kernel, kernel
+from ptpair.sim.freelist import NIL, list_push, list_unlink
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ptpair.traces.format import MAX_ORDER
@@ -46,7 +47,6 @@ M_HW_LIVE = 4  # frames allocated when the high water mark last rose
 M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
 META_LEN = 24  # slots 6.. belong to the other allocators (sim/akaros2015.py, sim/mobility.py)
 
-NIL = -1
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
@@ -113,12 +113,7 @@ def _insert(b, frame, k):
         if s < b.hint[k]:
             b.hint[k] = s
     else:
-        h = b.head[k]
-        b.nxt[frame] = h
-        b.prv[frame] = NIL
-        if h != NIL:
-            b.prv[h] = frame
-        b.head[k] = frame
+        list_push(b, k, frame)
 
 
 @inline_kernel
@@ -135,14 +130,7 @@ def _remove(b, frame, k):
         if word == _ZERO:
             b.sm[b.sm_off[k] + (w >> 6)] &= ~(_ONE << np.uint64(w & 63))
     else:
-        n = b.nxt[frame]
-        p = b.prv[frame]
-        if p != NIL:
-            b.nxt[p] = n
-        else:
-            b.head[k] = n
-        if n != NIL:
-            b.prv[n] = p
+        list_unlink(b, k, frame)
 
 
 @inline_kernel

@@ -37,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, NIL
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS
+from ptpair.sim.freelist import NIL, list_push, list_unlink
 
 PAGEBLOCK_ORDER = 9
 PAGEBLOCK_FRAMES = 1 << PAGEBLOCK_ORDER
@@ -65,12 +66,7 @@ def _add(b, f, k, mt):
     b.mt[f] = mt
     b.nr_free[k] += 1
     b.nr_free_mt[li] += 1
-    h = b.head[li]
-    b.nxt[f] = h
-    b.prv[f] = NIL
-    if h != NIL:
-        b.prv[h] = f
-    b.head[li] = f
+    list_push(b, li, f)
 
 
 @inline_kernel
@@ -80,14 +76,7 @@ def _del(b, f):
     b.blk[f] = NIL
     b.nr_free[k] -= 1
     b.nr_free_mt[li] -= 1
-    n = b.nxt[f]
-    p = b.prv[f]
-    if p != NIL:
-        b.nxt[p] = n
-    else:
-        b.head[li] = n
-    if n != NIL:
-        b.prv[n] = p
+    list_unlink(b, li, f)
 
 
 @kernel
