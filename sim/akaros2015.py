@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_unlink
 
 M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
@@ -83,10 +83,7 @@ def akaros_alloc(b, k):
             return NIL
         for f in range(start, start + n):
             _unlink(b, f)
-    b.meta[M_FREE_PAGES] -= n
-    if start + n > b.meta[M_HIGH_WATER]:
-        b.meta[M_HIGH_WATER] = start + n
-        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    note_allocated(b, start, k)
     return start
 
 

@@ -147,6 +147,16 @@ def _lowest(b, k):
 
 
 @inline_kernel
+def note_allocated(b, frame, k):
+    """Bookkeeping every allocator does once it has taken [frame, frame + 2^k): free pages,
+    and Johnstone & Wilson's extent at its worst with live memory at that moment."""
+    b.meta[M_FREE_PAGES] -= 1 << k
+    if frame + (1 << k) > b.meta[M_HIGH_WATER]:
+        b.meta[M_HIGH_WATER] = frame + (1 << k)
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+
+
+@inline_kernel
 def buddy_alloc(b, k):
     """Allocate a block of order k; returns its first frame, or -1 when none is free."""
     j = k
@@ -163,11 +173,7 @@ def buddy_alloc(b, k):
     while j > k:
         j -= 1
         _insert(b, frame + (1 << j), j)
-    b.meta[M_FREE_PAGES] -= 1 << k
-    # Johnstone & Wilson's measure needs the extent at its worst and live memory then
-    if frame + (1 << k) > b.meta[M_HIGH_WATER]:
-        b.meta[M_HIGH_WATER] = frame + (1 << k)
-        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    note_allocated(b, frame, k)
     return frame
 
 

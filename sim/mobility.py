@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_unlink
 
 PAGEBLOCK_ORDER = 9
@@ -207,10 +207,7 @@ def mobility_alloc(b, k, mt):
         f = _smallest(b, k, mt)
     b.mt[f] = mt  # the block head remembers how it was allocated
     _account(b, f, k, mt, 1)
-    b.meta[M_FREE_PAGES] -= 1 << k
-    if f + (1 << k) > b.meta[M_HIGH_WATER]:
-        b.meta[M_HIGH_WATER] = f + (1 << k)
-        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    note_allocated(b, f, k)
     return f
 
 
