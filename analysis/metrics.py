@@ -5,7 +5,6 @@ All page counts are 4-KiB frames; byte figures say so in their names.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ptpair.analysis.frag import (
@@ -101,4 +100,4 @@ def _ratio(a, b) -> float:
     return round(float(a) / float(b), 6) if b else 0.0
 
 
-__all__ = ["enriched_dict", "frag_indices", "series_frame", "summary", "np"]
+__all__ = ["enriched_dict", "frag_indices", "series_frame", "summary"]

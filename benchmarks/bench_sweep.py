@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ptpair.analysis.sweep import DaskEngine, expand_grid, run_one, sweep
+from ptpair.analysis.sweep import DaskEngine, expand_grid, sweep
 
 
 def _warm(x):

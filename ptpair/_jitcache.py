@@ -14,8 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-_PKG = Path(__file__).resolve().parent
-
 
 def _compiled_sources() -> list[Path]:
     # the folders of ptpair.sim and ptpair.traces, wherever setuptools put them

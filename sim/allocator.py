@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
+from ptpair.sim._jit import inline_kernel
 from ptpair.sim.akaros2015 import akaros_alloc, akaros_boot, akaros_free, buddyinfo_of_free_set
 from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
 from ptpair.sim.mobility import (
-    MT_MOVABLE, MT_UNMOVABLE, N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_boot, mobility_free,
+    N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_boot, mobility_free,
 )
 
 ALLOC_BUDDY = 0

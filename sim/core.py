@@ -18,7 +18,7 @@ from ptpair.sim import counters as C
 from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_FAILED, H_LIVE, H_NONE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
+    H_FAILED, H_LIVE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
     T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
     map_page, new_table, rollback, unmap_range,
 )

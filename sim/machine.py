@@ -93,15 +93,14 @@ class Machine:
         event whose number (counted from 1 over the whole replay) is a multiple of K.
         """
         stop = len(ev) if stop is None else stop
-        self._lenient = lenient
         if not sample_every:
-            self._run(ev, start, stop)
+            self._run(ev, start, stop, lenient)
             return
         i = start
         while i < stop:
             done = int(self.ctr[C.EVENTS])
             j = min(stop, i + sample_every - done % sample_every)
-            self._run(ev, i, j)
+            self._run(ev, i, j, lenient)
             if int(self.ctr[C.EVENTS]) % sample_every == 0:
                 self.sample()
             i = j
@@ -117,7 +116,7 @@ class Machine:
             return  # already sampled at this event
         self.samples.append(row)
 
-    def _run(self, ev: EventArrays, start: int, stop: int) -> None:
+    def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
         t = self.tables
         if ev.n_procs > len(t.p_root):
             self.tables = grow_tables(t, n_procs=ev.n_procs)
@@ -140,7 +139,7 @@ class Machine:
                                           g_cap=new_g if need_g > t.meta[T_G_FREE] else None)
                 continue
             assert status == STATUS_ERROR
-            if getattr(self, "_lenient", False):  # skip the impossible event, count why
+            if lenient:  # skip the impossible event, count why
                 reason = ERROR_REASONS[code]
                 self.skipped_bad[reason] = self.skipped_bad.get(reason, 0) + 1
                 self.skipped_bad_lines.append(i)

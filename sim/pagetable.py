@@ -33,7 +33,6 @@ from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
-from ptpair.sim.buddy import M_FREE_PAGES
 from ptpair.sim import counters as C
 from ptpair.sim.handles import h_rehash, new_handle_arrays
 
@@ -523,7 +522,3 @@ def free_tables_postorder(b, t, ctr, p):
             free_table(b, t, ctr, p, s2)
         free_table(b, t, ctr, p, s3)
 
-
-@kernel
-def free_pages(b):
-    return b.meta[M_FREE_PAGES]

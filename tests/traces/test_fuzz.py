@@ -3,11 +3,8 @@
 Inputs tried per CI run: FUZZ_CSV + FUZZ_PARQUET examples (hypothesis, derandomized so
 CI is reproducible)."""
 
-import io
 from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
