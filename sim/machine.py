@@ -34,6 +34,7 @@ SAMPLE_COLUMNS = (
      "data_pages", "gigantic_pages", "kalloc_pages", "free_pages"]
     + [f"free_blocks_{k}" for k in range(N_ORDERS)]
     + [f"failures_{k}" for k in range(N_ORDERS)]
+    + ["processes", "vmm_processes"]
 )
 
 
@@ -105,13 +106,19 @@ class Machine:
                 self.sample()
             i = j
 
+    def _process_counts(self) -> list[int]:
+        """[live processes, live VMM processes]."""
+        t = self.tables
+        alive = t.p_state == P_ALIVE
+        return [int(alive.sum()), int((alive & (t.p_vmm != 0)).sum())]
+
     def sample(self) -> None:
         """Append the current state to `self.samples` (one row of SAMPLE_COLUMNS)."""
         c, b = self.ctr, self.buddy
         row = np.concatenate([
             [c[C.EVENTS]], c[C.KPT:C.KPT + 4], [c[C.EPT], c[C.EPT_WASTE], c[C.DATA], c[C.GIGANTIC],
                                                c[C.KALLOC], b.meta[M_FREE_PAGES]],
-            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS]]).astype(np.int64)
+            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS], self._process_counts()]).astype(np.int64)
         if self.samples and self.samples[-1][0] == row[0]:
             return  # already sampled at this event
         self.samples.append(row)
