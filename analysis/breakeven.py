@@ -30,29 +30,31 @@ def phi_threshold(x: float) -> float:
     return (1 - x) / (1 + x)
 
 
+def point(workload: str, fraction: float, seed: int, events: int = 5000, memory_pages: int = 1 << 20,
+          policy: str = "address") -> dict:
+    """One (VMM fraction, seed) point: K, phi, both schemes' page-table pages and the model."""
+    trace = synth(workload, seed=int(seed), events=events, vmm_fraction=float(fraction))
+    pair = replay(trace, Config("pair", policy, memory_pages))
+    sep = replay(trace, Config("separate", policy, memory_pages))
+    k = sep.final["kpt_pages"]
+    phi = sep.final["ept_pages"] / k if k else np.nan
+    procs = sep.final["processes"]
+    return {
+        "vmm_fraction": float(fraction), "seed": int(seed), "kpt_pages": k, "phi": phi,
+        "vmm_process_share": sep.final["vmm_processes"] / procs if procs else np.nan,
+        "pt_pair": pair.final["pt_pages"], "pt_separate": sep.final["pt_pages"],
+        "difference": pair.final["pt_pages"] - sep.final["pt_pages"],
+        "model_difference": k * (1 - phi),
+        "ratio": pair.final["pt_pages"] / sep.final["pt_pages"],
+        "model_ratio": 2 / (1 + phi),
+        "failures": sum(pair.alloc_failures) + sum(sep.alloc_failures),
+    }
+
+
 def simulate(workload: str = "mixed", fractions=(0.0, 0.25, 0.5, 0.75, 1.0), seeds=(1, 2, 3),
              events: int = 5000, memory_pages: int = 1 << 20, policy: str = "address") -> pd.DataFrame:
-    """One row per (VMM fraction, seed): K, phi, both schemes' page-table pages and the model."""
-    rows = []
-    for f in fractions:
-        for s in seeds:
-            trace = synth(workload, seed=int(s), events=events, vmm_fraction=float(f))
-            pair = replay(trace, Config("pair", policy, memory_pages))
-            sep = replay(trace, Config("separate", policy, memory_pages))
-            k = sep.final["kpt_pages"]
-            phi = sep.final["ept_pages"] / k if k else np.nan
-            procs = sep.final["processes"]
-            rows.append({
-                "vmm_fraction": float(f), "seed": int(s), "kpt_pages": k, "phi": phi,
-                "vmm_process_share": sep.final["vmm_processes"] / procs if procs else np.nan,
-                "pt_pair": pair.final["pt_pages"], "pt_separate": sep.final["pt_pages"],
-                "difference": pair.final["pt_pages"] - sep.final["pt_pages"],
-                "model_difference": k * (1 - phi),
-                "ratio": pair.final["pt_pages"] / sep.final["pt_pages"],
-                "model_ratio": 2 / (1 + phi),
-                "failures": sum(pair.alloc_failures) + sum(sep.alloc_failures),
-            })
-    return pd.DataFrame(rows)
+    """One row per (VMM fraction, seed), see `point`."""
+    return pd.DataFrame([point(workload, f, s, events, memory_pages, policy) for f in fractions for s in seeds])
 
 
 def fit(df: pd.DataFrame) -> dict:

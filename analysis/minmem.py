@@ -64,7 +64,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     While no allocation fails, the number of frames in use after each event does not depend
     on where the allocator put anything, so every clean run has the same peak of used
     frames P; no memory smaller than P can run clean. The first clean probe gives P, and
-    the bisection starts from the last step below it.
+    the search starts from the last step below it.
     """
     ev = encode(trace)
     probes = 0
@@ -75,7 +75,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         ok, peak_used = _probe(ev, scheme, policy, pages, allocator, reclaim)
         return ok, peak_used
 
-    # exponential search for a clean upper bound, then bisection on steps
+    # exponential search for a clean upper bound (failing probes stop early)
     hi = STEP_PAGES
     while True:
         ok, peak_used = clean(hi)
@@ -84,18 +84,28 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         if hi >= MAX_PAGES:
             raise ValueError("the trace fails even with the largest simulated memory (2^31 frames)")
         hi = min(hi * 2, MAX_PAGES)
-    lo = hi // 2 if hi > STEP_PAGES else 0  # lo fails (or is 0)
-    # below the clean runs' peak of used frames nothing runs clean
-    lo = max(lo, (peak_used - 1) // STEP_PAGES * STEP_PAGES)
+    # Below the clean runs' peak of used frames P nothing runs clean, and the answer is
+    # usually within a few percent above P: gallop up from P (1, 2, 4, ... steps), then
+    # bisect the last gap.
+    floor = -(-peak_used // STEP_PAGES) * STEP_PAGES  # smallest candidate: P rounded up
+    lo = max(hi // 2 if hi > STEP_PAGES else 0, floor - STEP_PAGES)  # known to fail (or 0)
+    gap = 1
+    while lo + STEP_PAGES < hi:
+        cand = min(lo + gap * STEP_PAGES, hi - STEP_PAGES)
+        if clean(cand)[0]:
+            hi = cand
+            break
+        lo = cand
+        gap *= 2
     while hi - lo > STEP_PAGES:
         mid = (lo + hi) // 2 // STEP_PAGES * STEP_PAGES
         if clean(mid)[0]:
             hi = mid
         else:
             lo = mid
-    # verify: hi clean, hi - STEP not; walk while the verification fails
+    # verify: hi clean, hi - STEP not (below P it cannot be); walk while verification fails
     violations = 0
-    while hi > STEP_PAGES and clean(hi - STEP_PAGES)[0]:
+    while hi - STEP_PAGES >= max(floor, STEP_PAGES) and clean(hi - STEP_PAGES)[0]:
         hi -= STEP_PAGES
         violations += 1
     return MinMem(hi, probes, True, violations, peak_used)

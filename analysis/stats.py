@@ -121,5 +121,21 @@ def stats_table(df: pd.DataFrame, baseline: str = "separate", metrics=DEFAULT_ME
     return pd.DataFrame(rows)
 
 
-__all__ = ["DEFAULT_METRICS", "decompose", "paired_differences", "paired_stats", "run_grid",
+def mean_ci(values, confidence: float = 0.95, n_resamples: int = 9999, random_state: int = 0) -> tuple:
+    """(mean, CI low, CI high) of independent values: bootstrap BCa, as paired_stats.
+    One value, or all equal: the interval is that value; no values: NaNs."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return np.nan, np.nan, np.nan
+    m = float(v.mean())
+    if len(v) < 2 or np.ptp(v) == 0:
+        return m, m, m
+    res = stats.bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
+                          random_state=random_state)
+    return m, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+__all__ = ["DEFAULT_METRICS", "mean_ci", "decompose", "paired_differences", "paired_stats", "run_grid",
            "seed_runs", "stats_table"]

@@ -1,0 +1,219 @@
+"""Every replay a report needs, run on all local cores, gathered into tidy DataFrames.
+
+Two phases. Phase 1 finds, per trace and scheme, the smallest failure-free memory (and
+with it the peak of frames in use), and runs the seed replicates of the synthetic
+presets and the break-even points. Phase 2 replays each trace at its report memory --
+the pair scheme's peak of used frames plus a headroom (25 % by default), so the
+allocator works under pressure -- sampled over time, at a ladder of memory sizes around
+that peak for the failure curves, and under the two kernel variants.
+
+Everything is deterministic: tasks are pure functions of their parameters, results are
+sorted into a fixed order whatever order workers finish in.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from ptpair.analysis.minmem import STEP_PAGES
+
+DEFAULT_SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm")
+SEED_MINMEM_SCHEMES = ("pair", "separate")
+AKAROS_SCHEMES = ("separate-lazy", "pair")  # the seed commit's before and after
+LARGE_MEMORY_PAGES = 1 << 20  # 4 GiB: seed replicates and break-even run without pressure
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """What a report replays. Memory in 4-KiB frames; fractions of the peak of used frames."""
+
+    schemes: tuple = DEFAULT_SCHEMES
+    policy: str = "address"
+    headroom: float = 0.25  # report memory = pair's peak used frames x (1 + headroom)
+    memory_pages: int | None = None  # a fixed report memory instead of the headroom rule
+    samples: int = 100  # time-series samples per replay
+    memory_fractions: tuple = (0.9, 0.95, 1.0, 1.05, 1.1, 1.25)  # failure curves
+    failure_schemes: tuple = ("pair", "separate", "separate-eager")
+    workloads: tuple = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")
+    seeds: int = 6  # replicates per synthetic workload (seeds 1..N)
+    seed_events: int = 5000
+    breakeven_workload: str = "mixed"
+    breakeven_fractions: tuple = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+    breakeven_seeds: int = 3
+    kernels: tuple = ("akaros-2015", "linux")
+    workers: int | None = None  # worker processes (default: all cores); not in the results
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("workers")
+        return d
+
+
+@dataclass
+class ReportData:
+    """The tidy tables behind every figure and table of a report."""
+
+    traces: dict  # name -> path (str)
+    params: ReportParams
+    memory: pd.DataFrame = field(default=None)  # trace, memory_pages (the report memory)
+    minmem: pd.DataFrame = field(default=None)  # trace, scheme, min_memory_pages, probes, peak_used_pages
+    metrics: pd.DataFrame = field(default=None)  # trace, scheme, metrics_row columns
+    series: pd.DataFrame = field(default=None)  # trace, scheme, series_frame columns
+    failures: pd.DataFrame = field(default=None)  # trace, scheme, memory_pages, failures_0..10
+    kernels: pd.DataFrame = field(default=None)  # trace, kernel, scheme, metrics_row columns
+    seeds: pd.DataFrame = field(default=None)  # workload, seed, scheme, metrics + min_memory_pages
+    breakeven: pd.DataFrame = field(default=None)  # breakeven.point rows
+
+
+# --- tasks (run in worker processes) -----------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _trace(path: str):
+    from ptpair.traces.canonical import read_trace
+
+    return read_trace(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _synth(workload: str, seed: int, events: int):
+    from ptpair.traces.synth import synth
+
+    return synth(workload, seed=seed, events=events)
+
+
+def _kernel_options(kernel: str) -> tuple[str, str]:
+    return {"akaros-2015": ("akaros-2015", "exit"), "linux": ("linux", "empty")}[kernel]
+
+
+def run_task(task: tuple):
+    """One unit of work; `task` is a tuple whose first item names the kind."""
+    from ptpair.analysis.compare import metrics_row
+    from ptpair.analysis.minmem import min_memory
+    from ptpair.sim.machine import Config
+    from ptpair.sim.replay import replay
+
+    kind = task[0]
+    if kind == "minmem":
+        _, name, path, scheme, policy = task
+        return min_memory(_trace(path), scheme, policy).to_dict()
+    if kind == "sampled":
+        _, name, path, scheme, policy, pages, every = task
+        from ptpair.analysis.metrics import series_frame
+
+        r = replay(_trace(path), Config(scheme, policy, pages), sample_every=every)
+        return {"metrics": metrics_row(r), "series": series_frame(r)}
+    if kind == "failures":
+        _, name, path, scheme, policy, pages = task
+        r = replay(_trace(path), Config(scheme, policy, pages))
+        return {f"failures_{k}": int(v) for k, v in enumerate(r.alloc_failures)}
+    if kind == "kernel":
+        _, name, path, kernel, scheme, policy, pages = task
+        allocator, reclaim = _kernel_options(kernel)
+        r = replay(_trace(path), Config(scheme, policy, pages, allocator, reclaim))
+        return metrics_row(r)
+    if kind == "seed":
+        _, workload, seed, events, schemes, policy = task
+        trace = _synth(workload, seed, events)
+        rows = []
+        for s in schemes:
+            row = metrics_row(replay(trace, Config(s, policy, LARGE_MEMORY_PAGES)))
+            row["min_memory_pages"] = (min_memory(trace, s, policy).min_memory_pages
+                                       if s in SEED_MINMEM_SCHEMES else None)
+            rows.append({"workload": workload, "seed": seed, "scheme": s, **row})
+        return rows
+    if kind == "breakeven":
+        _, workload, fraction, seed, events, policy = task
+        from ptpair.analysis.breakeven import point
+
+        return point(workload, fraction, seed, events, LARGE_MEMORY_PAGES, policy)
+    raise ValueError(f"unknown task {kind!r}")
+
+
+# --- running ------------------------------------------------------------------------------
+def _run_all(tasks: list, workers: int, bar) -> dict:
+    """task -> result for every task, on `workers` processes."""
+    out = {}
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            out[t] = run_task(t)
+            bar.update(1)
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork: workers inherit the loaded, compiled core instead of importing it again
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        futs = {ex.submit(run_task, t): t for t in tasks}
+        try:
+            for f in as_completed(futs):
+                out[futs[f]] = f.result()
+                bar.update(1)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+    return out
+
+
+def _round_up(pages: float) -> int:
+    return int(-(-int(pages) // STEP_PAGES) * STEP_PAGES)
+
+
+def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool = True) -> ReportData:
+    """Run every replay the report needs. `traces`: name -> path of a canonical trace."""
+    from tqdm import tqdm
+
+    p = params
+    workers = p.workers or os.cpu_count() or 1
+    traces = {n: str(path) for n, path in traces.items()}
+    for path in traces.values():  # read (and validate) every input once, before any worker starts
+        _trace(path)
+    phase1 = [("minmem", n, path, s, p.policy) for n, path in traces.items() for s in p.schemes]
+    phase1 += [("seed", w, s, p.seed_events, tuple(p.schemes), p.policy)
+               for w in p.workloads for s in range(1, p.seeds + 1)]
+    phase1 += [("breakeven", p.breakeven_workload, f, s, p.seed_events, p.policy)
+               for f in p.breakeven_fractions for s in range(1, p.breakeven_seeds + 1)]
+    n_phase2 = len(traces) * (len(p.schemes) + len(p.memory_fractions) * len(p.failure_schemes)
+                              + sum(len(AKAROS_SCHEMES) if k == "akaros-2015" else len(p.schemes)
+                                    for k in p.kernels))
+    bar = tqdm(total=len(phase1) + n_phase2, unit="run", desc="report", disable=not progress)
+    try:
+        r1 = _run_all(phase1, workers, bar)
+        data = ReportData(traces=traces, params=p)
+        mm_rows = [{"trace": t[1], "scheme": t[3], **r1[t]} for t in phase1 if t[0] == "minmem"]
+        data.minmem = pd.DataFrame(mm_rows)
+        peak = {n: int(data.minmem[(data.minmem["trace"] == n)]["peak_used_pages"].max()) for n in traces}
+        mem = {n: p.memory_pages or _round_up(peak[n] * (1 + p.headroom)) for n in traces}
+        data.memory = pd.DataFrame({"trace": list(mem), "memory_pages": list(mem.values()),
+                                    "peak_used_pages": [peak[n] for n in mem]})
+        data.seeds = pd.DataFrame([row for t in phase1 if t[0] == "seed" for row in r1[t]])
+        data.breakeven = pd.DataFrame([r1[t] for t in phase1 if t[0] == "breakeven"])
+
+        phase2 = []
+        for n, path in traces.items():
+            nev = len(_trace(path).op)
+            every = max(1, -(-nev // p.samples))
+            phase2 += [("sampled", n, path, s, p.policy, mem[n], every) for s in p.schemes]
+            phase2 += [("failures", n, path, s, p.policy, _round_up(peak[n] * f))
+                       for s in p.failure_schemes for f in p.memory_fractions]
+            for k in p.kernels:
+                schemes = AKAROS_SCHEMES if k == "akaros-2015" else p.schemes
+                phase2 += [("kernel", n, path, k, s, p.policy, mem[n]) for s in schemes]
+        r2 = _run_all(phase2, workers, bar)
+    finally:
+        bar.close()
+    data.metrics = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]["metrics"]}
+                                 for t in phase2 if t[0] == "sampled"])
+    data.series = pd.concat([r2[t]["series"].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "sampled"],
+                            ignore_index=True)
+    front = ["trace", "scheme"]
+    data.series = data.series[front + [c for c in data.series.columns if c not in front]]
+    data.failures = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]}
+                                  for t in phase2 if t[0] == "failures"])
+    data.kernels = pd.DataFrame([{"trace": t[1], "kernel": t[3], "scheme": t[4], "memory_pages": t[6], **r2[t]}
+                                 for t in phase2 if t[0] == "kernel"])
+    return data

@@ -1,0 +1,428 @@
+"""Research plots: each function turns a tidy DataFrame into a matplotlib Figure.
+
+Notebook use::
+
+    from ptpair.reports import plots, style
+    with style.use("paper"):
+        fig = plots.pt_memory(df)          # df: the CSV the report wrote, or your own
+        style.save(fig, "pt_memory")       # pt_memory.svg / .pdf / .png
+
+The columns each function needs are in its docstring; the report writes exactly these
+CSVs to DIR/data/, and `ptpair plot KIND --data FILE.csv` rebuilds a figure from one.
+Page counts are 4-KiB frames; axes show MiB where memory is meant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ptpair.reports import style
+from ptpair.reports.style import PART_COLORS, scheme_color, sort_schemes
+
+N_ORDERS = 11
+PAGE_BYTES = 4096
+MIB = 1 << 20
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _mib(pages):
+    return np.asarray(pages, dtype=float) * PAGE_BYTES / MIB
+
+
+def _need(df: pd.DataFrame, cols, what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} needs columns {', '.join(missing)}")
+    if df.empty:
+        raise ValueError(f"{what}: no rows to plot")
+
+
+def _scheme_legend(fig, schemes, extra=()):
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=scheme_color(s), marker=style.SCHEME_MARKERS.get(s, "o"), label=s)
+               for s in schemes] + list(extra)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(handles), 5),
+               handlelength=1.6, columnspacing=1.0)
+
+
+def _events_axis(ax):
+    ax.set_xlabel("trace events")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+
+
+# --- per-trace figures --------------------------------------------------------------------
+def pt_memory(df: pd.DataFrame):
+    """Page-table memory over time per scheme: KPT, EPT of VMMs and wasted EPT, stacked.
+
+    Columns: scheme, events, kpt_pages, ept_pages, wasted_ept_pages (pages).
+    """
+    _need(df, ["scheme", "events", "kpt_pages", "ept_pages", "wasted_ept_pages"], "pt_memory")
+    plt = _plt()
+    schemes = sort_schemes(df["scheme"].unique())
+    fig, axes = plt.subplots(1, len(schemes), figsize=style.size(wide=True), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], schemes):
+        d = df[df["scheme"] == s].sort_values("events")
+        kpt, ept, waste = _mib(d["kpt_pages"]), _mib(d["ept_pages"]), _mib(d["wasted_ept_pages"])
+        ax.stackplot(d["events"], kpt, ept - waste, waste, colors=list(PART_COLORS.values()),
+                     labels=list(PART_COLORS), linewidth=0)
+        ax.set_title(s, color=scheme_color(s))
+        _events_axis(ax)
+    axes[0][0].set_ylabel("page-table memory (MiB)")
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def _heat(ax, x, values, cmap, vmin=None, vmax=None, norm=None):
+    """Order x time heatmap (orders on the y axis, 0 at the bottom)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) > 1:
+        edges = np.concatenate([[x[0] - (x[1] - x[0])], x])
+    else:
+        edges = np.array([0.0, max(x[0], 1.0)])
+    return ax.pcolormesh(edges, np.arange(values.shape[1] + 1) - 0.5, values.T, cmap=cmap, vmin=vmin, vmax=vmax,
+                         norm=norm, shading="flat", rasterized=True)
+
+
+def _order_axis(ax, label=True):
+    ax.set_yticks([0, 2, 4, 6, 8, 10])
+    if label:
+        ax.set_ylabel("order")
+
+
+def buddyinfo(df: pd.DataFrame, baseline: str = "separate", other: str = "pair"):
+    """Free blocks per order over time (the buddyinfo), a heatmap per scheme, and the
+    difference other - baseline (in blocks, signed log scale).
+
+    Columns: scheme, events, free_blocks_0 .. free_blocks_10.
+    """
+    cols = [f"free_blocks_{k}" for k in range(N_ORDERS)]
+    _need(df, ["scheme", "events", *cols], "buddyinfo")
+    plt = _plt()
+    from matplotlib.colors import LogNorm, SymLogNorm
+
+    schemes = sort_schemes(df["scheme"].unique())
+    diff = other in schemes and baseline in schemes
+    n = len(schemes) + diff
+    fig, axes = plt.subplots(1, n, figsize=style.size(wide=True), sharey=True, squeeze=False)
+    top = max(float(df[cols].to_numpy().max()), 1.0)
+    mesh = None
+    frames = {}
+    for ax, s in zip(axes[0], schemes):
+        d = df[df["scheme"] == s].sort_values("events")
+        frames[s] = d
+        v = d[cols].to_numpy(dtype=float)
+        mesh = _heat(ax, d["events"], np.ma.masked_less_equal(v, 0), "viridis", norm=LogNorm(1, top))
+        ax.set_title(s, color=scheme_color(s))
+        _events_axis(ax)
+        ax.set_facecolor("#dddddd")
+    _order_axis(axes[0][0])
+    fig.colorbar(mesh, ax=axes[0][:len(schemes)].tolist(), label="free blocks (grey: none)", pad=0.01)
+    if diff:
+        ax = axes[0][-1]
+        a, b = frames[other], frames[baseline]
+        m = min(len(a), len(b))
+        dv = a[cols].to_numpy(dtype=float)[:m] - b[cols].to_numpy(dtype=float)[:m]
+        lim = max(float(np.abs(dv).max()), 1.0)
+        dm = _heat(ax, a["events"].to_numpy()[:m], dv, "PuOr_r", norm=SymLogNorm(1, vmin=-lim, vmax=lim))
+        ax.set_title(f"{other} - {baseline}")
+        _events_axis(ax)
+        fig.colorbar(dm, ax=ax, label="difference (blocks)", pad=0.02)
+    return fig
+
+
+def frag_index(df: pd.DataFrame):
+    """Linux's unusable free space index (top) and fragmentation index (bottom) per order
+    over time, per scheme (0 to 1; grey where the kernel's index is undefined, i.e. an
+    allocation of that order would succeed).
+
+    Columns: scheme, events, unusable_index_0..10, fragmentation_index_0..10 (x1000, as
+    the kernel prints them before the decimal point is inserted).
+    """
+    ucols = [f"unusable_index_{k}" for k in range(N_ORDERS)]
+    fcols = [f"fragmentation_index_{k}" for k in range(N_ORDERS)]
+    _need(df, ["scheme", "events", *ucols, *fcols], "frag_index")
+    plt = _plt()
+    schemes = sort_schemes(df["scheme"].unique())
+    fig, axes = plt.subplots(2, len(schemes), figsize=style.size(wide=True, rows=2), sharex=True, sharey=True,
+                             squeeze=False)
+    mesh = None
+    for j, s in enumerate(schemes):
+        d = df[df["scheme"] == s].sort_values("events")
+        for i, (cols, name) in enumerate([(ucols, "unusable"), (fcols, "fragmentation")]):
+            ax = axes[i][j]
+            v = d[cols].to_numpy(dtype=float) / 1000.0
+            mesh = _heat(ax, d["events"], np.ma.masked_less(v, 0), "magma_r", vmin=0, vmax=1)
+            ax.set_facecolor("#dddddd")
+            if i == 0:
+                ax.set_title(s, color=scheme_color(s))
+            if j == 0:
+                ax.set_ylabel(f"{name} index\norder")
+            if i == 1:
+                _events_axis(ax)
+        _order_axis(axes[0][j], label=False)
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), label="index (0 to 1)", pad=0.01)
+    return fig
+
+
+def failures_memory(df: pd.DataFrame, minmem: pd.DataFrame | None = None):
+    """Failed allocation requests by order against simulated memory size, per scheme.
+
+    Columns: scheme, memory_pages, failures_0 .. failures_10 (requests). Orders 0 and 1
+    are drawn apart (solid, dashed); orders 2 and up together (dotted). With `minmem`
+    (columns scheme, min_memory_pages), each scheme's smallest failure-free memory is
+    marked on the x axis.
+    """
+    fcols = [f"failures_{k}" for k in range(N_ORDERS)]
+    _need(df, ["scheme", "memory_pages", *fcols], "failures_memory")
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=style.size())
+    schemes = sort_schemes(df["scheme"].unique())
+    for s in schemes:
+        d = df[df["scheme"] == s].sort_values("memory_pages")
+        x = _mib(d["memory_pages"])
+        series = {0: d["failures_0"], 1: d["failures_1"], 2: d[fcols[2:]].sum(axis=1)}
+        for k, y in series.items():
+            if (y > 0).any():
+                ax.plot(x, y, linestyle=style.ORDER_LINESTYLES[k], color=scheme_color(s),
+                        marker=style.SCHEME_MARKERS.get(s, "o"), markersize=3)
+        if minmem is not None:
+            mm = minmem[minmem["scheme"] == s]
+            if len(mm):
+                ax.axvline(_mib(mm["min_memory_pages"].iloc[0]), color=scheme_color(s), linewidth=0.8, alpha=0.6)
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("simulated memory (MiB)")
+    ax.set_ylabel("failed requests")
+    extra = [Line2D([], [], color="grey", linestyle=style.ORDER_LINESTYLES[k], label=lab)
+             for k, lab in [(0, "order 0"), (1, "order 1"), (2, "order ≥ 2")]]
+    _scheme_legend(fig, schemes, extra)
+    fig.tight_layout()
+    return fig
+
+
+def processes_largest(df: pd.DataFrame):
+    """Left: page-table memory against the number of live processes (one point per
+    sample). Right: the largest free block's order over time.
+
+    Columns: scheme, events, processes, pt_pages, largest_free_order (-1: no free page).
+    """
+    _need(df, ["scheme", "events", "processes", "pt_pages", "largest_free_order"], "processes_largest")
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
+    schemes = sort_schemes(df["scheme"].unique())
+    for s in schemes:
+        d = df[df["scheme"] == s].sort_values("events")
+        c = scheme_color(s)
+        a.scatter(d["processes"], _mib(d["pt_pages"]), s=6, color=c, marker=style.SCHEME_MARKERS.get(s, "o"),
+                  alpha=0.6, linewidths=0)
+        b.step(d["events"], d["largest_free_order"], where="post", color=c)
+    a.set_xlabel("live processes")
+    a.set_ylabel("page-table memory (MiB)")
+    b.set_ylabel("largest free block (order)")
+    b.set_yticks(range(-1, N_ORDERS, 2))
+    _events_axis(b)
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
+# --- figures across traces ---------------------------------------------------------------
+def _grouped_bars(ax, df, category, value, err_low=None, err_high=None):
+    cats = list(dict.fromkeys(df[category]))
+    schemes = sort_schemes(df["scheme"].unique())
+    width = 0.8 / max(len(schemes), 1)
+    for i, s in enumerate(schemes):
+        d = df[df["scheme"] == s].set_index(category).reindex(cats)
+        x = np.arange(len(cats)) + (i - (len(schemes) - 1) / 2) * width
+        yerr = None
+        if err_low is not None and d[err_low].notna().any():
+            yerr = np.vstack([(d[value] - d[err_low]).fillna(0).clip(lower=0),
+                              (d[err_high] - d[value]).fillna(0).clip(lower=0)])
+        ax.bar(x, d[value], width, color=scheme_color(s), yerr=yerr, ecolor="black", error_kw={"linewidth": 0.8},
+               label=s)
+    ax.set_xticks(np.arange(len(cats)))
+    ax.set_xticklabels(cats, rotation=30, ha="right")
+    return schemes
+
+
+def minmem(df: pd.DataFrame):
+    """Smallest failure-free memory per scheme, one panel per trace; error bars are the
+    bootstrap confidence interval over seeds where the row has more than one seed.
+
+    Columns: trace, scheme, min_memory_pages, ci_low_pages, ci_high_pages (NaN: one run), n.
+    """
+    _need(df, ["trace", "scheme", "min_memory_pages", "ci_low_pages", "ci_high_pages"], "minmem")
+    plt = _plt()
+    traces = list(dict.fromkeys(df["trace"]))
+    ncol = min(len(traces), 4)
+    nrow = -(-len(traces) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=style.size(wide=True, rows=nrow), squeeze=False)
+    schemes = sort_schemes(df["scheme"].unique())
+    for ax, t in zip(axes.ravel(), traces):
+        d = df[df["trace"] == t]
+        for i, s in enumerate(schemes):
+            r = d[d["scheme"] == s]
+            if r.empty:
+                continue
+            y = _mib(r["min_memory_pages"].iloc[0])
+            lo, hi = r["ci_low_pages"].iloc[0], r["ci_high_pages"].iloc[0]
+            yerr = None if pd.isna(lo) else [[y - _mib(lo)], [_mib(hi) - y]]
+            ax.errorbar([i], [y], yerr=yerr, fmt=style.SCHEME_MARKERS.get(s, "o"), color=scheme_color(s),
+                        capsize=2, markersize=4)
+        ax.set_xticks(range(len(schemes)))
+        ax.set_xticklabels([])
+        ax.set_xlim(-0.6, len(schemes) - 0.4)
+        ax.set_title(t)
+        ax.margins(y=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("memory (MiB)")
+    for ax in axes.ravel()[len(traces):]:
+        ax.set_visible(False)
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
+def breakeven(df: pd.DataFrame):
+    """Pair's page-table memory over separate's against the VMM fraction (left) and
+    against phi, the VMMs' share of KPT tables (right), with the closed-form model
+    2 / (1 + phi) and the naive model 2 / (1 + f).
+
+    Columns: vmm_fraction, seed, phi, ratio.
+    """
+    _need(df, ["vmm_fraction", "phi", "ratio"], "breakeven")
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True), sharey=True)
+    dark = style.OKABE_ITO["black"]
+    f = np.linspace(0, 1, 101)
+    a.scatter(df["vmm_fraction"], df["ratio"], s=10, color=scheme_color("pair"), zorder=3, label="simulated")
+    a.plot(f, 2 / (1 + f), color=dark, linestyle="--", label="naive model 2/(1+f)")
+    a.set_xlabel("VMM fraction of processes f")
+    a.set_ylabel("page-table memory, pair / separate")
+    b.scatter(df["phi"], df["ratio"], s=10, color=scheme_color("pair"), zorder=3, label="simulated")
+    b.plot(f, 2 / (1 + f), color=dark, label="model 2/(1+φ)")
+    b.set_xlabel("VMM share of KPT tables φ")
+    for ax in (a, b):
+        ax.axhline(1, color="grey", linewidth=0.6)
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def decomposition(df: pd.DataFrame):
+    """pair - separate page-table pages split into waste (EPT pages of non-VMMs:
+    separate-eager - separate) and contiguity (pair - separate-eager), per trace.
+
+    Columns: trace, waste, contiguity (pages).
+    """
+    _need(df, ["trace", "waste", "contiguity"], "decomposition")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=style.size())
+    cats = list(df["trace"])
+    x = np.arange(len(cats))
+    w = 0.38
+    ax.bar(x - w / 2, _mib(df["waste"]), w, color=PART_COLORS["EPT wasted"], label="waste (EPT of non-VMMs)")
+    ax.bar(x + w / 2, _mib(df["contiguity"]), w, color=scheme_color("pair"), label="contiguity (order-1 blocks)")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(x)
+    ax.set_xticklabels(cats, rotation=30, ha="right")
+    ax.set_ylabel("pair - separate (MiB)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+def walk_cost(df: pd.DataFrame):
+    """Counted walk cost per page-table entry written, per trace and scheme: EPT
+    dependent loads (left; pair finds the EPT entry at KPT + 4096 without one) and
+    table pages touched, KPT and EPT together (right).
+
+    Columns: trace, scheme, ept_loads_per_write, walk_pages_per_write.
+    """
+    _need(df, ["trace", "scheme", "ept_loads_per_write", "walk_pages_per_write"], "walk_cost")
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
+    schemes = _grouped_bars(a, df, "trace", "ept_loads_per_write")
+    _grouped_bars(b, df, "trace", "walk_pages_per_write")
+    a.set_ylabel("EPT dependent loads per entry write")
+    b.set_ylabel("table pages touched per entry write")
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
+def akaros_2015(df: pd.DataFrame):
+    """The seed's before/after under Akaros's own 2015 allocator (tables freed at exit):
+    frames the downward get_cont_pages scan tests per order>=1 request (left) and peak
+    page-table memory (right), per trace and scheme.
+
+    Columns: trace, scheme, frames_scanned_per_allocation, pt_pages_peak.
+    """
+    _need(df, ["trace", "scheme", "frames_scanned_per_allocation", "pt_pages_peak"], "akaros_2015")
+    plt = _plt()
+    d = df.assign(pt_mib=_mib(df["pt_pages_peak"]))
+    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
+    schemes = _grouped_bars(a, d, "trace", "frames_scanned_per_allocation")
+    _grouped_bars(b, d, "trace", "pt_mib")
+    a.set_ylabel("frames scanned per order ≥ 1 request")
+    b.set_ylabel("peak page-table memory (MiB)")
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
+def linux_pageblocks(df: pd.DataFrame):
+    """Under the Linux mobility allocator: 2-MiB pageblocks holding unmovable
+    (page-table, kernel) pages but not labelled unmovable -- polluted -- at the end,
+    and migratetype fallbacks, per trace and scheme.
+
+    Columns: trace, scheme, polluted_pageblocks_final, fallbacks.
+    """
+    _need(df, ["trace", "scheme", "polluted_pageblocks_final", "fallbacks"], "linux_pageblocks")
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
+    schemes = _grouped_bars(a, df, "trace", "polluted_pageblocks_final")
+    _grouped_bars(b, df, "trace", "fallbacks")
+    a.set_ylabel("polluted pageblocks (end)")
+    b.set_ylabel("migratetype fallbacks")
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
+# name -> function; `ptpair plot NAME` and the report use this table
+FIGURES = {
+    "pt_memory": pt_memory,
+    "buddyinfo": buddyinfo,
+    "frag_index": frag_index,
+    "failures_memory": failures_memory,
+    "processes_largest": processes_largest,
+    "minmem": minmem,
+    "breakeven": breakeven,
+    "decomposition": decomposition,
+    "walk_cost": walk_cost,
+    "akaros_2015": akaros_2015,
+    "linux_pageblocks": linux_pageblocks,
+}
+
+
+def kind_of(name: str) -> str:
+    """The plot kind of a figure name: 'buddyinfo__mixed' -> 'buddyinfo'."""
+    kind = name.split("__", 1)[0]
+    if kind not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
+    return kind
