@@ -5,6 +5,7 @@ All page counts are 4-KiB frames; byte figures say so in their names.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ptpair.analysis.frag import (
@@ -35,6 +36,28 @@ def series_frame(result: Result) -> pd.DataFrame:
     df["largest_free_order"] = largest_free_order(nr)
     df["failures"] = df[[f"failures_{k}" for k in range(N_ORDERS)]].sum(axis=1)
     return df
+
+
+def windowed(series: pd.DataFrame, n_windows: int = 200) -> pd.DataFrame:
+    """A fine-grained series (e.g. sampled after every event) cut into `n_windows` runs of
+    consecutive samples, keeping each window's worst state: the largest unusable and
+    fragmentation indices (undefined, -1000, only if undefined throughout), the smallest
+    free page count and largest free order, and the last cumulative counts. `events` is
+    the window's last event. Transient pressure that a coarse sample would step over
+    stays visible."""
+    n = len(series)
+    if n == 0:
+        return series.copy()
+    win = np.minimum(np.arange(n) * n_windows // n, n_windows - 1)
+    g = series.groupby(win, sort=True)
+    worst_max = [c for c in series.columns if c.startswith(("unusable_index_", "fragmentation_index_"))]
+    worst_min = [c for c in ("free_pages", "largest_free_order") if c in series.columns]
+    out = g.last()
+    if worst_max:
+        out[worst_max] = g[worst_max].max()
+    if worst_min:
+        out[worst_min] = g[worst_min].min()
+    return out.reset_index(drop=True)
 
 
 def frag_indices(buddyinfo) -> dict:

@@ -412,6 +412,98 @@ def cmd_record_buddyinfo(args) -> int:
     return 0
 
 
+def _report_params(args):
+    from ptpair.reports.collect import ReportParams
+
+    kw = {"policy": args.policy, "headroom": args.headroom}
+    if args.schemes:
+        kw["schemes"] = tuple(_schemes(args.schemes))
+    if args.memory:
+        size = parse_size(args.memory)
+        if size % PAGE_SIZE or size <= 0:
+            raise UsageError(f"--memory {args.memory}: must be a positive multiple of 4 KiB")
+        kw["memory_pages"] = size // PAGE_SIZE
+    if args.quick:  # a fast look: fewer seeds, shorter replicates, a shorter memory ladder
+        kw.update(seeds=3, seed_events=1500, breakeven_fractions=(0.0, 0.5, 1.0), breakeven_seeds=2,
+                  memory_fractions=(0.95, 1.0, 1.1), samples=50, windows=100)
+    if args.workloads is not None:
+        names = tuple(w.strip() for w in args.workloads.split(",") if w.strip() and w.strip() != "none")
+        bad = [w for w in names if w not in WORKLOAD_NAMES]
+        if bad:
+            raise UsageError(f"--workloads: unknown {', '.join(bad)}; choose from {', '.join(WORKLOAD_NAMES)}")
+        kw["workloads"] = names
+    if args.seeds is not None:
+        kw["seeds"] = args.seeds
+    if args.seed_events is not None:
+        kw["seed_events"] = args.seed_events
+    kw["workers"] = args.workers
+    for k in ("seeds", "seed_events"):
+        if k in kw and kw[k] < 1:
+            raise UsageError(f"--{k.replace('_', '-')} must be at least 1")
+    return ReportParams(**kw)
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from ptpair.reports import build
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("svg", "pdf", "png")]
+    if bad or not ({"svg", "png"} & set(formats)):
+        raise UsageError(f"--formats: choose from svg,pdf,png, with svg or png among them (got {args.formats!r})")
+    params = _report_params(args)
+    if args.grid:
+        if args.traces:
+            raise UsageError("give traces or --grid, not both")
+        from ptpair.analysis.sweep import GridError
+
+        try:
+            traces, overrides = build.grid_inputs(args.grid)
+        except GridError as e:
+            raise UsageError(str(e)) from None
+        import dataclasses
+
+        params = dataclasses.replace(params, **overrides)
+    elif args.traces:
+        traces = build.name_traces(args.traces)
+    else:
+        traces = build.default_traces()
+    out = build.report(traces, args.output, params, args.style, formats, progress=not args.no_progress)
+    print(f"wrote {out}/index.html (and report.md, figures/, data/, manifest.json)", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ptpair.reports import plots, style
+
+    try:
+        kind = plots.kind_of(args.figure)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    try:
+        df = pd.read_csv(args.data)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{args.data}: {e}") from None
+    out = Path(args.output or args.figure)
+    stem = out.with_suffix("") if out.suffix in (".svg", ".pdf", ".png") else out
+    if out.suffix in (".svg", ".pdf", ".png"):
+        formats = (out.suffix[1:],)
+    with style.use(args.style):
+        try:
+            fig = plots.FIGURES[kind](df)
+        except ValueError as e:
+            raise UsageError(f"{args.data}: {e}") from None
+        paths = style.save(fig, stem, formats)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ptpair import __version__
 
@@ -517,6 +609,36 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", default="/proc/buddyinfo", help=argparse.SUPPRESS)
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=cmd_record_buddyinfo)
+
+    p = sub.add_parser("report", help="the full comparative report: HTML, Markdown, figures, data, manifest")
+    p.add_argument("traces", nargs="*", metavar="TRACE",
+                   help="canonical traces (default: the bundled corpus and synthetic presets)")
+    p.add_argument("--grid", metavar="GRID.toml", help="take traces, schemes, policy and memory from a sweep grid")
+    p.add_argument("-o", "--output", default="ptpair-report", help="report folder (default: ptpair-report)")
+    p.add_argument("--style", choices=("paper", "slides"), default="paper")
+    p.add_argument("--formats", default="svg,pdf,png", help="figure formats (default: svg,pdf,png)")
+    p.add_argument("--schemes", default=None, help="comma-separated schemes (default: pair,separate,"
+                                                   "separate-eager,pair-on-vmm)")
+    p.add_argument("--policy", default="address", choices=("address", "lifo"))
+    p.add_argument("--memory", default=None, help="fixed report memory (default: pair's peak use + headroom)")
+    p.add_argument("--headroom", type=float, default=0.25,
+                   help="report memory above pair's peak of frames in use (default: 0.25)")
+    p.add_argument("--workloads", default=None,
+                   help="synthetic workloads replicated over seeds, comma-separated, or none (default: all five)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per synthetic workload (default: 6)")
+    p.add_argument("--seed-events", type=int, default=None, help="events per seed replicate (default: 5000)")
+    p.add_argument("--quick", action="store_true", help="fewer seeds and shorter ladders: a fast first look")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="rebuild one report figure from its CSV (report DIR/data/)")
+    p.add_argument("figure", help="figure name or kind, e.g. pt_memory__mixed or buddyinfo")
+    p.add_argument("--data", required=True, help="the figure's CSV (see the report's manifest.json)")
+    p.add_argument("-o", "--output", default=None, help="output stem or file (.svg/.pdf/.png)")
+    p.add_argument("--style", choices=("paper", "slides"), default="paper")
+    p.add_argument("--formats", default="svg,pdf,png")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("convert", help="convert a canonical trace between CSV and Parquet")
     p.add_argument("input")

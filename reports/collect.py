@@ -36,6 +36,7 @@ class ReportParams:
     headroom: float = 0.25  # report memory = pair's peak used frames x (1 + headroom)
     memory_pages: int | None = None  # a fixed report memory instead of the headroom rule
     samples: int = 100  # time-series samples per replay
+    windows: int = 200  # windows of the tight-memory series (sampled after every event)
     memory_fractions: tuple = (0.9, 0.95, 1.0, 1.05, 1.1, 1.25)  # failure curves
     failure_schemes: tuple = ("pair", "separate", "separate-eager")
     workloads: tuple = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")
@@ -63,6 +64,7 @@ class ReportData:
     minmem: pd.DataFrame = field(default=None)  # trace, scheme, min_memory_pages, probes, peak_used_pages
     metrics: pd.DataFrame = field(default=None)  # trace, scheme, metrics_row columns
     series: pd.DataFrame = field(default=None)  # trace, scheme, series_frame columns
+    tight: pd.DataFrame = field(default=None)  # the same at the tight memory, windowed (worst per window)
     failures: pd.DataFrame = field(default=None)  # trace, scheme, memory_pages, failures_0..10
     kernels: pd.DataFrame = field(default=None)  # trace, kernel, scheme, metrics_row columns
     seeds: pd.DataFrame = field(default=None)  # workload, seed, scheme, metrics + min_memory_pages
@@ -70,8 +72,26 @@ class ReportData:
 
 
 # --- tasks (run in worker processes) -----------------------------------------------------
+SYNTH_PREFIX = "synth:"
+
+
+def synth_spec(workload: str, seed: int, events: int, params: dict | None = None) -> str:
+    """A trace source that names a synthetic workload instead of a file:
+    'synth:mixed?seed=1&events=5000[&name=value...]' (parameters sorted)."""
+    items = [("seed", seed), ("events", events)] + sorted((params or {}).items())
+    return SYNTH_PREFIX + workload + "?" + "&".join(f"{k}={v}" for k, v in items)
+
+
 @functools.lru_cache(maxsize=8)
 def _trace(path: str):
+    """A canonical trace file, or a synthetic workload named by `synth_spec`."""
+    if path.startswith(SYNTH_PREFIX):
+        from ptpair.traces.synth import synth
+
+        workload, _, query = path[len(SYNTH_PREFIX):].partition("?")
+        kv = dict(item.split("=", 1) for item in query.split("&") if item)
+        seed, events = int(kv.pop("seed")), int(kv.pop("events"))
+        return synth(workload, seed=seed, events=events, **{k: float(v) for k, v in kv.items()})
     from ptpair.traces.canonical import read_trace
 
     return read_trace(path)
@@ -105,6 +125,12 @@ def run_task(task: tuple):
 
         r = replay(_trace(path), Config(scheme, policy, pages), sample_every=every)
         return {"metrics": metrics_row(r), "series": series_frame(r)}
+    if kind == "tight":
+        _, name, path, scheme, policy, pages, windows = task
+        from ptpair.analysis.metrics import series_frame, windowed
+
+        r = replay(_trace(path), Config(scheme, policy, pages), sample_every=1)
+        return windowed(series_frame(r), windows)
     if kind == "failures":
         _, name, path, scheme, policy, pages = task
         r = replay(_trace(path), Config(scheme, policy, pages))
@@ -177,7 +203,7 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                for w in p.workloads for s in range(1, p.seeds + 1)]
     phase1 += [("breakeven", p.breakeven_workload, f, s, p.seed_events, p.policy)
                for f in p.breakeven_fractions for s in range(1, p.breakeven_seeds + 1)]
-    n_phase2 = len(traces) * (len(p.schemes) + len(p.memory_fractions) * len(p.failure_schemes)
+    n_phase2 = len(traces) * (2 * len(p.schemes) + len(p.memory_fractions) * len(p.failure_schemes)
                               + sum(len(AKAROS_SCHEMES) if k == "akaros-2015" else len(p.schemes)
                                     for k in p.kernels))
     bar = tqdm(total=len(phase1) + n_phase2, unit="run", desc="report", disable=not progress)
@@ -188,8 +214,12 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
         data.minmem = pd.DataFrame(mm_rows)
         peak = {n: int(data.minmem[(data.minmem["trace"] == n)]["peak_used_pages"].max()) for n in traces}
         mem = {n: p.memory_pages or _round_up(peak[n] * (1 + p.headroom)) for n in traces}
+        # the tight memory: the largest 1-MiB multiple below the peak of used frames, so that
+        # some allocation must fail and the kernel's fragmentation index gets defined
+        tight = {n: max(STEP_PAGES, (peak[n] - 1) // STEP_PAGES * STEP_PAGES) for n in traces}
         data.memory = pd.DataFrame({"trace": list(mem), "memory_pages": list(mem.values()),
-                                    "peak_used_pages": [peak[n] for n in mem]})
+                                    "peak_used_pages": [peak[n] for n in mem],
+                                    "tight_memory_pages": [tight[n] for n in mem]})
         data.seeds = pd.DataFrame([row for t in phase1 if t[0] == "seed" for row in r1[t]])
         data.breakeven = pd.DataFrame([r1[t] for t in phase1 if t[0] == "breakeven"])
 
@@ -198,6 +228,7 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
             nev = len(_trace(path).op)
             every = max(1, -(-nev // p.samples))
             phase2 += [("sampled", n, path, s, p.policy, mem[n], every) for s in p.schemes]
+            phase2 += [("tight", n, path, s, p.policy, tight[n], p.windows) for s in p.schemes]
             phase2 += [("failures", n, path, s, p.policy, _round_up(peak[n] * f))
                        for s in p.failure_schemes for f in p.memory_fractions]
             for k in p.kernels:
@@ -210,8 +241,11 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                  for t in phase2 if t[0] == "sampled"])
     data.series = pd.concat([r2[t]["series"].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "sampled"],
                             ignore_index=True)
+    data.tight = pd.concat([r2[t].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "tight"],
+                           ignore_index=True)
     front = ["trace", "scheme"]
     data.series = data.series[front + [c for c in data.series.columns if c not in front]]
+    data.tight = data.tight[front + [c for c in data.tight.columns if c not in front]]
     data.failures = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]}
                                   for t in phase2 if t[0] == "failures"])
     data.kernels = pd.DataFrame([{"trace": t[1], "kernel": t[3], "scheme": t[4], "memory_pages": t[6], **r2[t]}

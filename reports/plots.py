@@ -51,13 +51,18 @@ def _scheme_legend(fig, schemes, extra=()):
 
     handles = [Line2D([], [], color=scheme_color(s), marker=style.SCHEME_MARKERS.get(s, "o"), label=s)
                for s in schemes] + list(extra)
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(handles), 5),
+    wide = fig.get_figwidth() > 5
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=min(len(handles), 7 if wide else (2 if len(handles) == 4 else 3)),
                handlelength=1.6, columnspacing=1.0)
 
 
 def _events_axis(ax):
+    from matplotlib.ticker import EngFormatter, MaxNLocator
+
     ax.set_xlabel("trace events")
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, 1.5M: no offset text to collide
+    ax.xaxis.set_major_locator(MaxNLocator(4))
 
 
 # --- per-trace figures --------------------------------------------------------------------
@@ -91,6 +96,7 @@ def _heat(ax, x, values, cmap, vmin=None, vmax=None, norm=None):
         edges = np.concatenate([[x[0] - (x[1] - x[0])], x])
     else:
         edges = np.array([0.0, max(x[0], 1.0)])
+    ax.grid(False)
     return ax.pcolormesh(edges, np.arange(values.shape[1] + 1) - 0.5, values.T, cmap=cmap, vmin=vmin, vmax=vmax,
                          norm=norm, shading="flat", rasterized=True)
 
@@ -143,46 +149,60 @@ def buddyinfo(df: pd.DataFrame, baseline: str = "separate", other: str = "pair")
 
 
 def frag_index(df: pd.DataFrame):
-    """Linux's unusable free space index (top) and fragmentation index (bottom) per order
-    over time, per scheme (0 to 1; grey where the kernel's index is undefined, i.e. an
-    allocation of that order would succeed).
+    """Linux's unusable free space index and fragmentation index per order over time, and
+    the largest free block, per scheme. Meant for a replay under pressure, windowed to the
+    worst value per window (see analysis.metrics.windowed). Indices run 0 to 1; grey
+    where the kernel's index is undefined (a free block of that order or larger exists,
+    so an allocation of the order would succeed).
 
     Columns: scheme, events, unusable_index_0..10, fragmentation_index_0..10 (x1000, as
-    the kernel prints them before the decimal point is inserted).
+    the kernel computes them), largest_free_order (-1: no free page).
     """
     ucols = [f"unusable_index_{k}" for k in range(N_ORDERS)]
     fcols = [f"fragmentation_index_{k}" for k in range(N_ORDERS)]
-    _need(df, ["scheme", "events", *ucols, *fcols], "frag_index")
+    _need(df, ["scheme", "events", "largest_free_order", *ucols, *fcols], "frag_index")
     plt = _plt()
     schemes = sort_schemes(df["scheme"].unique())
-    fig, axes = plt.subplots(2, len(schemes), figsize=style.size(wide=True, rows=2), sharex=True, sharey=True,
-                             squeeze=False)
+    st = style.STYLES[style._current["name"]]
+    fig, axes = plt.subplots(3, len(schemes), figsize=style.size(wide=True, height=st["panel_height"] * 2.6),
+                             sharex=True, squeeze=False, gridspec_kw={"height_ratios": [1, 1, 0.6]})
     mesh = None
     for j, s in enumerate(schemes):
         d = df[df["scheme"] == s].sort_values("events")
         for i, (cols, name) in enumerate([(ucols, "unusable"), (fcols, "fragmentation")]):
             ax = axes[i][j]
-            v = d[cols].to_numpy(dtype=float) / 1000.0
-            mesh = _heat(ax, d["events"], np.ma.masked_less(v, 0), "magma_r", vmin=0, vmax=1)
+            v = np.ma.masked_less(d[cols].to_numpy(dtype=float) / 1000.0, 0)
+            mesh = _heat(ax, d["events"], v, "magma_r", vmin=0, vmax=1)
             ax.set_facecolor("#dddddd")
+            _order_axis(ax, label=False)
+            if v.mask.all():
+                ax.text(0.5, 0.5, "undefined throughout:\nevery order\ncould be allocated", transform=ax.transAxes,
+                        ha="center", va="center", fontsize=st["font"] - 1, color="#333333")
             if i == 0:
                 ax.set_title(s, color=scheme_color(s))
             if j == 0:
                 ax.set_ylabel(f"{name} index\norder")
-            if i == 1:
-                _events_axis(ax)
-        _order_axis(axes[0][j], label=False)
-    fig.colorbar(mesh, ax=axes.ravel().tolist(), label="index (0 to 1)", pad=0.01)
+            else:
+                ax.tick_params(labelleft=False)
+        ax = axes[2][j]
+        ax.step(d["events"], d["largest_free_order"], where="post", color=scheme_color(s))
+        ax.set_ylim(-1.5, N_ORDERS - 0.5)
+        ax.set_yticks([0, 5, 10])
+        if j == 0:
+            ax.set_ylabel("largest free\norder")
+        else:
+            ax.tick_params(labelleft=False)
+        _events_axis(ax)
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), label="index (0 to 1)", pad=0.01, shrink=0.75, anchor=(0.0, 0.85))
     return fig
 
 
-def failures_memory(df: pd.DataFrame, minmem: pd.DataFrame | None = None):
+def failures_memory(df: pd.DataFrame):
     """Failed allocation requests by order against simulated memory size, per scheme.
 
-    Columns: scheme, memory_pages, failures_0 .. failures_10 (requests). Orders 0 and 1
-    are drawn apart (solid, dashed); orders 2 and up together (dotted). With `minmem`
-    (columns scheme, min_memory_pages), each scheme's smallest failure-free memory is
-    marked on the x axis.
+    Columns: scheme, memory_pages, failures_0 .. failures_10 (requests); optional
+    min_memory_pages (per scheme), marked as a thin vertical line. Orders 0 and 1 are
+    drawn apart (solid, dashed); orders 2 and up together (dotted).
     """
     fcols = [f"failures_{k}" for k in range(N_ORDERS)]
     _need(df, ["scheme", "memory_pages", *fcols], "failures_memory")
@@ -199,10 +219,9 @@ def failures_memory(df: pd.DataFrame, minmem: pd.DataFrame | None = None):
             if (y > 0).any():
                 ax.plot(x, y, linestyle=style.ORDER_LINESTYLES[k], color=scheme_color(s),
                         marker=style.SCHEME_MARKERS.get(s, "o"), markersize=3)
-        if minmem is not None:
-            mm = minmem[minmem["scheme"] == s]
-            if len(mm):
-                ax.axvline(_mib(mm["min_memory_pages"].iloc[0]), color=scheme_color(s), linewidth=0.8, alpha=0.6)
+        if "min_memory_pages" in d and d["min_memory_pages"].notna().any():
+            ax.axvline(_mib(d["min_memory_pages"].dropna().iloc[0]), color=scheme_color(s), linewidth=0.8,
+                       alpha=0.6)
     ax.set_yscale("symlog", linthresh=1)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("simulated memory (MiB)")
@@ -214,27 +233,28 @@ def failures_memory(df: pd.DataFrame, minmem: pd.DataFrame | None = None):
     return fig
 
 
-def processes_largest(df: pd.DataFrame):
-    """Left: page-table memory against the number of live processes (one point per
-    sample). Right: the largest free block's order over time.
+def pt_processes(df: pd.DataFrame):
+    """Page-table memory against the number of live processes: mean over the samples with
+    that many processes, the range as a band, per scheme (points dodged apart).
 
-    Columns: scheme, events, processes, pt_pages, largest_free_order (-1: no free page).
+    Columns: scheme, processes, pt_pages.
     """
-    _need(df, ["scheme", "events", "processes", "pt_pages", "largest_free_order"], "processes_largest")
+    _need(df, ["scheme", "processes", "pt_pages"], "pt_processes")
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
+    fig, ax = plt.subplots(figsize=style.size())
     schemes = sort_schemes(df["scheme"].unique())
-    for s in schemes:
-        d = df[df["scheme"] == s].sort_values("events")
+    dodge = 0.5 / max(len(schemes), 1)
+    for i, s in enumerate(schemes):
+        g = df[df["scheme"] == s].groupby("processes")["pt_pages"]
+        x = g.mean().index.to_numpy(dtype=float) + (i - (len(schemes) - 1) / 2) * dodge
         c = scheme_color(s)
-        a.scatter(d["processes"], _mib(d["pt_pages"]), s=6, color=c, marker=style.SCHEME_MARKERS.get(s, "o"),
-                  alpha=0.6, linewidths=0)
-        b.step(d["events"], d["largest_free_order"], where="post", color=c)
-    a.set_xlabel("live processes")
-    a.set_ylabel("page-table memory (MiB)")
-    b.set_ylabel("largest free block (order)")
-    b.set_yticks(range(-1, N_ORDERS, 2))
-    _events_axis(b)
+        ax.errorbar(x, _mib(g.mean()), yerr=[_mib(g.mean() - g.min()), _mib(g.max() - g.mean())], color=c,
+                    marker=style.SCHEME_MARKERS.get(s, "o"), markersize=3, linewidth=0.8, elinewidth=0.6)
+    ax.set_xlabel("live processes")
+    ax.set_ylabel("page-table memory (MiB)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
@@ -254,45 +274,52 @@ def _grouped_bars(ax, df, category, value, err_low=None, err_high=None):
                               (d[err_high] - d[value]).fillna(0).clip(lower=0)])
         ax.bar(x, d[value], width, color=scheme_color(s), yerr=yerr, ecolor="black", error_kw={"linewidth": 0.8},
                label=s)
+        for xi, v in zip(x, d[value]):
+            if v == 0:  # a zero bar is invisible: say it
+                ax.annotate("0", (xi, 0), xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
+                            color=scheme_color(s), fontsize="x-small")
     ax.set_xticks(np.arange(len(cats)))
     ax.set_xticklabels(cats, rotation=30, ha="right")
     return schemes
 
 
 def minmem(df: pd.DataFrame):
-    """Smallest failure-free memory per scheme, one panel per trace; error bars are the
-    bootstrap confidence interval over seeds where the row has more than one seed.
+    """Smallest failure-free memory of each scheme minus separate's, per trace: the exact
+    value for each trace (filled), and for each synthetic workload the mean paired
+    difference over seeds with its bootstrap interval (hollow, with error bar).
 
-    Columns: trace, scheme, min_memory_pages, ci_low_pages, ci_high_pages (NaN: one run), n.
+    Columns: trace, scheme, kind ('trace' or 'seeds'), difference_pages, ci_low_pages,
+    ci_high_pages (NaN for one run).
     """
-    _need(df, ["trace", "scheme", "min_memory_pages", "ci_low_pages", "ci_high_pages"], "minmem")
+    _need(df, ["trace", "scheme", "kind", "difference_pages", "ci_low_pages", "ci_high_pages"], "minmem")
     plt = _plt()
+    fig, ax = plt.subplots(figsize=style.size(wide=True))
     traces = list(dict.fromkeys(df["trace"]))
-    ncol = min(len(traces), 4)
-    nrow = -(-len(traces) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=style.size(wide=True, rows=nrow), squeeze=False)
-    schemes = sort_schemes(df["scheme"].unique())
-    for ax, t in zip(axes.ravel(), traces):
-        d = df[df["trace"] == t]
-        for i, s in enumerate(schemes):
-            r = d[d["scheme"] == s]
-            if r.empty:
+    schemes = [s for s in sort_schemes(df["scheme"].unique())]
+    n = len(schemes) * 2
+    step = 0.8 / max(n, 1)
+    for i, s in enumerate(schemes):
+        for j, kind in enumerate(["trace", "seeds"]):
+            d = df[(df["scheme"] == s) & (df["kind"] == kind)].set_index("trace").reindex(traces)
+            if d["difference_pages"].isna().all():
                 continue
-            y = _mib(r["min_memory_pages"].iloc[0])
-            lo, hi = r["ci_low_pages"].iloc[0], r["ci_high_pages"].iloc[0]
-            yerr = None if pd.isna(lo) else [[y - _mib(lo)], [_mib(hi) - y]]
-            ax.errorbar([i], [y], yerr=yerr, fmt=style.SCHEME_MARKERS.get(s, "o"), color=scheme_color(s),
-                        capsize=2, markersize=4)
-        ax.set_xticks(range(len(schemes)))
-        ax.set_xticklabels([])
-        ax.set_xlim(-0.6, len(schemes) - 0.4)
-        ax.set_title(t)
-        ax.margins(y=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("memory (MiB)")
-    for ax in axes.ravel()[len(traces):]:
-        ax.set_visible(False)
-    _scheme_legend(fig, schemes)
+            x = np.arange(len(traces)) + (2 * i + j - (n - 1) / 2) * step
+            y = _mib(d["difference_pages"])
+            lo, hi = _mib(d["ci_low_pages"]), _mib(d["ci_high_pages"])
+            yerr = np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)]) if kind == "seeds" else None
+            c = scheme_color(s)
+            ax.errorbar(x, y, yerr=yerr, fmt=style.SCHEME_MARKERS.get(s, "o"), color=c, capsize=2,
+                        markerfacecolor=c if kind == "trace" else "white", markersize=4, linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(np.arange(len(traces)))
+    ax.set_xticklabels(traces, rotation=30, ha="right")
+    ax.set_ylabel("smallest failure-free memory\nminus separate's (MiB)")
+    from matplotlib.lines import Line2D
+
+    extra = [Line2D([], [], color="grey", marker="o", linestyle="", label="this trace"),
+             Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
+                    label="mean over seeds, 95 % CI")]
+    _scheme_legend(fig, schemes, extra)
     fig.tight_layout()
     return fig
 
@@ -378,6 +405,7 @@ def akaros_2015(df: pd.DataFrame):
     fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
     schemes = _grouped_bars(a, d, "trace", "frames_scanned_per_allocation")
     _grouped_bars(b, d, "trace", "pt_mib")
+    a.set_yscale("log")
     a.set_ylabel("frames scanned per order ≥ 1 request")
     b.set_ylabel("peak page-table memory (MiB)")
     _scheme_legend(fig, schemes)
@@ -397,6 +425,9 @@ def linux_pageblocks(df: pd.DataFrame):
     fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
     schemes = _grouped_bars(a, df, "trace", "polluted_pageblocks_final")
     _grouped_bars(b, df, "trace", "fallbacks")
+    for ax in (a, b):
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_ylim(bottom=0)
     a.set_ylabel("polluted pageblocks (end)")
     b.set_ylabel("migratetype fallbacks")
     _scheme_legend(fig, schemes)
@@ -410,7 +441,7 @@ FIGURES = {
     "buddyinfo": buddyinfo,
     "frag_index": frag_index,
     "failures_memory": failures_memory,
-    "processes_largest": processes_largest,
+    "pt_processes": pt_processes,
     "minmem": minmem,
     "breakeven": breakeven,
     "decomposition": decomposition,

@@ -1,0 +1,482 @@
+"""`ptpair report`: traces in, one self-contained comparative report out.
+
+    DIR/index.html      one page, opens offline (figures next to it, no scripts, no network)
+    DIR/report.md       the same in Markdown
+    DIR/figures/        every figure as NAME.svg, NAME.pdf and NAME.png
+    DIR/data/           the CSV behind every figure and table
+    DIR/manifest.json   ptpair version, git commit, inputs' sha256, parameters, seeds,
+                        library versions, and which data file each figure is drawn from
+
+The report is written into a temporary folder beside DIR and renamed into place at the
+end, so an interrupted run leaves the previous report (or none), never half of one. The
+same inputs and parameters give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ptpair.reports import plots, style, tables
+from ptpair.reports.collect import ReportData, ReportParams, collect
+
+PER_TRACE = ["pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes"]
+LIBRARIES = ["numpy", "numba", "pandas", "pyarrow", "scipy", "matplotlib", "tqdm"]
+
+
+# --- figures and their data ---------------------------------------------------------------
+def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
+    """(figure name, data file stem, data, caption) for every figure of the report."""
+    specs = []
+    for t in data.traces:
+        series = data.series[data.series["trace"] == t].drop(columns="trace").reset_index(drop=True)
+        mem = int(data.memory.set_index("trace").loc[t, "memory_pages"])
+        tight_mem = int(data.memory.set_index("trace").loc[t, "tight_memory_pages"])
+        tight = data.tight[data.tight["trace"] == t].drop(columns="trace").reset_index(drop=True)
+        at = f"`{t}` at {mem / 256:.0f} MiB"
+        specs += [
+            (f"pt_memory__{t}", f"series__{t}", series,
+             f"Page-table memory over time, {at}: KPT pages, EPT pages of VMM processes, and EPT pages of "
+             "processes that never run a VM (wasted), stacked."),
+            (f"buddyinfo__{t}", f"series__{t}", series,
+             f"Free blocks per order over time (buddyinfo), {at}, per scheme, and pair minus separate."),
+            (f"frag_index__{t}", f"tight__{t}", tight,
+             f"Under pressure -- `{t}` at {tight_mem / 256:.0f} MiB, the last 1-MiB step below pair's peak of "
+             "frames in use -- Linux's unusable free space index and fragmentation index per order, and the "
+             f"largest free block, over time: the worst value in each of {data.params.windows} windows of a "
+             "replay sampled after every event."),
+            (f"failures_memory__{t}", f"failures__{t}", tables.failures_figure_data(data, t),
+             f"Failed allocation requests by order against simulated memory size, `{t}`; thin vertical lines: "
+             "each scheme's smallest failure-free memory."),
+            (f"pt_processes__{t}", f"series__{t}", series,
+             f"Page-table memory against the number of live processes, {at}: mean over samples (line) and range "
+             "(bars)."),
+        ]
+    specs += [
+        ("minmem", "minmem", tables.minmem_figure_data(data),
+         "Smallest failure-free memory (1-MiB steps) of each scheme minus separate's. Filled: the trace itself, "
+         f"exact. Hollow: mean paired difference over seeds 1-{data.params.seeds} of the synthetic workload of the "
+         f"same name ({data.params.seed_events} events), with its 95 % bootstrap (BCa) interval."),
+        ("decomposition", "decomposition", tables.decomposition_data(data),
+         "Peak page-table memory of pair minus separate, split into waste (EPT pages of non-VMM processes: "
+         "separate-eager - separate) and contiguity (pair - separate-eager)."),
+        ("breakeven", "breakeven", data.breakeven,
+         f"Page-table memory of pair over separate as the VMM fraction grows (`{data.params.breakeven_workload}`, "
+         f"{data.params.seed_events} events, seeds 1-{data.params.breakeven_seeds}), with the closed-form model."),
+        ("walk_cost", "walk_cost", tables.walk_cost_data(data),
+         "Counted walk cost per page-table entry written: EPT dependent loads and table pages touched."),
+    ]
+    if "akaros-2015" in data.params.kernels:
+        specs.append(("akaros_2015", "akaros_2015", tables.kernel_data(data, "akaros-2015"),
+                      "The seed commit's before (separate-lazy) and after (pair) under Akaros's 2015 allocator "
+                      "(get_cont_pages scans downward; tables freed at exit), at each trace's report memory."))
+    if "linux" in data.params.kernels:
+        specs.append(("linux_pageblocks", "linux_pageblocks", tables.kernel_data(data, "linux"),
+                      "Under a Linux-like mobility allocator: 2-MiB pageblocks polluted by unmovable pages at "
+                      "the end, and migratetype fallbacks, at each trace's report memory."))
+    return specs
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    # fixed float format: the same numbers give the same bytes on every platform
+    df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+
+
+# --- text helpers -------------------------------------------------------------------------
+def _fmt(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        if float(v).is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{float(v):,.{digits}g}" if abs(v) < 1e4 else f"{float(v):,.0f}"
+    return str(v)
+
+
+def _ci(lo, hi) -> str:
+    if lo is None or np.isnan(lo):
+        return "-"
+    return f"[{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _answer_rows(ans: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    head = ["trace", "question", "pair", "separate", "pair - separate", "95 % CI over seeds", "winner", "unit"]
+    rows = []
+    for r in ans.itertuples():
+        rel = "" if np.isnan(r.relative_difference) else f" ({r.relative_difference:+.1%})"
+        ci = _ci(r.seeds_ci_low, r.seeds_ci_high) + (f", n={r.seeds_n}" if r.seeds_n else "")
+        rows.append([r.trace, r.question, _fmt(r.pair), _fmt(r.separate), f"{r.difference:+,.3g}{rel}", ci,
+                     r.winner, r.unit])
+    return head, rows
+
+
+def _md_table(head, rows) -> str:
+    esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in esc]
+    return "\n".join(out)
+
+
+def _html_table(head, rows, cls="") -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _frame_rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    return list(df.columns), [[_fmt(v) for v in r] for r in df.itertuples(index=False)]
+
+
+# --- the document -------------------------------------------------------------------------
+class _Doc:
+    """Builds report.md and index.html side by side from the same calls."""
+
+    def __init__(self, formats):
+        self.md: list[str] = []
+        self.html: list[str] = []
+        self.img = "svg" if "svg" in formats else "png"
+        self.formats = formats
+
+    def h(self, level: int, text: str, anchor: str | None = None):
+        self.md.append("#" * level + " " + text + "\n")
+        a = f' id="{anchor}"' if anchor else ""
+        self.html.append(f"<h{level}{a}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str):
+        self.md.append(text + "\n")
+        self.html.append("<p>" + _inline(text) + "</p>")
+
+    def table(self, head, rows, cls="", data: str | None = None):
+        self.md.append(_md_table(head, rows) + "\n")
+        if data:
+            self.md.append(f"Data: [data/{data}.csv](data/{data}.csv)\n")
+        link = f'<p class="data">Data: <a href="data/{data}.csv">data/{data}.csv</a></p>' if data else ""
+        self.html.append(_html_table(head, rows, cls) + link)
+
+    def figure(self, name: str, data: str, caption: str):
+        alt = caption.replace("`", "")
+        files = " · ".join(f"[{f}](figures/{name}.{f})" for f in self.formats)
+        self.md.append(f"![{alt}](figures/{name}.{self.img})\n\n*{caption}* {files} · [data](data/{data}.csv)\n")
+        links = " · ".join(f'<a href="figures/{name}.{f}">{f}</a>' for f in self.formats)
+        self.html.append(
+            f'<figure id="{name}"><img src="figures/{name}.{self.img}" alt="{html.escape(alt)}">'
+            f"<figcaption>{_inline(caption)} <span class=\"links\">{links} · "
+            f'<a href="data/{data}.csv">data</a></span></figcaption></figure>')
+
+
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _inline(text: str) -> str:
+    """Markdown's `code` spans and [text](url) links to HTML, everything else escaped."""
+    parts = html.escape(text, quote=False).split("`")
+    out = []
+    for i, p in enumerate(parts):
+        if i % 2:
+            out.append(f"<code>{p}</code>")
+        else:
+            out.append(_LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', p))
+    return "".join(out)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:.86em;margin:.6em 0}th,td{border:1px solid #ccc;padding:.25em .5em;
+text-align:right}th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}
+table.answers td:nth-child(7){font-weight:600;text-align:left}
+figure{margin:1.2em 0}figure img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.9em;color:#444}.links,.data{font-size:.85em;color:#666}code{font-size:.92em}
+nav{font-size:.9em}nav a{margin-right:.8em}
+"""
+
+
+def _document(data: ReportData, specs, ans, stats, formats, style_name: str, manifest: dict) -> _Doc:
+    d = _Doc(formats)
+    p = data.params
+    d.h(1, "ptpair report: contiguous KPT/EPT page-table pairs")
+    d.p("Every intermediate x86-64 page-table page allocated as an order-1 block -- the KPT page below, its EPT "
+        "twin above (Akaros, commit ddb9fa78) -- against EPT pages allocated separately. Each trace was replayed "
+        f"under {', '.join(f'`{s}`' for s in p.schemes)} with the `{p.policy}` free-list policy; "
+        + (f"the report memory is fixed at {p.memory_pages / 256:g} MiB" if p.memory_pages else
+           f"the report memory of a trace is pair's peak of frames in use plus {p.headroom:.0%}")
+        + ". Page counts are 4-KiB frames; MiB = 256 frames. Semantics: docs/semantics.md; analysis: "
+        "docs/analysis.md.")
+    d.html.append('<nav><a href="#answers">Answers</a><a href="#waste">Memory waste</a>'
+                  '<a href="#pressure">Allocator pressure</a><a href="#walk">Walk cost</a>'
+                  '<a href="#kernels">Kernel variants</a><a href="#seeds">Across seeds</a>'
+                  '<a href="#inputs">Inputs</a></nav>')
+    d.h(2, "The answer", "answers")
+    d.p("Per trace, the three questions the design raises, pair against separate; lower is better in every row. "
+        f"Intervals: 95 % bootstrap (BCa) intervals of the mean paired difference over seeds 1-{p.seeds} of the "
+        f"synthetic workload of the same name ({p.seed_events} events each, 4 GiB); a recorded trace has one exact "
+        "value and no interval. Figures: memory waste -- [page-table memory](#waste); allocator pressure -- "
+        "[smallest failure-free memory](#minmem); walk cost -- [walk cost](#walk_cost).")
+    head, rows = _answer_rows(ans)
+    d.table(head, rows, "answers", data="answers")
+
+    byname = {s[0]: s for s in specs}
+
+    def fig(name):
+        n, stem, _, cap = byname[name]
+        d.figure(n, stem, cap)
+
+    d.h(2, "Memory waste", "waste")
+    fig("decomposition")
+    fig("breakeven")
+    for t in data.traces:
+        fig(f"pt_memory__{t}")
+    d.h(2, "Allocator pressure", "pressure")
+    fig("minmem")
+    mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
+    mm = (mm / 256).reset_index()
+    d.table(*_frame_rows(mm.rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)")), data="minmem_exact")
+    for t in data.traces:
+        d.h(3, f"{t}")
+        for k in ("failures_memory", "buddyinfo", "frag_index", "pt_processes"):
+            fig(f"{k}__{t}")
+    d.h(2, "Walk cost", "walk")
+    d.p("Counted, not timed: table pages touched and dependent loads to find the EPT entry of each KPT entry "
+        "written (pair: KPT + 4096, no load; separate schemes: a walk of the EPT).")
+    fig("walk_cost")
+    d.h(2, "Kernel variants", "kernels")
+    if "akaros_2015" in byname:
+        fig("akaros_2015")
+        d.table(*_frame_rows(byname["akaros_2015"][2]), data="akaros_2015")
+    if "linux_pageblocks" in byname:
+        fig("linux_pageblocks")
+        d.table(*_frame_rows(byname["linux_pageblocks"][2]), data="linux_pageblocks")
+    d.h(2, "Across seeds", "seeds")
+    d.p(f"Every scheme against `separate`, paired by seed, seeds 1-{p.seeds} of each synthetic workload "
+        f"({p.seed_events} events, 4 GiB). Mean difference with its 95 % bootstrap (BCa) interval, Wilcoxon "
+        "signed-rank p-value (two-sided), Cohen's d_z and the matched-pairs rank-biserial correlation.")
+    if len(stats):
+        cols = ["workload", "scheme", "metric", "n", "mean_difference", "ci_low", "ci_high", "p_value", "cohens_dz",
+                "rank_biserial"]
+        d.table(*_frame_rows(stats[cols]), data="seed_stats")
+    d.h(2, "Inputs and reproducibility", "inputs")
+    rows = [[i["name"], i["path"], f"{i['events']:,}", i["sha256"][:16] + "..."] for i in manifest["inputs"]]
+    d.table(["trace", "file", "events", "sha256"], rows)
+    d.p(f"ptpair {manifest['ptpair_version']}" + (f", git {manifest['git_commit'][:12]}" if manifest["git_commit"]
+                                                   else "") + f"; style `{style_name}`. Every parameter, seed and "
+        "library version is in manifest.json; any figure can be rebuilt with "
+        "`ptpair plot FIGURE --data DIR/data/FILE.csv`.")
+    return d
+
+
+def _html_page(doc: _Doc) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>ptpair report</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(doc.html) + "\n</body></html>\n")
+
+
+# --- provenance ---------------------------------------------------------------------------
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _input_sha256(p: str) -> str:
+    """A file's sha256; for a synthetic source, that of its canonical CSV as `ptpair synth`
+    would write it (the trace is regenerated from its spec, deterministically)."""
+    from ptpair.reports.collect import SYNTH_PREFIX, _trace
+
+    if not p.startswith(SYNTH_PREFIX):
+        return _sha256(p)
+    import tempfile
+
+    from ptpair.traces.canonical import write_trace
+
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "t.csv"
+        write_trace(_trace(p), f)
+        return _sha256(str(f))
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    src = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    import platform
+
+    from ptpair.reports.collect import _trace
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "ptpair_version": ver("ptpair"),
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "libraries": {n: ver(n) for n in LIBRARIES},
+        "inputs": [{"name": n, "path": p, "sha256": _input_sha256(p), "events": len(_trace(p).op)}
+                   for n, p in data.traces.items()],
+        "params": data.params.to_dict(),
+        "seeds": {"workloads": list(range(1, data.params.seeds + 1)),
+                  "breakeven": list(range(1, data.params.breakeven_seeds + 1))},
+        "report_memory_pages": {r.trace: int(r.memory_pages) for r in data.memory.itertuples()},
+        "style": style_name,
+        "formats": list(formats),
+        "figures": {name: {"kind": plots.kind_of(name), "data": f"data/{stem}.csv",
+                           "files": [f"figures/{name}.{f}" for f in formats]} for name, stem, _, _ in specs},
+    }
+
+
+# --- writing ------------------------------------------------------------------------------
+def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", formats=style.FORMATS,
+          progress: bool = True) -> Path:
+    """Render figures, tables and documents of `data` into `out` (atomically replaced)."""
+    from tqdm import tqdm
+
+    out = Path(out).resolve()
+    formats = tuple(formats)
+    if not ({"svg", "png"} & set(formats)):
+        raise ValueError("the HTML report needs svg or png among the formats")
+    specs = figure_specs(data)
+    ans = tables.answers(data)
+    stats = tables.seed_stats(data) if len(data.seeds) else pd.DataFrame()
+    man = manifest(data, specs, style_name, formats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "figures").mkdir(parents=True)
+        (tmp / "data").mkdir()
+        written = set()
+        for name, stem, df, _ in specs:
+            if stem not in written:
+                _csv(df, tmp / "data" / f"{stem}.csv")
+                written.add(stem)
+        _csv(ans, tmp / "data" / "answers.csv")
+        if len(stats):
+            _csv(stats, tmp / "data" / "seed_stats.csv")
+        mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
+        _csv((mm / 256).reset_index().rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)"),
+             tmp / "data" / "minmem_exact.csv")
+        for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
+                            ("kernels", data.kernels), ("memory", data.memory)]:
+            _csv(frame, tmp / "data" / f"{name}.csv")
+        with style.use(style_name):
+            for name, stem, df, _ in tqdm(specs, desc="figures", unit="fig", disable=not progress):
+                fig = plots.FIGURES[plots.kind_of(name)](df)
+                style.save(fig, tmp / "figures" / name, formats)
+        doc = _document(data, specs, ans, stats, formats, style_name, man)
+        (tmp / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
+        (tmp / "index.html").write_text(_html_page(doc), encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace `out` by `tmp`: the old report stays whole until the new one is complete."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old.exists():
+            os.rename(old, out)
+        raise
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(old)
+
+
+def report(traces: dict | None = None, out: str | os.PathLike = "ptpair-report", params: ReportParams | None = None,
+           style_name: str = "paper", formats=style.FORMATS, progress: bool = True) -> Path:
+    """Replay and write a full report. `traces`: name -> path; default: the bundled corpus."""
+    if style_name not in style.STYLES:
+        raise ValueError(f"unknown style {style_name!r}; known: {', '.join(style.STYLES)}")
+    if traces is None:
+        traces = default_traces()
+    data = collect(traces, params or ReportParams(), progress=progress)
+    return write(data, out, style_name, formats, progress)
+
+
+def name_traces(paths) -> dict:
+    """name -> path for trace files: the file name without extensions, made unique."""
+    out = {}
+    for p in paths:
+        base = Path(p).name.split(".")[0] or "trace"
+        name, k = base, 2
+        while name in out:
+            name, k = f"{base}-{k}", k + 1
+        out[name] = str(Path(p).resolve())
+    return out
+
+
+def grid_inputs(path) -> tuple[dict, dict]:
+    """(traces, ReportParams overrides) from a sweep grid file (analysis/sweep.py): its trace
+    files and [synth] workloads become the report's traces; its schemes, first policy and,
+    if it names exactly one, its memory size become the report's."""
+    import itertools
+    import tomllib
+
+    from ptpair.analysis.sweep import GridError, load_grid
+    from ptpair.reports.collect import synth_spec
+
+    runs = load_grid(path)  # validates the grid (unknown keys, schemes, files)
+    g = tomllib.loads(Path(path).read_text())
+    files = [r["trace"] for r in runs if "trace" in r]
+    traces = name_traces(dict.fromkeys(files))
+    if "synth" in g:
+        sy = dict(g["synth"])
+        params = sy.pop("params", {})
+        names = sorted(params)
+        lists = [params[n] if isinstance(params[n], list) else [params[n]] for n in names]
+        as_list = (lambda v: v if isinstance(v, list) else [v])
+        for w, e, combo, seed in itertools.product(as_list(sy.get("workload", ["mixed"])),
+                                                   as_list(sy.get("events", [10_000])),
+                                                   itertools.product(*lists), as_list(sy.get("seeds", [1]))):
+            extra = dict(zip(names, combo))
+            label = "-".join([w, f"s{seed}", f"{e}ev"] + [f"{k}{v}" for k, v in extra.items()])
+            traces[label] = synth_spec(w, int(seed), int(e), extra)
+    first = runs[0]
+    overrides = {"schemes": tuple(dict.fromkeys(r["scheme"] for r in runs)), "policy": first["policy"]}
+    memories = set(r["memory_pages"] for r in runs)
+    if "memory" in g or "memory_pages" in g:
+        if len(memories) != 1:
+            raise GridError(f"{path}: a report takes one memory size; the grid names {len(memories)} "
+                            "(use `ptpair sweep` for a memory sweep)")
+        overrides["memory_pages"] = memories.pop()
+    return traces, overrides
+
+
+def default_traces() -> dict:
+    """The bundled traces (synthetic presets, seed 1) and the recorded corpus, by name."""
+    from ptpair.api import bundled_traces
+
+    return {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}

@@ -1,0 +1,156 @@
+"""The tables of a report, derived from the collected replays (no replay happens here).
+
+`answers` is the report's opening: per trace, the three questions the design raises --
+memory waste, allocator pressure, walk cost -- with pair's and separate's figures, their
+difference, an interval across seeds of the same synthetic workload where there is one,
+and the scheme that wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ptpair.analysis.stats import decompose, paired_stats
+from ptpair.reports.collect import ReportData
+
+MIB_PAGES = 256  # 4-KiB frames per MiB
+CONFIDENCE = 0.95
+
+# (question, metric column in metrics/seeds, unit, how to show a value, figure)
+QUESTIONS = [
+    ("memory waste", "pt_pages_peak", "MiB of page tables at peak", lambda v: v / MIB_PAGES, "pt_memory"),
+    ("allocator pressure", "min_memory_pages", "MiB of memory, smallest with no failure",
+     lambda v: v / MIB_PAGES, "minmem"),
+    ("walk cost", "ept_loads_per_write", "EPT dependent loads per entry write", lambda v: v, "walk_cost"),
+]
+PAIR, BASE = "pair", "separate"
+
+
+def _value(data: ReportData, trace: str, scheme: str, metric: str) -> float:
+    if metric == "min_memory_pages":
+        d = data.minmem
+    else:
+        d = data.metrics
+    r = d[(d["trace"] == trace) & (d["scheme"] == scheme)]
+    return float(r[metric].iloc[0]) if len(r) else np.nan
+
+
+def _winner(diff: float, lo: float, hi: float) -> str:
+    if np.isnan(diff):
+        return "-"
+    if diff == 0:
+        return "tie"
+    w = BASE if diff > 0 else PAIR
+    if not np.isnan(lo) and lo <= 0 <= hi and lo != hi:
+        return f"{w} (not significant across seeds)"
+    return w
+
+
+def workload_of(data: ReportData, trace: str) -> str | None:
+    """The synthetic workload a trace is a seed of: for a `synth:` source, its workload; for
+    a bundled preset file, its name; a recorded trace has none."""
+    from ptpair.reports.collect import SYNTH_PREFIX
+
+    path = data.traces[trace]
+    if path.startswith(SYNTH_PREFIX):
+        return path[len(SYNTH_PREFIX):].split("?", 1)[0]
+    from pathlib import Path
+
+    from ptpair.api import bundled_traces
+
+    bundled = {str(Path(p).resolve()) for p in bundled_traces()}
+    return Path(path).name.split(".")[0] if str(Path(path).resolve()) in bundled else None
+
+
+def answers(data: ReportData) -> pd.DataFrame:
+    """One row per (trace, question): pair, separate, pair - separate, the interval of
+    the mean difference over seeds of the trace's synthetic workload (bootstrap BCa,
+    95 %; NaN for a recorded trace), n seeds, and the winner (lower is better)."""
+    rows = []
+    for trace in data.traces:
+        w = workload_of(data, trace)
+        seeds = data.seeds[data.seeds["workload"] == w] if len(data.seeds) and w else pd.DataFrame()
+        for q, metric, unit, show, fig in QUESTIONS:
+            a, b = _value(data, trace, PAIR, metric), _value(data, trace, BASE, metric)
+            lo = hi = np.nan
+            n = 0
+            if len(seeds) and {PAIR, BASE} <= set(seeds["scheme"]) and seeds[metric].notna().any():
+                st = paired_stats(seeds[seeds["scheme"].isin([PAIR, BASE])], metric, PAIR, BASE, "seed",
+                                  CONFIDENCE)
+                lo, hi, n = show(st["ci_low"]), show(st["ci_high"]), st["n"]
+            diff = show(a) - show(b)
+            rows.append({"trace": trace, "question": q, "unit": unit, "pair": show(a), "separate": show(b),
+                         "difference": diff, "relative_difference": (a - b) / b if b else np.nan,
+                         "seeds_ci_low": lo, "seeds_ci_high": hi, "seeds_n": n,
+                         "winner": _winner(diff, lo, hi), "figure": fig})
+    return pd.DataFrame(rows)
+
+
+def minmem_figure_data(data: ReportData) -> pd.DataFrame:
+    """Smallest failure-free memory of each scheme minus separate's: exact per trace
+    (kind 'trace'), and per synthetic workload the mean paired difference over seeds with
+    its bootstrap interval (kind 'seeds'; only the schemes the seeds were searched for)."""
+    rows = []
+    mm = data.minmem.set_index(["trace", "scheme"])["min_memory_pages"]
+    for (trace, scheme), v in mm.items():
+        if scheme == BASE or (trace, BASE) not in mm:
+            continue
+        rows.append({"trace": trace, "scheme": scheme, "kind": "trace", "difference_pages": v - mm[(trace, BASE)],
+                     "ci_low_pages": np.nan, "ci_high_pages": np.nan, "n": 1})
+    s = data.seeds
+    for w in dict.fromkeys(s["workload"]) if len(s) else []:
+        d = s[s["workload"] == w]
+        for scheme in dict.fromkeys(d["scheme"]):
+            dd = d[d["scheme"].isin([scheme, BASE])]
+            if scheme == BASE or dd["min_memory_pages"].isna().any():
+                continue
+            st = paired_stats(dd, "min_memory_pages", scheme, BASE, "seed", CONFIDENCE)
+            rows.append({"trace": w, "scheme": scheme, "kind": "seeds", "difference_pages": st["mean_difference"],
+                         "ci_low_pages": st["ci_low"], "ci_high_pages": st["ci_high"], "n": st["n"]})
+    return pd.DataFrame(rows)
+
+
+def failures_figure_data(data: ReportData, trace: str) -> pd.DataFrame:
+    d = data.failures[data.failures["trace"] == trace].drop(columns="trace")
+    mm = data.minmem[data.minmem["trace"] == trace].set_index("scheme")["min_memory_pages"]
+    return d.assign(min_memory_pages=d["scheme"].map(mm))
+
+
+def decomposition_data(data: ReportData) -> pd.DataFrame:
+    """pair - separate peak page-table pages = waste + contiguity, per trace."""
+    need = {"pair", "separate", "separate-eager"}
+    if not need <= set(data.metrics["scheme"]):
+        return pd.DataFrame(columns=["trace", "metric", "pair_minus_separate", "waste", "contiguity"])
+    return decompose(data.metrics[data.metrics["scheme"].isin(need)], "pt_pages_peak", "trace")
+
+
+def walk_cost_data(data: ReportData) -> pd.DataFrame:
+    return data.metrics[["trace", "scheme", "ept_loads_per_write", "walk_pages_per_write"]].copy()
+
+
+def kernel_data(data: ReportData, kernel: str) -> pd.DataFrame:
+    cols = {"akaros-2015": ["frames_scanned_per_allocation", "frames_scanned", "pt_pages_peak", "alloc_failures",
+                            "alloc_failures_order1", "jw_fragmentation"],
+            "linux": ["polluted_pageblocks_final", "fallbacks", "pt_pages_peak", "alloc_failures",
+                      "highalloc_order9_final"]}[kernel]
+    d = data.kernels[data.kernels["kernel"] == kernel]
+    return d[["trace", "scheme", "memory_pages", *cols]].reset_index(drop=True)
+
+
+def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_peak", "min_memory_pages",
+                                           "alloc_failures", "ept_loads_per_write")) -> pd.DataFrame:
+    """Every scheme against separate, per synthetic workload, over seeds (paired)."""
+    rows = []
+    s = data.seeds
+    for w in dict.fromkeys(s["workload"]):
+        d = s[s["workload"] == w]
+        for scheme in dict.fromkeys(d["scheme"]):
+            if scheme == BASE:
+                continue
+            for m in metrics:
+                dd = d[d["scheme"].isin([scheme, BASE])]
+                if dd[m].isna().any():
+                    continue
+                rows.append({"workload": w, **paired_stats(dd, m, scheme, BASE, "seed", CONFIDENCE)})
+    return pd.DataFrame(rows)
