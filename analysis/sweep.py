@@ -140,9 +140,9 @@ def run_one(run: dict) -> dict:
     from ptpair.sim.replay import replay
 
     if "trace" in run:
-        from ptpair.traces.canonical import read_trace
+        from ptpair.traces.readers import read_any
 
-        trace = read_trace(run["trace"])
+        trace = read_any(run["trace"])
     else:
         from ptpair.traces.synth import synth
 

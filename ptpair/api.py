@@ -13,6 +13,7 @@ from ptpair.analysis.metrics import enriched_dict, series_frame, summary
 from ptpair.sim.machine import Config, Machine, Result
 from ptpair.sim.replay import replay
 from ptpair.traces.canonical import read_trace, write_trace
+from ptpair.traces.readers import detect, read_any
 from ptpair.traces.format import Trace, TraceError, encode
 from ptpair.traces.synth import WORKLOADS, Params, synth, workload_params
 
@@ -28,5 +29,5 @@ def bundled_traces() -> list:
 __all__ = [
     "bundled_traces", "enriched_dict", "series_frame", "summary",
     "Config", "Machine", "Params", "Result", "Trace", "TraceError", "WORKLOADS", "compare",
-    "compare_results", "results_frame", "encode", "read_trace", "replay", "synth", "workload_params", "write_trace",
+    "compare_results", "results_frame", "detect", "encode", "read_any", "read_trace", "replay", "synth", "workload_params", "write_trace",
 ]

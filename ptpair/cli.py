@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -97,7 +98,7 @@ def cmd_replay(args) -> int:
         raise UsageError("--series needs --sample-every K")
     t1 = time.perf_counter()
     res = api.replay(args.trace, config(args), sample_every=args.sample_every,  # streamed in chunks
-                     lenient=args.lenient, check=args.check)
+                     lenient=args.lenient, check=args.check, fmt=args.format, populate=_populate(args))
     _report_skipped(res)
     t2 = time.perf_counter()
     d = api.enriched_dict(res)
@@ -178,7 +179,7 @@ def cmd_compare(args) -> int:
     pages = memory_pages(args)
     out_json = {}
     for n, path in enumerate(paths):
-        trace = api.read_trace(path)
+        trace = api.read_any(path, args.format, populate=_populate(args))
         allocator, reclaim = kernel_options(args)
         table, results = api.compare(trace, schemes, args.policy, pages, allocator, reclaim)
         if args.baseline in results and not args.json and not args.csv:
@@ -253,13 +254,165 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _populate(args):
+    v = getattr(args, "populate", "all")
+    if v in ("all", "none"):
+        return v
+    try:
+        f = float(v)
+    except ValueError:
+        raise UsageError(f"--populate {v!r}: all, none or a fraction in (0, 1]") from None
+    if not 0 < f <= 1:
+        raise UsageError(f"--populate {v}: a fraction must be in (0, 1]")
+    return f
+
+
+def _add_format_options(p):
+    p.add_argument("--format", choices=("canonical", "strace", "kmem"), default=None,
+                   help="input format (default: detected from the content)")
+    p.add_argument("--populate", default="all",
+                   help="strace logs: pages a mapping populates -- all (default, an upper bound), none, "
+                        "or a fraction")
+
+
+def _print_counts(trace, what="notes") -> None:
+    if trace.skipped:
+        items = ", ".join(f"{k}: {v}" for k, v in sorted(trace.skipped.items()))
+        print(f"{trace.source}: {what}: {items}", file=sys.stderr)
+
+
 def cmd_convert(args) -> int:
     from ptpair import api
 
-    trace = api.read_trace(args.input)
+    trace = api.read_any(args.input if len(args.input) > 1 else args.input[0], args.format, lenient=args.lenient,
+                         populate=_populate(args))
+    _print_counts(trace, "counted")
     api.write_trace(trace, args.output)
     print(f"wrote {args.output}: {len(trace)} events", file=sys.stderr)
     return 0
+
+
+def cmd_merge(args) -> int:
+    from ptpair.traces.merge import merge
+    from ptpair import api
+
+    traces = [api.read_any(p) for p in args.inputs]
+    out, note = merge(traces, align=args.align)
+    if note:
+        print(f"ptpair merge: {note}", file=sys.stderr)
+    api.write_trace(out, args.output)
+    print(f"wrote {args.output}: {len(out)} events from {len(traces)} traces", file=sys.stderr)
+    return 0
+
+
+def _record_output(args, suffix: str):
+    from pathlib import Path
+
+    out = Path(args.output)
+    raw = Path(args.raw) if getattr(args, "raw", None) else out.with_name(out.name.split(".")[0] + suffix)
+    return out, raw
+
+
+def cmd_record_strace(args) -> int:
+    import shutil
+    import subprocess
+
+    from ptpair import api
+    from ptpair.traces.atomic import atomic_path
+
+    if not args.command:
+        raise UsageError("give the command to trace after --, e.g. ptpair record strace -o t.parquet -- make -j4")
+    strace = shutil.which("strace")
+    if strace is None:
+        raise UsageError("strace is not installed (Debian: apt-get install strace)")
+    out, raw = _record_output(args, ".strace.log")
+    cmd = args.command[1:] if args.command[0] == "--" else args.command
+    with atomic_path(raw) as tmp:
+        p = subprocess.run([strace, "-f", "-ttt", "-e", "trace=memory,process", "-o", str(tmp), *cmd])
+    if p.returncode:
+        print(f"ptpair record strace: the command exited with status {p.returncode}", file=sys.stderr)
+    trace = api.read_any(raw, "strace", populate=_populate(args))
+    _print_counts(trace, "counted")
+    api.write_trace(trace, out)
+    print(f"wrote {out}: {len(trace)} events (raw log: {raw})", file=sys.stderr)
+    return 0
+
+
+KMEM_EVENTS = ("kmem:mm_page_alloc", "kmem:mm_page_free", "kmem:mm_page_free_batched")
+
+
+def cmd_record_kmem(args) -> int:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ptpair import api
+    from ptpair.traces.atomic import atomic_path
+
+    perf = shutil.which("perf")
+    if perf is None:
+        raise UsageError("perf is not installed (Debian: apt-get install linux-perf)")
+    cmd = args.command[1:] if args.command and args.command[0] == "--" else list(args.command or [])
+    if not cmd:
+        cmd = ["sleep", str(args.seconds)]
+    out, raw = _record_output(args, ".kmem.txt")
+    events = [x for e in KMEM_EVENTS for x in ("-e", e)]
+    with tempfile.TemporaryDirectory() as d:
+        data = f"{d}/perf.data"
+        # perf stamps events with CLOCK_MONOTONIC (-k mono; perf accepts no real-time clock);
+        # shifted by real time - monotonic time below, they share strace -ttt's clock, so a
+        # kmem trace merges by time with a mapping trace recorded at the same time
+        offset = time.time() - time.monotonic()
+        p = subprocess.run([perf, "record", "-q", "-k", "mono", *events, "-a", "-o", data, "--", *cmd],
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode and not os.path.exists(data):
+            why = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"status {p.returncode}"
+            raise UsageError(f"perf record cannot trace {', '.join(KMEM_EVENTS)}: {why} (needs root or "
+                             "kernel.perf_event_paranoid <= -1, and tracefs/debugfs mounted)")
+        with atomic_path(raw) as tmp:
+            with open(tmp, "w") as f:
+                q = subprocess.run([perf, "script", "-i", data], stdout=f, stderr=subprocess.PIPE, text=True)
+            if q.returncode:
+                raise UsageError(f"perf script failed: {q.stderr.strip()[-300:]}")
+    trace = api.read_any(raw, "kmem")
+    trace.time = trace.time + offset  # real time, seconds since the epoch
+    _print_counts(trace, "counted")
+    api.write_trace(trace, out)
+    print(f"wrote {out}: {len(trace)} events (raw log: {raw})", file=sys.stderr)
+    return 0
+
+
+def cmd_record_snapshot(args) -> int:
+    from pathlib import Path
+
+    from ptpair import api
+    from ptpair.traces.atomic import write_text_atomic
+    from ptpair.traces.snapshot import snapshot
+
+    if not args.all and not args.pid:
+        raise UsageError("give --pid PID (repeatable) or --all")
+    if args.count < 1 or args.interval < 0:
+        raise UsageError("--count must be >= 1 and --interval >= 0")
+    skipped = []
+    series = snapshot(None if args.all else args.pid, args.interval, args.count,
+                      on_skip=lambda pid, why: skipped.append((pid, why)))
+    if not args.all and skipped and not series.last and not series.rows:
+        raise UsageError("; ".join(why for _, why in skipped))
+    for pid, why in skipped:
+        if not args.all:
+            print(f"ptpair record snapshot: skipped {why}", file=sys.stderr)
+    trace = series.trace(str(args.output))
+    api.write_trace(trace, args.output)
+    # beside the trace: what Linux says about each process's tables (VmPTE, kB)
+    side = Path(args.output).with_name(Path(args.output).name.split(".")[0] + ".vmpte.csv")
+    lines = ["snapshot,time,pid,comm,vmpte_kb,pages_4k,pages_2m"]
+    lines += [f"{i},{t:.6f},{pid},{comm.replace(',', ' ')},{'' if v is None else v},{n},{h}"
+              for i, t, pid, comm, v, n, h in series.vmpte]
+    write_text_atomic(side, "\n".join(lines) + "\n")
+    print(f"wrote {args.output}: {len(trace)} events, {series.count} snapshot(s) of "
+          f"{len({r[2] for r in series.vmpte})} process(es); VmPTE per process in {side}", file=sys.stderr)
+    return 0
+
 
 
 def _seeds(text: str) -> list[int]:
@@ -355,7 +508,7 @@ def cmd_minmem(args) -> int:
     from ptpair import api
     from ptpair.analysis.minmem import min_memory
 
-    trace = api.read_trace(args.trace)
+    trace = api.read_any(args.trace)
     allocator, reclaim = kernel_options(args)
     mm = min_memory(trace, args.scheme, args.policy, allocator, reclaim)
     d = {"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy, "allocator": allocator,
@@ -526,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, default=None, metavar="K",
                    help="sample the state every K events (and at the end)")
     p.add_argument("--series", metavar="FILE.csv", help="write the sampled time series (with --sample-every)")
+    _add_format_options(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("validate", help="check a trace (fields and process life cycle) without writing anything")
@@ -542,6 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every scheme's full result as JSON")
     out.add_argument("--csv", action="store_true", help="the table as CSV")
+    _add_format_options(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("synth", help="write a seeded synthetic workload trace")
@@ -609,6 +764,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", default="/proc/buddyinfo", help=argparse.SUPPRESS)
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=cmd_record_buddyinfo)
+    r = rsub.add_parser("strace", help="run a command under strace; write its canonical trace and the raw log")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.add_argument("--raw", default=None, help="raw strace log (default: OUTPUT's stem + .strace.log)")
+    r.add_argument("--populate", default="all", help="all (default), none, or a fraction")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    r.set_defaults(func=cmd_record_strace)
+    r = rsub.add_parser("kmem", help="record the kernel's page allocations (perf kmem tracepoints, all CPUs)")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.add_argument("--raw", default=None, help="raw perf script output (default: OUTPUT's stem + .kmem.txt)")
+    r.add_argument("--seconds", type=float, default=5.0, help="how long, when no command is given (default 5)")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded while it runs)")
+    r.set_defaults(func=cmd_record_kmem)
+    r = rsub.add_parser("snapshot", help="the present pages of live processes (/proc/PID/maps and pagemap)")
+    r.add_argument("--pid", type=int, action="append", help="a process to snapshot (repeatable)")
+    r.add_argument("--all", action="store_true", help="every process")
+    r.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots (default 1)")
+    r.add_argument("--count", type=int, default=1, help="snapshots: later ones become map/unmap deltas")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.set_defaults(func=cmd_record_snapshot)
 
     p = sub.add_parser("report", help="the full comparative report: HTML, Markdown, figures, data, manifest")
     p.add_argument("traces", nargs="*", metavar="TRACE",
@@ -640,10 +814,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="svg,pdf,png")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("convert", help="convert a canonical trace between CSV and Parquet")
-    p.add_argument("input")
-    p.add_argument("-o", "--output", required=True)
+    p = sub.add_parser("convert", help="any input (canonical, strace log, perf kmem log) to a canonical "
+                                       "CSV or Parquet trace")
+    p.add_argument("input", nargs="+", help="input file (several: the per-pid files of strace -ff)")
+    p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    p.add_argument("--lenient", action="store_true", help="skip bad lines and count them by reason")
+    _add_format_options(p)
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("merge", help="merge traces by time (e.g. a kmem trace as background churn of a "
+                                     "mapping trace)")
+    p.add_argument("inputs", nargs="+", metavar="TRACE")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--align", choices=("none", "start"), default="none",
+                   help="none: the traces share a clock (ptpair's recorders use the real-time clock); "
+                        "start: shift each trace to start at the first one's start")
+    p.set_defaults(func=cmd_merge)
     return parser
 
 

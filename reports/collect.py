@@ -92,9 +92,9 @@ def _trace(path: str):
         kv = dict(item.split("=", 1) for item in query.split("&") if item)
         seed, events = int(kv.pop("seed")), int(kv.pop("events"))
         return synth(workload, seed=seed, events=events, **{k: float(v) for k, v in kv.items()})
-    from ptpair.traces.canonical import read_trace
+    from ptpair.traces.readers import read_any
 
-    return read_trace(path)
+    return read_any(path)
 
 
 @functools.lru_cache(maxsize=4)

@@ -24,7 +24,8 @@ def _run_checked(m: Machine, ev, chunk: Trace, line: int, sample_every, lenient)
 
 
 def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sample_every: int | None = None,
-           batch_rows: int = 1 << 20, lenient: bool = False, check: bool = False, **options) -> Result:
+           batch_rows: int = 1 << 20, lenient: bool = False, check: bool = False, fmt: str | None = None,
+           populate="all", **options) -> Result:
     """Replay `trace` (a Trace, or a path read in chunks of `batch_rows` events) on a
     machine built from `config` or `options` (scheme=, policy=, memory_pages=, ...).
     Returns a Result; bad input raises TraceError (`file:line: ...`).
@@ -38,8 +39,16 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
 
     `check`: verify every invariant (sim/check.py) after every event -- slow, for
     debugging; the first event after which one breaks raises InvariantError naming
-    its `file:line`."""
+    its `file:line`.
+
+    A path in another format (strace log, perf kmem log; detected from the content, or
+    `fmt`) is read whole through traces.readers.read_any (`populate`: strace's model)."""
     config = config or Config(**options)
+    if not isinstance(trace, Trace):
+        from ptpair.traces.readers import detect, read_any
+
+        if (fmt or detect(trace)) != "canonical":
+            trace = read_any(trace, fmt, lenient=lenient, populate=populate)
     if isinstance(trace, Trace):
         chunks = [trace]
     elif lenient:
@@ -72,5 +81,6 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
     if lenient:
         for k, v in m.skipped_bad.items():
             skipped[k] = skipped.get(k, 0) + v
+    if lenient or skipped:  # a reader's own counts (e.g. unmatched kmem frees) are always reported
         result.skipped_lines = skipped
     return result

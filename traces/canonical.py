@@ -158,10 +158,13 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2, lenient:
     comm = None
     if "comm" in names:
         comm = np.asarray(_strings(table.column("comm")).to_pylist(), dtype=object)
+    gfp = None
+    if "gfp_flags" in names:
+        gfp = np.asarray(_strings(table.column("gfp_flags")).to_pylist(), dtype=object)
 
     trace = Trace(pid=pid, op=op, va=ints["va"][0], length=ints["length"][0], arg=ints["arg"][0],
                   order=np.clip(order_vals, -1, 127).astype(np.int8), page_size=page_size, time=time, comm=comm,
-                  migratetype=migratetype, source=source)
+                  migratetype=migratetype, gfp_flags=gfp, source=source)
     order_bad = (op == fmt.OP_KALLOC) & ((order_vals < 0) | (order_vals > fmt.MAX_ORDER))
     chk.check(order_bad, "order outside 0..10", lambda r: f"order {int(order_vals[r])} is outside 0..{fmt.MAX_ORDER}")
     fmt.validate(trace, first_line=first_line, checker=chk)
@@ -372,6 +375,8 @@ def _table_for_write(trace: Trace) -> pa.Table:
         cols["comm"] = pa.array(list(trace.comm), pa.string())
     if trace.migratetype is not None:
         cols["migratetype"] = pa.array(trace.migratetype.astype(np.int64), pa.int64(), mask=~ordm)
+    if trace.gfp_flags is not None:
+        cols["gfp_flags"] = pa.array(list(trace.gfp_flags), pa.string())
     return pa.table(cols)
 
 

@@ -34,7 +34,7 @@ OP_SPAWN, OP_MAP, OP_UNMAP, OP_VMM, OP_FORK, OP_EXEC, OP_EXIT, OP_KALLOC, OP_KFR
 OP_CODE = {name: code for code, name in enumerate(OPS)}
 
 REQUIRED_COLUMNS = ("pid", "op", "va", "length", "arg", "order")
-OPTIONAL_COLUMNS = ("page_size", "time", "comm", "migratetype")
+OPTIONAL_COLUMNS = ("page_size", "time", "comm", "migratetype", "gfp_flags")
 # kalloc migratetypes, numbered as Linux's enum migratetype (perf kmem prints the number)
 MIGRATETYPES = ("unmovable", "movable", "reclaimable")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
@@ -112,6 +112,7 @@ class Trace:
     time: np.ndarray | None = None
     comm: np.ndarray | None = None
     migratetype: np.ndarray | None = None  # int8 0..2 (MIGRATETYPES), kalloc only
+    gfp_flags: np.ndarray | None = None  # object array of str (kernel kalloc traces; kept, not used)
     source: str = "<trace>"
     lines: np.ndarray | None = None  # line of each row, where bad rows were skipped (--lenient)
     skipped: dict = field(default_factory=dict)  # rows skipped by reason (--lenient)
@@ -125,7 +126,8 @@ class Trace:
         keep = ~bad
         lines = (self.lines if self.lines is not None else first_line + np.arange(len(self)))[keep]
         cols = {}
-        for name in ("pid", "op", "va", "length", "arg", "order", "page_size", "time", "comm", "migratetype"):
+        for name in ("pid", "op", "va", "length", "arg", "order", "page_size", "time", "comm", "migratetype",
+                     "gfp_flags"):
             v = getattr(self, name)
             cols[name] = None if v is None else v[keep]
         return Trace(**cols, source=self.source, lines=lines, skipped=dict(self.skipped), first_bad=self.first_bad)
@@ -154,6 +156,8 @@ class Trace:
             df["comm"] = self.comm
         if self.migratetype is not None:
             df["migratetype"] = self.migratetype
+        if self.gfp_flags is not None:
+            df["gfp_flags"] = self.gfp_flags
         return df
 
     @classmethod
@@ -190,6 +194,7 @@ class Trace:
             time=None if cols.get("time") is None else np.asarray(cols["time"], np.float64),
             comm=None if cols.get("comm") is None else np.asarray(cols["comm"], object),
             migratetype=None if cols.get("migratetype") is None else np.asarray(cols["migratetype"], np.int8),
+            gfp_flags=None if cols.get("gfp_flags") is None else np.asarray(cols["gfp_flags"], object),
             source=source,
         )
         validate(t)

@@ -1,0 +1,543 @@
+"""strace logs of process trees -> canonical traces.
+
+Input: what `strace -f -tt -e trace=memory,process -o FILE CMD` writes, and its variants:
+`-t`, `-ttt` or no timestamps, `-T` (call durations), no `-f` (one process, no pid
+column), `-ff` (one file per pid, FILE.PID; give them all, they are merged by time).
+Calls split by other threads' output (`name(args <unfinished ...>` ... `<... name
+resumed>rest`) are joined; failed calls (`= -1 ENOMEM ...`) change nothing; signals and
+unknown calls are ignored; `+++ exited with N +++` and `+++ killed by SIG +++` end a
+thread.
+
+Semantics (docs/trace-format.md#strace-logs):
+
+* mmap/mmap2 -> `map` of the returned range (length rounded up to pages); munmap ->
+  `unmap`; brk -> map/unmap of the heap's change since the address space's first brk;
+  mremap -> unmap old + map new; madvise(MADV_DONTNEED|MADV_FREE|MADV_REMOVE) ->
+  `unmap`; mprotect changes no table, but see the populate model.
+* execve/execveat success -> `exec`; fork/vfork/clone/clone3 without CLONE_VM -> `fork`;
+  a vfork child (CLONE_VM|CLONE_VFORK) borrows its parent's address space, creating no
+  tables, until its execve gives it its own (`spawn`); threads (CLONE_THREAD, or CLONE_VM
+  without CLONE_VFORK) share their process's address space; the exit of the last thread
+  -> `exit`; processes alive at the end of the log get an `exit` at the end. A process is
+  named by the pid of its first thread.
+* A child's lines may come before its parent's clone returns its pid: the child is
+  created where the parent's clone call started (or at the child's first line, if that is
+  earlier), which is known once the whole log is read.
+* Populate model (strace cannot see page faults): `all` (default) maps every accessible
+  page of a mapping -- an upper bound; PROT_NONE reservations hold no pages until an
+  mprotect makes them accessible; `none` maps nothing (processes only); a fraction f in
+  (0, 1) maps the first ceil(f x pages) pages of each accessible range.
+
+Bad input: a line that is not strace output, or a truncated last line, is `FILE:LINE:
+what is wrong` (or skipped and counted with `lenient`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ptpair.traces.format import Trace, TraceError
+
+PAGE_SIZE = 4096
+VA_LIMIT = 1 << 47  # user addresses of 4-level paging
+CLONE_VM = 0x00000100
+CLONE_VFORK = 0x00004000
+CLONE_THREAD = 0x00010000
+MEMORY_CALLS = {"mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect", "pkey_mprotect"}
+PROCESS_CALLS = {"execve", "execveat", "fork", "vfork", "clone", "clone2", "clone3", "exit", "exit_group"}
+UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")
+
+# tid, then an optional timestamp: -t HH:MM:SS, -tt HH:MM:SS.us, -ttt epoch.us
+_PREFIX = re.compile(r"(?:\[pid\s+)?(\d+)\]?\s+")
+_TIME = re.compile(r"(\d\d:\d\d:\d\d(?:\.\d+)?|\d{6,}\.\d+)\s+")
+_CALL = re.compile(r"([a-z_][a-z0-9_]*)\((.*)$", re.S)
+_RESUMED = re.compile(r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?(.*)$", re.S)
+_RESULT = re.compile(r"\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)[^<]*)?(?:\s*<[\d.]+>)?\s*$")
+_EXITED = re.compile(r"\+\+\+ (exited with -?\d+|killed by SIG[A-Z0-9]+(?: \(core dumped\))?|"
+                     r"superseded by execve in pid \d+) \+\+\+$")
+
+
+def _time(text: str | None) -> float:
+    if text is None:
+        return math.nan
+    if ":" in text:
+        h, m, s = text.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    return float(text)
+
+
+def _split_args(s: str) -> list[str]:
+    """Top-level comma-separated arguments (brackets, braces, parentheses and strings nest)."""
+    out, depth, cur, quote, esc = [], 0, [], False, False
+    for ch in s:
+        if quote:
+            cur.append(ch)
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                quote = False
+            continue
+        if ch == '"':
+            quote = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if cur or out:
+        out.append("".join(cur).strip())
+    return out
+
+
+def _int(text: str) -> int:
+    text = text.strip()
+    if text in ("NULL", ""):
+        return 0
+    return int(text, 0)
+
+
+_FLAG_BITS = {"CLONE_VM": CLONE_VM, "CLONE_VFORK": CLONE_VFORK, "CLONE_THREAD": CLONE_THREAD}
+
+
+def _clone_flags(name: str, args: list[str]) -> int:
+    if name == "vfork":
+        return CLONE_VM | CLONE_VFORK
+    if name == "fork":
+        return 0
+    text = " ".join(args)
+    return sum(bit for flag, bit in _FLAG_BITS.items() if re.search(rf"\b{flag}\b", text))
+
+
+@dataclass
+class Call:
+    """One completed system call (or a thread's end) of the log."""
+
+    line: int  # where the call started (1-based, in its file)
+    source: str
+    tid: int
+    time: float
+    name: str  # syscall name, or "+++" for a thread's end
+    args: list = field(default_factory=list)
+    ret: int | None = None  # None: '?' or failed
+    failed: bool = False
+
+
+class _Lines:
+    """Parses the lines of one file into calls, joining unfinished/resumed halves."""
+
+    def __init__(self, source: str, file_tid: int | None, lenient: bool):
+        self.source, self.file_tid, self.lenient = source, file_tid, lenient
+        self.pending: dict[int, tuple[int, float, str, str]] = {}
+        self.calls: list[Call] = []
+        self.skipped: dict[str, int] = {}
+        self.first_bad: tuple[int, str] | None = None
+        self.tids_seen: set[int] = set()
+
+    def bad(self, line: int, reason: str, message: str):
+        if not self.lenient:
+            raise TraceError(self.source, line, message)
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if self.first_bad is None:
+            self.first_bad = (line, message)
+
+    def feed(self, n: int, text: str, last: bool):
+        rest = text.rstrip("\n")
+        if not rest.strip():
+            return
+        tid = self.file_tid
+        m = _PREFIX.match(rest)
+        if m and (tid is None or rest.startswith("[pid")):
+            tid = int(m.group(1))
+            rest = rest[m.end():]
+        elif tid is None:
+            tid = 0  # a log without -f: one process
+        m = _TIME.match(rest)
+        t = math.nan
+        if m:
+            t = _time(m.group(1))
+            rest = rest[m.end():]
+        self.tids_seen.add(tid)
+        if rest.startswith(("---", "strace: ")):  # a signal, or strace's own message
+            return
+        if rest.startswith("+++"):
+            if not _EXITED.match(rest):
+                return self.bad(n, "bad exit line", f"cannot read {rest[:60]!r}")
+            if "superseded" in rest:
+                return
+            self.calls.append(Call(n, self.source, tid, t, "+++"))
+            return
+        m = _RESUMED.match(rest)
+        if m:
+            name, tail = m.group(1), m.group(2)
+            start = self.pending.pop(tid, None)
+            if start is None or start[2] != name:
+                # the start is before the log (strace -p) or lost: use what we have
+                start = (n, t, name, "")
+            return self._finish(start[0], tid, start[1], name, start[3] + tail, n, last)
+        m = _CALL.match(rest)
+        if not m:
+            return self.bad(n, "not strace output", f"not an strace line: {rest[:60]!r}")
+        name, tail = m.group(1), m.group(2)
+        if tail.endswith("<unfinished ...>"):
+            self.pending[tid] = (n, t, name, tail[: -len("<unfinished ...>")].rstrip() + " ")
+            return
+        self._finish(n, tid, t, name, tail, n, last)
+
+    def _finish(self, start_line: int, tid: int, t: float, name: str, tail: str, n: int, last: bool):
+        wanted = name in MEMORY_CALLS or name in PROCESS_CALLS
+        if not wanted and not last:
+            return
+        m = _RESULT.search(tail)
+        if not m:
+            if last:
+                return self.bad(n, "truncated line", "truncated last line (no result)")
+            return self.bad(n, "no result", f"{name}: cannot read the call's result")
+        if not wanted:
+            return
+        args = _split_args(tail[: m.start()])
+        r = m.group(1)
+        failed = m.group(2) is not None or (r.startswith("-") and r != "?")
+        ret = None if r == "?" or failed else int(r, 0)
+        self.calls.append(Call(start_line, self.source, tid, t, name, args, ret, failed))
+
+
+def parse_files(paths, lenient: bool = False):
+    """Calls of one or more strace files, in log order (several files: merged by time)."""
+    paths = [Path(p) for p in paths]
+    per_file, skipped, first_bad, file_tids = [], {}, None, []
+    for p in paths:
+        source = str(p)
+        if not p.exists():
+            raise TraceError(source, None, "no such file")
+        m = re.search(r"\.(\d+)$", p.name)
+        file_tid = int(m.group(1)) if (m and len(paths) > 1) else None
+        lp = _Lines(source, file_tid, lenient)
+        with open(p, "rb") as f:
+            data = f.read()
+        if b"\x00" in data[:65536]:
+            raise TraceError(source, data[: data.index(b"\x00")].count(b"\n") + 1, "binary data, not an strace log")
+        text = data.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+            complete = True
+        else:
+            complete = False
+        for i, line in enumerate(lines):
+            lp.feed(i + 1, line, last=(i == len(lines) - 1 and not complete))
+        for tid, (line, t, name, _) in lp.pending.items():  # cut off by the log's end
+            if name in ("exit", "exit_group"):
+                lp.calls.append(Call(line, source, tid, t, "+++"))
+        per_file.append(lp.calls)
+        file_tids.append(file_tid)
+        for k, v in lp.skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
+        if lp.first_bad and first_bad is None:
+            first_bad = (source, *lp.first_bad)
+    if len(per_file) == 1:
+        return per_file[0], skipped, first_bad
+    if any(math.isnan(c.time) for calls in per_file for c in calls):
+        raise TraceError(str(paths[0]), None, "several strace files need timestamps (-t, -tt or -ttt) to merge")
+    merged = [c for calls in per_file for c in calls]
+    merged.sort(key=lambda c: c.time)  # stable: each file keeps its order for equal times
+    return merged, skipped, first_bad
+
+
+# --- the process model ---------------------------------------------------------------------
+@dataclass
+class _Space:
+    """An address space: accessible ranges (for the populate model) and the heap."""
+
+    owner: int  # canonical pid
+    vmas: list = field(default_factory=list)  # sorted, disjoint [start, end, accessible]
+    brk_start: int | None = None
+    brk_cur: int | None = None
+
+    def copy(self, owner: int) -> "_Space":
+        return _Space(owner, [list(v) for v in self.vmas], self.brk_start, self.brk_cur)
+
+    def remove(self, start: int, end: int) -> None:
+        out = []
+        for s, e, acc in self.vmas:
+            if e <= start or s >= end:
+                out.append([s, e, acc])
+                continue
+            if s < start:
+                out.append([s, start, acc])
+            if e > end:
+                out.append([end, e, acc])
+        self.vmas = out
+
+    def add(self, start: int, end: int, accessible: bool) -> None:
+        self.remove(start, end)
+        self.vmas.append([start, end, accessible])
+        self.vmas.sort()
+
+    def protect(self, start: int, end: int, accessible: bool) -> list[tuple[int, int]]:
+        """Set accessibility over [start, end); returns the parts that became accessible."""
+        opened, out = [], []
+        for s, e, acc in self.vmas:
+            if e <= start or s >= end:
+                out.append([s, e, acc])
+                continue
+            lo, hi = max(s, start), min(e, end)
+            if s < lo:
+                out.append([s, lo, acc])
+            if accessible and not acc:
+                opened.append((lo, hi))
+            out.append([lo, hi, accessible])
+            if hi < e:
+                out.append([hi, e, acc])
+        self.vmas = out
+        return opened
+
+    def accessible_of(self, start: int) -> bool:
+        for s, e, acc in self.vmas:
+            if s <= start < e:
+                return acc
+        return True
+
+
+def _page_up(x: int) -> int:
+    return -(-x // PAGE_SIZE) * PAGE_SIZE
+
+
+class _Builder:
+    """Turns calls into canonical events."""
+
+    def __init__(self, populate):
+        self.populate = populate
+        self.rows: list[tuple] = []  # (pid, op, va, length, arg, time, line)
+        self.proc_of: dict[int, int] = {}  # tid -> canonical pid of its process
+        self.space_of: dict[int, _Space] = {}  # canonical pid -> its own address space
+        self.threads: dict[int, set] = {}  # canonical pid -> live tids
+        self.borrowed: dict[int, int] = {}  # vfork child tid -> the pid whose space it borrows
+        self.dropped = {"outside the 47-bit address space": 0}
+
+    def emit(self, pid, op, va=0, length=0, arg=0, t=math.nan, line=0):
+        self.rows.append((pid, op, va, length, arg, t, line))
+
+    def map(self, sp: _Space, start: int, end: int, t, line):
+        if end <= start:
+            return
+        if end > VA_LIMIT:
+            self.dropped["outside the 47-bit address space"] += 1
+            return
+        if self.populate == "none":
+            return
+        if self.populate != "all":
+            n = (end - start) // PAGE_SIZE
+            end = start + max(1, math.ceil(n * self.populate)) * PAGE_SIZE
+        self.emit(sp.owner, "map", start, end - start, t=t, line=line)
+
+    def unmap(self, sp: _Space, start: int, end: int, t, line):
+        if end <= start or start >= VA_LIMIT:
+            return
+        if self.populate == "none":
+            return
+        self.emit(sp.owner, "unmap", start, min(end, VA_LIMIT) - start, t=t, line=line)
+
+    # -- processes
+    def new_process(self, tid: int, t, line, parent_pid: int | None = None):
+        if parent_pid is None:
+            self.emit(tid, "spawn", t=t, line=line)
+            self.space_of[tid] = _Space(tid)
+        else:
+            self.emit(tid, "fork", arg=parent_pid, t=t, line=line)
+            self.space_of[tid] = self.space_of[parent_pid].copy(tid)
+        self.proc_of[tid] = tid
+        self.threads[tid] = {tid}
+
+    def new_thread(self, tid: int, parent_tid: int):
+        pid = self.proc_of[parent_tid]
+        self.proc_of[tid] = pid
+        self.threads[pid].add(tid)
+
+    def space(self, tid: int) -> _Space | None:
+        if tid in self.borrowed:
+            return self.space_of.get(self.borrowed[tid])
+        pid = self.proc_of.get(tid)
+        return None if pid is None else self.space_of.get(pid)
+
+    def end_thread(self, tid: int, t, line):
+        if tid in self.borrowed:  # a vfork child that never exec'd: it had no tables
+            del self.borrowed[tid]
+            return
+        pid = self.proc_of.pop(tid, None)
+        if pid is None:
+            return
+        live = self.threads.get(pid)
+        live.discard(tid)
+        if not live:
+            self.emit(pid, "exit", t=t, line=line)
+            del self.threads[pid]
+            del self.space_of[pid]
+
+
+def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]:
+    """Canonical rows (pid, op, va, length, arg, time, line) from parsed calls."""
+    b = _Builder(populate)
+    # where each child appears: at its parent's clone start (the call's line), or at its
+    # own first line if that comes earlier (creations are emitted before that call)
+    first_index: dict[int, int] = {}
+    for i, c in enumerate(calls):
+        first_index.setdefault(c.tid, i)
+    creations: dict[int, list] = {}  # index -> [(child, parent tid, flags)]
+    created = set()
+    for i, c in enumerate(calls):
+        if c.name in ("fork", "vfork", "clone", "clone2", "clone3") and c.ret and c.ret > 0 and c.ret not in created:
+            child = c.ret
+            at = min(i, first_index.get(child, i))
+            creations.setdefault(at, []).append((child, c.tid, _clone_flags(c.name, c.args)))
+            created.add(child)
+    for i, c in enumerate(calls):
+        for child, parent, flags in creations.get(i, ()):
+            if parent not in b.proc_of and parent not in b.borrowed:
+                b.new_process(parent, c.time, c.line)
+            if flags & CLONE_VM and flags & CLONE_VFORK:
+                b.borrowed[child] = b.borrowed.get(parent, b.proc_of.get(parent))
+            elif flags & CLONE_VM or flags & CLONE_THREAD:
+                if parent in b.borrowed:  # a thread of a vfork child: shares the borrowed space
+                    b.borrowed[child] = b.borrowed[parent]
+                else:
+                    b.new_thread(child, parent)
+            else:
+                src = b.borrowed.get(parent, b.proc_of.get(parent))
+                b.new_process(child, c.time, c.line, parent_pid=src)
+        tid = c.tid
+        if tid not in b.proc_of and tid not in b.borrowed:
+            if c.name == "+++":
+                continue
+            b.new_process(tid, c.time, c.line)  # a root of the tree (or attached with -p)
+        if c.name == "+++":
+            b.end_thread(tid, c.time, c.line)
+            continue
+        if c.failed:
+            continue
+        _apply(b, c)
+    t_end = max((c.time for c in calls if not math.isnan(c.time)), default=math.nan)
+    line_end = calls[-1].line if calls else 0
+    for pid in list(b.threads):  # alive at the end of the log
+        b.emit(pid, "exit", t=t_end, line=line_end)
+    return b.rows, {k: v for k, v in b.dropped.items() if v}
+
+
+def _accessible(prot: str) -> bool:
+    return "PROT_NONE" not in prot and prot.strip() not in ("0", "")
+
+
+def _apply(b: _Builder, c: Call) -> None:
+    name, a, t, line = c.name, c.args, c.time, c.line
+    if name in ("execve", "execveat"):
+        if c.tid in b.borrowed:  # the vfork child gets its own address space
+            del b.borrowed[c.tid]
+            b.new_process(c.tid, t, line)
+            return
+        pid = b.proc_of[c.tid]
+        b.emit(pid, "exec", t=t, line=line)
+        b.space_of[pid] = _Space(pid)
+        for other in b.threads[pid] - {c.tid}:  # exec leaves only the calling thread
+            b.proc_of.pop(other, None)
+        b.threads[pid] = {c.tid}
+        return
+    sp = b.space(c.tid)
+    if sp is None or name in PROCESS_CALLS:
+        return
+    try:
+        if name in ("mmap", "mmap2"):
+            length = _page_up(_int(a[1]))
+            acc = _accessible(a[2])
+            start = c.ret
+            sp.add(start, start + length, acc)
+            if acc:
+                b.map(sp, start, start + length, t, line)
+        elif name == "munmap":
+            start, length = _int(a[0]), _page_up(_int(a[1]))
+            sp.remove(start, start + length)
+            b.unmap(sp, start, start + length, t, line)
+        elif name == "brk":
+            new = c.ret
+            if sp.brk_start is None:
+                sp.brk_start = sp.brk_cur = new
+                return
+            old = sp.brk_cur
+            if new > old:
+                b.map(sp, _page_up(old), _page_up(new), t, line)
+                sp.add(_page_up(old), _page_up(new), True)
+            elif new < old:
+                b.unmap(sp, _page_up(new), _page_up(old), t, line)
+                sp.remove(_page_up(new), _page_up(old))
+            sp.brk_cur = new
+        elif name == "mremap":
+            old, old_len, new_len = _int(a[0]), _page_up(_int(a[1])), _page_up(_int(a[2]))
+            acc = sp.accessible_of(old)
+            sp.remove(old, old + old_len)
+            b.unmap(sp, old, old + old_len, t, line)
+            sp.add(c.ret, c.ret + new_len, acc)
+            if acc:
+                b.map(sp, c.ret, c.ret + new_len, t, line)
+        elif name == "madvise":
+            if any(adv in a[2] for adv in UNMAP_ADVICE):
+                start, length = _int(a[0]), _page_up(_int(a[1]))
+                b.unmap(sp, start, start + length, t, line)
+        elif name in ("mprotect", "pkey_mprotect"):
+            start, length = _int(a[0]), _page_up(_int(a[1]))
+            for lo, hi in sp.protect(start, start + length, _accessible(a[2])):
+                b.map(sp, lo, hi, t, line)
+    except (IndexError, ValueError):
+        raise TraceError(c.source, c.line, f"{name}: cannot read its arguments") from None
+
+
+def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
+    """A canonical Trace from one strace log (or the files of `strace -ff`)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if populate not in ("all", "none"):
+        try:
+            populate = float(populate)
+        except (TypeError, ValueError):
+            raise TraceError(str(paths[0]), None, f"--populate {populate!r}: all, none or a fraction") from None
+        if not 0 < populate <= 1:
+            raise TraceError(str(paths[0]), None, f"--populate {populate}: a fraction must be in (0, 1]")
+        if populate == 1:
+            populate = "all"
+    calls, skipped, first_bad = parse_files(paths, lenient)
+    rows, dropped = convert_calls(calls, populate)
+    n = len(rows)
+    cols = list(zip(*rows)) if n else [[] for _ in range(7)]
+    trace = Trace.from_columns(
+        source=str(paths[0]), pid=np.array(cols[0], np.int64), op=list(cols[1]) or np.zeros(0, np.int8),
+        va=np.array(cols[2], np.int64), length=np.array(cols[3], np.int64), arg=np.array(cols[4], np.int64),
+        time=np.array(cols[5], np.float64))
+    trace.lines = np.array(cols[6], np.int64)
+    trace.skipped = {**skipped, **dropped}
+    trace.first_bad = first_bad[1:] if first_bad else None
+    return trace
+
+
+def looks_like_strace(head: str) -> bool:
+    """Whether the first lines of a file look like strace output."""
+    for line in head.splitlines()[:20]:
+        line = line.strip()
+        if not line:
+            continue
+        m = _PREFIX.match(line)
+        rest = line[m.end():] if m else line
+        m = _TIME.match(rest)
+        rest = rest[m.end():] if m else rest
+        if _CALL.match(rest) or _RESUMED.match(rest) or rest.startswith(("+++", "---")):
+            continue
+        return False
+    return bool(head.strip())
