@@ -400,12 +400,12 @@ def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]
         if c.name in ("fork", "vfork", "clone", "clone2", "clone3") and c.ret and c.ret > 0 and c.ret not in created:
             child = c.ret
             at = min(i, first_index.get(child, i))
-            creations.setdefault(at, []).append((child, c.tid, _clone_flags(c.name, c.args)))
+            creations.setdefault(at, []).append((child, c.tid, _clone_flags(c.name, c.args), c.line, c.time))
             created.add(child)
     for i, c in enumerate(calls):
-        for child, parent, flags in creations.get(i, ()):
+        for child, parent, flags, cline, ctime in creations.get(i, ()):
             if parent not in b.proc_of and parent not in b.borrowed:
-                b.new_process(parent, c.time, c.line)
+                b.new_process(parent, ctime, cline)
             if flags & CLONE_VM and flags & CLONE_VFORK:
                 b.borrowed[child] = b.borrowed.get(parent, b.proc_of.get(parent))
             elif flags & CLONE_VM or flags & CLONE_THREAD:
@@ -415,7 +415,7 @@ def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]
                     b.new_thread(child, parent)
             else:
                 src = b.borrowed.get(parent, b.proc_of.get(parent))
-                b.new_process(child, c.time, c.line, parent_pid=src)
+                b.new_process(child, ctime, cline, parent_pid=src)
         tid = c.tid
         if tid not in b.proc_of and tid not in b.borrowed:
             if c.name == "+++":
