@@ -26,8 +26,19 @@ def bundled_traces() -> list:
     return sorted(p for p in files("ptpair.traces").joinpath("data").iterdir() if p.name.endswith(".csv"))
 
 
+def corpus() -> list[dict]:
+    """The recorded corpus (traces/corpus/MANIFEST): one dict per trace with its `path`,
+    command, date, kernel, sha256, events and whether the default report includes it."""
+    import tomllib
+    from importlib.resources import files
+
+    root = files("ptpair.traces").joinpath("corpus")
+    manifest = tomllib.loads(root.joinpath("MANIFEST").read_text())
+    return [{**t, "path": root.joinpath(t["file"])} for t in manifest["trace"]]
+
+
 __all__ = [
-    "bundled_traces", "enriched_dict", "series_frame", "summary",
+    "bundled_traces", "corpus", "enriched_dict", "series_frame", "summary",
     "Config", "Machine", "Params", "Result", "Trace", "TraceError", "WORKLOADS", "compare",
     "compare_results", "results_frame", "detect", "encode", "read_any", "read_trace", "replay", "synth", "workload_params", "write_trace",
 ]

@@ -477,6 +477,8 @@ def grid_inputs(path) -> tuple[dict, dict]:
 
 def default_traces() -> dict:
     """The bundled traces (synthetic presets, seed 1) and the recorded corpus, by name."""
-    from ptpair.api import bundled_traces
+    from ptpair.api import bundled_traces, corpus
 
-    return {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}
+    out = {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}
+    out.update({t["name"]: str(t["path"]) for t in corpus() if t.get("report", True)})
+    return out
