@@ -15,10 +15,10 @@ Everything else -- allocation failures included -- is a result, counted, not an 
 from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim import counters as C
-from ptpair.sim.allocator import page_alloc, page_free
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS
+from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
+from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_FAILED, H_LIVE, IDX_BITS, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
+    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
     T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
     map_page, new_table, rollback, unmap_range,
 )
@@ -143,6 +143,32 @@ def _slots_needed(b, t, o, p, va, length, arg, s):
 
 
 @inline_kernel
+def _exhausted_span(t, p, v, end):
+    """With no free frame at all, every allocation fails, so the 4-KiB pages from `v`
+    that lie under a missing (or huge) entry above the leaf tables all end alike: each
+    fails at its first table allocation (order 1 for a pair, else 0), or is already
+    covered by a huge page. Returns (pages from v that end alike, the failing order or
+    -1 for covered); (0, 0) when v's leaf table exists (each page is then decided alone).
+
+    Counting them at once gives exactly the per-page counts (nothing is allocated or
+    freed, no walk is counted for a failed page) without a walk per page: a map of a
+    terabyte at exhausted memory costs its missing tables, not its pages."""
+    cur = t.p_root[p]
+    level = ROOT_LEVEL
+    while level > 1:
+        sh = IDX_BITS * (level - 1)
+        e = t.ent[cur, (v >> sh) & IDX_MASK]
+        if e <= 0:
+            n = min(end, ((v >> sh) + 1) << sh) - v
+            if e < 0:
+                return n, -1
+            return n, 1 if t.p_mode[p] == KIND_PAIR else 0
+        cur = e - 1
+        level -= 1
+    return 0, 0
+
+
+@inline_kernel
 def _update_peaks(b, ctr):
     kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
     pt = kpt + ctr[C.EPT]
@@ -203,9 +229,24 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             first = (va[i] >> shift) * step
             end = (((va[i] + length[i] - 1) >> shift) + 1) * step
             if o == OP_MAP:
-                for v in range(first, end, step):
+                # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
+                # twins of existing tables: those keep the page-by-page path
+                bulk = s == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
+                v = first
+                while v < end:
+                    if bulk and b.meta[M_FREE_PAGES] == 0:
+                        n, k = _exhausted_span(t, p, v, end)
+                        if n > 0:
+                            if k < 0:
+                                ctr[C.ALREADY] += n
+                            else:
+                                ctr[C.FAIL + k] += n
+                                ctr[C.FAILED_MAPS] += n
+                            v += n
+                            continue
                     if map_page(b, t, ctr, p, v, s, -1) == 1:
                         ctr[C.ALREADY] += 1
+                    v += step
             else:
                 unmap_range(b, t, ctr, p, first, end)
         elif o == OP_SPAWN:

@@ -2,12 +2,13 @@
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ptpair.sim.machine import Config, Machine
 from ptpair.sim.schemes import SCHEMES
-from ptpair.traces.format import OPS, encode
+from ptpair.traces.format import OPS, Trace, encode
 from tests.gen import random_trace
 from tests.reference.machine import Reference
 
@@ -123,3 +124,27 @@ def test_pool_growth_matches_reference():
     ref = reference_replay(trace, "separate", "lifo", 1 << 14)
     compare(m.result(), ref)
     assert len(m.tables.t_kpt) > 2
+
+
+@pytest.mark.parametrize("scheme", ["pair", "separate", "separate-eager", "pair-on-vmm"])
+@pytest.mark.parametrize("allocator", ["buddy", "linux"])
+def test_exhausted_memory_counts_a_huge_map_exactly(scheme, allocator):
+    """At exhausted memory the core counts pages under missing tables in bulk; the
+    reference walks every page. A range across a 1-GiB boundary, over a huge page and
+    over a leaf table that exists, with a process that is a VMM."""
+    gib, mib2 = 1 << 30, 1 << 21
+    trace = Trace.from_columns(
+        op=["spawn", "vmm", "map", "map", "map", "map", "spawn", "map"],
+        pid=[1, 1, 1, 1, 1, 1, 2, 2],
+        va=[0, 0, gib - mib2, gib - 3 * mib2, gib + 5 * 4096, gib - 4 * mib2 + 8192, 0, 0x400000],
+        length=[0, 0, mib2, 40 * 4096, 4096, gib + 3 * mib2 + 12345, 0, 70 * mib2],
+        page_size=[4096, 4096, mib2, 4096, 4096, 4096, 4096, 4096], migratetype=[0] * 8)
+    memory = 1100  # the 2 MiB page (512), a few tables and ~500 pages: then nothing is left
+    ev = encode(trace)
+    m = Machine(Config(scheme, "address", memory, allocator, "empty"), ev.n_procs)
+    m.run(ev)
+    ref = reference_replay(trace, scheme, "address", memory, allocator=allocator)
+    res = m.result()
+    compare(res, ref)
+    assert m.free_blocks() == ref.buddy.blocks()
+    assert res.failed_maps > 250_000 and res.counts["pages_already_mapped"] >= 512

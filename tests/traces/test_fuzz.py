@@ -101,3 +101,80 @@ def test_mutated_parquet_gives_a_result_or_a_clean_error(tmp_path, parquet_bytes
         replay(path, Config(memory_pages=4096))
     except TraceError as e:
         assert str(e).startswith(str(path))
+
+
+# --- the recorded formats: strace logs and perf kmem logs ---------------------------------
+STRACE_LINES = (ROOT / "tests" / "data" / "strace" / "tree.log").read_text().splitlines()
+KMEM_LINES = (ROOT / "tests" / "data" / "kmem" / "small.txt").read_text().splitlines()
+FUZZ_STRACE = 200
+FUZZ_KMEM = 200
+LINE_NASTY = ["= -1 ENOMEM (x)", "<unfinished ...>", "<... mmap resumed>", "+++ exited with 0 +++", "0x", "(", ")",
+              "PROT_NONE", "CLONE_VM", "pfn=", "order=99", "page=(nil)", "kmem:mm_page_free:", "\x00", "9" * 25]
+
+
+@st.composite
+def mutated_lines(draw, lines):
+    rows = list(draw(st.lists(st.sampled_from(lines), min_size=0, max_size=30)))
+    if draw(st.booleans()):  # keep the log's own order, as strace wrote it
+        rows = list(lines)
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["truncate", "flip", "swap", "duplicate", "inject", "delete"]))
+        if not rows:
+            break
+        i = draw(st.integers(0, len(rows) - 1))
+        if kind == "truncate":
+            rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
+        elif kind == "flip":
+            words = rows[i].split(" ")
+            j = draw(st.integers(0, len(words) - 1))
+            words[j] = draw(st.sampled_from(LINE_NASTY) | st.text(max_size=8))
+            rows[i] = " ".join(words)
+        elif kind == "swap":
+            j = draw(st.integers(0, len(rows) - 1))
+            rows[i], rows[j] = rows[j], rows[i]
+        elif kind == "duplicate":
+            rows.insert(i, rows[i])
+        elif kind == "inject":
+            pos = draw(st.integers(0, len(rows[i])))
+            rows[i] = rows[i][:pos] + draw(st.binary(min_size=1, max_size=4)).decode("latin-1") + rows[i][pos:]
+        else:
+            rows.pop(i)
+    return ("\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")
+
+
+def _recorded_must_be_clean(path, fmt):
+    from ptpair.traces.readers import read_any
+
+    for lenient in (False, True):
+        try:
+            t = read_any(path, fmt, lenient=lenient)
+            replay(t, Config(memory_pages=4096), lenient=lenient)
+        except TraceError as e:
+            assert str(e).startswith(str(path)), str(e)
+
+
+@settings(max_examples=FUZZ_STRACE, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=mutated_lines(STRACE_LINES))
+def test_mutated_strace_log_gives_a_result_or_a_clean_error(tmp_path, data):
+    path = tmp_path / "fuzz.log"
+    path.write_bytes(data)
+    _recorded_must_be_clean(path, "strace")
+
+
+@settings(max_examples=FUZZ_KMEM, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=mutated_lines(KMEM_LINES))
+def test_mutated_kmem_log_gives_a_result_or_a_clean_error(tmp_path, data):
+    path = tmp_path / "fuzz.txt"
+    path.write_bytes(data)
+    _recorded_must_be_clean(path, "kmem")
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(mutated_lines(STRACE_LINES), mutated_lines(KMEM_LINES), mutated_csv()))
+def test_format_detection_gives_a_result_or_a_clean_error(tmp_path, data):
+    path = tmp_path / "unknown.input"
+    path.write_bytes(data)
+    _recorded_must_be_clean(path, None)
