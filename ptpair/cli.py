@@ -597,7 +597,6 @@ def _report_params(args):
 
 
 def cmd_report(args) -> int:
-    from pathlib import Path
 
     from ptpair.reports import build
 

@@ -36,10 +36,12 @@ def _value(data: ReportData, trace: str, scheme: str, metric: str) -> float:
     return float(r[metric].iloc[0]) if len(r) else np.nan
 
 
-def _winner(diff: float, lo: float, hi: float) -> str:
+def _winner(diff: float, lo: float, hi: float, question: str = "", no_vmm: bool = False) -> str:
     if np.isnan(diff):
         return "-"
     if diff == 0:
+        if question == "walk cost" and no_vmm:
+            return "tie (no VMM: separate has no EPT to walk)"
         return "tie"
     w = BASE if diff > 0 else PAIR
     if not np.isnan(lo) and lo <= 0 <= hi and lo != hi:
@@ -80,10 +82,11 @@ def answers(data: ReportData) -> pd.DataFrame:
                                   CONFIDENCE)
                 lo, hi, n = show(st["ci_low"]), show(st["ci_high"]), st["n"]
             diff = show(a) - show(b)
+            no_vmm = _value(data, trace, BASE, "ept_loads_per_write") == 0  # separate wrote no EPT entry
             rows.append({"trace": trace, "question": q, "unit": unit, "pair": show(a), "separate": show(b),
                          "difference": diff, "relative_difference": (a - b) / b if b else np.nan,
                          "seeds_ci_low": lo, "seeds_ci_high": hi, "seeds_n": n,
-                         "winner": _winner(diff, lo, hi), "figure": fig})
+                         "winner": _winner(diff, lo, hi, q, no_vmm), "figure": fig})
     return pd.DataFrame(rows)
 
 
