@@ -656,6 +656,55 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_walkbench(args) -> int:
+    from ptpair import api
+    from ptpair.analysis.walkbench import walkbench_sweep
+
+    schemes = _schemes(args.schemes)
+    if len(schemes) != 2 or "pair" not in schemes:
+        raise UsageError("--schemes: pair and one scheme to compare it with, e.g. pair,separate")
+    patterns = ("sequential", "random") if args.pattern == "both" else (args.pattern,)
+    caches = ("warm", "cold") if args.cache == "both" else (args.cache,)
+    memories = []
+    for m in args.memory.split(","):
+        size = parse_size(m)
+        if size % PAGE_SIZE or size <= 0:
+            raise UsageError(f"--memory {m}: must be a positive multiple of 4 KiB")
+        memories.append(size // PAGE_SIZE)
+    policies = tuple(x.strip() for x in args.policy.split(","))
+    if any(p not in ("address", "lifo") for p in policies):
+        raise UsageError("--policy: address, lifo or both separated by a comma")
+    if args.repeats < 3 or args.lookups < 1:
+        raise UsageError("--repeats must be >= 3 and --lookups >= 1")
+    trace = api.read_any(args.trace, args.format, populate=_populate(args))
+    try:
+        res = walkbench_sweep(trace, schemes, patterns, memories, policies, caches, repeats=args.repeats,
+                              lookups=args.lookups)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    m = res["machine"]
+    print(f"{args.trace}: {m['cpu']}; caches "
+          + ", ".join(f"L{c['level']} {c['type'].lower()} {c['size']}" for c in m["caches"]))
+    print(f"hardware counters: {res['hardware_counters']['note']}")
+    for run in res["runs"]:
+        print(f"\nmemory {run['memory_pages'] // 256} MiB, policy {run['policy']}, {run['cache']} cache: "
+              f"{run['addresses']} pages of {run['processes']} processes, {run['rounds']} rounds, medians [95% CI]")
+        for s, d in run["schemes"].items():
+            for pat in patterns:
+                x = d[pat]
+                print(f"  {s:15s} {pat:10s} lookup {x['ns_per_lookup']:7.2f} ns [{x['ns_per_lookup_ci'][0]:.2f}, "
+                      f"{x['ns_per_lookup_ci'][1]:.2f}]   range {x['ns_per_range_page']:6.2f} ns/page "
+                      f"[{x['ns_per_range_page_ci'][0]:.2f}, {x['ns_per_range_page_ci'][1]:.2f}]   counted EPT loads "
+                      f"per write {d['counted']['ept_dependent_loads_per_write']:.2f}")
+        for pat, sp in run["speedup"].items():
+            print(f"  speedup of pair over {sp['over']} ({pat} lookups): {sp['median']:.3f}x "
+                  f"[{sp['ci'][0]:.3f}, {sp['ci'][1]:.3f}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ptpair import __version__
 
@@ -782,6 +831,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--count", type=int, default=1, help="snapshots: later ones become map/unmap deltas")
     r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
     r.set_defaults(func=cmd_record_snapshot)
+
+    p = sub.add_parser("walkbench", help="time the walks on real page tables: lookups and range operations")
+    p.add_argument("trace")
+    p.add_argument("--schemes", default="pair,separate", help="pair and one other (default: pair,separate)")
+    p.add_argument("--pattern", choices=("sequential", "random", "both"), default="both")
+    p.add_argument("--memory", default="4GiB", help="simulated memory, or several: 256MiB,4GiB")
+    p.add_argument("--policy", default="address", help="address, lifo, or address,lifo")
+    p.add_argument("--cache", choices=("warm", "cold", "both"), default="warm")
+    p.add_argument("--repeats", type=int, default=21, help="timed rounds (default 21)")
+    p.add_argument("--lookups", type=int, default=200_000, help="lookups per round and pattern")
+    p.add_argument("--json", action="store_true")
+    _add_format_options(p)
+    p.set_defaults(func=cmd_walkbench)
 
     p = sub.add_parser("report", help="the full comparative report: HTML, Markdown, figures, data, manifest")
     p.add_argument("traces", nargs="*", metavar="TRACE",
