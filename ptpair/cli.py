@@ -578,7 +578,9 @@ def _report_params(args):
         kw["memory_pages"] = size // PAGE_SIZE
     if args.quick:  # a fast look: fewer seeds, shorter replicates, a shorter memory ladder
         kw.update(seeds=3, seed_events=1500, breakeven_fractions=(0.0, 0.5, 1.0), breakeven_seeds=2,
-                  memory_fractions=(0.95, 1.0, 1.1), samples=50, windows=100)
+                  memory_fractions=(0.95, 1.0, 1.1), samples=50, windows=100, walk=False)
+    if args.walk is not None:
+        kw["walk"] = args.walk
     if args.workloads is not None:
         names = tuple(w.strip() for w in args.workloads.split(",") if w.strip() and w.strip() != "none")
         bad = [w for w in names if w not in WORKLOAD_NAMES]
@@ -862,7 +864,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic workloads replicated over seeds, comma-separated, or none (default: all five)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per synthetic workload (default: 6)")
     p.add_argument("--seed-events", type=int, default=None, help="events per seed replicate (default: 5000)")
-    p.add_argument("--quick", action="store_true", help="fewer seeds and shorter ladders: a fast first look")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer seeds and shorter ladders, no walk timing: a fast first look")
+    p.add_argument("--walk", dest="walk", action="store_true", default=None,
+                   help="time the walks on real tables (default: on, off with --quick); timings are not "
+                        "byte-reproducible")
+    p.add_argument("--no-walk", dest="walk", action="store_false")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_report)

@@ -46,6 +46,9 @@ class ReportParams:
     breakeven_fractions: tuple = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     breakeven_seeds: int = 3
     kernels: tuple = ("akaros-2015", "linux")
+    walk: bool = True  # time the walks (analysis/walkbench.py): the report's one measured, not replayed, part
+    walk_repeats: int = 11
+    walk_lookups: int = 100_000
     workers: int | None = None  # worker processes (default: all cores); not in the results
 
     def to_dict(self) -> dict:
@@ -69,6 +72,8 @@ class ReportData:
     kernels: pd.DataFrame = field(default=None)  # trace, kernel, scheme, metrics_row columns
     seeds: pd.DataFrame = field(default=None)  # workload, seed, scheme, metrics + min_memory_pages
     breakeven: pd.DataFrame = field(default=None)  # breakeven.point rows
+    walk: pd.DataFrame = field(default=None)  # trace, scheme, pattern, memory_pages, ns_per_lookup (+ CI), ...
+    walk_info: dict = field(default=None)  # the machine the walks were timed on
 
 
 # --- tasks (run in worker processes) -----------------------------------------------------
@@ -250,4 +255,35 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                   for t in phase2 if t[0] == "failures"])
     data.kernels = pd.DataFrame([{"trace": t[1], "kernel": t[3], "scheme": t[4], "memory_pages": t[6], **r2[t]}
                                  for t in phase2 if t[0] == "kernel"])
+    if p.walk:
+        _time_walks(data, traces, tight, mem, progress)
     return data
+
+
+def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress: bool) -> None:
+    """Timed alone, after every replay: a walk benchmark shares the machine with nothing
+    the report started. Traces where no process has an EPT under `separate` are skipped."""
+    from tqdm import tqdm
+
+    from ptpair.analysis.walkbench import hardware_counters, machine_info, walkbench
+
+    p = data.params
+    rows = []
+    for name in tqdm(list(traces), desc="walks", unit="trace", disable=not progress):
+        for pages in sorted({tight[name], mem[name], LARGE_MEMORY_PAGES}):
+            try:
+                r = walkbench(_trace(traces[name]), ("pair", "separate"), ("sequential", "random"), pages, p.policy,
+                              repeats=p.walk_repeats, lookups=p.walk_lookups)
+            except ValueError:  # no VMM: nothing to walk under separate
+                break
+            for scheme, d in r["schemes"].items():
+                for pat in ("sequential", "random"):
+                    x = d[pat]
+                    rows.append({"trace": name, "scheme": scheme, "pattern": pat, "memory_pages": pages,
+                                 "ns_per_lookup": x["ns_per_lookup"], "ci_low": x["ns_per_lookup_ci"][0],
+                                 "ci_high": x["ns_per_lookup_ci"][1], "ns_per_range_page": x["ns_per_range_page"],
+                                 "range_ci_low": x["ns_per_range_page_ci"][0],
+                                 "range_ci_high": x["ns_per_range_page_ci"][1], "addresses": r["addresses"],
+                                 "counted_ept_loads_per_write": d["counted"]["ept_dependent_loads_per_write"]})
+    data.walk = pd.DataFrame(rows)
+    data.walk_info = {"machine": machine_info(), "hardware_counters": hardware_counters()}

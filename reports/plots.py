@@ -435,6 +435,29 @@ def linux_pageblocks(df: pd.DataFrame):
     return fig
 
 
+def walk_ns(df: pd.DataFrame):
+    """Measured walk time: nanoseconds per lookup (KPT entry, then its EPT entry) by
+    scheme, per pattern (panels), for each trace and simulated memory size, with the 95 %
+    bootstrap interval of the median over rounds.
+
+    Columns: trace, scheme, pattern, memory_pages, ns_per_lookup, ci_low, ci_high.
+    """
+    _need(df, ["trace", "scheme", "pattern", "memory_pages", "ns_per_lookup", "ci_low", "ci_high"], "walk_ns")
+    plt = _plt()
+    patterns = list(dict.fromkeys(df["pattern"]))
+    fig, axes = plt.subplots(1, len(patterns), figsize=style.size(wide=True), sharey=True, squeeze=False)
+    d = df.assign(where=df["trace"] + "\n" + (df["memory_pages"] // 256).astype(int).astype(str) + " MiB")
+    schemes = None
+    for ax, pat in zip(axes[0], patterns):
+        schemes = _grouped_bars(ax, d[d["pattern"] == pat], "where", "ns_per_lookup", "ci_low", "ci_high")
+        ax.set_title(f"{pat} addresses")
+        ax.tick_params(axis="x", labelsize="x-small")
+    axes[0][0].set_ylabel("ns per lookup (median)")
+    _scheme_legend(fig, schemes)
+    fig.tight_layout()
+    return fig
+
+
 # name -> function; `ptpair plot NAME` and the report use this table
 FIGURES = {
     "pt_memory": pt_memory,
@@ -448,6 +471,7 @@ FIGURES = {
     "walk_cost": walk_cost,
     "akaros_2015": akaros_2015,
     "linux_pageblocks": linux_pageblocks,
+    "walk_ns": walk_ns,
 }
 
 

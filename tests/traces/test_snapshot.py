@@ -78,7 +78,8 @@ def test_snapshot_series_records_deltas_and_vmpte_keeps_emptied_tables():
     ops = [OPS[o] for o in t.op]
     assert ops[0] == "spawn" and "unmap" in ops[1:] and ops.count("spawn") == 1
     first, second = s.vmpte
-    assert second[5] - first[5] == 1024  # +2048 pages touched, -1024 released
+    # +2048 pages touched, -1024 released (the interpreter itself may touch a few more)
+    assert 1024 <= second[5] - first[5] <= 1024 + 64
     d = t.to_dataframe()
     later = d[d.time == d.time.max()]
     assert later[later.op == "unmap"]["length"].sum() >= 4 << 20
