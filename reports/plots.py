@@ -364,6 +364,11 @@ def decomposition(df: pd.DataFrame):
     w = 0.38
     ax.bar(x - w / 2, _mib(df["waste"]), w, color=PART_COLORS["EPT wasted"], label="waste (EPT of non-VMMs)")
     ax.bar(x + w / 2, _mib(df["contiguity"]), w, color=scheme_color("pair"), label="contiguity (order-1 blocks)")
+    for xi, (wv, cv) in enumerate(zip(df["waste"], df["contiguity"])):
+        for off, v, c in ((-w / 2, wv, PART_COLORS["EPT wasted"]), (w / 2, cv, scheme_color("pair"))):
+            if v == 0:  # a zero bar is invisible: say it
+                ax.annotate("0", (xi + off, 0), xytext=(0, 1), textcoords="offset points", ha="center",
+                            va="bottom", color=c, fontsize="x-small")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x)
     ax.set_xticklabels(cats, rotation=30, ha="right")
