@@ -23,9 +23,9 @@ Semantics (docs/trace-format.md#perf-kmem-logs):
   movable, anything else -> 0) and `gfp_flags` is kept as a string column; the event's
   task pid is the row's pid and its command the `comm`.
 
-Parsing is vectorised: the file's lines become one Arrow string array (no copy) matched
-by one regular expression in Arrow's compute kernels, and the pairing of allocations
-with frees is a sort by pfn and a shift, so a large log converts at close to disk speed.
+Parsing is one compiled pass over the file's bytes (traces/_kmemscan.py), strings
+(commands, gfp flags) are sliced and dictionary-encoded by Arrow, and the pairing of
+allocations with frees is a sort by pfn and a shift: no Python step per line.
 """
 
 from __future__ import annotations
@@ -38,38 +38,7 @@ import numpy as np
 from ptpair.traces.format import OP_CODE, Trace, TraceError
 
 MAX_ORDER = 10
-_LINE = (r"^\s*(?P<comm>.*?)\s+(?P<pid>-?\d+)(?:/\d+)?\s+(?:\[(?P<cpu>\d+)\]\s+)?(?P<time>\d+\.\d+):\s+"
-         r"(?:\d+\s+)?kmem:mm_page_(?P<event>alloc|free_batched|free):\s+(?P<fields>.*?)\s*$")
-EV_ALLOC, EV_FREE = 0, 1
 _MT_MAP = {0: 0, 1: 1, 2: 2, 3: 0, 4: 1}
-
-
-def _field(fields, name: str):
-    """The value of `name=` in each fields string (null where absent)."""
-    import pyarrow.compute as pc
-
-    m = pc.extract_regex(fields, rf"(?:^|\s){name}=(?P<v>\S*)")
-    return pc.struct_field(m, [0])
-
-
-def _ints(arr, what: str, source: str, lines: np.ndarray, lenient: bool, bad: np.ndarray, counts: dict,
-          first_bad: list):
-    """Parse decimal or 0x-hex integers of a string array; marks unreadable cells bad."""
-    import pyarrow as pa
-
-    from ptpair.traces._intparse import parse_int_column
-
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    arr = arr.cast(pa.string())
-    n = len(arr)
-    bufs = arr.buffers()
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    vals, status = parse_int_column(offsets, data, valid)
-    _mark(status != 0, f"missing or unreadable {what}", f"{what}: not an integer", source, lines, lenient, bad,
-          counts, first_bad)
-    return vals
 
 
 def _mark(mask, reason: str, message: str, source: str, lines, lenient: bool, bad: np.ndarray, counts: dict,
@@ -86,36 +55,32 @@ def _mark(mask, reason: str, message: str, source: str, lines, lenient: bool, ba
     bad |= mask
 
 
-def _line_array(data: bytes):
-    """All lines of `data` as one Arrow string array (no copy) and their 1-based numbers,
-    without empty lines. Returns (array, line numbers, whether the last line is cut)."""
+def _strings(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Object array of the byte ranges [starts, ends) of data, decoded; each distinct
+    string is one Python object (commands and gfp flags repeat), built without a Python
+    step per row: Arrow slices them and dictionary-encodes."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    buf = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    complete = len(buf) == 0 or buf[-1] == 10
-    ends = nl if complete else np.concatenate([nl, [len(buf)]])
-    starts = np.concatenate([[0], nl + 1])[: len(ends)]
-    keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
-    numbers = np.flatnonzero(keep) + 1
-    if len(data) >= 2**31:
-        raise ValueError("chunk too large")
-    offsets = np.empty(2 * len(starts), np.int32)
-    # a string array needs contiguous offsets: view [start_i, end_i) as alternating
-    # string / separator entries, then take the even ones
-    offsets[0::2] = starts
-    offsets[1::2] = ends
-    offsets = np.concatenate([offsets, [len(buf)]]).astype(np.int32)
-    arr = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
-    return arr.take(pa.array(np.arange(0, len(offsets) - 1, 2))), numbers, not complete
+    if len(starts) == 0:
+        return np.zeros(0, object)
+    offsets = np.empty(2 * len(starts) + 1, np.int64)
+    offsets[0:-1:2] = starts
+    offsets[1:-1:2] = ends
+    offsets[-1] = len(data)
+    # consecutive ranges may overlap or run backwards between rows: view each row and
+    # each gap as its own string, with monotonic offsets where the gap is empty
+    offsets = np.maximum.accumulate(offsets)
+    arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    rows = arr.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
+    enc = pc.dictionary_encode(rows).combine_chunks() if isinstance(rows, pa.ChunkedArray) else pc.dictionary_encode(rows)
+    words = np.array([s.strip() or None for s in enc.dictionary.to_pylist()] + [None], dtype=object)
+    idx = enc.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
+    return words[idx]
 
 
 def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
     """A canonical trace of kalloc/kfree events from a perf script kmem log."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -123,47 +88,42 @@ def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
     data = path.read_bytes()
     if b"\x00" in data:
         raise TraceError(source, data[: data.index(b"\x00")].count(b"\n") + 1, "binary data, not perf script output")
-    lines, numbers, cut = _line_array(data)
-    n = len(lines)
-    bad = np.zeros(n, bool)
+    from ptpair.traces import _kmemscan as ks
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    cap = int(np.count_nonzero(buf == 10)) + 1
+    i64 = lambda: np.zeros(cap, np.int64)  # noqa: E731
+    numbers, event, status = i64(), np.zeros(cap, np.int8), np.zeros(cap, np.int8)
+    pid, tm, pfn, order, mt = i64(), np.zeros(cap, np.float64), i64(), i64(), i64()
+    nil = np.zeros(cap, np.bool_)
+    comm_a, comm_b, gfp_a, gfp_b = i64(), i64(), i64(), i64()
+    k, n_lines = ks.scan(buf, ks._NEEDLE, numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b,
+                         gfp_a, gfp_b)
+    cols = [numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b]
+    numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b = (c[:k] for c in cols)
+    bad = np.zeros(k, bool)
     counts: dict[str, int] = {}
     first_bad: list = []
-    m = pc.extract_regex(lines, _LINE)
-    matched = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    # lines of other events (perf can record more than kmem) and perf's own headers are
-    # not ours: only a line that names a kmem page event but does not parse is bad
-    is_kmem = np.asarray(pc.match_substring(lines, "kmem:mm_page_").to_numpy(zero_copy_only=False), dtype=bool)
-    if cut and n:
-        _mark(np.arange(n) == n - 1, "truncated line", "truncated last line", source, numbers, lenient, bad, counts,
-              first_bad)
-    _mark(is_kmem & ~matched, "not perf script kmem output", "cannot read this kmem event line", source, numbers,
+    if len(data) and data[-1:] != b"\n":  # perf script ends every line: the last one was cut
+        if not lenient:
+            raise TraceError(source, n_lines, "truncated last line")
+        counts["truncated line"] = 1
+        first_bad.append((n_lines, "truncated last line"))
+        if k and numbers[-1] == n_lines:
+            bad[-1] = True
+    _mark(status == ks.BAD_LINE, "not perf script kmem output", "cannot read this kmem event line", source,
+          numbers, lenient, bad, counts, first_bad)
+    _mark(status == ks.BAD_PFN, "missing or unreadable pfn", "pfn: not an integer", source, numbers, lenient, bad,
+          counts, first_bad)
+    _mark(status == ks.BAD_NUMBER, "unreadable number", "order or migratetype: not an integer", source, numbers,
           lenient, bad, counts, first_bad)
-    sel = matched & ~bad
-    idx = np.flatnonzero(sel)
-    m = m.filter(pa.array(sel))
-    numbers = numbers[idx]
-    k = len(idx)
-    bad = np.zeros(k, bool)
-    event = np.asarray(pc.equal(pc.struct_field(m, [4]), "alloc").to_numpy(zero_copy_only=False), bool)
-    fields = pc.struct_field(m, [5])
-    pfn = _ints(_field(fields, "pfn"), "pfn", source, numbers, lenient, bad, counts, first_bad)
-    order_txt = _field(fields, "order")
-    has_order = np.asarray(order_txt.is_valid().to_numpy(zero_copy_only=False), bool)
-    order = np.where(has_order, _ints(pc.fill_null(order_txt, "0"), "order", source, numbers, lenient, bad,
-                                      counts, first_bad), 0)
     _mark((order < 0) | (order > MAX_ORDER), "order outside 0..10", "order outside 0..10", source, numbers, lenient,
           bad, counts, first_bad)
-    page = _field(fields, "page")
-    failed = event & np.asarray(pc.fill_null(pc.equal(page, "(nil)"), False).to_numpy(zero_copy_only=False), bool)
-    failed |= event & (pfn == 0) & ~np.asarray(page.is_valid().to_numpy(zero_copy_only=False), bool)
-    mt_txt = _field(fields, "migratetype")
-    mt = np.where(np.asarray(mt_txt.is_valid().to_numpy(zero_copy_only=False), bool),
-                  _ints(pc.fill_null(mt_txt, "0"), "migratetype", source, numbers, lenient, bad, counts, first_bad),
-                  0)
-    pid = _ints(pc.struct_field(m, [1]), "pid", source, numbers, lenient, bad, counts, first_bad)
-    tm = np.asarray(pc.cast(pc.struct_field(m, [3]), pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-    comm = pc.utf8_trim_whitespace(pc.struct_field(m, [0]))
-    gfp = _field(fields, "gfp_flags")
+    failed = (event == ks.EV_ALLOC) & nil
+    event = event == ks.EV_ALLOC  # from here on: allocation or free
+    mt = np.where(mt < 0, 0, mt)
+    comm = _strings(data, comm_a, comm_b)
+    gfp = _strings(data, gfp_a, gfp_b)
 
     keep = ~bad & ~failed
     if failed.any():
@@ -204,8 +164,7 @@ def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
     trace = Trace.from_columns(
         source=source, pid=pid[r], op=ops, arg=handle[r], order=np.where(event[r], order[r], 0),
         migratetype=np.where(event[r], mt_r, 0),
-        time=tm[r], comm=np.asarray(comm.take(pa.array(r)).to_pylist(), object),
-        gfp_flags=np.asarray(gfp.take(pa.array(r)).to_pylist(), object))
+        time=tm[r], comm=comm[r], gfp_flags=gfp[r])
     trace.lines = numbers[r]
     trace.skipped = {**counts, **counts_out}
     trace.first_bad = first_bad[0] if first_bad else None

@@ -74,6 +74,8 @@ def _time(text: str | None) -> float:
 
 def _split_args(s: str) -> list[str]:
     """Top-level comma-separated arguments (brackets, braces, parentheses and strings nest)."""
+    if not any(c in s for c in '"([{'):  # the common case (mmap, munmap, brk, ...): a plain split
+        return [a.strip() for a in s.split(",")] if s.strip() else []
     out, depth, cur, quote, esc = [], 0, [], False, False
     for ch in s:
         if quote:

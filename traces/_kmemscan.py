@@ -1,0 +1,239 @@
+"""A compiled scanner for `perf script` kmem lines (see traces/kmem.py for the format).
+
+One pass over the file's bytes; per line that names `kmem:mm_page_`, the event, pid,
+time, pfn, order, migratetype, whether page=(nil), and the byte ranges of the command
+name and the gfp flags. Status per line: OK, or why it cannot be read.
+"""
+
+import numpy as np
+from numba import njit
+
+OK = 0
+BAD_LINE = 1  # a kmem event line whose layout is not perf script's
+BAD_PFN = 2  # no readable pfn
+BAD_NUMBER = 3  # order or migratetype not a number
+EV_ALLOC, EV_FREE, EV_FREE_BATCHED = 0, 1, 2
+
+_NEEDLE = np.frombuffer(b"kmem:mm_page_", dtype=np.uint8)
+
+
+@njit(cache=True)
+def _is_space(c):
+    return c == 32 or c == 9 or c == 13
+
+
+@njit(cache=True)
+def _starts(buf, i, end, word):
+    if i + len(word) > end:
+        return False
+    for j in range(len(word)):
+        if buf[i + j] != word[j]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _int(buf, i, end):
+    """(value, next index, ok) of a decimal or 0x-hex integer at buf[i:end]."""
+    neg = False
+    if i < end and buf[i] == 45:
+        neg = True
+        i += 1
+    v = 0
+    start = i
+    if i + 1 < end and buf[i] == 48 and (buf[i + 1] == 120 or buf[i + 1] == 88):
+        i += 2
+        start = i
+        while i < end:
+            c = buf[i]
+            if 48 <= c <= 57:
+                d = c - 48
+            elif 97 <= c <= 102:
+                d = c - 87
+            elif 65 <= c <= 70:
+                d = c - 55
+            else:
+                break
+            if v > (1 << 59):
+                return 0, i, False
+            v = v * 16 + d
+            i += 1
+    else:
+        while i < end and 48 <= buf[i] <= 57:
+            if v > (1 << 59):
+                return 0, i, False
+            v = v * 10 + (buf[i] - 48)
+            i += 1
+    if i == start or (i < end and not _is_space(buf[i])):
+        return 0, i, False
+    return (-v if neg else v), i, True
+
+
+@njit(cache=True)
+def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b):
+    """Fill the output arrays for every kmem line; returns (rows, lines in the file)."""
+    n = len(buf)
+    row = 0
+    line = 0
+    a = 0
+    w_alloc = np.frombuffer(b"alloc:", dtype=np.uint8)
+    w_batched = np.frombuffer(b"free_batched:", dtype=np.uint8)
+    w_free = np.frombuffer(b"free:", dtype=np.uint8)
+    w_page = np.frombuffer(b"page=", dtype=np.uint8)
+    w_nil = np.frombuffer(b"(nil)", dtype=np.uint8)
+    w_pfn = np.frombuffer(b"pfn=", dtype=np.uint8)
+    w_order = np.frombuffer(b"order=", dtype=np.uint8)
+    w_mt = np.frombuffer(b"migratetype=", dtype=np.uint8)
+    w_gfp = np.frombuffer(b"gfp_flags=", dtype=np.uint8)
+    while a < n:
+        b = a
+        while b < n and buf[b] != 10:
+            b += 1
+        line += 1
+        # find the event name
+        k = -1
+        i = a
+        while i + len(needle) <= b:
+            if buf[i] == 107 and _starts(buf, i, b, needle):  # 'k'
+                k = i
+                break
+            i += 1
+        if k >= 0:
+            line_no[row] = line
+            st = OK
+            e = k + len(needle)
+            ev = -1
+            if _starts(buf, e, b, w_alloc):
+                ev, e = EV_ALLOC, e + len(w_alloc)
+            elif _starts(buf, e, b, w_batched):
+                ev, e = EV_FREE_BATCHED, e + len(w_batched)
+            elif _starts(buf, e, b, w_free):
+                ev, e = EV_FREE, e + len(w_free)
+            else:
+                st = BAD_LINE
+            event[row] = ev
+            # backwards from the event: [period] time: [cpu] pid[/tid] comm
+            j = k - 1
+            while j >= a and _is_space(buf[j]):
+                j -= 1
+            tend = j + 1
+            if st == OK and (j < a or buf[j] != 58):  # a period column before the event name
+                while j >= a and not _is_space(buf[j]):
+                    j -= 1
+                while j >= a and _is_space(buf[j]):
+                    j -= 1
+                tend = j + 1
+            if st == OK and (j < a or buf[j] != 58):
+                st = BAD_LINE
+            tstart = j
+            while tstart > a and not _is_space(buf[tstart - 1]):
+                tstart -= 1
+            if st == OK:
+                whole = 0
+                frac = 0.0
+                scale = 1.0
+                dot = False
+                digits = 0
+                for q in range(tstart, tend - 1):
+                    c = buf[q]
+                    if c == 46 and not dot:
+                        dot = True
+                    elif 48 <= c <= 57:
+                        digits += 1
+                        if dot:
+                            scale /= 10.0
+                            frac += (c - 48) * scale
+                        else:
+                            whole = whole * 10 + (c - 48)
+                    else:
+                        st = BAD_LINE
+                if digits == 0:
+                    st = BAD_LINE
+                time[row] = whole + frac
+            j = tstart - 1
+            while j >= a and _is_space(buf[j]):
+                j -= 1
+            if st == OK and j >= a and buf[j] == 93:  # ']' of the cpu column
+                while j >= a and buf[j] != 91:
+                    j -= 1
+                j -= 1
+                while j >= a and _is_space(buf[j]):
+                    j -= 1
+            pend = j + 1
+            while j >= a and not _is_space(buf[j]):
+                j -= 1
+            pstart = j + 1
+            if st == OK:
+                v, q, ok = _int(buf, pstart, pend)
+                if not ok:  # pid/tid
+                    slash = pstart
+                    while slash < pend and buf[slash] != 47:
+                        slash += 1
+                    v2 = 0
+                    ok = slash > pstart and slash < pend
+                    for q in range(pstart, slash):
+                        if not 48 <= buf[q] <= 57:
+                            ok = False
+                        else:
+                            v2 = v2 * 10 + (buf[q] - 48)
+                    v = v2
+                if not ok:
+                    st = BAD_LINE
+                pid[row] = v
+            while j >= a and _is_space(buf[j]):
+                j -= 1
+            ca = a
+            while ca <= j and _is_space(buf[ca]):
+                ca += 1
+            comm_a[row] = ca
+            comm_b[row] = j + 1 if j + 1 > ca else ca
+            # the fields after the event name
+            pfn[row] = -1
+            order[row] = 0
+            mt[row] = -1
+            nil[row] = False
+            gfp_a[row] = 0
+            gfp_b[row] = 0
+            has_page = False
+            q = e
+            while st == OK and q < b:
+                while q < b and _is_space(buf[q]):
+                    q += 1
+                if q >= b:
+                    break
+                if _starts(buf, q, b, w_page):
+                    has_page = True
+                    if _starts(buf, q + len(w_page), b, w_nil):
+                        nil[row] = True
+                elif _starts(buf, q, b, w_pfn):
+                    v, _, ok = _int(buf, q + len(w_pfn), b)
+                    if ok:
+                        pfn[row] = v
+                    else:
+                        st = BAD_PFN
+                elif _starts(buf, q, b, w_order):
+                    v, _, ok = _int(buf, q + len(w_order), b)
+                    order[row] = v
+                    if not ok:
+                        st = BAD_NUMBER
+                elif _starts(buf, q, b, w_mt):
+                    v, _, ok = _int(buf, q + len(w_mt), b)
+                    mt[row] = v
+                    if not ok:
+                        st = BAD_NUMBER
+                elif _starts(buf, q, b, w_gfp):
+                    gfp_a[row] = q + len(w_gfp)
+                    r = gfp_a[row]
+                    while r < b and not _is_space(buf[r]):
+                        r += 1
+                    gfp_b[row] = r
+                while q < b and not _is_space(buf[q]):
+                    q += 1
+            if st == OK and pfn[row] < 0 and not (ev == EV_ALLOC and (nil[row] or not has_page)):
+                st = BAD_PFN
+            if st == OK and pfn[row] < 0:
+                pfn[row] = 0
+            status[row] = st
+            row += 1
+        a = b + 1
+    return row, line
