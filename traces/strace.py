@@ -34,6 +34,7 @@ what is wrong` (or skipped and counted with `lenient`).
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -260,55 +261,61 @@ def parse_files(paths, lenient: bool = False):
 # --- the process model ---------------------------------------------------------------------
 @dataclass
 class _Space:
-    """An address space: accessible ranges (for the populate model) and the heap."""
+    """An address space: accessible ranges (for the populate model) and the heap.
+
+    `vmas` is a sorted list of disjoint (start, end, accessible) tuples; each change
+    touches only the ranges it overlaps (found by bisection), so long-lived processes
+    with thousands of mappings stay cheap."""
 
     owner: int  # canonical pid
-    vmas: list = field(default_factory=list)  # sorted, disjoint [start, end, accessible]
+    vmas: list = field(default_factory=list)
     brk_start: int | None = None
     brk_cur: int | None = None
 
     def copy(self, owner: int) -> "_Space":
-        return _Space(owner, [list(v) for v in self.vmas], self.brk_start, self.brk_cur)
+        return _Space(owner, list(self.vmas), self.brk_start, self.brk_cur)
+
+    def _span(self, start: int, end: int) -> tuple[int, int]:
+        """Indexes [lo, hi) of the ranges that overlap [start, end)."""
+        lo = bisect.bisect_left(self.vmas, (start,))
+        if lo > 0 and self.vmas[lo - 1][1] > start:
+            lo -= 1
+        return lo, bisect.bisect_left(self.vmas, (end,), lo)
 
     def remove(self, start: int, end: int) -> None:
-        out = []
-        for s, e, acc in self.vmas:
-            if e <= start or s >= end:
-                out.append([s, e, acc])
-                continue
+        lo, hi = self._span(start, end)
+        keep = []
+        for s, e, acc in self.vmas[lo:hi]:
             if s < start:
-                out.append([s, start, acc])
+                keep.append((s, start, acc))
             if e > end:
-                out.append([end, e, acc])
-        self.vmas = out
+                keep.append((end, e, acc))
+        self.vmas[lo:hi] = keep
 
     def add(self, start: int, end: int, accessible: bool) -> None:
         self.remove(start, end)
-        self.vmas.append([start, end, accessible])
-        self.vmas.sort()
+        bisect.insort(self.vmas, (start, end, accessible))
 
     def protect(self, start: int, end: int, accessible: bool) -> list[tuple[int, int]]:
         """Set accessibility over [start, end); returns the parts that became accessible."""
+        lo, hi = self._span(start, end)
         opened, out = [], []
-        for s, e, acc in self.vmas:
-            if e <= start or s >= end:
-                out.append([s, e, acc])
-                continue
-            lo, hi = max(s, start), min(e, end)
-            if s < lo:
-                out.append([s, lo, acc])
+        for s, e, acc in self.vmas[lo:hi]:
+            a, b = max(s, start), min(e, end)
+            if s < a:
+                out.append((s, a, acc))
             if accessible and not acc:
-                opened.append((lo, hi))
-            out.append([lo, hi, accessible])
-            if hi < e:
-                out.append([hi, e, acc])
-        self.vmas = out
+                opened.append((a, b))
+            out.append((a, b, accessible))
+            if b < e:
+                out.append((b, e, acc))
+        self.vmas[lo:hi] = out
         return opened
 
     def accessible_of(self, start: int) -> bool:
-        for s, e, acc in self.vmas:
-            if s <= start < e:
-                return acc
+        i = bisect.bisect_right(self.vmas, (start, float("inf"))) - 1
+        if i >= 0 and self.vmas[i][0] <= start < self.vmas[i][1]:
+            return self.vmas[i][2]
         return True
 
 
