@@ -26,7 +26,7 @@ import mmap
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
+from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.pagetable import P_ALIVE
 
 WORDS_PER_FRAME = 512  # 64-bit entries per 4-KiB table
@@ -143,6 +143,21 @@ def leaf_addresses(tables, process: int, limit: int = 1 << 22) -> np.ndarray:
     return out[:n] << PAGE_SHIFT
 
 
+@inline_kernel
+def _leaf_entry(words, root, v):
+    """Word index of the entry that maps address v, walking down from table frame `root`
+    (four dependent loads, fewer for a huge page)."""
+    f = np.int64(root)
+    a = np.int64(0)
+    for level in range(ROOT_LEVEL, 0, -1):
+        a = f * WORDS_PER_FRAME + ((v >> (PAGE_SHIFT + IDX_BITS * (level - 1))) & IDX_MASK)
+        e = np.int64(words[a])
+        if level == 1 or (e & PTE_PS) != 0:
+            break
+        f = (e & FRAME_MASK) >> PAGE_SHIFT
+    return a
+
+
 @kernel
 def lookup(words, kroot, eroot, va, pair, out_k, out_e):
     """For each address: its KPT leaf entry and the matching EPT entry (pair: at the
@@ -150,28 +165,12 @@ def lookup(words, kroot, eroot, va, pair, out_k, out_e):
     did not map the KPT entry's frame (0 when the tables are right)."""
     bad = 0
     for j in range(len(va)):
-        v = va[j]
-        f = np.int64(kroot[j])
-        a = np.int64(0)
-        for level in range(ROOT_LEVEL, 0, -1):
-            a = f * WORDS_PER_FRAME + ((v >> (PAGE_SHIFT + IDX_BITS * (level - 1))) & IDX_MASK)
-            e = np.int64(words[a])
-            if level == 1 or (e & PTE_PS) != 0:
-                break
-            f = (e & FRAME_MASK) >> PAGE_SHIFT
+        a = _leaf_entry(words, kroot[j], va[j])
         k = np.int64(words[a])
         if pair:
-            x = np.int64(words[a + WORDS_PER_FRAME])
+            x = np.int64(words[a + WORDS_PER_FRAME])  # the EPT twin: one frame (4096 bytes) up
         else:
-            f = np.int64(eroot[j])
-            b = np.int64(0)
-            for level in range(ROOT_LEVEL, 0, -1):
-                b = f * WORDS_PER_FRAME + ((v >> (PAGE_SHIFT + IDX_BITS * (level - 1))) & IDX_MASK)
-                e = np.int64(words[b])
-                if level == 1 or (e & PTE_PS) != 0:
-                    break
-                f = (e & FRAME_MASK) >> PAGE_SHIFT
-            x = np.int64(words[b])
+            x = np.int64(words[_leaf_entry(words, eroot[j], va[j])])
         out_k[j] = k
         out_e[j] = x
         if (k & FRAME_MASK) != (x & FRAME_MASK) or (k & PTE_PRESENT) == 0 or (x & EPT_RWX) == 0:

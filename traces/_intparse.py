@@ -19,6 +19,45 @@ def _is_space(c):
 
 
 @njit(cache=True)
+def parse_int(data, a, b):
+    """(value, status) of the integer in data[a:b]: status 0 parsed, 1 empty, 2 bad."""
+    while a < b and _is_space(data[a]):
+        a += 1
+    while b > a and _is_space(data[b - 1]):
+        b -= 1
+    if a == b:
+        return 0, 1
+    neg = False
+    if data[a] == 45:  # '-'
+        neg = True
+        a += 1
+    if a == b:
+        return 0, 2
+    v = 0
+    if b - a > 2 and data[a] == 48 and (data[a + 1] == 120 or data[a + 1] == 88):  # 0x
+        for i in range(a + 2, b):
+            c = data[i]
+            if 48 <= c <= 57:
+                d = c - 48
+            elif 97 <= c <= 102:
+                d = c - 87
+            elif 65 <= c <= 70:
+                d = c - 55
+            else:
+                return 0, 2
+            if v >= _INT64_MAX_DIV_16:
+                return 0, 2
+            v = v * 16 + d
+    else:
+        for i in range(a, b):
+            c = data[i]
+            if c < 48 or c > 57 or v >= _INT64_MAX_DIV_10:
+                return 0, 2
+            v = v * 10 + (c - 48)
+    return (-v if neg else v), 0
+
+
+@njit(cache=True)
 def parse_int_column(offsets, data, valid):
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.int64)
@@ -27,53 +66,5 @@ def parse_int_column(offsets, data, valid):
         if not valid[r]:
             status[r] = 1
             continue
-        a = offsets[r]
-        b = offsets[r + 1]
-        while a < b and _is_space(data[a]):
-            a += 1
-        while b > a and _is_space(data[b - 1]):
-            b -= 1
-        if a == b:
-            status[r] = 1
-            continue
-        neg = False
-        if data[a] == 45:  # '-'
-            neg = True
-            a += 1
-        if a == b:
-            status[r] = 2
-            continue
-        v = 0
-        ok = True
-        if b - a > 2 and data[a] == 48 and (data[a + 1] == 120 or data[a + 1] == 88):  # 0x
-            a += 2
-            for i in range(a, b):
-                c = data[i]
-                if 48 <= c <= 57:
-                    d = c - 48
-                elif 97 <= c <= 102:
-                    d = c - 87
-                elif 65 <= c <= 70:
-                    d = c - 55
-                else:
-                    ok = False
-                    break
-                if v >= _INT64_MAX_DIV_16:
-                    ok = False
-                    break
-                v = v * 16 + d
-        else:
-            for i in range(a, b):
-                c = data[i]
-                if c < 48 or c > 57:
-                    ok = False
-                    break
-                if v >= _INT64_MAX_DIV_10:
-                    ok = False
-                    break
-                v = v * 10 + (c - 48)
-        if not ok:
-            status[r] = 2
-            continue
-        out[r] = -v if neg else v
+        out[r], status[r] = parse_int(data, offsets[r], offsets[r + 1])
     return out, status

@@ -8,6 +8,8 @@ name and the gfp flags. Status per line: OK, or why it cannot be read.
 import numpy as np
 from numba import njit
 
+from ptpair.traces._intparse import parse_int
+
 OK = 0
 BAD_LINE = 1  # a kmem event line whose layout is not perf script's
 BAD_PFN = 2  # no readable pfn
@@ -34,39 +36,12 @@ def _starts(buf, i, end, word):
 
 @njit(cache=True)
 def _int(buf, i, end):
-    """(value, next index, ok) of a decimal or 0x-hex integer at buf[i:end]."""
-    neg = False
-    if i < end and buf[i] == 45:
-        neg = True
-        i += 1
-    v = 0
-    start = i
-    if i + 1 < end and buf[i] == 48 and (buf[i + 1] == 120 or buf[i + 1] == 88):
-        i += 2
-        start = i
-        while i < end:
-            c = buf[i]
-            if 48 <= c <= 57:
-                d = c - 48
-            elif 97 <= c <= 102:
-                d = c - 87
-            elif 65 <= c <= 70:
-                d = c - 55
-            else:
-                break
-            if v > (1 << 59):
-                return 0, i, False
-            v = v * 16 + d
-            i += 1
-    else:
-        while i < end and 48 <= buf[i] <= 57:
-            if v > (1 << 59):
-                return 0, i, False
-            v = v * 10 + (buf[i] - 48)
-            i += 1
-    if i == start or (i < end and not _is_space(buf[i])):
-        return 0, i, False
-    return (-v if neg else v), i, True
+    """(value, next index, ok) of the integer token (decimal or 0x hex) at buf[i:end]."""
+    j = i
+    while j < end and not _is_space(buf[j]):
+        j += 1
+    v, st = parse_int(buf, i, j)
+    return v, j, st == 0
 
 
 @njit(cache=True)
