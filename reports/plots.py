@@ -386,12 +386,23 @@ def walk_cost(df: pd.DataFrame):
     Columns: trace, scheme, ept_loads_per_write, walk_pages_per_write.
     """
     _need(df, ["trace", "scheme", "ept_loads_per_write", "walk_pages_per_write"], "walk_cost")
+    return _bar_pair(df, "ept_loads_per_write", "walk_pages_per_write",
+                     ("EPT dependent loads per entry write", "table pages touched per entry write"))
+
+
+def _bar_pair(df: pd.DataFrame, left: str, right: str, ylabels: tuple, scales: tuple = ("linear", "linear")):
+    """Two panels of bars per trace (x) and scheme (colour): columns `left` and `right`."""
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
-    schemes = _grouped_bars(a, df, "trace", "ept_loads_per_write")
-    _grouped_bars(b, df, "trace", "walk_pages_per_write")
-    a.set_ylabel("EPT dependent loads per entry write")
-    b.set_ylabel("table pages touched per entry write")
+    fig, axes = plt.subplots(1, 2, figsize=style.size(wide=True))
+    schemes = None
+    for ax, col, label, scale in zip(axes, (left, right), ylabels, scales):
+        schemes = _grouped_bars(ax, df, "trace", col)
+        if scale == "symlog":
+            ax.set_yscale("symlog", linthresh=10)
+            ax.set_ylim(bottom=0)
+        elif scale == "log":
+            ax.set_yscale("log")
+        ax.set_ylabel(label)
     _scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
@@ -399,23 +410,14 @@ def walk_cost(df: pd.DataFrame):
 
 def akaros_2015(df: pd.DataFrame):
     """The seed's before/after under Akaros's own 2015 allocator (tables freed at exit):
-    frames the downward get_cont_pages scan tests per order>=1 request (left) and peak
-    page-table memory (right), per trace and scheme.
+    frames the downward get_cont_pages scan tests per order>=1 request (left, log scale)
+    and peak page-table memory (right), per trace and scheme.
 
     Columns: trace, scheme, frames_scanned_per_allocation, pt_pages_peak.
     """
     _need(df, ["trace", "scheme", "frames_scanned_per_allocation", "pt_pages_peak"], "akaros_2015")
-    plt = _plt()
-    d = df.assign(pt_mib=_mib(df["pt_pages_peak"]))
-    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
-    schemes = _grouped_bars(a, d, "trace", "frames_scanned_per_allocation")
-    _grouped_bars(b, d, "trace", "pt_mib")
-    a.set_yscale("log")
-    a.set_ylabel("frames scanned per order ≥ 1 request")
-    b.set_ylabel("peak page-table memory (MiB)")
-    _scheme_legend(fig, schemes)
-    fig.tight_layout()
-    return fig
+    return _bar_pair(df.assign(pt_mib=_mib(df["pt_pages_peak"])), "frames_scanned_per_allocation", "pt_mib",
+                     ("frames scanned per order ≥ 1 request", "peak page-table memory (MiB)"), ("log", "linear"))
 
 
 def linux_pageblocks(df: pd.DataFrame):
@@ -426,18 +428,8 @@ def linux_pageblocks(df: pd.DataFrame):
     Columns: trace, scheme, polluted_pageblocks_final, fallbacks.
     """
     _need(df, ["trace", "scheme", "polluted_pageblocks_final", "fallbacks"], "linux_pageblocks")
-    plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True))
-    schemes = _grouped_bars(a, df, "trace", "polluted_pageblocks_final")
-    _grouped_bars(b, df, "trace", "fallbacks")
-    for ax in (a, b):
-        ax.set_yscale("symlog", linthresh=10)
-        ax.set_ylim(bottom=0)
-    a.set_ylabel("polluted pageblocks (end)")
-    b.set_ylabel("migratetype fallbacks")
-    _scheme_legend(fig, schemes)
-    fig.tight_layout()
-    return fig
+    return _bar_pair(df, "polluted_pageblocks_final", "fallbacks",
+                     ("polluted pageblocks (end)", "migratetype fallbacks"), ("symlog", "symlog"))
 
 
 def walk_ns(df: pd.DataFrame):

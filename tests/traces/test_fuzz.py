@@ -25,34 +25,40 @@ NASTY = ["", "-1", "0x", "0xZZ", "1e9", "9" * 30, "nan", " ", "\"", "spawn", "ex
          "0x800000000000", "4096", "11", "kfree"]
 
 
+def _mutate(draw, rows, kind, sep, nasty, text_size):
+    """Apply one mutation of `kind` to a random row of `rows` (in place)."""
+    i = draw(st.integers(0, len(rows) - 1))
+    if kind == "truncate":
+        rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
+    elif kind == "flip":
+        cells = rows[i].split(sep)
+        j = draw(st.integers(0, len(cells) - 1))
+        cells[j] = draw(st.sampled_from(nasty) | st.text(max_size=text_size))
+        rows[i] = sep.join(cells)
+    elif kind == "swap":
+        j = draw(st.integers(0, len(rows) - 1))
+        rows[i], rows[j] = rows[j], rows[i]
+    elif kind == "duplicate":
+        rows.insert(i, rows[i])
+    elif kind == "inject":
+        pos = draw(st.integers(0, len(rows[i])))
+        rows[i] = rows[i][:pos] + draw(st.binary(min_size=1, max_size=4)).decode("latin-1") + rows[i][pos:]
+    else:
+        rows.pop(i)
+
+
+MUTATIONS = ["truncate", "flip", "swap", "duplicate", "inject", "delete"]
+
+
 @st.composite
 def mutated_csv(draw):
     rows = list(draw(st.lists(st.sampled_from(ROWS), min_size=0, max_size=25)))
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["truncate", "flip", "swap", "duplicate", "inject", "delete", "header"]))
-        if not rows and kind != "header":
-            continue
-        i = draw(st.integers(0, max(len(rows) - 1, 0)))
-        if kind == "truncate":
-            rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
-        elif kind == "flip":
-            cells = rows[i].split(",")
-            j = draw(st.integers(0, len(cells) - 1))
-            cells[j] = draw(st.sampled_from(NASTY) | st.text(max_size=6))
-            rows[i] = ",".join(cells)
-        elif kind == "swap":
-            j = draw(st.integers(0, len(rows) - 1))
-            rows[i], rows[j] = rows[j], rows[i]
-        elif kind == "duplicate":
-            rows.insert(i, rows[i])
-        elif kind == "inject":
-            pos = draw(st.integers(0, len(rows[i])))
-            junk = draw(st.binary(min_size=1, max_size=4)).decode("latin-1")
-            rows[i] = rows[i][:pos] + junk + rows[i][pos:]
-        elif kind == "delete":
-            rows.pop(i)
-        else:
+        kind = draw(st.sampled_from(MUTATIONS + ["header"]))
+        if kind == "header":
             rows.insert(0, draw(st.sampled_from([HEADER, "pid,op", "", "op,pid,va,length,arg,order"])))
+        elif rows:
+            _mutate(draw, rows, kind, ",", NASTY, 6)
     return (HEADER + "\n" + "\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")
 
 
@@ -118,27 +124,8 @@ def mutated_lines(draw, lines):
     if draw(st.booleans()):  # keep the log's own order, as strace wrote it
         rows = list(lines)
     for _ in range(draw(st.integers(0, 5))):
-        kind = draw(st.sampled_from(["truncate", "flip", "swap", "duplicate", "inject", "delete"]))
-        if not rows:
-            break
-        i = draw(st.integers(0, len(rows) - 1))
-        if kind == "truncate":
-            rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
-        elif kind == "flip":
-            words = rows[i].split(" ")
-            j = draw(st.integers(0, len(words) - 1))
-            words[j] = draw(st.sampled_from(LINE_NASTY) | st.text(max_size=8))
-            rows[i] = " ".join(words)
-        elif kind == "swap":
-            j = draw(st.integers(0, len(rows) - 1))
-            rows[i], rows[j] = rows[j], rows[i]
-        elif kind == "duplicate":
-            rows.insert(i, rows[i])
-        elif kind == "inject":
-            pos = draw(st.integers(0, len(rows[i])))
-            rows[i] = rows[i][:pos] + draw(st.binary(min_size=1, max_size=4)).decode("latin-1") + rows[i][pos:]
-        else:
-            rows.pop(i)
+        if rows:
+            _mutate(draw, rows, draw(st.sampled_from(MUTATIONS)), " ", LINE_NASTY, 8)
     return ("\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")
 
 
