@@ -87,7 +87,7 @@ def synth_spec(workload: str, seed: int, events: int, params: dict | None = None
     return SYNTH_PREFIX + workload + "?" + "&".join(f"{k}={v}" for k, v in items)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)  # every input of a report stays read (the corpus is small)
 def _trace(path: str):
     """A canonical trace file, or a synthetic workload named by `synth_spec`."""
     if path.startswith(SYNTH_PREFIX):
