@@ -29,7 +29,6 @@ import pandas as pd
 from ptpair.reports import plots, style, tables
 from ptpair.reports.collect import ReportData, ReportParams, collect
 
-PER_TRACE = ["pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes"]
 LIBRARIES = ["numpy", "numba", "pandas", "pyarrow", "scipy", "matplotlib", "tqdm"]
 
 

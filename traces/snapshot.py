@@ -49,7 +49,6 @@ class ProcessPages:
     small: np.ndarray  # virtual page numbers of present/swapped 4-KiB pages
     huge: np.ndarray  # virtual page numbers (of 4-KiB units, 512-aligned) of 2 MiB pages
     vmpte_kb: int | None
-    pfn_visible: bool = False
 
 
 def _comm(pid: int) -> str:
@@ -88,7 +87,6 @@ def read_process(pid: int) -> ProcessPages:
     """The present (or swapped) pages of a live process. Raises SnapshotError if it is gone
     or its pagemap cannot be read."""
     small, huge = [], []
-    pfn_seen = False
     try:
         ranges = _ranges(pid)
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -109,7 +107,6 @@ def read_process(pid: int) -> ProcessPages:
                 vpn = a + np.flatnonzero(there)
                 pfn = (e[there] & PM_PFN_MASK).astype(np.int64)
                 present = (e[there] & PM_PRESENT) != 0
-                pfn_seen |= bool((pfn != 0).any())
                 is_huge = _huge_runs(vpn, pfn, present)
                 if is_huge.any():
                     huge.append(vpn[is_huge][::HUGE_PAGES])
@@ -117,7 +114,7 @@ def read_process(pid: int) -> ProcessPages:
     finally:
         os.close(fd)
     cat = (lambda xs: np.unique(np.concatenate(xs)) if xs else np.zeros(0, np.int64))
-    return ProcessPages(pid, _comm(pid), cat(small), cat(huge), vmpte_kb(pid), pfn_seen)
+    return ProcessPages(pid, _comm(pid), cat(small), cat(huge), vmpte_kb(pid))
 
 
 def _huge_runs(vpn: np.ndarray, pfn: np.ndarray, present: np.ndarray) -> np.ndarray:

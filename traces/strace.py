@@ -146,7 +146,6 @@ class _Lines:
         self.calls: list[Call] = []
         self.skipped: dict[str, int] = {}
         self.first_bad: tuple[int, str] | None = None
-        self.tids_seen: set[int] = set()
 
     def bad(self, line: int, reason: str, message: str):
         if not self.lenient:
@@ -171,7 +170,6 @@ class _Lines:
         if m:
             t = _time(m.group(1))
             rest = rest[m.end():]
-        self.tids_seen.add(tid)
         if rest.startswith(("---", "strace: ")):  # a signal, or strace's own message
             return
         if rest.startswith("+++"):
