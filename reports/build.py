@@ -247,9 +247,7 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
         fig(f"pt_memory__{t}")
     d.h(2, "Allocator pressure", "pressure")
     fig("minmem")
-    mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
-    mm = (mm / 256).reset_index()
-    d.table(*_frame_rows(mm.rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)")), data="minmem_exact")
+    d.table(*_frame_rows(tables.minmem_exact(data)), data="minmem_exact")
     for t in data.traces:
         d.h(3, f"{t}")
         for k in ("failures_memory", "buddyinfo", "frag_index", "pt_processes"):
@@ -392,9 +390,7 @@ def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", f
         _csv(ans, tmp / "data" / "answers.csv")
         if len(stats):
             _csv(stats, tmp / "data" / "seed_stats.csv")
-        mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
-        _csv((mm / 256).reset_index().rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)"),
-             tmp / "data" / "minmem_exact.csv")
+        _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
         for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
                             ("kernels", data.kernels), ("memory", data.memory)]:
             _csv(frame, tmp / "data" / f"{name}.csv")

@@ -114,6 +114,12 @@ def minmem_figure_data(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def minmem_exact(data: ReportData) -> pd.DataFrame:
+    """Smallest failure-free memory (MiB) per trace (rows, in report order) and scheme."""
+    mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
+    return (mm / MIB_PAGES).reset_index().rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)")
+
+
 def failures_figure_data(data: ReportData, trace: str) -> pd.DataFrame:
     d = data.failures[data.failures["trace"] == trace].drop(columns="trace")
     mm = data.minmem[data.minmem["trace"] == trace].set_index("scheme")["min_memory_pages"]
