@@ -916,7 +916,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        # the command is over and its outputs complete: a SIGTERM that arrives during the
+        # interpreter's shutdown must not raise from our handler (a traceback, seen in CI)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except UsageError as e:
