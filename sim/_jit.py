@@ -4,11 +4,13 @@ Kernels take the machine state as namedtuples of numpy arrays and never allocate
 they are compiled without numba's reference-counting runtime (`_nrt=False`): with it,
 every call would pay an atomic incref/decref per array in the tuples (measured: 63 ns
 against 2.8 ns for a free-list remove + insert). Cached on disk (see ptpair/_jitcache.py).
+They release the GIL (`nogil`), so that a reader thread can decode and check the next
+chunk of a trace while the replay runs on another core (sim/replay.py).
 """
 
 from numba import njit
 
-kernel = njit(cache=True, _nrt=False)
+kernel = njit(cache=True, _nrt=False, nogil=True)
 # For the small, hot allocator steps: inlined into their callers at numba's IR level, so
 # that the wide state tuples are not passed by value on every call.
-inline_kernel = njit(cache=True, _nrt=False, inline="always")
+inline_kernel = njit(cache=True, _nrt=False, nogil=True, inline="always")

@@ -6,6 +6,7 @@ import os
 
 from ptpair.sim.machine import Config, Machine, ReplayError, Result
 from ptpair.traces.format import PidMap, Trace, TraceError, encode
+from ptpair.traces.readahead import readahead
 
 FIRST_LINE = 2  # row 0 of a trace is line 2 of its CSV (line 1 is the header)
 
@@ -61,10 +62,16 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
         chunks = iter_trace(trace, batch_rows)
     m = Machine(config)
     pid_map = PidMap()
+
+    def encoded():
+        for chunk in chunks:
+            yield chunk, encode(chunk, pid_map)
+
+    # a file read in chunks: decode and check the next chunk while this one replays
+    pairs = encoded() if isinstance(chunks, list) else readahead(encoded())
     line = FIRST_LINE
     skipped: dict[str, int] = {}
-    for chunk in chunks:
-        ev = encode(chunk, pid_map)
+    for chunk, ev in pairs:
         try:
             if check:
                 _run_checked(m, ev, chunk, line, sample_every, lenient)
