@@ -21,8 +21,15 @@ from ptpair.traces._intparse import parse_int_column
 _INT_COLS = ("pid", "va", "length", "arg", "order", "page_size")
 
 
+def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One Arrow array (a column of one chunk as it is: combining would copy it)."""
+    if not isinstance(col, pa.ChunkedArray):
+        return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
 def _strings(col: pa.ChunkedArray | pa.Array) -> pa.StringArray:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    arr = _array(col)
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     if pa.types.is_dictionary(arr.type):
@@ -33,7 +40,7 @@ def _strings(col: pa.ChunkedArray | pa.Array) -> pa.StringArray:
 def _parse_ints(col, name: str, chk: RowChecker):
     """int64 values and a 'present' mask from a string or integer Arrow column; cells
     that are not integers are reported to `chk` (and read as 0)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    arr = _array(col)
     n = len(arr)
     if pa.types.is_null(arr.type):  # an all-empty column
         return np.zeros(n, np.int64), np.zeros(n, bool)
@@ -71,7 +78,7 @@ def _op_codes(col, chk: RowChecker) -> np.ndarray:
     ptpair writes Parquet) is decoded through its small dictionary only."""
     import pyarrow.compute as pc
 
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    arr = _array(col)
     if pa.types.is_dictionary(arr.type) and arr.null_count == 0:
         names = pc.utf8_trim_whitespace(arr.dictionary.cast(pa.string()))
         lut = pc.index_in(names, value_set=pa.array(fmt.OPS)).to_numpy(zero_copy_only=False)
@@ -86,12 +93,160 @@ def _op_codes(col, chk: RowChecker) -> np.ndarray:
     return np.asarray(codes.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
 
 
+_NO_INTS = np.zeros(0, np.int64)
+_NO_BITS = np.zeros(0, np.uint8)
+
+
+def _int_view(table: pa.Table, name: str):
+    """(values, validity bitmap, bit offset) of an integer column for the compiled check
+    (`_rowcheck.check_rows`): Arrow's own buffers where it holds int64, an empty bitmap
+    when no cell is null, empty values when every cell is (or the column is absent).
+    None when a cell is not an integer: the numpy checks then name it."""
+    if name not in table.column_names:
+        return _NO_INTS, _NO_BITS, 0
+    col = table.column(name)
+    arr = _array(col)
+    n = len(arr)
+    if pa.types.is_null(arr.type) or arr.null_count == n:
+        return _NO_INTS, _NO_BITS, 0
+    if pa.types.is_integer(arr.type):
+        if arr.type != pa.int64():
+            try:
+                arr = arr.cast(pa.int64())
+            except pa.ArrowInvalid:  # a uint64 beyond int64
+                return None
+        vals = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=n + arr.offset)[arr.offset:]
+        if arr.null_count == 0:
+            return vals, _NO_BITS, 0
+        return vals, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset
+    arr = _strings(arr)
+    if not pa.types.is_string(arr.type):
+        return None
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    validity = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    vals, status = parse_int_column(offsets, data, validity)
+    if (status == 2).any():
+        return None
+    present = status == 0
+    if present.all():
+        return vals, _NO_BITS, 0
+    return vals, np.packbits(present, bitorder="little"), 0
+
+
+def _op_view(table: pa.Table):
+    """(indices, lookup table of op codes with -1 for unknown names) of the op column,
+    for the compiled check; None when a cell is null."""
+    import pyarrow.compute as pc
+
+    col = table.column("op")
+    arr = _array(col)
+    if arr.null_count:
+        return None
+    if pa.types.is_dictionary(arr.type):
+        names = pc.utf8_trim_whitespace(arr.dictionary.cast(pa.string()))
+        lut = pc.index_in(names, value_set=pa.array(fmt.OPS)).fill_null(-1)
+        return (arr.indices.to_numpy(zero_copy_only=False),
+                np.asarray(lut.to_numpy(zero_copy_only=False), dtype=np.int8))
+    arr = _strings(arr)
+    if not pa.types.is_string(arr.type):
+        return None
+    codes = pc.index_in(pc.utf8_trim_whitespace(arr), value_set=pa.array(fmt.OPS))
+    # unknown names -> the last entry of the table, which is -1
+    idx = np.asarray(codes.fill_null(len(fmt.OPS)).to_numpy(zero_copy_only=False), dtype=np.int8)
+    return idx, np.array(list(range(len(fmt.OPS))) + [-1], dtype=np.int8)
+
+
+def _fast_trace(table: pa.Table, source: str) -> Trace | None:
+    """The Trace of a table whose every row is good, checked and built in one compiled
+    pass; None when any row or column needs the numpy checks (which then report it)."""
+    from ptpair.traces._rowcheck import check_rows
+
+    names = table.column_names
+    if any(c not in names for c in fmt.REQUIRED_COLUMNS):
+        return None
+    if "time" in names and not (pa.types.is_floating(table.schema.field("time").type)
+                                or pa.types.is_integer(table.schema.field("time").type)
+                                or pa.types.is_null(table.schema.field("time").type)):
+        return None
+    op = _op_view(table)
+    # (migratetype names -- movable, ... -- are not integers: the numpy path reads them)
+    cols = [_int_view(table, c) for c in ("pid", "va", "length", "arg", "order", "page_size", "migratetype")]
+    if op is None or any(c is None for c in cols):
+        return None
+    n = table.num_rows
+
+    def out(view, empty=0):
+        """(the column as Trace holds it, the array the pass writes): the view itself when
+        no cell is empty and `empty` everywhere when every cell is (nothing to write),
+        else a new array (an empty out array tells the pass not to write)."""
+        vals, bits, _ = view
+        if len(vals) == 0:  # zeros are mapped lazily; a constant is one read-only cell
+            return (np.zeros(n, np.int64) if empty == 0 else np.broadcast_to(np.int64(empty), (n,))), _NO_INTS
+        if len(bits) == 0:
+            return vals, _NO_INTS
+        new = np.empty(n, np.int64)
+        return new, new
+
+    pid, va, length, arg, order, ps, mt = cols
+    (va_col, va_out), (ln_col, ln_out), (arg_col, arg_out) = out(va), out(length), out(arg)
+    ps_col, ps_out = out(ps, empty=fmt.PAGE_SIZE)
+    op_col, order_col = np.empty(n, np.int8), np.empty(n, np.int8)
+    migratetype = np.zeros(n, np.int8)  # stays 0 where the column is absent or all empty
+    if check_rows(n, *op, *pid, *va, *length, *arg, *order, *ps, *mt,
+                  op_col, va_out, ln_out, arg_out, order_col, ps_out, migratetype) >= 0:
+        return None
+    time, comm, gfp = _extras(table, RowChecker(source, 2, n))
+    return Trace(pid=pid[0], op=op_col, va=va_col, length=ln_col, arg=arg_col, order=order_col, page_size=ps_col,
+                 time=time, comm=comm,
+                 migratetype=migratetype if "migratetype" in names else None, gfp_flags=gfp, source=source)
+
+
+def _extras(table: pa.Table, chk: RowChecker):
+    """The columns the replay does not use: time (float64 s, NaN where empty), comm and
+    gfp_flags (object arrays of str)."""
+    names = table.column_names
+    n = table.num_rows
+    time = None
+    if "time" in names:
+        tcol = table.column("time")
+        try:
+            time = np.asarray(tcol.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            t = _strings(tcol).to_pylist()
+            time = np.full(n, np.nan)
+            bad = np.zeros(n, bool)
+            for r, v in enumerate(t):
+                try:
+                    time[r] = float(v) if v not in (None, "") else np.nan
+                except ValueError:
+                    bad[r] = True
+            chk.check(bad, "non-numeric field", lambda r: f"time is not a number: {t[r]!r}")
+    comm = None
+    if "comm" in names:
+        comm = np.asarray(_strings(table.column("comm")).to_pylist(), dtype=object)
+    gfp = None
+    if "gfp_flags" in names:
+        gfp = np.asarray(_strings(table.column("gfp_flags")).to_pylist(), dtype=object)
+    return time, comm, gfp
+
+
 def trace_from_table(table: pa.Table, source: str, first_line: int = 2, lenient: bool = False) -> Trace:
     """Validate an Arrow table with the canonical columns and return a Trace.
 
     Strict: the first bad row raises TraceError (`file:line: ...`). Lenient: bad rows are
     left out, counted by reason in `Trace.skipped`, and `Trace.lines` keeps the line of
     every row kept."""
+
+    fast = _fast_trace(table, source)
+    if fast is not None:
+        return fast
+    return _checked_trace(table, source, first_line, lenient)
+
+
+def _checked_trace(table: pa.Table, source: str, first_line: int, lenient: bool) -> Trace:
+    """trace_from_table with a numpy pass per rule: names every bad row (the careful path)."""
     import pyarrow.compute as pc
 
     names = set(table.column_names)
@@ -123,25 +278,11 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2, lenient:
     ps_vals, ps_present = ints["page_size"]
     page_size = np.where(ps_present, ps_vals, fmt.PAGE_SIZE).astype(np.int64)
 
-    time = None
-    if "time" in names:
-        tcol = table.column("time")
-        try:
-            time = np.asarray(tcol.cast(pa.float64()).fill_null(np.nan).to_numpy(), dtype=np.float64)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            t = _strings(tcol).to_pylist()
-            time = np.full(n, np.nan)
-            bad = np.zeros(n, bool)
-            for r, v in enumerate(t):
-                try:
-                    time[r] = float(v) if v not in (None, "") else np.nan
-                except ValueError:
-                    bad[r] = True
-            chk.check(bad, "non-numeric field", lambda r: f"time is not a number: {t[r]!r}")
+    time, comm, gfp = _extras(table, chk)
     migratetype = None
     if "migratetype" in names:
         col = table.column("migratetype")
-        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        col = _array(col)
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_dictionary(col.type):
             # names (unmovable, movable, reclaimable) or numbers
             txt = pc.utf8_trim_whitespace(_strings(col))
@@ -155,12 +296,6 @@ def trace_from_table(table: pa.Table, source: str, first_line: int = 2, lenient:
         else:
             mt, _ = _parse_ints(col, "migratetype", chk)
         migratetype = np.where(op == fmt.OP_KALLOC, np.clip(mt, -1, 3), 0).astype(np.int8)
-    comm = None
-    if "comm" in names:
-        comm = np.asarray(_strings(table.column("comm")).to_pylist(), dtype=object)
-    gfp = None
-    if "gfp_flags" in names:
-        gfp = np.asarray(_strings(table.column("gfp_flags")).to_pylist(), dtype=object)
 
     trace = Trace(pid=pid, op=op, va=ints["va"][0], length=ints["length"][0], arg=ints["arg"][0],
                   order=np.clip(order_vals, -1, 127).astype(np.int8), page_size=page_size, time=time, comm=comm,

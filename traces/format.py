@@ -294,6 +294,17 @@ class PidMap:
         return self.index[np.searchsorted(self.sorted, values)]
 
 
+def _size_classes(page_size: np.ndarray) -> np.ndarray:
+    """int8 page-size class per row (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) of valid page sizes."""
+    n = len(page_size)
+    if n and page_size.strides == (0,):  # one value for every row (a read-only broadcast)
+        return np.full(n, PAGE_SIZES.index(int(page_size[0])), np.int8)
+    psz = np.zeros(n, dtype=np.int8)
+    psz[page_size == PAGE_SIZES[1]] = 1
+    psz[page_size == PAGE_SIZES[2]] = 2
+    return psz
+
+
 def encode(trace: Trace, pid_map: PidMap | None = None) -> EventArrays:
     """Dense, contiguous arrays for the core (vectorised; no per-row Python).
 
@@ -302,22 +313,32 @@ def encode(trace: Trace, pid_map: PidMap | None = None) -> EventArrays:
     op = np.ascontiguousarray(trace.op, dtype=np.int8)
     is_fork = op == OP_FORK
     n = len(op)
-    inv = pid_map.map(np.concatenate([trace.pid, trace.arg[is_fork]]))
-    pid = inv[:n].astype(np.int32)
-    arg = np.array(trace.arg, dtype=np.int64)
-    arg[is_fork] = inv[n:]
-    psz = np.zeros(n, dtype=np.int8)
-    psz[trace.page_size == PAGE_SIZES[1]] = 1
-    psz[trace.page_size == PAGE_SIZES[2]] = 2
+    arg = np.ascontiguousarray(trace.arg, dtype=np.int64)
+    if is_fork.any():  # a fork's arg is its child's pid: dense too
+        inv = pid_map.map(np.concatenate([trace.pid, trace.arg[is_fork]]))
+        pid = inv[:n]
+        arg = arg.copy()
+        arg[is_fork] = inv[n:]
+    else:
+        pid = pid_map.map(trace.pid)
     return EventArrays(
-        op=op,
-        pid=pid,
-        va=np.ascontiguousarray(trace.va, dtype=np.int64),
-        length=np.ascontiguousarray(trace.length, dtype=np.int64),
-        arg=arg,
-        order=np.ascontiguousarray(trace.order, dtype=np.int8),
-        psz=psz,
-        mt=(np.zeros(n, np.int8) if trace.migratetype is None
-            else np.ascontiguousarray(trace.migratetype, dtype=np.int8)),
+        op=_writable(op, np.int8),
+        pid=pid.astype(np.int32),
+        va=_writable(trace.va, np.int64),
+        length=_writable(trace.length, np.int64),
+        arg=_writable(arg, np.int64),
+        order=_writable(trace.order, np.int8),
+        psz=_size_classes(trace.page_size),
+        mt=(np.zeros(n, np.int8) if trace.migratetype is None else _writable(trace.migratetype, np.int8)),
         pids=pid_map.pids,
     )
+
+
+def _writable(a: np.ndarray, dtype) -> np.ndarray:
+    """`a` as a contiguous, writable array of `dtype` (copied only if it is not one).
+
+    The compiled core is specialised on its arrays' types, and numba's types tell
+    read-only arrays (Arrow's buffers seen through numpy) from writable ones: one kind
+    keeps one compiled replay loop (each costs a minute and a half to compile)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()

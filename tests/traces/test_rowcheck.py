@@ -1,0 +1,113 @@
+"""The compiled one-pass row check (traces/_rowcheck.py) against the numpy checks.
+
+The fast pass must accept exactly the tables the numpy checks accept, and build the
+same Trace; on any bad row it declines and the numpy checks report it. Compared here
+on generated Arrow tables: typed Parquet-like columns (with nulls, absent columns,
+bad values), text columns as a CSV read gives them, dictionary and plain op columns.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ptpair.traces import format as fmt
+from ptpair.traces.canonical import _checked_trace, _fast_trace, trace_from_table
+from ptpair.traces.format import TraceError
+
+OPS = list(fmt.OPS) + [" map ", "mapp", "KALLOC"]
+# values near every boundary a rule draws
+INTS = [0, 1, -1, 2, 3, 10, 11, 4096, 2097152, 1073741824, 4095, 1 << 46, (1 << 47) - 4096, 1 << 47, 1 << 62,
+        -(1 << 63), 12345]
+COLUMNS = ("pid", "va", "length", "arg", "order", "page_size", "migratetype")
+N_EXAMPLES = 400
+
+
+def _good_row(draw):
+    op = draw(st.sampled_from(fmt.OPS))
+    code = fmt.OP_CODE[op]
+    row = {"op": op, "pid": draw(st.integers(0, 5))}
+    if code in fmt.NEEDS_RANGE:
+        row["va"] = draw(st.sampled_from([0, 4096, 1 << 30, (1 << 47) - 8192]))
+        row["length"] = draw(st.sampled_from([4096, 8192, 1 << 21]))
+    if code in fmt.NEEDS_ARG:
+        row["arg"] = draw(st.integers(0, 1 << 40))
+    if code in fmt.NEEDS_ORDER:
+        row["order"] = draw(st.integers(0, fmt.MAX_ORDER))
+        row["migratetype"] = draw(st.integers(0, 2))
+    if draw(st.booleans()):
+        row["page_size"] = draw(st.sampled_from(fmt.PAGE_SIZES))
+    return row
+
+
+@st.composite
+def tables(draw):
+    n = draw(st.integers(0, 40))
+    rows = [_good_row(draw) for _ in range(n)]
+    for _ in range(draw(st.integers(0, 3)) if n else 0):  # spoil a few cells
+        r = rows[draw(st.integers(0, n - 1))]
+        col = draw(st.sampled_from(("op",) + COLUMNS))
+        if col == "op":
+            r["op"] = draw(st.sampled_from(OPS))
+        elif draw(st.booleans()):
+            r.pop(col, None)  # an empty cell
+        else:
+            r[col] = draw(st.sampled_from(INTS))
+    present = [c for c in COLUMNS if c in fmt.REQUIRED_COLUMNS or draw(st.booleans())]
+    text = draw(st.booleans())  # as a CSV read gives it: every column text
+    cols = {}
+    for c in present:
+        vals = [r.get(c) for r in rows]
+        if text:
+            cols[c] = pa.array(["" if v is None else draw(st.sampled_from([str(v), hex(v) if v >= 0 else str(v)]))
+                                for v in vals], pa.string())
+        else:
+            cols[c] = pa.array(vals, draw(st.sampled_from([pa.int64(), pa.int64(), pa.int32()]))
+                               if all(v is None or -(1 << 31) <= v < (1 << 31) for v in vals) else pa.int64())
+    ops = pa.array([r["op"] for r in rows], pa.string())
+    cols["op"] = ops.dictionary_encode() if draw(st.booleans()) else ops
+    return pa.table(cols)
+
+
+def _same(a, b):
+    for name in ("pid", "op", "va", "length", "arg", "order", "page_size", "migratetype"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+@settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(tables())
+def test_fast_pass_accepts_exactly_what_the_checks_accept(table):
+    fast = _fast_trace(table, "t.parquet")
+    try:
+        slow = _checked_trace(table, "t.parquet", 2, False)
+    except TraceError:
+        assert fast is None, "the fast pass accepted a table the checks reject"
+        return
+    assert fast is not None, "the fast pass declined a good table"
+    _same(fast, slow)
+
+
+def test_bad_rows_still_named_by_line():
+    table = pa.table({"pid": pa.array([1, 1, 1]), "op": pa.array(["spawn", "kalloc", "kalloc"]),
+                      "va": pa.array([None, None, None], pa.int64()), "length": pa.array([None, None, None], pa.int64()),
+                      "arg": pa.array([None, 7, 8]), "order": pa.array([None, 0, 11])})
+    with pytest.raises(TraceError, match=r"t.parquet:4: order 11 is outside 0..10"):
+        trace_from_table(table, "t.parquet")
+    lenient = trace_from_table(table, "t.parquet", lenient=True)
+    assert len(lenient) == 2 and lenient.skipped == {"order outside 0..10": 1}
+
+
+def test_good_chunk_shares_arrow_buffers():
+    """No copy of a column without empty cells (the point of the fast pass)."""
+    arg = pa.array(np.arange(5, dtype=np.int64))
+    table = pa.table({"pid": pa.array(np.zeros(5, np.int64)), "op": pa.array(["kalloc"] * 5).dictionary_encode(),
+                      "va": pa.nulls(5, pa.int64()), "length": pa.nulls(5, pa.int64()), "arg": arg,
+                      "order": pa.array(np.zeros(5, np.int64))})
+    t = trace_from_table(table, "t.parquet")
+    assert np.shares_memory(t.arg, np.frombuffer(arg.buffers()[1], np.int64))
+    assert list(t.page_size) == [fmt.PAGE_SIZE] * 5
