@@ -35,15 +35,17 @@ what is wrong` (or skipped and counted with `lenient`).
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ptpair.traces.format import Trace, TraceError
+from ptpair.traces.format import OP_CODE, Trace, TraceError
 
 PAGE_SIZE = 4096
 VA_LIMIT = 1 << 47  # user addresses of 4-level paging
@@ -52,6 +54,7 @@ CLONE_VFORK = 0x00004000
 CLONE_THREAD = 0x00010000
 MEMORY_CALLS = {"mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect", "pkey_mprotect"}
 PROCESS_CALLS = {"execve", "execveat", "fork", "vfork", "clone", "clone2", "clone3", "exit", "exit_group"}
+WANTED_CALLS = MEMORY_CALLS | PROCESS_CALLS
 UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")
 
 # tid, then an optional timestamp: -t HH:MM:SS, -tt HH:MM:SS.us, -ttt epoch.us
@@ -60,6 +63,15 @@ _TIME = re.compile(r"(\d\d:\d\d:\d\d(?:\.\d+)?|\d{6,}\.\d+)\s+")
 _CALL = re.compile(r"([a-z_][a-z0-9_]*)\((.*)$", re.S)
 _RESUMED = re.compile(r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?(.*)$", re.S)
 _RESULT = re.compile(r"\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)[^<]*)?(?:\s*<[\d.]+>)?\s*$")
+# The common line whole, in one match: `TID [TIME] name(args) = value [<duration>]`, a
+# call that succeeded. Anything else (no pid column, [pid N], a failed call, unfinished
+# or resumed halves, exits, signals, a ')' inside the arguments) takes the general path
+# of `_Lines.feed`, which this must agree with where both apply.
+_HEAD = r"(\d+)\s+(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d{6,}\.\d+)\s+)?"  # TID [TIME], as _PREFIX + _TIME
+_COMMON = re.compile(_HEAD + r"([a-z_][a-z0-9_]*)\(([^)]*)\)\s+=\s+(\d+|0x[0-9a-f]+)(?:\s*<[\d.]+>)?\s*$")
+# and the two halves of a call other threads interrupted (joined as `feed` joins them)
+_COMMON_UNFINISHED = re.compile(_HEAD + r"([a-z_][a-z0-9_]*)\((.*)<unfinished \.\.\.>\Z")
+_COMMON_RESUMED = re.compile(_HEAD + r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?(.*)$")
 _EXITED = re.compile(r"\+\+\+ (exited with -?\d+|killed by SIG[A-Z0-9]+(?: \(core dumped\))?|"
                      r"superseded by execve in pid \d+) \+\+\+$")
 
@@ -73,9 +85,17 @@ def _time(text: str | None) -> float:
     return float(text)
 
 
+def _ret(text: str) -> int:
+    """A call's value: decimal or 0x hex (leading zeros allowed, unlike int(text, 0))."""
+    return int(text, 16) if text.startswith("0x") else int(text)
+
+
+_NESTING = re.compile(r'["(\[{]')
+
+
 def _split_args(s: str) -> list[str]:
     """Top-level comma-separated arguments (brackets, braces, parentheses and strings nest)."""
-    if not any(c in s for c in '"([{'):  # the common case (mmap, munmap, brk, ...): a plain split
+    if not _NESTING.search(s):  # the common case (mmap, munmap, brk, ...): a plain split
         return [a.strip() for a in s.split(",")] if s.strip() else []
     out, depth, cur, quote, esc = [], 0, [], False, False
     for ch in s:
@@ -123,7 +143,7 @@ def _clone_flags(name: str, args: list[str]) -> int:
     return sum(bit for flag, bit in _FLAG_BITS.items() if re.search(rf"\b{flag}\b", text))
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One completed system call (or a thread's end) of the log."""
 
@@ -210,8 +230,42 @@ class _Lines:
         args = _split_args(tail[: m.start()])
         r = m.group(1)
         failed = m.group(2) is not None or (r.startswith("-") and r != "?")
-        ret = None if r == "?" or failed else int(r, 0)
+        ret = None if r == "?" or failed else _ret(r)
         self.calls.append(Call(start_line, self.source, tid, t, name, args, ret, failed))
+
+
+def _parse_common(lp: _Lines, lines: list[str], last: int) -> None:
+    """`lp.feed` for every line of a file with a pid column, the common line shapes
+    (a whole successful call, an unfinished one, a resumed one) read with one regex
+    each: the same calls, about 3x faster. Other lines, and the last line if it may be
+    truncated (`last`), go through `feed`."""
+    source, calls, pending = lp.source, lp.calls, lp.pending
+    whole, unfinished, resumed = _COMMON.match, _COMMON_UNFINISHED.match, _COMMON_RESUMED.match
+    for i, line in enumerate(lines):
+        if i == last:
+            lp.feed(i + 1, line, last=True)
+            continue
+        m = whole(line)
+        if m is not None:
+            tid, tm, name, args, ret = m.groups()
+            if name in WANTED_CALLS:
+                calls.append(Call(i + 1, source, int(tid), _time(tm), name, _split_args(args), _ret(ret)))
+            continue
+        m = unfinished(line)
+        if m is not None:
+            tid, tm, name, tail = m.groups()
+            pending[int(tid)] = (i + 1, _time(tm), name, tail.rstrip() + " ")
+            continue
+        m = resumed(line)
+        if m is not None:
+            tid, tm, name, tail = m.groups()
+            tid = int(tid)
+            start = pending.pop(tid, None)
+            if start is None or start[2] != name:
+                start = (i + 1, _time(tm), name, "")
+            lp._finish(start[0], tid, start[1], name, start[3] + tail, i + 1, False)
+            continue
+        lp.feed(i + 1, line, last=False)
 
 
 def parse_files(paths, lenient: bool = False):
@@ -236,8 +290,12 @@ def parse_files(paths, lenient: bool = False):
             complete = True
         else:
             complete = False
-        for i, line in enumerate(lines):
-            lp.feed(i + 1, line, last=(i == len(lines) - 1 and not complete))
+        last = len(lines) - 1 if not complete else -1
+        if file_tid is None:
+            _parse_common(lp, lines, last)
+        else:
+            for i, line in enumerate(lines):
+                lp.feed(i + 1, line, last=i == last)
         for tid, (line, t, name, _) in lp.pending.items():  # cut off by the log's end
             if name in ("exit", "exit_group"):
                 lp.calls.append(Call(line, source, tid, t, "+++"))
@@ -326,7 +384,7 @@ class _Builder:
 
     def __init__(self, populate):
         self.populate = populate
-        self.rows: list[tuple] = []  # (pid, op, va, length, arg, time, line)
+        self.rows: list[tuple] = []  # (pid, op code, va, length, arg, time, line)
         self.proc_of: dict[int, int] = {}  # tid -> canonical pid of its process
         self.space_of: dict[int, _Space] = {}  # canonical pid -> its own address space
         self.threads: dict[int, set] = {}  # canonical pid -> live tids
@@ -347,22 +405,22 @@ class _Builder:
         if self.populate != "all":
             n = (end - start) // PAGE_SIZE
             end = start + max(1, math.ceil(n * self.populate)) * PAGE_SIZE
-        self.emit(sp.owner, "map", start, end - start, t=t, line=line)
+        self.emit(sp.owner, OP_CODE["map"], start, end - start, t=t, line=line)
 
     def unmap(self, sp: _Space, start: int, end: int, t, line):
         if end <= start or start >= VA_LIMIT:
             return
         if self.populate == "none":
             return
-        self.emit(sp.owner, "unmap", start, min(end, VA_LIMIT) - start, t=t, line=line)
+        self.emit(sp.owner, OP_CODE["unmap"], start, min(end, VA_LIMIT) - start, t=t, line=line)
 
     # -- processes
     def new_process(self, tid: int, t, line, parent_pid: int | None = None):
         if parent_pid is None:
-            self.emit(tid, "spawn", t=t, line=line)
+            self.emit(tid, OP_CODE["spawn"], t=t, line=line)
             self.space_of[tid] = _Space(tid)
         else:
-            self.emit(tid, "fork", arg=parent_pid, t=t, line=line)
+            self.emit(tid, OP_CODE["fork"], arg=parent_pid, t=t, line=line)
             self.space_of[tid] = self.space_of[parent_pid].copy(tid)
         self.proc_of[tid] = tid
         self.threads[tid] = {tid}
@@ -388,13 +446,13 @@ class _Builder:
         live = self.threads.get(pid)
         live.discard(tid)
         if not live:
-            self.emit(pid, "exit", t=t, line=line)
+            self.emit(pid, OP_CODE["exit"], t=t, line=line)
             del self.threads[pid]
             del self.space_of[pid]
 
 
 def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]:
-    """Canonical rows (pid, op, va, length, arg, time, line) from parsed calls."""
+    """Canonical rows (pid, op code, va, length, arg, time, line) from parsed calls."""
     b = _Builder(populate)
     # where each child appears: at its parent's clone start (the call's line), or at its
     # own first line if that comes earlier (creations are emitted before that call)
@@ -437,7 +495,7 @@ def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]
     t_end = max((c.time for c in calls if not math.isnan(c.time)), default=math.nan)
     line_end = calls[-1].line if calls else 0
     for pid in list(b.threads):  # alive at the end of the log
-        b.emit(pid, "exit", t=t_end, line=line_end)
+        b.emit(pid, OP_CODE["exit"], t=t_end, line=line_end)
     return b.rows, {k: v for k, v in b.dropped.items() if v}
 
 
@@ -453,7 +511,7 @@ def _apply(b: _Builder, c: Call) -> None:
             b.new_process(c.tid, t, line)
             return
         pid = b.proc_of[c.tid]
-        b.emit(pid, "exec", t=t, line=line)
+        b.emit(pid, OP_CODE["exec"], t=t, line=line)
         b.space_of[pid] = _Space(pid)
         for other in b.threads[pid] - {c.tid}:  # exec leaves only the calling thread
             b.proc_of.pop(other, None)
@@ -507,6 +565,20 @@ def _apply(b: _Builder, c: Call) -> None:
         raise TraceError(c.source, c.line, f"{name}: cannot read its arguments") from None
 
 
+@contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector. A log makes a million small objects (calls,
+    argument lists, rows) and no cycles; each full collection would rescan all of them
+    (measured: a fifth of the conversion time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
     """A canonical Trace from one strace log (or the files of `strace -ff`)."""
     if isinstance(paths, (str, os.PathLike)):
@@ -520,15 +592,16 @@ def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
             raise TraceError(str(paths[0]), None, f"--populate {populate}: a fraction must be in (0, 1]")
         if populate == 1:
             populate = "all"
-    calls, skipped, first_bad = parse_files(paths, lenient)
-    rows, dropped = convert_calls(calls, populate)
-    n = len(rows)
-    cols = list(zip(*rows)) if n else [[] for _ in range(7)]
-    trace = Trace.from_columns(
-        source=str(paths[0]), pid=np.array(cols[0], np.int64), op=list(cols[1]) or np.zeros(0, np.int8),
-        va=np.array(cols[2], np.int64), length=np.array(cols[3], np.int64), arg=np.array(cols[4], np.int64),
-        time=np.array(cols[5], np.float64))
-    trace.lines = np.array(cols[6], np.int64)
+    with _no_gc():
+        calls, skipped, first_bad = parse_files(paths, lenient)
+        rows, dropped = convert_calls(calls, populate)
+    # one C pass over the row tuples: float64 holds every field exactly (pids, lines and
+    # op codes are small; addresses and lengths are below 2^47, far under 2^53)
+    cols = np.array(rows, dtype=np.float64).reshape(len(rows), 7).T
+    ints = cols[[0, 1, 2, 3, 4, 6]].astype(np.int64)
+    trace = Trace.from_columns(source=str(paths[0]), pid=ints[0], op=ints[1].astype(np.int8), va=ints[2],
+                               length=ints[3], arg=ints[4], time=cols[5])
+    trace.lines = ints[5]
     trace.skipped = {**skipped, **dropped}
     trace.first_bad = first_bad[1:] if first_bad else None
     return trace

@@ -164,3 +164,59 @@ def test_real_strace_of_a_process_tree_replays(recorded, scheme):
     r = api.replay(t, api.Config(scheme, "address", 1 << 18))
     assert r.final["processes"] == 0 and r.final["pt_pages"] == 0  # every process exited, tables freed
     assert r.counts["pages_mapped"] > 256
+
+
+# --- the common-line path agrees with the general one -------------------------------------
+def _parse(text: str, fast: bool, lenient: bool):
+    """(calls, pending, skipped, first_bad) or the error message, of one file's text."""
+    import math
+
+    from ptpair.traces.strace import _Lines, _parse_common
+
+    lines = text.split("\n")
+    complete = bool(lines) and lines[-1] == ""
+    if complete:
+        lines.pop()
+    last = -1 if complete else len(lines) - 1
+    lp = _Lines("f.log", None, lenient)
+    try:
+        if fast:
+            _parse_common(lp, lines, last)
+        else:
+            for i, line in enumerate(lines):
+                lp.feed(i + 1, line, last=i == last)
+    except TraceError as e:
+        return str(e)
+    calls = [(c.line, c.tid, None if math.isnan(c.time) else c.time, c.name, c.args, c.ret, c.failed)
+             for c in lp.calls]
+    return calls, lp.pending, lp.skipped, lp.first_bad
+
+
+def test_common_line_path_reads_the_corpus_as_the_general_path():
+    import lzma
+
+    raw = Path(__file__).resolve().parents[2] / "traces" / "corpus" / "raw"
+    logs = sorted(raw.glob("*.strace.log.xz"))
+    assert len(logs) >= 4
+    for log in logs:
+        text = lzma.decompress(log.read_bytes()).decode()
+        assert _parse(text, True, False) == _parse(text, False, False), log.name
+
+
+def _differential_examples():
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.traces.test_fuzz import STRACE_LINES, mutated_lines
+
+    @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(data=mutated_lines(STRACE_LINES))
+    def check(data):
+        text = data.decode("utf-8", "replace")
+        for lenient in (False, True):
+            assert _parse(text, True, lenient) == _parse(text, False, lenient)
+
+    return check
+
+
+def test_common_line_path_agrees_on_mutated_logs():
+    _differential_examples()()
