@@ -385,6 +385,24 @@ def _kind(path: Path, source: str, fmt_hint: str | None) -> str:
     return kind
 
 
+def _empty_columns(pf) -> set[str]:
+    """Columns that the file's statistics show empty in every row group (va and length
+    of an allocator trace): not decoded, but given to the checks as all-null columns."""
+    md = pf.metadata
+    empty = set()
+    for j in range(md.num_columns):
+        name = md.schema.column(j).name
+        if name == "op" or md.num_row_groups == 0:  # op is always read: it carries the rows
+            continue
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(j).statistics
+            if st is None or not st.has_null_count or st.null_count != md.row_group(g).num_rows:
+                break
+        else:
+            empty.add(name)
+    return empty
+
+
 def iter_trace(path: str | os.PathLike, batch_rows: int = 1 << 20, columns=REPLAY_COLUMNS,
                fmt_hint: str | None = None):
     """Read a canonical trace in chunks of about `batch_rows` rows (Arrow record batches).
@@ -401,10 +419,15 @@ def iter_trace(path: str | os.PathLike, batch_rows: int = 1 << 20, columns=REPLA
 
         try:
             pf = pq.ParquetFile(path)
-            names = set(pf.schema_arrow.names)
-            batches = pf.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in names])
+            empty = _empty_columns(pf)
+            wanted = [c for c in columns if c in pf.schema_arrow.names]
+            batches = pf.iter_batches(batch_size=batch_rows, columns=[c for c in wanted if c not in empty])
             for batch in batches:
-                yield trace_from_table(pa.Table.from_batches([batch]), source, first_line=line)
+                table = pa.Table.from_batches([batch])
+                for c in wanted:
+                    if c in empty:
+                        table = table.append_column(c, pa.nulls(batch.num_rows))
+                yield trace_from_table(table, source, first_line=line)
                 line += batch.num_rows
         except (pa.ArrowInvalid, OSError) as e:
             raise TraceError(source, None, f"not a readable Parquet file: {e}") from None
@@ -515,6 +538,18 @@ def _table_for_write(trace: Trace) -> pa.Table:
     return pa.table(cols)
 
 
+# How ptpair writes Parquet. The many-valued integer columns (handles, addresses,
+# lengths) are delta-encoded: handles and addresses mostly grow, so the deltas pack into
+# a few bits, and decoding them is about 4x faster than Parquet's default dictionary
+# (which overflows on millions of distinct handles and falls back to plain values).
+# The few-valued columns keep the dictionary.
+_DELTA = ("va", "length", "arg")
+_PARQUET_ENCODINGS = dict(
+    use_dictionary=[c for c in fmt.ALL_COLUMNS if c not in _DELTA],
+    column_encoding={c: "DELTA_BINARY_PACKED" for c in _DELTA},
+)
+
+
 def write_trace(trace: Trace, path: str | os.PathLike) -> None:
     """Write CSV or Parquet by the file's suffix, atomically (temp file, then rename)."""
     from ptpair.traces.atomic import atomic_path
@@ -525,7 +560,7 @@ def write_trace(trace: Trace, path: str | os.PathLike) -> None:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd", **_PARQUET_ENCODINGS)
         else:
             from pyarrow import csv
 

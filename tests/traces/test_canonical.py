@@ -88,3 +88,30 @@ def test_hex_and_decimal_agree(tmp_path):
 def test_from_columns_validates():
     with pytest.raises(TraceError, match="page_size 8192"):
         Trace.from_columns(pid=[1], op=["map"], va=[0], length=[1], page_size=[8192])
+
+
+def test_chunked_parquet_read_skips_empty_columns_and_reads_the_same(tmp_path):
+    """Columns empty in every row group (va, length of an allocator trace) are not
+    decoded, yet the chunks hold the same trace, and an empty required column is
+    still reported where it is first needed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptpair.traces.canonical import _empty_columns, iter_trace
+
+    t = Trace.from_columns(pid=[1] * 6, op=["kalloc", "kalloc", "kfree", "kalloc", "kfree", "kfree"],
+                           arg=[5, 6, 5, 7, 6, 7], order=[0, 1, 0, 2, 0, 0])
+    p = tmp_path / "a.parquet"
+    write_trace(t, p)
+    assert _empty_columns(pq.ParquetFile(p)) >= {"va", "length", "page_size"}
+    chunks = list(iter_trace(p, batch_rows=4))
+    assert [len(c) for c in chunks] == [4, 2]
+    whole = read_trace(p)
+    for name in ("pid", "op", "va", "length", "arg", "order", "page_size"):
+        assert np.array_equal(np.concatenate([getattr(c, name) for c in chunks]), getattr(whole, name)), name
+    bad = Trace.from_columns(pid=[1, 1], op=["spawn", "map"], va=[0, 0], length=[4096, 4096])
+    write_trace(bad, p)
+    table = pq.read_table(p)
+    pq.write_table(table.set_column(2, "va", pa.nulls(2, pa.int64())), p)  # the map's address lost
+    with pytest.raises(TraceError, match=r"a.parquet:3: map needs an address"):
+        list(iter_trace(p))
