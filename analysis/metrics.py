@@ -5,13 +5,17 @@ All page counts are 4-KiB frames; byte figures say so in their names.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from ptpair.analysis.frag import (
     N_ORDERS, blocks_allocatable, fragmentation_index, indices_from_contig, largest_free_order, unusable_index,
 )
 from ptpair.sim.machine import Result
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `ptpair replay` needs none
+    import pandas as pd
 
 HIGHALLOC_ORDER = 9  # 2 MiB: the order mmtests' stress-highalloc asks for on x86-64
 
@@ -24,6 +28,8 @@ def series_frame(result: Result) -> pd.DataFrame:
     fragmentation_index_0..10 (x1000, as the kernel), largest_free_order, failures_0..10
     (cumulative), failures (all orders).
     """
+    import pandas as pd
+
     df = result.series()
     if df is None:
         raise ValueError("the replay was not sampled: pass sample_every=K to replay()")

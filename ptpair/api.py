@@ -8,14 +8,32 @@
 
 from __future__ import annotations
 
-from ptpair.analysis.compare import compare, compare_results, results_frame
-from ptpair.analysis.metrics import enriched_dict, series_frame, summary
-from ptpair.sim.machine import Config, Machine, Result
-from ptpair.sim.replay import replay
-from ptpair.traces.canonical import read_trace, write_trace
-from ptpair.traces.readers import detect, read_any
-from ptpair.traces.format import Trace, TraceError, encode
-from ptpair.traces.synth import WORKLOADS, Params, synth, workload_params
+import importlib
+
+# name -> the module that defines it. Imported on first use (PEP 562), so that a command
+# needing only the simulator (`ptpair replay`) does not pay for pandas and the analysis.
+_WHERE = {
+    **dict.fromkeys(("compare", "compare_results", "results_frame"), "ptpair.analysis.compare"),
+    **dict.fromkeys(("enriched_dict", "series_frame", "summary"), "ptpair.analysis.metrics"),
+    **dict.fromkeys(("Config", "Machine", "Result"), "ptpair.sim.machine"),
+    "replay": "ptpair.sim.replay",
+    **dict.fromkeys(("read_trace", "write_trace"), "ptpair.traces.canonical"),
+    **dict.fromkeys(("detect", "read_any"), "ptpair.traces.readers"),
+    **dict.fromkeys(("Trace", "TraceError", "encode"), "ptpair.traces.format"),
+    **dict.fromkeys(("WORKLOADS", "Params", "synth", "workload_params"), "ptpair.traces.synth"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
 
 
 
@@ -37,8 +55,4 @@ def corpus() -> list[dict]:
     return [{**t, "path": root.joinpath(t["file"])} for t in manifest["trace"]]
 
 
-__all__ = [
-    "bundled_traces", "corpus", "enriched_dict", "series_frame", "summary",
-    "Config", "Machine", "Params", "Result", "Trace", "TraceError", "WORKLOADS", "compare",
-    "compare_results", "results_frame", "detect", "encode", "read_any", "read_trace", "replay", "synth", "workload_params", "write_trace",
-]
+__all__ = ["bundled_traces", "corpus", *_WHERE]

@@ -97,6 +97,15 @@ _NO_INTS = np.zeros(0, np.int64)
 _NO_BITS = np.zeros(0, np.uint8)
 
 
+def _validity(arr: pa.Array) -> np.ndarray:
+    """bool per cell: not null (from Arrow's bitmap; no pandas-backed conversion)."""
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.ones(n, np.bool_)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=arr.offset + n)[arr.offset:].astype(np.bool_)
+
+
 def _int_view(table: pa.Table, name: str):
     """(values, validity bitmap, bit offset) of an integer column for the compiled check
     (`_rowcheck.check_rows`): Arrow's own buffers where it holds int64, an empty bitmap
@@ -125,8 +134,7 @@ def _int_view(table: pa.Table, name: str):
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    validity = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
-    vals, status = parse_int_column(offsets, data, validity)
+    vals, status = parse_int_column(offsets, data, _validity(arr))
     if (status == 2).any():
         return None
     present = status == 0
@@ -137,25 +145,27 @@ def _int_view(table: pa.Table, name: str):
 
 def _op_view(table: pa.Table):
     """(indices, lookup table of op codes with -1 for unknown names) of the op column,
-    for the compiled check; None when a cell is null."""
+    for the compiled check; None when a cell is null. Names are looked up once per
+    distinct name, through the column's dictionary (made here for a text column).
+
+    (No pa.array() here: pyarrow's first conversion of Python or numpy data imports
+    pandas, a tenth of a second that a small `ptpair replay` would pay.)"""
     import pyarrow.compute as pc
 
-    col = table.column("op")
-    arr = _array(col)
+    arr = _array(table.column("op"))
     if arr.null_count:
         return None
-    if pa.types.is_dictionary(arr.type):
-        names = pc.utf8_trim_whitespace(arr.dictionary.cast(pa.string()))
-        lut = pc.index_in(names, value_set=pa.array(fmt.OPS)).fill_null(-1)
-        return (arr.indices.to_numpy(zero_copy_only=False),
-                np.asarray(lut.to_numpy(zero_copy_only=False), dtype=np.int8))
-    arr = _strings(arr)
-    if not pa.types.is_string(arr.type):
-        return None
-    codes = pc.index_in(pc.utf8_trim_whitespace(arr), value_set=pa.array(fmt.OPS))
-    # unknown names -> the last entry of the table, which is -1
-    idx = np.asarray(codes.fill_null(len(fmt.OPS)).to_numpy(zero_copy_only=False), dtype=np.int8)
-    return idx, np.array(list(range(len(fmt.OPS))) + [-1], dtype=np.int8)
+    if not pa.types.is_dictionary(arr.type):
+        arr = _strings(arr)
+        if not pa.types.is_string(arr.type):
+            return None
+        arr = pc.dictionary_encode(arr)
+    names = pc.utf8_trim_whitespace(arr.dictionary.cast(pa.string())).to_pylist()
+    lut = np.array([fmt.OP_CODE.get(name, -1) for name in names], dtype=np.int8)
+    idx = arr.indices  # no nulls (checked above): the values buffer as it is
+    dtype = f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{idx.type.bit_width // 8}"
+    codes = np.frombuffer(idx.buffers()[1], dtype=dtype, count=len(idx) + idx.offset)[idx.offset:]
+    return codes, lut
 
 
 def _fast_trace(table: pa.Table, source: str) -> Trace | None:
