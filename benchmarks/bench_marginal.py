@@ -64,6 +64,7 @@ def stages(path: Path, memory_pages: int) -> dict:
     t_read = time.perf_counter() - t0
     pid_map = PidMap()
     evs = [encode(chunk, pid_map) for chunk in iter_trace(path)]
+    Machine(Config(memory_pages=memory_pages)).run(evs[0], 0, 1)  # load the compiled replay
     m = Machine(Config(memory_pages=memory_pages))
     t0 = time.perf_counter()
     for ev in evs:

@@ -1,0 +1,33 @@
+"""The benchmarks run (small sizes): the numbers quoted in docs/performance.md come from
+commands that must keep working. The bars themselves are measured at full size by
+hand; a CI machine is too noisy to hold a nanosecond bar."""
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_bench_marginal_reports_every_figure():
+    from benchmarks.bench_marginal import main
+
+    out = main(["--small", "20000", "--large", "60000", "--repeats", "1", "--ref-events", "2000"])
+    for key in ("marginal_ns_per_event", "reader_ns_per_event", "replay_ns_per_event", "reference_ns_per_event"):
+        assert key in out
+    assert out["reader_ns_per_event"] > 0 and out["replay_ns_per_event"] > 0
+    # the plain-Python reference is far slower than the compiled replay, even on a small trace
+    assert out["reference_ns_per_event"] > 5 * out["replay_ns_per_event"]
+
+
+def test_bench_memory_stays_bounded():
+    from benchmarks.bench_memory import main
+
+    out = main(["--events", "2000000", "--chunk", "500000"])
+    assert out["events"] >= 1_900_000 and out["within_bar"]
+
+
+def test_bench_convert_runs(capsys):
+    from benchmarks.bench_convert import main
+
+    assert main(["--kmem-mb", "1", "--strace-mb", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "perf kmem:" in text and "strace:" in text and "MB/s" in text
