@@ -21,8 +21,9 @@ def test_bench_marginal_reports_every_figure():
 def test_bench_memory_stays_bounded():
     from benchmarks.bench_memory import main
 
-    out = main(["--events", "2000000", "--chunk", "500000"])
+    out = main(["--events", "2000000", "--chunk", "500000", "--file"])
     assert out["events"] >= 1_900_000 and out["within_bar"]
+    assert 0 < out["file"]["peak_rss_mb"] < 1536  # ptpair replay of the same events, from a file
 
 
 def test_bench_convert_runs(capsys):

@@ -576,3 +576,30 @@ def write_trace(trace: Trace, path: str | os.PathLike) -> None:
 
             table = table.set_column(1, "op", table.column("op").cast(pa.string()))
             csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="needed"))
+
+
+def write_parquet_chunks(chunks, path: str | os.PathLike) -> int:
+    """Write an iterable of Trace chunks as one Parquet trace, a row group per chunk,
+    atomically; returns the rows written. Memory holds one chunk at a time: for traces
+    generated or converted piece by piece that would not fit whole. Every chunk must
+    have the same optional columns."""
+    import pyarrow.parquet as pq
+
+    from ptpair.traces.atomic import atomic_path
+
+    rows = 0
+    with atomic_path(Path(path)) as tmp:
+        writer = None
+        try:
+            for chunk in chunks:
+                table = _table_for_write(chunk)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", **_PARQUET_ENCODINGS)
+                writer.write_table(table)
+                rows += len(chunk)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError("no chunks to write")
+    return rows

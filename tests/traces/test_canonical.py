@@ -115,3 +115,17 @@ def test_chunked_parquet_read_skips_empty_columns_and_reads_the_same(tmp_path):
     pq.write_table(table.set_column(2, "va", pa.nulls(2, pa.int64())), p)  # the map's address lost
     with pytest.raises(TraceError, match=r"a.parquet:3: map needs an address"):
         list(iter_trace(p))
+
+
+def test_parquet_written_in_chunks_reads_as_one_trace(tmp_path):
+    from ptpair.traces.canonical import write_parquet_chunks
+
+    a = Trace.from_columns(pid=[1, 1], op=["spawn", "map"], va=[0, 0x1000], length=[0, 8192])
+    b = Trace.from_columns(pid=[1, 1], op=["kalloc", "exit"], arg=[7, 0], order=[2, 0])
+    p = tmp_path / "c.parquet"
+    assert write_parquet_chunks(iter([a, b]), p) == 4
+    t = read_trace(p)
+    assert list(t.op) == [0, 1, 7, 6] and list(t.length) == [0, 8192, 0, 0] and list(t.order) == [0, 0, 2, 0]
+    with pytest.raises(ValueError):
+        write_parquet_chunks(iter([]), tmp_path / "none.parquet")
+    assert not (tmp_path / "none.parquet").exists()
