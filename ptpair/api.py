@@ -17,7 +17,7 @@ _WHERE = {
     **dict.fromkeys(("enriched_dict", "series_frame", "summary"), "ptpair.analysis.metrics"),
     **dict.fromkeys(("Config", "Machine", "Result"), "ptpair.sim.machine"),
     "replay": "ptpair.sim.replay",
-    **dict.fromkeys(("read_trace", "write_trace"), "ptpair.traces.canonical"),
+    **dict.fromkeys(("read_trace", "write_trace", "iter_trace", "write_parquet_chunks"), "ptpair.traces.canonical"),
     **dict.fromkeys(("detect", "read_any"), "ptpair.traces.readers"),
     **dict.fromkeys(("Trace", "TraceError", "encode"), "ptpair.traces.format"),
     **dict.fromkeys(("WORKLOADS", "Params", "synth", "workload_params"), "ptpair.traces.synth"),

@@ -288,6 +288,16 @@ def _print_counts(trace, what="notes") -> None:
 def cmd_convert(args) -> int:
     from ptpair import api
 
+    src = args.input[0]
+    if (len(args.input) == 1 and not args.lenient and str(args.output).endswith(".parquet")
+            and (args.format or api.detect(src)) == "canonical"):
+        # canonical to Parquet: streamed a chunk at a time, memory bounded whatever the length
+        from ptpair.traces.canonical import iter_trace, write_parquet_chunks
+        from ptpair.traces.format import ALL_COLUMNS
+
+        rows = write_parquet_chunks(iter_trace(src, columns=ALL_COLUMNS), args.output)
+        print(f"wrote {args.output}: {rows} events", file=sys.stderr)
+        return 0
     trace = api.read_any(args.input if len(args.input) > 1 else args.input[0], args.format, lenient=args.lenient,
                          populate=_populate(args))
     _print_counts(trace, "counted")

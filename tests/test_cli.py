@@ -96,6 +96,12 @@ def test_convert_round_trip_replays_identically(tmp_path):
     a = ptpair("replay", DATA / "golden.csv", "--json").stdout
     b = ptpair("replay", out, "--json").stdout
     assert a == b
+    # canonical -> Parquet is streamed: a bad row fails the whole conversion, nothing is written
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pid,op,va,length,arg,order\n1,spawn,,,,\n1,map,0x1000,-5,,\n")
+    r = ptpair("convert", bad, "-o", tmp_path / "bad.parquet")
+    assert r.returncode == 2 and r.stderr.strip().endswith("bad.csv:3: map needs a length > 0 bytes, got -5")
+    assert "Traceback" not in r.stderr and list(tmp_path.glob("*bad.parquet*")) == []
 
 
 @pytest.mark.parametrize("content, where", [
