@@ -297,7 +297,7 @@ class PidMap:
 def _size_classes(page_size: np.ndarray) -> np.ndarray:
     """int8 page-size class per row (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) of valid page sizes."""
     n = len(page_size)
-    if n and page_size.strides == (0,):  # one value for every row (a read-only broadcast)
+    if n and page_size.strides == (0,) and int(page_size[0]) in PAGE_SIZES:  # a read-only broadcast
         return np.full(n, PAGE_SIZES.index(int(page_size[0])), np.int8)
     psz = np.zeros(n, dtype=np.int8)
     psz[page_size == PAGE_SIZES[1]] = 1
