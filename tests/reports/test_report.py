@@ -111,9 +111,11 @@ def test_an_interrupted_report_keeps_the_old_one(report, trace, tmp_path):
     out = tmp_path / "report"
     shutil.copytree(report, out)
     before = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
-    proc = subprocess.Popen([sys.executable, "-m", "ptpair", "report", str(trace), "-o", str(out), *SMALL],
+    # a run long enough (about 17 s on 2 cores; SMALL takes about 10) to be stopped inside its replays
+    longer = ["--quick", "--workloads", "mixed", "--seeds", "6", "--seed-events", "4000", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "ptpair", "report", str(trace), "-o", str(out), *longer],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(6)  # inside the replays
+    time.sleep(6)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
