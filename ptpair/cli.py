@@ -935,6 +935,22 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _interrupted() -> int:
+    print("ptpair: interrupted; outputs already written are complete, unfinished ones were not written",
+          file=sys.stderr)
+    return 130
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _run(args) -> int:
     try:
         return args.func(args)
@@ -942,13 +958,16 @@ def _run(args) -> int:
         print(f"ptpair {args.cmd}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ptpair: interrupted; outputs already written are complete, unfinished ones were not written",
-              file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         return 0
     except Exception as e:  # TraceError is the expected one; keep the import lazy
         from ptpair.traces.format import TraceError
+
+        if _caused_by_interrupt(e):
+            # a Ctrl-C or SIGTERM that lands while numba loads or compiles a kernel comes
+            # out of it as a SystemError caused by the KeyboardInterrupt
+            return _interrupted()
 
         if isinstance(e, TraceError):
             print(str(e), file=sys.stderr)

@@ -64,3 +64,20 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path):
     assert f"({done} already done, {16 - done} run now)" in err
     df = pd.read_parquet(out)
     assert len(df) == 16 and df["run_id"].is_unique
+
+
+def test_an_interrupt_numba_wraps_is_still_an_interrupt(capsys):
+    """A Ctrl-C landing while numba loads or compiles a kernel comes out of numba as a
+    SystemError caused by the KeyboardInterrupt (seen in CI): exit 130, no traceback."""
+    from types import SimpleNamespace
+
+    from ptpair.cli import _run
+
+    def compiling(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    assert _run(SimpleNamespace(func=compiling, cmd="convert")) == 130
+    assert "interrupted" in capsys.readouterr().err
