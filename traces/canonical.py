@@ -37,6 +37,52 @@ def _strings(col: pa.ChunkedArray | pa.Array) -> pa.StringArray:
     return arr
 
 
+_NO_INTS = np.zeros(0, np.int64)
+_NO_BITS = np.zeros(0, np.uint8)
+
+
+def _validity(arr: pa.Array) -> np.ndarray:
+    """bool per cell: not null (from Arrow's bitmap; no pandas-backed conversion)."""
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.ones(n, np.bool_)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=arr.offset + n)[arr.offset:].astype(np.bool_)
+
+
+def _int64_buffers(arr: pa.Array):
+    """(values, validity bitmap, bit offset) of an int64 Arrow array: its own buffers, no
+    copy; an empty bitmap when no cell is null. Values under nulls are undefined."""
+    n = len(arr)
+    vals = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=n + arr.offset)[arr.offset:]
+    if arr.null_count == 0:
+        return vals, _NO_BITS, 0
+    return vals, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset
+
+
+def _text_ints(arr: pa.StringArray):
+    """(int64 values, status per cell: 0 parsed, 1 empty or null, 2 not an integer) of a
+    string column in the CSV syntax (decimal or 0x hex), by the compiled scanner."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return parse_int_column(offsets, data, _validity(arr))
+
+
+def _cast_int64(arr: pa.Array, name: str, chk: RowChecker) -> pa.Array:
+    """An integer column as int64; cells beyond int64 (a uint64 column) reported to `chk`."""
+    try:
+        return arr.cast(pa.int64())
+    except pa.ArrowInvalid:
+        import pyarrow.compute as pc
+
+        big = pc.fill_null(pc.greater(arr, pa.scalar((1 << 63) - 1, arr.type)), False)
+        mask = np.asarray(big.to_numpy(zero_copy_only=False), dtype=bool)
+        chk.check(mask, "non-numeric field", lambda r: f"{name} {arr[r].as_py()} is beyond 2^63 - 1")
+        return pc.if_else(big, pa.scalar(0, arr.type), arr).cast(pa.int64())
+
+
 def _parse_ints(col, name: str, chk: RowChecker):
     """int64 values and a 'present' mask from a string or integer Arrow column; cells
     that are not integers are reported to `chk` (and read as 0)."""
@@ -48,13 +94,12 @@ def _parse_ints(col, name: str, chk: RowChecker):
         if arr.null_count == n:
             return np.zeros(n, np.int64), np.zeros(n, bool)
         if arr.type != pa.int64():
-            arr = arr.cast(pa.int64())
-        # the values buffer as it is (no copy); cells under nulls are zeroed below
-        vals = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=n + arr.offset)[arr.offset:]
-        if arr.null_count == 0:
+            arr = _cast_int64(arr, name, chk)
+        vals, bits, _ = _int64_buffers(arr)
+        if len(bits) == 0:
             return vals, np.ones(n, bool)
-        present = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        return np.where(present, vals, 0), present
+        present = _validity(arr)
+        return np.where(present, vals, 0), present  # cells under nulls are undefined: zeroed
     if pa.types.is_floating(arr.type):
         f = np.asarray(arr.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
         present = ~np.isnan(f)
@@ -64,11 +109,7 @@ def _parse_ints(col, name: str, chk: RowChecker):
     arr = _strings(arr)
     if not pa.types.is_string(arr.type):
         raise TraceError(chk.source, None, f"column {name} has type {arr.type}, expected integers")
-    bufs = arr.buffers()
-    validity = arr.is_valid().to_numpy(zero_copy_only=False)
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    vals, status = parse_int_column(offsets, data, np.asarray(validity, dtype=np.bool_))
+    vals, status = _text_ints(arr)
     chk.check(status == 2, "non-numeric field", lambda r: f"{name} is not an integer: {arr[r].as_py()!r}")
     return vals, status == 0
 
@@ -93,19 +134,6 @@ def _op_codes(col, chk: RowChecker) -> np.ndarray:
     return np.asarray(codes.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
 
 
-_NO_INTS = np.zeros(0, np.int64)
-_NO_BITS = np.zeros(0, np.uint8)
-
-
-def _validity(arr: pa.Array) -> np.ndarray:
-    """bool per cell: not null (from Arrow's bitmap; no pandas-backed conversion)."""
-    n = len(arr)
-    if arr.null_count == 0:
-        return np.ones(n, np.bool_)
-    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
-    return np.unpackbits(bits, bitorder="little", count=arr.offset + n)[arr.offset:].astype(np.bool_)
-
-
 def _int_view(table: pa.Table, name: str):
     """(values, validity bitmap, bit offset) of an integer column for the compiled check
     (`_rowcheck.check_rows`): Arrow's own buffers where it holds int64, an empty bitmap
@@ -124,17 +152,11 @@ def _int_view(table: pa.Table, name: str):
                 arr = arr.cast(pa.int64())
             except pa.ArrowInvalid:  # a uint64 beyond int64
                 return None
-        vals = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=n + arr.offset)[arr.offset:]
-        if arr.null_count == 0:
-            return vals, _NO_BITS, 0
-        return vals, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset
+        return _int64_buffers(arr)
     arr = _strings(arr)
     if not pa.types.is_string(arr.type):
         return None
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1 + arr.offset)[arr.offset:]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    vals, status = parse_int_column(offsets, data, _validity(arr))
+    vals, status = _text_ints(arr)
     if (status == 2).any():
         return None
     present = status == 0

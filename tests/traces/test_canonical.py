@@ -129,3 +129,19 @@ def test_parquet_written_in_chunks_reads_as_one_trace(tmp_path):
     with pytest.raises(ValueError):
         write_parquet_chunks(iter([]), tmp_path / "none.parquet")
     assert not (tmp_path / "none.parquet").exists()
+
+
+def test_uint64_beyond_int64_is_a_located_error(tmp_path):
+    """A Parquet written by another tool with an unsigned column too large for int64."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "u.parquet"
+    pq.write_table(pa.table({"pid": pa.array([1, 1, 1], pa.uint64()), "op": ["spawn", "kalloc", "kalloc"],
+                             "va": pa.nulls(3, pa.uint64()), "length": pa.nulls(3, pa.uint64()),
+                             "arg": pa.array([None, 5, 1 << 63], pa.uint64()),
+                             "order": pa.array([None, 0, 0], pa.uint64())}), p)
+    with pytest.raises(TraceError, match=r"u.parquet:4: arg 9223372036854775808 is beyond 2\^63 - 1"):
+        read_trace(p)
+    t = read_trace(p, lenient=True)
+    assert len(t) == 2 and t.skipped == {"non-numeric field": 1}
