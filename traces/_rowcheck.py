@@ -59,7 +59,7 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
 
     Rules combine with `&` and `|` (no short circuit) and one branch per row: whether a
     row is a kalloc or a map is data, and branching on it would mispredict about every
-    other row on a mixed trace (measured: 8 ns against 2 ns per row)."""
+    other row on a mixed trace (measured, cache-warm: 8.4 against 6.6 ns per row)."""
     has_mt = len(mt) != 0
     for i in range(n):
         op = op_lut[op_idx[i]]
