@@ -30,6 +30,13 @@ Semantics (docs/trace-format.md#strace-logs):
 
 Bad input: a line that is not strace output, or a truncated last line, is `FILE:LINE:
 what is wrong` (or skipped and counted with `lenient`).
+
+Two implementations: this module's Python reader and model are the reference; a
+compiled one (traces/_stracescan.py reads the bytes into call arrays, _stracemodel.py
+runs the same model over them) reads the logs strace writes ~7x faster and gives up on
+anything it is not sure to read exactly alike -- every error, rare line shapes -- which
+this module then reads. tests/traces/test_strace_fast.py holds the two to the same
+output on the corpus, generated process trees and mutated logs.
 """
 
 from __future__ import annotations
@@ -427,6 +434,8 @@ class _Builder:
 
     def new_thread(self, tid: int, parent_tid: int):
         pid = self.proc_of[parent_tid]
+        if pid not in self.threads:  # its process has ended (an inconsistent log): no thread of it
+            return
         self.proc_of[tid] = pid
         self.threads[pid].add(tid)
 
@@ -444,6 +453,8 @@ class _Builder:
         if pid is None:
             return
         live = self.threads.get(pid)
+        if live is None:  # its process has already ended
+            return
         live.discard(tid)
         if not live:
             self.emit(pid, OP_CODE["exit"], t=t, line=line)
@@ -480,6 +491,8 @@ def convert_calls(calls: list[Call], populate="all") -> tuple[list[tuple], dict]
                     b.new_thread(child, parent)
             else:
                 src = b.borrowed.get(parent, b.proc_of.get(parent))
+                if src not in b.space_of:  # the space it would copy has ended (an inconsistent log)
+                    src = None
                 b.new_process(child, ctime, cline, parent_pid=src)
         tid = c.tid
         if tid not in b.proc_of and tid not in b.borrowed:
@@ -511,6 +524,10 @@ def _apply(b: _Builder, c: Call) -> None:
             b.new_process(c.tid, t, line)
             return
         pid = b.proc_of[c.tid]
+        if pid not in b.threads:  # its process has ended (an inconsistent log): a new one
+            del b.proc_of[c.tid]
+            b.new_process(c.tid, t, line)
+            return
         b.emit(pid, OP_CODE["exec"], t=t, line=line)
         b.space_of[pid] = _Space(pid)
         for other in b.threads[pid] - {c.tid}:  # exec leaves only the calling thread
@@ -592,6 +609,15 @@ def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
             raise TraceError(str(paths[0]), None, f"--populate {populate}: a fraction must be in (0, 1]")
         if populate == 1:
             populate = "all"
+    compiled = _read_compiled(paths, populate)
+    if compiled is not None:
+        return compiled
+    return _read_python(paths, populate, lenient)
+
+
+def _read_python(paths: list, populate, lenient: bool) -> Trace:
+    """read_strace in Python: the reference, and the reader of every log the compiled path
+    leaves to it (any error, any line shape it is not sure of)."""
     with _no_gc():
         calls, skipped, first_bad = parse_files(paths, lenient)
         rows, dropped = convert_calls(calls, populate)
@@ -604,6 +630,78 @@ def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
     trace.lines = ints[5]
     trace.skipped = {**skipped, **dropped}
     trace.first_bad = first_bad[1:] if first_bad else None
+    return trace
+
+
+# --- the compiled path ----------------------------------------------------------------------
+_DROPPED = "outside the 47-bit address space"
+
+
+def _scan_file(data: bytes, file_tid: int | None) -> dict | None:
+    """The calls of one file's bytes as arrays (traces/_stracescan.py), or None where the
+    compiled reader leaves the file to Python."""
+    from ptpair.traces import _stracescan as sc
+
+    size = data.count(b"\n") + 2  # a call per line at most, plus the last line unended
+    cols = {"line": np.empty(size, np.int64), "tid": np.empty(size, np.int64), "time": np.empty(size, np.float64),
+            "name": np.empty(size, np.int8), "ret": np.empty(size, np.int64), "retnone": np.empty(size, np.bool_),
+            "failed": np.empty(size, np.bool_), "args": np.empty((size, 3), np.int64),
+            "flags": np.empty(size, np.int8), "clone": np.empty(size, np.int64)}
+    status, k = sc.scan(np.frombuffer(data, dtype=np.uint8), -1 if file_tid is None else file_tid, *cols.values())
+    if status != sc.OK:
+        return None
+    return {key: v[:k] for key, v in cols.items()}
+
+
+def _read_compiled(paths: list, populate) -> Trace | None:
+    """read_strace in compiled code: the files scanned into call arrays, merged by time,
+    the process model run over them. None where either part leaves the log to the Python
+    reader (which is the reference: it reads everything and names every error)."""
+    from ptpair.traces import _stracemodel as sm
+    from ptpair.traces._stracescan import CLONE3, FORK
+
+    paths = [Path(p) for p in paths]
+    parts = []
+    for p in paths:
+        m = re.search(r"\.(\d+)$", p.name)
+        file_tid = int(m.group(1)) if (m and len(paths) > 1) else None
+        try:
+            data = p.read_bytes()
+        except OSError:
+            return None
+        part = _scan_file(data, file_tid)
+        if part is None:
+            return None
+        parts.append(part)
+    calls = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    if len(parts) > 1:
+        if np.isnan(calls["time"]).any():
+            return None  # Python names the error
+        order = np.argsort(calls["time"], kind="stable")
+        calls = {key: v[order] for key, v in calls.items()}
+    forks = ((calls["name"] >= FORK) & (calls["name"] <= CLONE3) & ~calls["failed"] & ~calls["retnone"]
+             & (calls["ret"] > 0))
+    ids = np.unique(np.concatenate([calls["tid"], calls["ret"][forks]]))
+    child = np.full(len(forks), -1, dtype=np.int64)
+    child[forks] = np.searchsorted(ids, calls["ret"][forks])
+    if populate == "all":
+        mode, frac = sm.POPULATE_ALL, 1.0
+    elif populate == "none":
+        mode, frac = sm.POPULATE_NONE, 1.0
+    else:
+        mode, frac = sm.POPULATE_FRACTION, float(populate)
+    status, rows, times, dropped = sm.model(
+        np.searchsorted(ids, calls["tid"]), calls["name"].astype(np.int64), calls["time"], calls["line"],
+        calls["ret"], calls["retnone"], calls["failed"], calls["args"], calls["flags"], calls["clone"], child,
+        ids, mode, frac)
+    if status != sm.OK:
+        return None
+    trace = Trace.from_columns(source=str(paths[0]), pid=rows[:, sm.R_PID].copy(),
+                               op=rows[:, sm.R_OP].astype(np.int8), va=rows[:, sm.R_VA].copy(),
+                               length=rows[:, sm.R_LEN].copy(), arg=rows[:, sm.R_ARG].copy(), time=times)
+    trace.lines = rows[:, sm.R_LINE].copy()
+    trace.skipped = {_DROPPED: int(dropped)} if dropped else {}
+    trace.first_bad = None
     return trace
 
 

@@ -1,0 +1,497 @@
+"""The strace process model (strace.convert_calls), compiled, over the call arrays of
+traces/_stracescan.py.
+
+A line-for-line port of the Python model, which stays the reference: the same creation
+pass (a child appears at its parent's clone, or at its own first line if earlier), the
+same vfork borrowing, threads, exec and exit rules, and the same address-space ranges --
+each space a sorted run of (start, end, accessible) in a shared pool, searched and
+spliced exactly as `_Space` does with `bisect` on its list of tuples (zero-length ranges
+included, which `brk` makes within a page). The per-process thread sets become an owner
+per tid and a count per pid; the one thing that cannot be held that way -- a tid in two
+sets at once, which the Python model makes when a child's own child is seen before the
+child's clone returns and the child then turns out to be a thread -- gives up (status
+GIVE_UP) and the Python model runs.
+"""
+
+import numpy as np
+from numba import njit
+
+from ptpair.traces._stracescan import (ACCESSIBLE, BRK, CLONE3, CLONE_THREAD, CLONE_VFORK, CLONE_VM, END,
+                                       EXECVE, EXECVEAT, FORK, MADVISE, MMAP, MMAP2, MREMAP, MUNMAP,
+                                       PKEY_MPROTECT, UNMAP_ADVICE)
+from ptpair.traces.format import OP_CODE
+
+OK, GIVE_UP = 0, 1
+POPULATE_ALL, POPULATE_NONE, POPULATE_FRACTION = 0, 1, 2
+PAGE_SIZE = 4096
+VA_LIMIT = 1 << 47  # as strace.VA_LIMIT
+OP_MAP, OP_UNMAP = OP_CODE["map"], OP_CODE["unmap"]
+OP_SPAWN, OP_FORK, OP_EXEC, OP_EXIT = OP_CODE["spawn"], OP_CODE["fork"], OP_CODE["exec"], OP_CODE["exit"]
+# rows: pid, op, va, length (bytes), arg, line; times apart (float)
+R_PID, R_OP, R_VA, R_LEN, R_ARG, R_LINE = range(6)
+MIN_BLOCK = 16  # ranges per address space to start with
+
+
+@njit(cache=True, inline="always")
+def _page_up(x):
+    return -(-x // PAGE_SIZE) * PAGE_SIZE
+
+
+# --- one address space's ranges: S/E/A[off : off + n], sorted as Python sorts the tuples
+@njit(cache=True)
+def _first_start_at_least(S, off, lo, hi, x):
+    """bisect_left(vmas, (x,), lo, hi): the first range whose start is >= x."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if S[off + mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _first_start_above(S, off, n, x):
+    """bisect_right(vmas, (x, inf)): the first range whose start is > x."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < S[off + mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True)
+def _insort_at(S, E, A, off, n, s, e, a):
+    """bisect_right(vmas, (s, e, a)): where insort puts the range."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        ms, me, ma = S[off + mid], E[off + mid], A[off + mid]
+        if s < ms or (s == ms and (e < me or (e == me and a < ma))):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True)
+def _span(S, E, off, n, start, end):
+    """_Space._span: indexes [lo, hi) of the ranges that overlap [start, end)."""
+    lo = _first_start_at_least(S, off, 0, n, start)
+    if lo > 0 and E[off + lo - 1] > start:
+        lo -= 1
+    return lo, _first_start_at_least(S, off, lo, n, end)
+
+
+@njit(cache=True)
+def _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k):
+    """vmas[lo:hi] = the k pieces in PS/PE/PA; returns the new count (capacity reserved)."""
+    d = k - (hi - lo)
+    if d > 0:
+        for j in range(n - 1, hi - 1, -1):
+            S[off + j + d], E[off + j + d], A[off + j + d] = S[off + j], E[off + j], A[off + j]
+    elif d < 0:
+        for j in range(hi, n):
+            S[off + j + d], E[off + j + d], A[off + j + d] = S[off + j], E[off + j], A[off + j]
+    for j in range(k):
+        S[off + lo + j], E[off + lo + j], A[off + lo + j] = PS[j], PE[j], PA[j]
+    return n + d
+
+
+@njit(cache=True)
+def _remove(S, E, A, off, n, start, end, PS, PE, PA):
+    lo, hi = _span(S, E, off, n, start, end)
+    k = 0
+    for j in range(lo, hi):
+        s, e, a = S[off + j], E[off + j], A[off + j]
+        if s < start:
+            PS[k], PE[k], PA[k] = s, start, a
+            k += 1
+        if e > end:
+            PS[k], PE[k], PA[k] = end, e, a
+            k += 1
+    return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k)
+
+
+@njit(cache=True)
+def _add(S, E, A, off, n, start, end, acc, PS, PE, PA):
+    n = _remove(S, E, A, off, n, start, end, PS, PE, PA)
+    at = _insort_at(S, E, A, off, n, start, end, acc)
+    PS[0], PE[0], PA[0] = start, end, acc
+    return _splice(S, E, A, off, n, at, at, PS, PE, PA, 1)
+
+
+@njit(cache=True)
+def _protect(S, E, A, off, n, start, end, acc, PS, PE, PA, OL, OH):
+    """_Space.protect; the ranges that became accessible go to OL/OH. Returns (count, opened)."""
+    lo, hi = _span(S, E, off, n, start, end)
+    k = 0
+    o = 0
+    for j in range(lo, hi):
+        s, e, a0 = S[off + j], E[off + j], A[off + j]
+        a, b = max(s, start), min(e, end)
+        if s < a:
+            PS[k], PE[k], PA[k] = s, a, a0
+            k += 1
+        if acc and not a0:
+            OL[o], OH[o] = a, b
+            o += 1
+        PS[k], PE[k], PA[k] = a, b, acc
+        k += 1
+        if b < e:
+            PS[k], PE[k], PA[k] = b, e, a0
+            k += 1
+    return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k), o
+
+
+@njit(cache=True)
+def _accessible_of(S, E, A, off, n, start):
+    i = _first_start_above(S, off, n, start) - 1
+    if i >= 0 and S[off + i] <= start < E[off + i]:
+        return A[off + i]
+    return 1
+
+
+@njit(cache=True)
+def _grow1(a, size):
+    out = np.empty(size, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+@njit(cache=True)
+def _grow2(a, rows):
+    out = np.empty((rows, a.shape[1]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def _reserve(S, E, A, top, size):
+    """The range pool with room for `size` more ranges after `top`."""
+    if top + size > len(S):
+        pool = 2 * (top + size)
+        S, E, A = _grow1(S, pool), _grow1(E, pool), _grow1(A, pool)
+    return S, E, A
+
+
+@njit(cache=True)
+def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive, member, nthreads, seq, nseq):
+    """strace._Builder.new_process: pid p begins, with a fresh address space or a copy of
+    src's, in the pool block [at, at + size). Returns the next insertion number, or -1
+    where p would be in two thread sets at once (the Python model's sets are then no
+    longer one owner per tid)."""
+    if member[p] >= 0 and member[p] != p:
+        return -1
+    if alive[p]:  # threads[p] = {p} replaces the set: its other members leave it
+        for q in range(len(member)):
+            if member[q] == p:
+                member[q] = -1
+    else:  # a new key of the `threads` dict: it goes last in its order
+        seq[p] = nseq
+        nseq += 1
+    off[p], cap[p] = at, size
+    if src < 0:
+        cnt[p] = 0
+        brk_set[p] = False
+    else:
+        for j in range(cnt[src]):
+            S[at + j], E[at + j], A[at + j] = S[off[src] + j], E[off[src] + j], A[off[src] + j]
+        cnt[p] = cnt[src]
+        brk_set[p], brk_cur[p] = brk_set[src], brk_cur[src]
+    proc[p] = p
+    alive[p] = True
+    member[p] = p
+    nthreads[p] = 1
+    return nseq
+
+
+@njit(cache=True, inline="always")
+def _emit(rows, times, k, pid, op, va, length, arg, t, line):
+    rows[k, R_PID], rows[k, R_OP], rows[k, R_VA], rows[k, R_LEN], rows[k, R_ARG], rows[k, R_LINE] = \
+        pid, op, va, length, arg, line
+    times[k] = t
+    return k + 1
+
+
+@njit(cache=True)
+def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, child, ids, mode, frac):
+    """Canonical rows of the calls (tid and child as indexes into `ids`, the pids).
+
+    Returns (status, rows int64 (k, 6), times float64 (k,), dropped count)."""
+    n = len(tid)
+    N = len(ids)
+    # -- where each child appears (strace.convert_calls's first pass)
+    first = np.full(N, -1, dtype=np.int64)
+    for i in range(n):
+        if first[tid[i]] < 0:
+            first[tid[i]] = i
+    cre_at = np.empty(n, dtype=np.int64)
+    cre_call = np.empty(n, dtype=np.int64)
+    created = np.zeros(N, dtype=np.bool_)
+    m = 0
+    for i in range(n):
+        if FORK <= name[i] <= CLONE3 and not failed[i] and not retnone[i] and ret[i] > 0:
+            ch = child[i]
+            if not created[ch]:
+                at = i if first[ch] < 0 else min(i, first[ch])
+                cre_at[m] = at
+                cre_call[m] = i
+                m += 1
+                created[ch] = True
+    order = np.argsort(cre_at[:m], kind="mergesort")  # stable: same index keeps call order
+
+    # -- the model's state, by tid index
+    proc = np.full(N, -1, dtype=np.int64)  # proc_of: tid -> pid of its process
+    borrowed = np.full(N, -1, dtype=np.int64)  # vfork child -> the pid whose space it borrows
+    alive = np.zeros(N, dtype=np.bool_)  # pid -> has threads and a space
+    member = np.full(N, -1, dtype=np.int64)  # tid -> the pid whose thread set holds it
+    nthreads = np.zeros(N, dtype=np.int64)  # pid -> size of its thread set
+    seq = np.zeros(N, dtype=np.int64)  # order pids entered `threads` (exits at the end follow it)
+    nseq = 0
+    off = np.zeros(N, dtype=np.int64)
+    cnt = np.zeros(N, dtype=np.int64)
+    cap = np.zeros(N, dtype=np.int64)
+    brk_set = np.zeros(N, dtype=np.bool_)
+    brk_cur = np.zeros(N, dtype=np.int64)
+    pool = 1024
+    S = np.empty(pool, dtype=np.int64)
+    E = np.empty(pool, dtype=np.int64)
+    A = np.empty(pool, dtype=np.int8)
+    top = 0
+    scratch = 64
+    PS = np.empty(scratch, dtype=np.int64)
+    PE = np.empty(scratch, dtype=np.int64)
+    PA = np.empty(scratch, dtype=np.int8)
+    OL = np.empty(scratch, dtype=np.int64)
+    OH = np.empty(scratch, dtype=np.int64)
+    rows = np.empty((max(16, n + n // 2), 6), dtype=np.int64)
+    times = np.empty(rows.shape[0], dtype=np.float64)
+    k = 0
+    dropped = 0
+    ci = 0
+    for i in range(n + 1):
+        # room for this step's rows: one per creation, and per call at most 3 per range of
+        # its space (mprotect opens at most every range) plus a few
+        sp_need = 0
+        for p in (proc[tid[i]] if i < n else -1, borrowed[tid[i]] if i < n else -1):
+            if p >= 0:
+                sp_need = max(sp_need, 3 * cnt[p] + 8)
+        need = k + sp_need + 8 + 2 * (m - ci)
+        if need > rows.shape[0]:
+            rows = _grow2(rows, 2 * need)
+            times = _grow1(times, 2 * need)
+        if i == n:
+            break
+        # -- the processes and threads the calls so far have created
+        while ci < m and cre_at[order[ci]] == i:
+            c = cre_call[order[ci]]
+            ci += 1
+            ch, parent, fl = child[c], tid[c], cflags[c]
+            if proc[parent] < 0 and borrowed[parent] < 0:
+                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
+                nseq = _begin(parent, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq)
+                if nseq < 0:
+                    return GIVE_UP, rows[:0], times[:0], 0
+                top += MIN_BLOCK
+                k = _emit(rows, times, k, ids[parent], OP_SPAWN, 0, 0, 0, time[c], line[c])
+            if fl & CLONE_VM and fl & CLONE_VFORK:
+                borrowed[ch] = borrowed[parent] if borrowed[parent] >= 0 else proc[parent]
+            elif fl & CLONE_VM or fl & CLONE_THREAD:
+                if borrowed[parent] >= 0:  # a thread of a vfork child shares the borrowed space
+                    borrowed[ch] = borrowed[parent]
+                else:
+                    p = proc[parent]  # new_thread (none if the process has ended)
+                    if alive[p] and member[ch] >= 0 and member[ch] != p:
+                        return GIVE_UP, rows[:0], times[:0], 0
+                    if not alive[p]:
+                        continue
+                    proc[ch] = p
+                    if member[ch] < 0:
+                        member[ch] = p
+                        nthreads[p] += 1
+            else:
+                src = borrowed[parent] if borrowed[parent] >= 0 else proc[parent]
+                if not alive[src]:  # the space it would copy has ended (an inconsistent log)
+                    src = -1
+                size = MIN_BLOCK if src < 0 else max(MIN_BLOCK, 3 * cnt[src] + 8)
+                S, E, A = _reserve(S, E, A, top, size)
+                nseq = _begin(ch, src, top, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq)
+                if nseq < 0:
+                    return GIVE_UP, rows[:0], times[:0], 0
+                top += size
+                if src < 0:
+                    k = _emit(rows, times, k, ids[ch], OP_SPAWN, 0, 0, 0, time[c], line[c])
+                else:
+                    k = _emit(rows, times, k, ids[ch], OP_FORK, 0, 0, ids[src], time[c], line[c])
+        t = tid[i]
+        nm = name[i]
+        ti, li = time[i], line[i]
+        if proc[t] < 0 and borrowed[t] < 0:
+            if nm == END:
+                continue
+            # a root of the tree (or attached with -p)
+            S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
+            nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                          member, nthreads, seq, nseq)
+            if nseq < 0:
+                return GIVE_UP, rows[:0], times[:0], 0
+            top += MIN_BLOCK
+            k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
+        if nm == END:
+            if borrowed[t] >= 0:  # a vfork child that never exec'd: it had no tables
+                borrowed[t] = -1
+                continue
+            p = proc[t]
+            if p < 0:
+                continue
+            proc[t] = -1
+            if not alive[p]:  # its process has already ended
+                continue
+            if member[t] == p:
+                member[t] = -1
+                nthreads[p] -= 1
+            if nthreads[p] == 0:
+                k = _emit(rows, times, k, ids[p], OP_EXIT, 0, 0, 0, ti, li)
+                alive[p] = False
+            continue
+        if failed[i]:
+            continue
+        if nm == EXECVE or nm == EXECVEAT:
+            if borrowed[t] >= 0:  # the vfork child gets its own address space
+                borrowed[t] = -1
+                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
+                nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq)
+                if nseq < 0:
+                    return GIVE_UP, rows[:0], times[:0], 0
+                top += MIN_BLOCK
+                k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
+                continue
+            p = proc[t]
+            if not alive[p]:  # its process has ended (an inconsistent log): a new one
+                proc[t] = -1
+                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
+                nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq)
+                if nseq < 0:
+                    return GIVE_UP, rows[:0], times[:0], 0
+                top += MIN_BLOCK
+                k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
+                continue
+            if member[t] >= 0 and member[t] != p:
+                return GIVE_UP, rows[:0], times[:0], 0
+            k = _emit(rows, times, k, ids[p], OP_EXEC, 0, 0, 0, ti, li)
+            cnt[p] = 0
+            brk_set[p] = False
+            if nthreads[p] > (1 if member[t] == p else 0):  # exec leaves only the calling thread
+                for q in range(N):
+                    if member[q] == p and q != t:
+                        member[q] = -1
+                        proc[q] = -1
+            member[t] = p
+            nthreads[p] = 1
+            continue
+        if borrowed[t] >= 0:
+            sp = borrowed[t] if alive[borrowed[t]] else -1
+        else:
+            sp = proc[t] if alive[proc[t]] else -1
+        if sp < 0 or nm > PKEY_MPROTECT:
+            continue
+        # room in this space's block and the scratch for any change to it
+        room = 3 * cnt[sp] + 8
+        if cap[sp] < room:
+            size = 2 * room
+            S, E, A = _reserve(S, E, A, top, size)
+            for j in range(cnt[sp]):
+                S[top + j], E[top + j], A[top + j] = S[off[sp] + j], E[off[sp] + j], A[off[sp] + j]
+            off[sp], cap[sp] = top, size
+            top += size
+        if len(PS) < room:
+            PS, PE, PA = _grow1(PS, 2 * room), _grow1(PE, 2 * room), _grow1(PA, 2 * room)
+            OL, OH = _grow1(OL, 2 * room), _grow1(OH, 2 * room)
+        o = off[sp]
+        a0, a1, a2 = args[i, 0], args[i, 1], args[i, 2]
+        # each change: the ranges to unmap (u0, u1) then to map (m0, m1), as the Python
+        # model emits them
+        u0 = u1 = m0 = m1 = 0
+        opened = 0
+        if nm == MMAP or nm == MMAP2:
+            acc = 1 if flags[i] & ACCESSIBLE else 0
+            length = _page_up(a1)
+            cnt[sp] = _add(S, E, A, o, cnt[sp], ret[i], ret[i] + length, acc, PS, PE, PA)
+            if acc:
+                m0, m1 = ret[i], ret[i] + length
+        elif nm == MUNMAP:
+            length = _page_up(a1)
+            cnt[sp] = _remove(S, E, A, o, cnt[sp], a0, a0 + length, PS, PE, PA)
+            u0, u1 = a0, a0 + length
+        elif nm == BRK:
+            new_brk = ret[i]
+            if not brk_set[sp]:
+                brk_set[sp] = True
+                brk_cur[sp] = new_brk
+                continue
+            old = brk_cur[sp]
+            if new_brk > old:
+                m0, m1 = _page_up(old), _page_up(new_brk)
+                cnt[sp] = _add(S, E, A, o, cnt[sp], m0, m1, 1, PS, PE, PA)
+            elif new_brk < old:
+                u0, u1 = _page_up(new_brk), _page_up(old)
+                cnt[sp] = _remove(S, E, A, o, cnt[sp], u0, u1, PS, PE, PA)
+            brk_cur[sp] = new_brk
+        elif nm == MREMAP:
+            old_len, new_len = _page_up(a1), _page_up(a2)
+            acc = _accessible_of(S, E, A, o, cnt[sp], a0)
+            cnt[sp] = _remove(S, E, A, o, cnt[sp], a0, a0 + old_len, PS, PE, PA)
+            u0, u1 = a0, a0 + old_len
+            cnt[sp] = _add(S, E, A, o, cnt[sp], ret[i], ret[i] + new_len, acc, PS, PE, PA)
+            if acc:
+                m0, m1 = ret[i], ret[i] + new_len
+        elif nm == MADVISE:
+            if flags[i] & UNMAP_ADVICE:
+                u0, u1 = a0, a0 + _page_up(a1)
+        else:  # mprotect, pkey_mprotect
+            acc = 1 if flags[i] & ACCESSIBLE else 0
+            cnt[sp], opened = _protect(S, E, A, o, cnt[sp], a0, a0 + _page_up(a1), acc, PS, PE, PA, OL, OH)
+        pid = ids[sp]
+        # unmap (strace._Builder.unmap), then map (_Builder.map) of each range
+        if u1 > u0 and u0 < VA_LIMIT and mode != POPULATE_NONE:
+            k = _emit(rows, times, k, pid, OP_UNMAP, u0, min(u1, VA_LIMIT) - u0, 0, ti, li)
+        for r in range(opened + 1):
+            lo, hi = (m0, m1) if r == opened else (OL[r], OH[r])
+            if hi <= lo:
+                continue
+            if hi > VA_LIMIT:
+                dropped += 1
+                continue
+            if mode == POPULATE_NONE:
+                continue
+            if mode == POPULATE_FRACTION:
+                pages = (hi - lo) // PAGE_SIZE
+                hi = lo + max(1, int(np.ceil(pages * frac))) * PAGE_SIZE
+            k = _emit(rows, times, k, pid, OP_MAP, lo, hi - lo, 0, ti, li)
+    # -- processes alive at the end of the log exit there, in the order they began
+    t_end = np.nan
+    for i in range(n):
+        if not np.isnan(time[i]) and (np.isnan(t_end) or time[i] > t_end):
+            t_end = time[i]
+    line_end = line[n - 1] if n else 0
+    live = np.empty(N, dtype=np.int64)
+    nl = 0
+    for p in range(N):
+        if alive[p]:
+            live[nl] = p
+            nl += 1
+    live = live[:nl][np.argsort(seq[live[:nl]])]
+    if k + nl > rows.shape[0]:
+        rows = _grow2(rows, k + nl)
+        times = _grow1(times, k + nl)
+    for p in live:
+        k = _emit(rows, times, k, ids[p], OP_EXIT, 0, 0, 0, t_end, line_end)
+    return OK, rows[:k], times[:k], dropped

@@ -1,0 +1,682 @@
+"""A compiled reader for strace logs: the calls of one file, as arrays.
+
+It reads what `strace._Lines.feed` reads -- pid column or not, the three timestamp
+forms, `-T` durations, failed calls, `<unfinished ...>` / `<... resumed>` halves joined
+exactly as `feed` joins them, thread ends, signals -- or it gives up. It gives up
+(status GIVE_UP) on the first thing it is not sure to read exactly as `feed` does: a
+byte outside printable ASCII and tab, a line `feed` would reject, a number it does not
+parse (beyond 2^60, a leading `+`, octal), arguments of a memory call that nest
+(quotes, brackets). The Python reader then reads the whole file, so that every message
+and every rare shape has one source, and this one only has to be right where it answers.
+tests/traces/test_strace_fast.py holds the two to the same calls on the corpus and on
+mutated logs.
+
+One pass over the bytes; per call: start line, tid, time, name code, result, failed,
+the three first arguments as integers (those the process model reads), whether the
+third makes pages accessible or names an unmapping advice, and the clone flags.
+"""
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.typed import Dict
+
+OK = 0
+GIVE_UP = 1
+
+# name codes: the calls the process model reads (strace.WANTED_CALLS), and a thread's end
+NAMES = ("mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect", "pkey_mprotect",
+         "execve", "execveat", "fork", "vfork", "clone", "clone2", "clone3", "exit", "exit_group")
+(MMAP, MMAP2, MUNMAP, BRK, MREMAP, MADVISE, MPROTECT, PKEY_MPROTECT, EXECVE, EXECVEAT,
+ FORK, VFORK, CLONE, CLONE2, CLONE3, EXIT, EXIT_GROUP) = range(len(NAMES))
+END = len(NAMES)  # `+++ exited with N +++` / `+++ killed by SIG +++`: a thread's end
+OTHER = -1  # a call the model does not read
+
+# the flags word of a memory call's third argument
+ACCESSIBLE = 1  # a prot without PROT_NONE that is not 0 (strace._accessible)
+UNMAP_ADVICE = 2  # MADV_DONTNEED, MADV_FREE or MADV_REMOVE (strace.UNMAP_ADVICE)
+# which arguments parsed as integers: bit k for argument k (k < 3)
+CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000  # as strace.CLONE_*
+
+VALUE_LIMIT = 1 << 60  # larger numbers are left to Python (keeps start + length in int64)
+EXACT_FLOAT = 1 << 53  # a timestamp's digits beyond this would round: left to Python
+
+
+def _table(words):
+    width = max(len(w) for w in words)
+    t = np.zeros((len(words), width), dtype=np.uint8)
+    n = np.zeros(len(words), dtype=np.int64)
+    for i, w in enumerate(words):
+        t[i, : len(w)] = np.frombuffer(w.encode(), dtype=np.uint8)
+        n[i] = len(w)
+    return t, n
+
+
+NAME_TABLE, NAME_LEN = _table(NAMES)
+_WORDS = ("---", "strace: ", "+++ ", "<... ", " resumed>", "<unfinished ...>", "exited with ",
+          "killed by SIG", " (core dumped)", "superseded by execve in pid ", " +++", "PROT_NONE",
+          "MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE", "NULL", "CLONE_VM", "CLONE_VFORK", "CLONE_THREAD",
+          "[pid")
+WORD_TABLE, WORD_LEN = _table(_WORDS)
+(W_SIGNAL, W_STRACE, W_PLUS, W_RESUMED_OPEN, W_RESUMED, W_UNFINISHED, W_EXITED, W_KILLED, W_CORE,
+ W_SUPERSEDED, W_PLUS_END, W_PROT_NONE, W_DONTNEED, W_FREE, W_REMOVE, W_NULL, W_CLONE_VM,
+ W_CLONE_VFORK, W_CLONE_THREAD, W_PID) = range(len(_WORDS))
+POW10 = np.array([10.0 ** k for k in range(23)])  # exact: every 10^k, k <= 22, is a double
+
+
+@njit(cache=True, inline="always")
+def _ws(c):
+    # the blanks of Python's \s and str.strip() that can reach here (other control bytes give up)
+    return c == 32 or c == 9
+
+
+@njit(cache=True, inline="always")
+def _digit(c):
+    return 48 <= c <= 57
+
+
+@njit(cache=True, inline="always")
+def _word_char(c):
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
+
+
+@njit(cache=True)
+def _at(buf, i, end, w):
+    """Whether WORD_TABLE[w] starts at buf[i] (before `end`)."""
+    n = WORD_LEN[w]
+    if i + n > end:
+        return False
+    for j in range(n):
+        if buf[i + j] != WORD_TABLE[w, j]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _find(buf, a, b, w):
+    """Index of the first WORD_TABLE[w] in buf[a:b], or -1."""
+    n = WORD_LEN[w]
+    first = WORD_TABLE[w, 0]
+    for i in range(a, b - n + 1):
+        if buf[i] == first and _at(buf, i, b, w):
+            return i
+    return -1
+
+
+@njit(cache=True)
+def _has_word(buf, a, b, w):
+    """Whether WORD_TABLE[w] occurs in buf[a:b] as a whole word (regex \\bWORD\\b)."""
+    n = WORD_LEN[w]
+    i = a
+    while True:
+        i = _find(buf, i, b, w)
+        if i < 0:
+            return False
+        if (i == a or not _word_char(buf[i - 1])) and (i + n == b or not _word_char(buf[i + n])):
+            return True
+        i += 1
+
+
+@njit(cache=True)
+def _name(buf, a, b):
+    """Code of the call name buf[a:b]: its index in NAMES, or OTHER."""
+    n = b - a
+    for k in range(len(NAME_LEN)):
+        if NAME_LEN[k] != n:
+            continue
+        same = True
+        for j in range(n):
+            if buf[a + j] != NAME_TABLE[k, j]:
+                same = False
+                break
+        if same:
+            return k
+    return OTHER
+
+
+@njit(cache=True)
+def _name_end(buf, i, end):
+    """End of a name `[a-z_][a-z0-9_]*` starting at buf[i], or i if there is none."""
+    if i >= end or not (97 <= buf[i] <= 122 or buf[i] == 95):
+        return i
+    j = i + 1
+    while j < end and (97 <= buf[j] <= 122 or _digit(buf[j]) or buf[j] == 95):
+        j += 1
+    return j
+
+
+@njit(cache=True)
+def _decimal(buf, a, b):
+    """Value of the digits buf[a:b] (leading zeros allowed), or -1 beyond VALUE_LIMIT."""
+    if b - a > 18:
+        return -1
+    v = 0
+    for i in range(a, b):
+        v = v * 10 + (buf[i] - 48)
+    return v if v < VALUE_LIMIT else -1
+
+
+@njit(cache=True)
+def _duration_to_end(buf, k, b):
+    """Whether buf[k:b] is `<[\\d.]+>` then blanks to the end."""
+    j = k + 1
+    while j < b and (_digit(buf[j]) or buf[j] == 46):
+        j += 1
+    if j == k + 1 or j >= b or buf[j] != 62:
+        return False
+    j += 1
+    while j < b and _ws(buf[j]):
+        j += 1
+    return j == b
+
+
+@njit(cache=True)
+def _after_value(buf, i, b):
+    """What follows a result's value, as strace._RESULT reads it:
+    `(?:\\s+(E[A-Z0-9]+)[^<]*)?(?:\\s*<[\\d.]+>)?\\s*$`. 0: no match, 1: match, 2: match
+    with an errno (a failed call)."""
+    j = i
+    while j < b and _ws(buf[j]):
+        j += 1
+    if j > i and j + 1 < b and buf[j] == 69 and (65 <= buf[j + 1] <= 90 or _digit(buf[j + 1])):
+        k = j + 2
+        while k < b and buf[k] != 60:
+            k += 1
+        if k == b or _duration_to_end(buf, k, b):
+            return 2
+        return 0
+    if j == b or (buf[j] == 60 and _duration_to_end(buf, j, b)):
+        return 1
+    return 0
+
+
+@njit(cache=True)
+def _result(buf, a, b):
+    """The result of a call's tail buf[a:b], as `strace._RESULT.search` finds it (the
+    leftmost `)` from which the pattern matches to the end). Returns (position of that
+    `)` or -1, kind, value): kind 0 a value, 1 `?`, 2 failed, 3 a value too large here."""
+    for p in range(a, b):
+        if buf[p] != 41:
+            continue
+        j = p + 1
+        while j < b and _ws(buf[j]):
+            j += 1
+        if j == p + 1 or j >= b or buf[j] != 61:
+            continue
+        k = j + 1
+        while k < b and _ws(buf[k]):
+            k += 1
+        if k == j + 1 or k >= b:
+            continue
+        # `-?\d+`, then `0x[0-9a-f]+`, then `\?`: the first that lets the rest match
+        s = k + 1 if buf[k] == 45 else k
+        d = s
+        while d < b and _digit(buf[d]):
+            d += 1
+        if d > s:
+            r = _after_value(buf, d, b)
+            if r:
+                if r == 2 or s > k:
+                    return p, 2, 0
+                v = _decimal(buf, s, d)
+                return p, (0 if v >= 0 else 3), v
+        if k + 2 < b and buf[k] == 48 and buf[k + 1] == 120:
+            h = k + 2
+            while h < b and (_digit(buf[h]) or 97 <= buf[h] <= 102):
+                h += 1
+            if h > k + 2:
+                r = _after_value(buf, h, b)
+                if r:
+                    if r == 2:
+                        return p, 2, 0
+                    if h - (k + 2) > 15:
+                        return p, 3, 0
+                    v = 0
+                    for i in range(k + 2, h):
+                        c = buf[i]
+                        v = v * 16 + (c - 48 if c <= 57 else c - 87)
+                    return p, (0 if v < VALUE_LIMIT else 3), v
+        if buf[k] == 63:
+            r = _after_value(buf, k + 1, b)
+            if r:
+                return p, (2 if r == 2 else 1), 0
+    return -1, 0, 0
+
+
+@njit(cache=True)
+def _int_arg(buf, a, b):
+    """strace._int of the argument buf[a:b]: NULL or empty 0, decimal, 0x hex; -1 for
+    anything else (negative, octal, beyond VALUE_LIMIT: left to Python)."""
+    while a < b and _ws(buf[a]):
+        a += 1
+    while b > a and _ws(buf[b - 1]):
+        b -= 1
+    if a == b or (b - a == 4 and _at(buf, a, b, W_NULL)):
+        return 0
+    if b - a > 2 and buf[a] == 48 and (buf[a + 1] == 120 or buf[a + 1] == 88):
+        if b - a - 2 > 15:
+            return -1
+        v = 0
+        for i in range(a + 2, b):
+            c = buf[i]
+            if _digit(c):
+                v = v * 16 + (c - 48)
+            elif 97 <= c <= 102:
+                v = v * 16 + (c - 87)
+            elif 65 <= c <= 70:
+                v = v * 16 + (c - 55)
+            else:
+                return -1
+        return v if v < VALUE_LIMIT else -1
+    zeros = True
+    for i in range(a, b):
+        if not _digit(buf[i]):
+            return -1
+        if buf[i] != 48:
+            zeros = False
+    if buf[a] == 48 and not zeros:  # int("012", 0) is an error in Python
+        return -1
+    return _decimal(buf, a, b)
+
+
+@njit(cache=True)
+def _memory_args(buf, a, b, name, out, starts, ends):
+    """The arguments the model reads of a memory call (strace._apply), into out[0:3] and
+    out[3] (flags); `starts`/`ends` (4 each) are scratch. Returns False where Python's
+    reading is not certain to agree."""
+    for i in range(a, b):
+        c = buf[i]
+        if c == 34 or c == 40 or c == 91 or c == 123:  # nesting: strace._split_args's slow path
+            return False
+    # the top-level comma-separated pieces (up to 4)
+    n = 0
+    s = a
+    for i in range(a, b + 1):
+        if i == b or buf[i] == 44:
+            if n < 4:
+                starts[n] = s
+                ends[n] = i
+            n += 1
+            s = i + 1
+    empty = True
+    for i in range(a, b):
+        if not _ws(buf[i]):
+            empty = False
+            break
+    if empty:
+        n = 0
+    out[0] = out[1] = out[2] = out[3] = 0
+    if name == MMAP or name == MMAP2:
+        need_int = 0b010
+        need = 3
+    elif name == MUNMAP:
+        need_int = 0b011
+        need = 2
+    elif name == MREMAP:
+        need_int = 0b111
+        need = 3
+    elif name == MADVISE:
+        need_int = 0
+        need = 3
+    else:  # mprotect, pkey_mprotect
+        need_int = 0b011
+        need = 3
+    if n < need:
+        return False
+    if need >= 3 and name != MREMAP:
+        pa, pb = starts[2], ends[2]
+        while pa < pb and _ws(buf[pa]):
+            pa += 1
+        while pb > pa and _ws(buf[pb - 1]):
+            pb -= 1
+        if _find(buf, pa, pb, W_PROT_NONE) < 0 and pb > pa and not (pb - pa == 1 and buf[pa] == 48):
+            out[3] |= ACCESSIBLE
+        if (_find(buf, pa, pb, W_DONTNEED) >= 0 or _find(buf, pa, pb, W_FREE) >= 0
+                or _find(buf, pa, pb, W_REMOVE) >= 0):
+            out[3] |= UNMAP_ADVICE
+        if name == MADVISE and out[3] & UNMAP_ADVICE:
+            need_int = 0b011
+    for k in range(3):
+        if need_int & (1 << k):
+            v = _int_arg(buf, starts[k], ends[k])
+            if v < 0:
+                return False
+            out[k] = v
+    return True
+
+
+@njit(cache=True)
+def _clone_flags(buf, a, b, name):
+    """strace._clone_flags from the raw argument text buf[a:b]."""
+    if name == VFORK:
+        return CLONE_VM | CLONE_VFORK
+    if name == FORK:
+        return 0
+    f = 0
+    if _has_word(buf, a, b, W_CLONE_VM):
+        f |= CLONE_VM
+    if _has_word(buf, a, b, W_CLONE_VFORK):
+        f |= CLONE_VFORK
+    if _has_word(buf, a, b, W_CLONE_THREAD):
+        f |= CLONE_THREAD
+    return f
+
+
+@njit(cache=True)
+def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
+            c_failed, c_args, c_flags, c_clone, argv, starts, ends):
+    """strace._Lines._finish for the call tail buf[a:b]: writes call k. Returns the next
+    call index, or -1 to give up."""
+    if name == OTHER and not last:
+        return k
+    p, kind, v = _result(buf, a, b)
+    if p < 0:
+        return -1  # no result: an error (or a truncated last line) in Python
+    if name == OTHER:
+        return k
+    if kind == 3:
+        return -1
+    c_line[k] = line
+    c_tid[k] = tid
+    c_time[k] = t
+    c_name[k] = name
+    c_ret[k] = v
+    c_retnone[k] = kind == 1
+    c_failed[k] = kind == 2
+    c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
+    c_flags[k] = 0
+    c_clone[k] = 0
+    if kind != 2:
+        if name <= PKEY_MPROTECT and name != BRK:
+            if kind == 1 or not _memory_args(buf, a, p, name, argv, starts, ends):
+                return -1
+            c_args[k, 0], c_args[k, 1], c_args[k, 2] = argv[0], argv[1], argv[2]
+            c_flags[k] = argv[3]
+        elif name == BRK and kind == 1:
+            return -1
+        elif FORK <= name <= CLONE3:
+            c_clone[k] = _clone_flags(buf, a, p, name)
+    return k + 1
+
+
+@njit(cache=True)
+def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone):
+    """Read one file's bytes into the call arrays (each as long as the file has lines, plus
+    one). `file_tid` is the pid of an `strace -ff` file, or -1. Returns (status, calls)."""
+    n = len(buf)
+    for i in range(n):  # printable ASCII, tab and newline only: Python's \s is then [ \t]
+        c = buf[i]
+        if c >= 127 or (c < 32 and c != 9 and c != 10):
+            return GIVE_UP, 0
+    complete = n == 0 or buf[n - 1] == 10
+    argv = np.zeros(4, dtype=np.int64)
+    starts = np.zeros(4, dtype=np.int64)
+    ends = np.zeros(4, dtype=np.int64)
+    # the calls other threads interrupted: tid -> slot, in the order the tids were first
+    # left pending (the order of strace._Lines.pending, a dict)
+    pending = Dict.empty(key_type=types.int64, value_type=types.int64)
+    slots = 0
+    cap = 16
+    s_line = np.empty(cap, dtype=np.int64)
+    s_time = np.empty(cap, dtype=np.float64)
+    s_name = np.empty(cap, dtype=np.int64)
+    s_na = np.empty(cap, dtype=np.int64)  # the name's bytes (calls not in NAMES compare by them)
+    s_nb = np.empty(cap, dtype=np.int64)
+    s_a = np.empty(cap, dtype=np.int64)
+    s_b = np.empty(cap, dtype=np.int64)
+    s_tid = np.empty(cap, dtype=np.int64)
+    scratch = np.empty(256, dtype=np.uint8)
+    k = 0
+    line = 0
+    ls = 0
+    while ls < n:
+        le = ls
+        while le < n and buf[le] != 10:
+            le += 1
+        line += 1
+        last = le == n and not complete
+        i = ls
+        ls = le + 1
+        blank = True
+        for j in range(i, le):
+            if not _ws(buf[j]):
+                blank = False
+                break
+        if blank:
+            continue
+        # the tid: `[pid N] ` or `N ` (strace._PREFIX); an -ff file's own pid otherwise
+        tid = file_tid if file_tid >= 0 else 0
+        is_pid = _at(buf, i, le, W_PID)
+        if file_tid < 0 or is_pid:
+            j = i
+            ok = True
+            if is_pid:
+                j = i + 4
+                while j < le and _ws(buf[j]):
+                    j += 1
+                ok = j > i + 4
+            d = j
+            while ok and d < le and _digit(buf[d]):
+                d += 1
+            if ok and d > j:
+                e = d + 1 if d < le and buf[d] == 93 else d
+                w = e
+                while w < le and _ws(buf[w]):
+                    w += 1
+                if w > e:
+                    tid = _decimal(buf, j, d)
+                    if tid < 0:
+                        return GIVE_UP, 0
+                    i = w
+        # the time (strace._TIME): HH:MM:SS[.frac] or epoch.frac, then blanks
+        t = np.nan
+        if i + 8 <= le and _digit(buf[i]) and _digit(buf[i + 1]) and buf[i + 2] == 58 and _digit(buf[i + 3]) \
+                and _digit(buf[i + 4]) and buf[i + 5] == 58 and _digit(buf[i + 6]) and _digit(buf[i + 7]):
+            j = i + 8
+            f = j
+            if j < le and buf[j] == 46:
+                f = j + 1
+                while f < le and _digit(buf[f]):
+                    f += 1
+                if f == j + 1:
+                    f = j  # a bare '.': no fraction
+            w = f
+            while w < le and _ws(buf[w]):
+                w += 1
+            if w == f and f > j:  # not blank after the fraction: try without it
+                f = j
+                w = j
+                while w < le and _ws(buf[w]):
+                    w += 1
+            if w > f:
+                digits = 2 + (f - j - 1 if f > j else 0)
+                if digits > 15:
+                    return GIVE_UP, 0
+                m = (buf[i + 6] - 48) * 10 + (buf[i + 7] - 48)
+                for q in range(j + 1, f):
+                    m = m * 10 + (buf[q] - 48)
+                sec = m / POW10[digits - 2]
+                t = ((buf[i] - 48) * 10 + (buf[i + 1] - 48)) * 3600 + ((buf[i + 3] - 48) * 10 + (buf[i + 4] - 48)) * 60 \
+                    + sec
+                i = w
+        else:
+            d = i
+            while d < le and _digit(buf[d]):
+                d += 1
+            if d - i >= 6 and d < le and buf[d] == 46:
+                f = d + 1
+                while f < le and _digit(buf[f]):
+                    f += 1
+                w = f
+                while w < le and _ws(buf[w]):
+                    w += 1
+                if f > d + 1 and w > f:
+                    if f - i - 1 > 18:
+                        return GIVE_UP, 0
+                    m = 0
+                    for q in range(i, f):
+                        if q != d:
+                            m = m * 10 + (buf[q] - 48)
+                    if m > EXACT_FLOAT or f - d - 1 > 22:
+                        return GIVE_UP, 0
+                    t = m / POW10[f - d - 1]
+                    i = w
+        if _at(buf, i, le, W_SIGNAL) or _at(buf, i, le, W_STRACE):
+            continue
+        if i + 3 <= le and buf[i] == 43 and buf[i + 1] == 43 and buf[i + 2] == 43:
+            # `+++ exited with N +++`, `+++ killed by SIGX [(core dumped)] +++`, `+++ superseded ... +++`
+            if not _at(buf, i, le, W_PLUS):
+                return GIVE_UP, 0
+            j = i + 4
+            superseded = False
+            if _at(buf, j, le, W_EXITED):
+                j += WORD_LEN[W_EXITED]
+                if j < le and buf[j] == 45:
+                    j += 1
+                d = j
+                while d < le and _digit(buf[d]):
+                    d += 1
+                if d == j:
+                    return GIVE_UP, 0
+                j = d
+            elif _at(buf, j, le, W_KILLED):
+                j += WORD_LEN[W_KILLED]
+                d = j
+                while d < le and (65 <= buf[d] <= 90 or _digit(buf[d])):
+                    d += 1
+                if d == j:
+                    return GIVE_UP, 0
+                j = d
+                if _at(buf, j, le, W_CORE):
+                    j += WORD_LEN[W_CORE]
+            elif _at(buf, j, le, W_SUPERSEDED):
+                j += WORD_LEN[W_SUPERSEDED]
+                d = j
+                while d < le and _digit(buf[d]):
+                    d += 1
+                if d == j:
+                    return GIVE_UP, 0
+                j = d
+                superseded = True
+            else:
+                return GIVE_UP, 0
+            if not (_at(buf, j, le, W_PLUS_END) and j + WORD_LEN[W_PLUS_END] == le):
+                return GIVE_UP, 0
+            if superseded:
+                continue
+            c_line[k] = line
+            c_tid[k] = tid
+            c_time[k] = t
+            c_name[k] = END
+            c_ret[k] = 0
+            c_retnone[k] = True
+            c_failed[k] = False
+            c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
+            c_flags[k] = 0
+            c_clone[k] = 0
+            k += 1
+            continue
+        if _at(buf, i, le, W_RESUMED_OPEN):
+            a = i + WORD_LEN[W_RESUMED_OPEN]
+            e = _name_end(buf, a, le)
+            if e > a and _at(buf, e, le, W_RESUMED):
+                name = _name(buf, a, e)
+                ta = e + WORD_LEN[W_RESUMED]
+                if ta < le and _ws(buf[ta]):
+                    ta += 1
+                slot = -1
+                if tid in pending:
+                    slot = pending[tid]
+                    del pending[tid]
+                if slot >= 0 and s_nb[slot] - s_na[slot] == e - a and _same(buf, s_na[slot], a, e - a):
+                    # the start's arguments, a blank, then this tail (as `feed` joins them)
+                    pa, pb = s_a[slot], s_b[slot]
+                    total = (pb - pa) + 1 + (le - ta)
+                    if total > len(scratch):
+                        scratch = np.empty(2 * total, dtype=np.uint8)
+                    scratch[: pb - pa] = buf[pa:pb]
+                    scratch[pb - pa] = 32
+                    scratch[pb - pa + 1: total] = buf[ta:le]
+                    k = _finish(scratch, 0, total, name, last, k, s_line[slot], tid, s_time[slot], c_line, c_tid,
+                                c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone, argv, starts, ends)
+                else:
+                    k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret,
+                                c_retnone, c_failed, c_args, c_flags, c_clone, argv, starts, ends)
+                if k < 0:
+                    return GIVE_UP, 0
+                continue
+        e = _name_end(buf, i, le)
+        if e == i or e >= le or buf[e] != 40:
+            return GIVE_UP, 0  # not an strace line
+        name = _name(buf, i, e)
+        ta = e + 1
+        u = WORD_LEN[W_UNFINISHED]
+        if le - ta >= u and _at(buf, le - u, le, W_UNFINISHED):
+            pb = le - u
+            while pb > ta and _ws(buf[pb - 1]):
+                pb -= 1
+            if tid in pending:
+                slot = pending[tid]
+            else:
+                if slots == cap:
+                    cap *= 2
+                    s_line = _grow(s_line, cap)
+                    s_time = _grow(s_time, cap)
+                    s_name = _grow(s_name, cap)
+                    s_na = _grow(s_na, cap)
+                    s_nb = _grow(s_nb, cap)
+                    s_a = _grow(s_a, cap)
+                    s_b = _grow(s_b, cap)
+                    s_tid = _grow(s_tid, cap)
+                slot = slots
+                slots += 1
+                pending[tid] = slot
+            s_line[slot] = line
+            s_time[slot] = t
+            s_name[slot] = name
+            s_na[slot] = i
+            s_nb[slot] = e
+            s_a[slot] = ta
+            s_b[slot] = pb
+            s_tid[slot] = tid
+            continue
+        k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
+                    c_failed, c_args, c_flags, c_clone, argv, starts, ends)
+        if k < 0:
+            return GIVE_UP, 0
+    # calls cut off by the log's end: an exit that never returned is the thread's end
+    order = np.empty(len(pending), dtype=np.int64)
+    q = 0
+    for tid, slot in pending.items():
+        order[q] = slot
+        q += 1
+    order.sort()
+    for slot in order:
+        if s_name[slot] == EXIT or s_name[slot] == EXIT_GROUP:
+            c_line[k] = s_line[slot]
+            c_tid[k] = s_tid[slot]
+            c_time[k] = s_time[slot]
+            c_name[k] = END
+            c_ret[k] = 0
+            c_retnone[k] = True
+            c_failed[k] = False
+            c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
+            c_flags[k] = 0
+            c_clone[k] = 0
+            k += 1
+    return OK, k
+
+
+@njit(cache=True)
+def _same(buf, a, b, n):
+    for j in range(n):
+        if buf[a + j] != buf[b + j]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _grow(a, cap):
+    out = np.empty(cap, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
