@@ -87,15 +87,24 @@ def _span(S, E, off, n, start, end):
 
 
 @njit(cache=True)
+def _shift(X, a, b, d):
+    """X[a + d : b + d] = X[a : b], overlapping (a memmove)."""
+    if d > 0:
+        for j in range(b - 1, a - 1, -1):
+            X[j + d] = X[j]
+    else:
+        for j in range(a, b):
+            X[j + d] = X[j]
+
+
+@njit(cache=True)
 def _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k):
     """vmas[lo:hi] = the k pieces in PS/PE/PA; returns the new count (capacity reserved)."""
     d = k - (hi - lo)
-    if d > 0:
-        for j in range(n - 1, hi - 1, -1):
-            S[off + j + d], E[off + j + d], A[off + j + d] = S[off + j], E[off + j], A[off + j]
-    elif d < 0:
-        for j in range(hi, n):
-            S[off + j + d], E[off + j + d], A[off + j + d] = S[off + j], E[off + j], A[off + j]
+    if d != 0:  # the ranges after the span move by d (a loop per array: each vectorises)
+        _shift(S, off + hi, off + n, d)
+        _shift(E, off + hi, off + n, d)
+        _shift(A, off + hi, off + n, d)
     for j in range(k):
         S[off + lo + j], E[off + lo + j], A[off + lo + j] = PS[j], PE[j], PA[j]
     return n + d
@@ -170,16 +179,43 @@ def _grow2(a, rows):
 
 
 @njit(cache=True)
-def _reserve(S, E, A, top, size):
-    """The range pool with room for `size` more ranges after `top`."""
-    if top + size > len(S):
-        pool = 2 * (top + size)
-        S, E, A = _grow1(S, pool), _grow1(E, pool), _grow1(A, pool)
-    return S, E, A
+def _class(size):
+    """The size class of a block of at least `size` ranges: MIN_BLOCK << class."""
+    c = 0
+    while (MIN_BLOCK << c) < size:
+        c += 1
+    return c
 
 
 @njit(cache=True)
-def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive, member, nthreads, seq, nseq):
+def _alloc(S, E, A, top, free_head, size):
+    """A block of at least `size` ranges: a freed one of its class, else carved at `top`
+    (the pool doubling when full). Blocks of ended processes and outgrown blocks are
+    reused, so the pool stays the size of the live address spaces (a log of 30,000
+    processes would otherwise touch and copy hundreds of MB). Returns
+    (S, E, A, top, offset, capacity)."""
+    c = _class(size)
+    cap = MIN_BLOCK << c
+    if free_head[c] >= 0:
+        at = free_head[c]
+        free_head[c] = S[at]  # the next free block of the class, linked through S
+        return S, E, A, top, at, cap
+    if top + cap > len(S):
+        pool = 2 * (top + cap)
+        S, E, A = _grow1(S, pool), _grow1(E, pool), _grow1(A, pool)
+    return S, E, A, top + cap, top, cap
+
+
+@njit(cache=True)
+def _free(S, free_head, at, cap):
+    c = _class(cap)
+    S[at] = free_head[c]
+    free_head[c] = at
+
+
+@njit(cache=True)
+def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive, member, nthreads, seq, nseq,
+           free_head):
     """strace._Builder.new_process: pid p begins, with a fresh address space or a copy of
     src's, in the pool block [at, at + size). Returns the next insertion number, or -1
     where p would be in two thread sets at once (the Python model's sets are then no
@@ -190,6 +226,7 @@ def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, ali
         for q in range(len(member)):
             if member[q] == p:
                 member[q] = -1
+        _free(S, free_head, off[p], cap[p])  # and space_of[p] is replaced
     else:  # a new key of the `threads` dict: it goes last in its order
         seq[p] = nseq
         nseq += 1
@@ -262,6 +299,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
     E = np.empty(pool, dtype=np.int64)
     A = np.empty(pool, dtype=np.int8)
     top = 0
+    free_head = np.full(64, -1, dtype=np.int64)  # per size class: the first free block
     scratch = 64
     PS = np.empty(scratch, dtype=np.int64)
     PE = np.empty(scratch, dtype=np.int64)
@@ -292,12 +330,11 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             ci += 1
             ch, parent, fl = child[c], tid[c], cflags[c]
             if proc[parent] < 0 and borrowed[parent] < 0:
-                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
-                nseq = _begin(parent, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq)
+                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
+                nseq = _begin(parent, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq, free_head)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
-                top += MIN_BLOCK
                 k = _emit(rows, times, k, ids[parent], OP_SPAWN, 0, 0, 0, time[c], line[c])
             if fl & CLONE_VM and fl & CLONE_VFORK:
                 borrowed[ch] = borrowed[parent] if borrowed[parent] >= 0 else proc[parent]
@@ -319,12 +356,11 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                 if not alive[src]:  # the space it would copy has ended (an inconsistent log)
                     src = -1
                 size = MIN_BLOCK if src < 0 else max(MIN_BLOCK, 3 * cnt[src] + 8)
-                S, E, A = _reserve(S, E, A, top, size)
-                nseq = _begin(ch, src, top, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq)
+                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, size)
+                nseq = _begin(ch, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq, free_head)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
-                top += size
                 if src < 0:
                     k = _emit(rows, times, k, ids[ch], OP_SPAWN, 0, 0, 0, time[c], line[c])
                 else:
@@ -336,12 +372,11 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             if nm == END:
                 continue
             # a root of the tree (or attached with -p)
-            S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
-            nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                          member, nthreads, seq, nseq)
+            S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
+            nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                          member, nthreads, seq, nseq, free_head)
             if nseq < 0:
                 return GIVE_UP, rows[:0], times[:0], 0
-            top += MIN_BLOCK
             k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
         if nm == END:
             if borrowed[t] >= 0:  # a vfork child that never exec'd: it had no tables
@@ -359,29 +394,28 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             if nthreads[p] == 0:
                 k = _emit(rows, times, k, ids[p], OP_EXIT, 0, 0, 0, ti, li)
                 alive[p] = False
+                _free(S, free_head, off[p], cap[p])
             continue
         if failed[i]:
             continue
         if nm == EXECVE or nm == EXECVEAT:
             if borrowed[t] >= 0:  # the vfork child gets its own address space
                 borrowed[t] = -1
-                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
-                nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq)
+                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
+                nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq, free_head)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
-                top += MIN_BLOCK
                 k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
                 continue
             p = proc[t]
             if not alive[p]:  # its process has ended (an inconsistent log): a new one
                 proc[t] = -1
-                S, E, A = _reserve(S, E, A, top, MIN_BLOCK)
-                nseq = _begin(t, -1, top, MIN_BLOCK, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq)
+                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
+                nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
+                              member, nthreads, seq, nseq, free_head)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
-                top += MIN_BLOCK
                 k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
                 continue
             if member[t] >= 0 and member[t] != p:
@@ -406,12 +440,11 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
         # room in this space's block and the scratch for any change to it
         room = 3 * cnt[sp] + 8
         if cap[sp] < room:
-            size = 2 * room
-            S, E, A = _reserve(S, E, A, top, size)
+            S, E, A, top, at, size = _alloc(S, E, A, top, free_head, 2 * room)
             for j in range(cnt[sp]):
-                S[top + j], E[top + j], A[top + j] = S[off[sp] + j], E[off[sp] + j], A[off[sp] + j]
-            off[sp], cap[sp] = top, size
-            top += size
+                S[at + j], E[at + j], A[at + j] = S[off[sp] + j], E[off[sp] + j], A[off[sp] + j]
+            _free(S, free_head, off[sp], cap[sp])
+            off[sp], cap[sp] = at, size
         if len(PS) < room:
             PS, PE, PA = _grow1(PS, 2 * room), _grow1(PE, 2 * room), _grow1(PA, 2 * room)
             OL, OH = _grow1(OL, 2 * room), _grow1(OH, 2 * room)

@@ -18,8 +18,6 @@ third makes pages accessible or names an unmapping advice, and the clone flags.
 
 import numpy as np
 from numba import njit
-from numba.core import types
-from numba.typed import Dict
 
 OK = 0
 GIVE_UP = 1
@@ -284,58 +282,48 @@ def _memory_args(buf, a, b, name, out, starts, ends):
     """The arguments the model reads of a memory call (strace._apply), into out[0:3] and
     out[3] (flags); `starts`/`ends` (4 each) are scratch. Returns False where Python's
     reading is not certain to agree."""
-    for i in range(a, b):
-        c = buf[i]
-        if c == 34 or c == 40 or c == 91 or c == 123:  # nesting: strace._split_args's slow path
-            return False
-    # the top-level comma-separated pieces (up to 4)
+    # the first top-level comma-separated pieces (strace._split_args): as many as the call
+    # reads. A nesting character before their end would send Python's split down its
+    # careful path: left to Python (one after them cannot change them).
+    need = 2 if name == MUNMAP else 3
     n = 0
     s = a
     for i in range(a, b + 1):
-        if i == b or buf[i] == 44:
-            if n < 4:
-                starts[n] = s
-                ends[n] = i
-            n += 1
-            s = i + 1
-    empty = True
-    for i in range(a, b):
-        if not _ws(buf[i]):
-            empty = False
+        if i < b:
+            c = buf[i]
+            if c == 34 or c == 40 or c == 91 or c == 123:
+                return False
+            if c != 44:
+                continue
+        starts[n] = s
+        ends[n] = i
+        n += 1
+        s = i + 1
+        if n == need:
             break
-    if empty:
-        n = 0
-    out[0] = out[1] = out[2] = out[3] = 0
-    if name == MMAP or name == MMAP2:
-        need_int = 0b010
-        need = 3
-    elif name == MUNMAP:
-        need_int = 0b011
-        need = 2
-    elif name == MREMAP:
-        need_int = 0b111
-        need = 3
-    elif name == MADVISE:
-        need_int = 0
-        need = 3
-    else:  # mprotect, pkey_mprotect
-        need_int = 0b011
-        need = 3
     if n < need:
         return False
-    if need >= 3 and name != MREMAP:
+    out[0] = out[1] = out[2] = out[3] = 0
+    if name == MUNMAP:
+        need_int = 0b011
+    elif name == MREMAP:
+        need_int = 0b111
+    else:
         pa, pb = starts[2], ends[2]
         while pa < pb and _ws(buf[pa]):
             pa += 1
         while pb > pa and _ws(buf[pb - 1]):
             pb -= 1
-        if _find(buf, pa, pb, W_PROT_NONE) < 0 and pb > pa and not (pb - pa == 1 and buf[pa] == 48):
-            out[3] |= ACCESSIBLE
-        if (_find(buf, pa, pb, W_DONTNEED) >= 0 or _find(buf, pa, pb, W_FREE) >= 0
-                or _find(buf, pa, pb, W_REMOVE) >= 0):
-            out[3] |= UNMAP_ADVICE
-        if name == MADVISE and out[3] & UNMAP_ADVICE:
-            need_int = 0b011
+        if name == MADVISE:
+            need_int = 0
+            if (_find(buf, pa, pb, W_DONTNEED) >= 0 or _find(buf, pa, pb, W_FREE) >= 0
+                    or _find(buf, pa, pb, W_REMOVE) >= 0):
+                out[3] = UNMAP_ADVICE
+                need_int = 0b011
+        else:  # mmap, mmap2 (length), mprotect, pkey_mprotect (start, length)
+            need_int = 0b010 if name == MMAP or name == MMAP2 else 0b011
+            if pb > pa and not (pb - pa == 1 and buf[pa] == 48) and _find(buf, pa, pb, W_PROT_NONE) < 0:
+                out[3] = ACCESSIBLE
     for k in range(3):
         if need_int & (1 << k):
             v = _int_arg(buf, starts[k], ends[k])
@@ -399,22 +387,103 @@ def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_nam
     return k + 1
 
 
+# --- tid -> slot: open addressing, linear probing, deletion by backward shift ---------------
+EMPTY = -1  # no tid is negative
+_FIB = 0x9E3779B97F4A7C15 - (1 << 64)  # 2^64 / golden ratio, as an int64
+
+
+@njit(cache=True, inline="always")
+def _ht_home(key, mask):
+    return ((key * _FIB) >> 17) & mask  # Fibonacci hashing (wraps in int64)
+
+
+@njit(cache=True)
+def _ht_get(keys, vals, key):
+    mask = len(keys) - 1
+    i = _ht_home(key, mask)
+    while keys[i] != EMPTY:
+        if keys[i] == key:
+            return vals[i]
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True)
+def _ht_put(keys, vals, key, val):
+    """Set key -> val (the table has room)."""
+    mask = len(keys) - 1
+    i = _ht_home(key, mask)
+    while keys[i] != EMPTY and keys[i] != key:
+        i = (i + 1) & mask
+    keys[i] = key
+    vals[i] = val
+
+
+@njit(cache=True)
+def _ht_pop(keys, vals, key):
+    """Remove key; returns its value or -1. The entries after it in its probe run move back
+    so that every lookup still finds its key before an empty cell."""
+    mask = len(keys) - 1
+    i = _ht_home(key, mask)
+    while keys[i] != key:
+        if keys[i] == EMPTY:
+            return -1
+        i = (i + 1) & mask
+    val = vals[i]
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if keys[j] == EMPTY:
+            break
+        h = _ht_home(keys[j], mask)
+        # the entry at j may move to the hole at i unless its home lies cyclically in (i, j]
+        if (i < j and i < h <= j) or (i > j and (h > i or h <= j)):
+            continue
+        keys[i] = keys[j]
+        vals[i] = vals[j]
+        i = j
+    keys[i] = EMPTY
+    return val
+
+
+@njit(cache=True)
+def _ht_grow(keys, vals):
+    new_keys = np.full(2 * len(keys), EMPTY, dtype=np.int64)
+    new_vals = np.empty(2 * len(keys), dtype=np.int64)
+    for i in range(len(keys)):
+        if keys[i] != EMPTY:
+            _ht_put(new_keys, new_vals, keys[i], vals[i])
+    return new_keys, new_vals
+
+
+@njit(cache=True)
+def _printable(buf):
+    """Whether every byte is printable ASCII, a tab or a newline (no early exit: the loop
+    vectorises)."""
+    bad = False
+    for i in range(len(buf)):
+        c = buf[i]
+        bad |= (c >= 127) | ((c < 32) & (c != 9) & (c != 10))
+    return not bad
+
+
 @njit(cache=True)
 def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone):
     """Read one file's bytes into the call arrays (each as long as the file has lines, plus
     one). `file_tid` is the pid of an `strace -ff` file, or -1. Returns (status, calls)."""
     n = len(buf)
-    for i in range(n):  # printable ASCII, tab and newline only: Python's \s is then [ \t]
-        c = buf[i]
-        if c >= 127 or (c < 32 and c != 9 and c != 10):
-            return GIVE_UP, 0
+    if not _printable(buf):  # printable ASCII, tab and newline only: Python's \s is then [ \t]
+        return GIVE_UP, 0
     complete = n == 0 or buf[n - 1] == 10
     argv = np.zeros(4, dtype=np.int64)
     starts = np.zeros(4, dtype=np.int64)
     ends = np.zeros(4, dtype=np.int64)
-    # the calls other threads interrupted: tid -> slot, in the order the tids were first
-    # left pending (the order of strace._Lines.pending, a dict)
-    pending = Dict.empty(key_type=types.int64, value_type=types.int64)
+    # the calls other threads interrupted: tid -> slot in a small hash table; slots are
+    # numbered in the order the tids were first left pending (the order of
+    # strace._Lines.pending, a dict)
+    h_keys = np.full(64, EMPTY, dtype=np.int64)
+    h_vals = np.empty(64, dtype=np.int64)
+    h_used = 0
     slots = 0
     cap = 16
     s_line = np.empty(cap, dtype=np.int64)
@@ -584,10 +653,9 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                 ta = e + WORD_LEN[W_RESUMED]
                 if ta < le and _ws(buf[ta]):
                     ta += 1
-                slot = -1
-                if tid in pending:
-                    slot = pending[tid]
-                    del pending[tid]
+                slot = _ht_pop(h_keys, h_vals, tid)
+                if slot >= 0:
+                    h_used -= 1
                 if slot >= 0 and s_nb[slot] - s_na[slot] == e - a and _same(buf, s_na[slot], a, e - a):
                     # the start's arguments, a blank, then this tail (as `feed` joins them)
                     pa, pb = s_a[slot], s_b[slot]
@@ -615,9 +683,8 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
             pb = le - u
             while pb > ta and _ws(buf[pb - 1]):
                 pb -= 1
-            if tid in pending:
-                slot = pending[tid]
-            else:
+            slot = _ht_get(h_keys, h_vals, tid)
+            if slot < 0:
                 if slots == cap:
                     cap *= 2
                     s_line = _grow(s_line, cap)
@@ -630,7 +697,10 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                     s_tid = _grow(s_tid, cap)
                 slot = slots
                 slots += 1
-                pending[tid] = slot
+                if 2 * (h_used + 1) > len(h_keys):
+                    h_keys, h_vals = _ht_grow(h_keys, h_vals)
+                _ht_put(h_keys, h_vals, tid, slot)
+                h_used += 1
             s_line[slot] = line
             s_time[slot] = t
             s_name[slot] = name
@@ -645,13 +715,9 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
         if k < 0:
             return GIVE_UP, 0
     # calls cut off by the log's end: an exit that never returned is the thread's end
-    order = np.empty(len(pending), dtype=np.int64)
-    q = 0
-    for tid, slot in pending.items():
-        order[q] = slot
-        q += 1
-    order.sort()
-    for slot in order:
+    for slot in range(slots):
+        if _ht_get(h_keys, h_vals, s_tid[slot]) != slot:
+            continue  # resumed, or its tid left pending again later (another slot)
         if s_name[slot] == EXIT or s_name[slot] == EXIT_GROUP:
             c_line[k] = s_line[slot]
             c_tid[k] = s_tid[slot]

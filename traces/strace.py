@@ -673,8 +673,9 @@ def _read_compiled(paths: list, populate) -> Trace | None:
         if part is None:
             return None
         parts.append(part)
-    calls = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    calls = parts[0]
     if len(parts) > 1:
+        calls = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         if np.isnan(calls["time"]).any():
             return None  # Python names the error
         order = np.argsort(calls["time"], kind="stable")
