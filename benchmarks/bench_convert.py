@@ -4,9 +4,11 @@ a large strace log, against reading the same file from the page cache.
 The logs are the corpus's real recordings (traces/corpus/raw/), repeated until they reach
 the target size, each copy's times shifted so the log stays in time order. Reported:
 MB/s of the whole `ptpair convert` process (reading, parsing, pairing, writing Parquet)
-and, measured in the same run, MB/s of `cat FILE > /dev/null` (the disk-ish bar).
+and, measured in the same run, MB/s of `cat FILE > /dev/null` (the disk-ish bar). For
+strace also, in one process, the compiled reader against the Python reference reader on
+the first `--reference-mb` of the log (the same events; ratio).
 
-    python -m benchmarks.bench_convert [--kmem-mb 1024] [--strace-mb 200]
+    python -m benchmarks.bench_convert [--kmem-mb 1024] [--strace-mb 200] [--reference-mb 30]
 """
 
 from __future__ import annotations
@@ -71,10 +73,37 @@ def bench(name: str, path: Path, size: int, repeats: int = 3) -> dict:
     return {"mb": mb, "convert_s": c, "cat_s": r}
 
 
+def strace_reference(path: Path, repeats: int = 3) -> dict:
+    """In-process reading of one strace log: the compiled path (best of `repeats`, after a
+    first call that loads it) against the Python reference (once); both must give the
+    same events."""
+    import numpy as np
+
+    from ptpair.traces.strace import _read_compiled, _read_python
+
+    _read_compiled([path], "all")  # load the compiled code from the cache
+    fast = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        got = _read_compiled([path], "all")
+        fast.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    ref = _read_python([path], "all", False)
+    slow = time.perf_counter() - t
+    same = got is not None and all(np.array_equal(getattr(got, c), getattr(ref, c), equal_nan=True)
+                                   for c in ("pid", "op", "va", "length", "arg", "time", "lines"))
+    mb = path.stat().st_size / (1 << 20)
+    f = min(fast)
+    print(f"strace reading in process, {mb:.0f} MB: compiled {f:.2f} s = {mb / f:.0f} MB/s; Python reference "
+          f"{slow:.2f} s = {mb / slow:.0f} MB/s; {slow / f:.1f}x; same events: {same}", flush=True)
+    return {"mb": mb, "compiled_s": f, "python_s": slow, "same": same}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kmem-mb", type=float, default=1024)
     ap.add_argument("--strace-mb", type=float, default=200)
+    ap.add_argument("--reference-mb", type=float, default=30)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -87,6 +116,11 @@ def main(argv=None) -> int:
             src = lzma.decompress((RAW / "make-j4.strace.log.xz").read_bytes())
             p = d / "strace.log"
             bench("strace", p, _build(src, args.strace_mb, p, _strace_shift))
+            if args.reference_mb:
+                r = d / "reference.log"
+                _build(src, args.reference_mb, r, _strace_shift)
+                if not strace_reference(r)["same"]:
+                    return 1
     return 0
 
 

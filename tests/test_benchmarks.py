@@ -36,6 +36,7 @@ def test_bench_memory_stays_bounded():
 def test_bench_convert_runs(capsys):
     from benchmarks.bench_convert import main
 
-    assert main(["--kmem-mb", "1", "--strace-mb", "0.5"]) == 0
+    assert main(["--kmem-mb", "1", "--strace-mb", "0.5", "--reference-mb", "0.5"]) == 0
     text = capsys.readouterr().out
     assert "perf kmem:" in text and "strace:" in text and "MB/s" in text
+    assert "same events: True" in text  # the compiled strace reader against the Python one
