@@ -707,8 +707,14 @@ def _read_compiled(paths: list, populate) -> Trace | None:
 
 
 def looks_like_strace(head: str) -> bool:
-    """Whether the first lines of a file look like strace output."""
-    for line in head.splitlines()[:20]:
+    """Whether the first lines of a file look like strace output. A last line without its
+    newline may be cut (by the read of the head, or a log strace was stopped in): it is
+    not judged when lines before it are, so that a short cut log reaches the strace
+    reader and its `truncated last line` message."""
+    lines = head.splitlines()
+    if not head.endswith("\n") and len(lines) > 1:
+        lines.pop()
+    for line in lines[:20]:
         line = line.strip()
         if not line:
             continue

@@ -110,6 +110,14 @@ def test_bad_lines_are_located(tmp_path):
     cut.write_text("".join(lines[:5]) + lines[5][:40])  # a truncated last line
     with pytest.raises(TraceError, match=r"cut\.log:6: truncated last line"):
         read_strace(cut)
+    # a short log cut in its last line is still detected as strace, and says so
+    from ptpair.traces.readers import read_any
+
+    for n in (1, 5):
+        short = tmp_path / f"short{n}.log"
+        short.write_text("".join(lines[:n]) + lines[n][:30])
+        with pytest.raises(TraceError, match=rf"short{n}\.log:{n + 1}: truncated last line"):
+            read_any(short)
     junk = tmp_path / "junk.log"
     junk.write_text("".join(lines[:3]) + "this is not strace\n" + "".join(lines[3:]))
     with pytest.raises(TraceError, match=r"junk\.log:4: not an strace line"):
