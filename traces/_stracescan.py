@@ -21,6 +21,9 @@ from numba import njit
 
 OK = 0
 GIVE_UP = 1
+# why `feed` calls a line bad (strace._Lines.bad's reasons); see strace.BAD_REASONS
+BAD_NOT_STRACE, BAD_EXIT, BAD_TRUNCATED, BAD_NO_RESULT = 1, 2, 3, 4
+UNSURE, NO_RESULT = -1, -2  # _finish: give up; no result (a bad line)
 
 # name codes: the calls the process model reads (strace.WANTED_CALLS), and a thread's end
 NAMES = ("mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect", "pkey_mprotect",
@@ -354,16 +357,16 @@ def _clone_flags(buf, a, b, name):
 def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
             c_failed, c_args, c_flags, c_clone, argv, starts, ends):
     """strace._Lines._finish for the call tail buf[a:b]: writes call k. Returns the next
-    call index, or -1 to give up."""
+    call index, NO_RESULT (a line `feed` calls bad), or UNSURE (give up)."""
     if name == OTHER and not last:
         return k
     p, kind, v = _result(buf, a, b)
     if p < 0:
-        return -1  # no result: an error (or a truncated last line) in Python
+        return NO_RESULT  # a bad line for `feed` (truncated, if it is the last)
     if name == OTHER:
         return k
     if kind == 3:
-        return -1
+        return UNSURE
     c_line[k] = line
     c_tid[k] = tid
     c_time[k] = t
@@ -377,11 +380,11 @@ def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_nam
     if kind != 2:
         if name <= PKEY_MPROTECT and name != BRK:
             if kind == 1 or not _memory_args(buf, a, p, name, argv, starts, ends):
-                return -1
+                return UNSURE
             c_args[k, 0], c_args[k, 1], c_args[k, 2] = argv[0], argv[1], argv[2]
             c_flags[k] = argv[3]
         elif name == BRK and kind == 1:
-            return -1
+            return UNSURE
         elif FORK <= name <= CLONE3:
             c_clone[k] = _clone_flags(buf, a, p, name)
     return k + 1
@@ -456,6 +459,67 @@ def _ht_grow(keys, vals):
     return new_keys, new_vals
 
 
+EXIT_BAD, EXIT_END, EXIT_SUPERSEDED = 0, 1, 2
+
+
+@njit(cache=True)
+def _exit_line(buf, i, le):
+    """A `+++ ... +++` line as strace._EXITED reads it: EXIT_END (`exited with N`, `killed
+    by SIGX [(core dumped)]`), EXIT_SUPERSEDED (`superseded by execve in pid N`: no end),
+    or EXIT_BAD."""
+    if not _at(buf, i, le, W_PLUS):
+        return EXIT_BAD
+    j = i + 4
+    kind = EXIT_END
+    if _at(buf, j, le, W_EXITED):
+        j += WORD_LEN[W_EXITED]
+        if j < le and buf[j] == 45:
+            j += 1
+        d = j
+        while d < le and _digit(buf[d]):
+            d += 1
+        if d == j:
+            return EXIT_BAD
+        j = d
+    elif _at(buf, j, le, W_KILLED):
+        j += WORD_LEN[W_KILLED]
+        d = j
+        while d < le and (65 <= buf[d] <= 90 or _digit(buf[d])):
+            d += 1
+        if d == j:
+            return EXIT_BAD
+        j = d
+        if _at(buf, j, le, W_CORE):
+            j += WORD_LEN[W_CORE]
+    elif _at(buf, j, le, W_SUPERSEDED):
+        j += WORD_LEN[W_SUPERSEDED]
+        d = j
+        while d < le and _digit(buf[d]):
+            d += 1
+        if d == j:
+            return EXIT_BAD
+        j = d
+        kind = EXIT_SUPERSEDED
+    else:
+        return EXIT_BAD
+    if not (_at(buf, j, le, W_PLUS_END) and j + WORD_LEN[W_PLUS_END] == le):
+        return EXIT_BAD
+    return kind
+
+
+@njit(cache=True)
+def _bad(lenient, b_line, b_pos, b_reason, nb, line, pos, reason):
+    """A line strace._Lines.feed calls bad: -1 (give up: Python raises its error) unless
+    `lenient`, where it is recorded (line, byte offset, reason) and skipped. Returns the
+    new count of bad lines."""
+    if not lenient:
+        return -1
+    b_line[nb] = line
+    b_pos[nb] = pos
+    b_reason[nb] = reason
+    return nb + 1
+
+
 @njit(cache=True)
 def _printable(buf):
     """Whether every byte is printable ASCII, a tab or a newline (no early exit: the loop
@@ -468,12 +532,15 @@ def _printable(buf):
 
 
 @njit(cache=True)
-def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone):
+def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone,
+         b_line, b_pos, b_reason):
     """Read one file's bytes into the call arrays (each as long as the file has lines, plus
-    one). `file_tid` is the pid of an `strace -ff` file, or -1. Returns (status, calls)."""
+    one). `file_tid` is the pid of an `strace -ff` file, or -1. Lines `feed` calls bad give
+    up, or with `lenient` are skipped and recorded in b_line/b_pos/b_reason (line number,
+    byte offset of the line, BAD_* reason). Returns (status, calls, bad lines)."""
     n = len(buf)
     if not _printable(buf):  # printable ASCII, tab and newline only: Python's \s is then [ \t]
-        return GIVE_UP, 0
+        return GIVE_UP, 0, 0
     complete = n == 0 or buf[n - 1] == 10
     argv = np.zeros(4, dtype=np.int64)
     starts = np.zeros(4, dtype=np.int64)
@@ -496,6 +563,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
     s_tid = np.empty(cap, dtype=np.int64)
     scratch = np.empty(256, dtype=np.uint8)
     k = 0
+    nb = 0
     line = 0
     ls = 0
     while ls < n:
@@ -505,6 +573,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
         line += 1
         last = le == n and not complete
         i = ls
+        start = ls
         ls = le + 1
         blank = True
         for j in range(i, le):
@@ -535,7 +604,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                 if w > e:
                     tid = _decimal(buf, j, d)
                     if tid < 0:
-                        return GIVE_UP, 0
+                        return GIVE_UP, 0, 0
                     i = w
         # the time (strace._TIME): HH:MM:SS[.frac] or epoch.frac, then blanks
         t = np.nan
@@ -560,7 +629,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
             if w > f:
                 digits = 2 + (f - j - 1 if f > j else 0)
                 if digits > 15:
-                    return GIVE_UP, 0
+                    return GIVE_UP, 0, 0
                 m = (buf[i + 6] - 48) * 10 + (buf[i + 7] - 48)
                 for q in range(j + 1, f):
                     m = m * 10 + (buf[q] - 48)
@@ -581,57 +650,25 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                     w += 1
                 if f > d + 1 and w > f:
                     if f - i - 1 > 18:
-                        return GIVE_UP, 0
+                        return GIVE_UP, 0, 0
                     m = 0
                     for q in range(i, f):
                         if q != d:
                             m = m * 10 + (buf[q] - 48)
                     if m > EXACT_FLOAT or f - d - 1 > 22:
-                        return GIVE_UP, 0
+                        return GIVE_UP, 0, 0
                     t = m / POW10[f - d - 1]
                     i = w
         if _at(buf, i, le, W_SIGNAL) or _at(buf, i, le, W_STRACE):
             continue
         if i + 3 <= le and buf[i] == 43 and buf[i + 1] == 43 and buf[i + 2] == 43:
-            # `+++ exited with N +++`, `+++ killed by SIGX [(core dumped)] +++`, `+++ superseded ... +++`
-            if not _at(buf, i, le, W_PLUS):
-                return GIVE_UP, 0
-            j = i + 4
-            superseded = False
-            if _at(buf, j, le, W_EXITED):
-                j += WORD_LEN[W_EXITED]
-                if j < le and buf[j] == 45:
-                    j += 1
-                d = j
-                while d < le and _digit(buf[d]):
-                    d += 1
-                if d == j:
-                    return GIVE_UP, 0
-                j = d
-            elif _at(buf, j, le, W_KILLED):
-                j += WORD_LEN[W_KILLED]
-                d = j
-                while d < le and (65 <= buf[d] <= 90 or _digit(buf[d])):
-                    d += 1
-                if d == j:
-                    return GIVE_UP, 0
-                j = d
-                if _at(buf, j, le, W_CORE):
-                    j += WORD_LEN[W_CORE]
-            elif _at(buf, j, le, W_SUPERSEDED):
-                j += WORD_LEN[W_SUPERSEDED]
-                d = j
-                while d < le and _digit(buf[d]):
-                    d += 1
-                if d == j:
-                    return GIVE_UP, 0
-                j = d
-                superseded = True
-            else:
-                return GIVE_UP, 0
-            if not (_at(buf, j, le, W_PLUS_END) and j + WORD_LEN[W_PLUS_END] == le):
-                return GIVE_UP, 0
-            if superseded:
+            kind = _exit_line(buf, i, le)
+            if kind == EXIT_BAD:
+                nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_EXIT)
+                if nb < 0:
+                    return GIVE_UP, 0, 0
+                continue
+            if kind == EXIT_SUPERSEDED:
                 continue
             c_line[k] = line
             c_tid[k] = tid
@@ -656,6 +693,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                 slot = _ht_pop(h_keys, h_vals, tid)
                 if slot >= 0:
                     h_used -= 1
+                kept = k
                 if slot >= 0 and s_nb[slot] - s_na[slot] == e - a and _same(buf, s_na[slot], a, e - a):
                     # the start's arguments, a blank, then this tail (as `feed` joins them)
                     pa, pb = s_a[slot], s_b[slot]
@@ -671,11 +709,19 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
                     k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret,
                                 c_retnone, c_failed, c_args, c_flags, c_clone, argv, starts, ends)
                 if k < 0:
-                    return GIVE_UP, 0
+                    if k == UNSURE:
+                        return GIVE_UP, 0, 0
+                    nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_TRUNCATED if last else BAD_NO_RESULT)
+                    if nb < 0:
+                        return GIVE_UP, 0, 0
+                    k = kept
                 continue
         e = _name_end(buf, i, le)
         if e == i or e >= le or buf[e] != 40:
-            return GIVE_UP, 0  # not an strace line
+            nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_NOT_STRACE)
+            if nb < 0:
+                return GIVE_UP, 0, 0
+            continue
         name = _name(buf, i, e)
         ta = e + 1
         u = WORD_LEN[W_UNFINISHED]
@@ -710,10 +756,16 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
             s_b[slot] = pb
             s_tid[slot] = tid
             continue
+        kept = k
         k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
                     c_failed, c_args, c_flags, c_clone, argv, starts, ends)
         if k < 0:
-            return GIVE_UP, 0
+            if k == UNSURE:
+                return GIVE_UP, 0, 0
+            nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_TRUNCATED if last else BAD_NO_RESULT)
+            if nb < 0:
+                return GIVE_UP, 0, 0
+            k = kept
     # calls cut off by the log's end: an exit that never returned is the thread's end
     for slot in range(slots):
         if _ht_get(h_keys, h_vals, s_tid[slot]) != slot:
@@ -730,7 +782,7 @@ def scan(buf, file_tid, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_faile
             c_flags[k] = 0
             c_clone[k] = 0
             k += 1
-    return OK, k
+    return OK, k, nb
 
 
 @njit(cache=True)

@@ -609,7 +609,7 @@ def read_strace(paths, populate="all", lenient: bool = False) -> Trace:
             raise TraceError(str(paths[0]), None, f"--populate {populate}: a fraction must be in (0, 1]")
         if populate == 1:
             populate = "all"
-    compiled = _read_compiled(paths, populate)
+    compiled = _read_compiled(paths, populate, lenient)
     if compiled is not None:
         return compiled
     return _read_python(paths, populate, lenient)
@@ -637,9 +637,13 @@ def _read_python(paths: list, populate, lenient: bool) -> Trace:
 _DROPPED = "outside the 47-bit address space"
 
 
-def _scan_file(data: bytes, file_tid: int | None) -> dict | None:
-    """The calls of one file's bytes as arrays (traces/_stracescan.py), or None where the
-    compiled reader leaves the file to Python."""
+_BAD_REASONS = {1: "not strace output", 2: "bad exit line", 3: "truncated line", 4: "no result"}  # _stracescan.BAD_*
+
+
+def _scan_file(data: bytes, source: str, file_tid: int | None, lenient: bool):
+    """The calls of one file's bytes as arrays (traces/_stracescan.py), with the lines
+    skipped by `lenient` counted by reason and the first of them as `_Lines` reports it
+    ((line, message) or None). None where the compiled reader leaves the file to Python."""
     from ptpair.traces import _stracescan as sc
 
     size = data.count(b"\n") + 2  # a call per line at most, plus the last line unended
@@ -647,13 +651,28 @@ def _scan_file(data: bytes, file_tid: int | None) -> dict | None:
             "name": np.empty(size, np.int8), "ret": np.empty(size, np.int64), "retnone": np.empty(size, np.bool_),
             "failed": np.empty(size, np.bool_), "args": np.empty((size, 3), np.int64),
             "flags": np.empty(size, np.int8), "clone": np.empty(size, np.int64)}
-    status, k = sc.scan(np.frombuffer(data, dtype=np.uint8), -1 if file_tid is None else file_tid, *cols.values())
+    bad = (np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int8))  # line, offset, reason
+    status, k, nb = sc.scan(np.frombuffer(data, dtype=np.uint8), -1 if file_tid is None else file_tid, lenient,
+                            *cols.values(), *bad)
     if status != sc.OK:
         return None
-    return {key: v[:k] for key, v in cols.items()}
+    skipped, first_bad = {}, None
+    if nb:
+        codes, counts = np.unique(bad[2][:nb], return_counts=True)
+        skipped = {_BAD_REASONS[int(c)]: int(n) for c, n in zip(codes, counts)}
+        # the first skipped line's message, as `feed` words it: the line alone says it all
+        # (a resumed call without a result has none without its start either)
+        line, pos = int(bad[0][0]), int(bad[1][0])
+        end = data.find(b"\n", pos)
+        lp = _Lines(source, file_tid, True)
+        lp.feed(line, data[pos: len(data) if end < 0 else end].decode(), last=end < 0)
+        if lp.first_bad is None or lp.first_bad[0] != line:
+            return None
+        first_bad = lp.first_bad
+    return {key: v[:k] for key, v in cols.items()}, skipped, first_bad
 
 
-def _read_compiled(paths: list, populate) -> Trace | None:
+def _read_compiled(paths: list, populate, lenient: bool = False) -> Trace | None:
     """read_strace in compiled code: the files scanned into call arrays, merged by time,
     the process model run over them. None where either part leaves the log to the Python
     reader (which is the reference: it reads everything and names every error)."""
@@ -661,7 +680,7 @@ def _read_compiled(paths: list, populate) -> Trace | None:
     from ptpair.traces._stracescan import CLONE3, FORK
 
     paths = [Path(p) for p in paths]
-    parts = []
+    parts, skipped, first_bad = [], {}, None
     for p in paths:
         m = re.search(r"\.(\d+)$", p.name)
         file_tid = int(m.group(1)) if (m and len(paths) > 1) else None
@@ -669,10 +688,14 @@ def _read_compiled(paths: list, populate) -> Trace | None:
             data = p.read_bytes()
         except OSError:
             return None
-        part = _scan_file(data, file_tid)
-        if part is None:
+        scanned = _scan_file(data, str(p), file_tid, lenient)
+        if scanned is None:
             return None
+        part, part_skipped, part_first_bad = scanned
         parts.append(part)
+        for reason, n in part_skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+        first_bad = first_bad or part_first_bad
     calls = parts[0]
     if len(parts) > 1:
         calls = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
@@ -701,8 +724,8 @@ def _read_compiled(paths: list, populate) -> Trace | None:
                                op=rows[:, sm.R_OP].astype(np.int8), va=rows[:, sm.R_VA].copy(),
                                length=rows[:, sm.R_LEN].copy(), arg=rows[:, sm.R_ARG].copy(), time=times)
     trace.lines = rows[:, sm.R_LINE].copy()
-    trace.skipped = {_DROPPED: int(dropped)} if dropped else {}
-    trace.first_bad = None
+    trace.skipped = {**skipped, **({_DROPPED: int(dropped)} if dropped else {})}
+    trace.first_bad = first_bad
     return trace
 
 

@@ -24,19 +24,19 @@ def _columns(t):
             [None if np.isnan(x) else float(x) for x in t.time], t.lines.tolist(), t.skipped, t.first_bad)
 
 
-def _python(paths, populate):
+def _python(paths, populate, lenient=False):
     try:
-        return _columns(_read_python(paths, populate, False))
+        return _columns(_read_python(paths, populate, lenient))
     except TraceError as e:
         return str(e)
 
 
-def _agree(paths, populate) -> bool:
+def _agree(paths, populate, lenient=False) -> bool:
     """Whether the compiled path answered; where it did, it must equal Python."""
-    fast = _read_compiled(paths, populate)
+    fast = _read_compiled(paths, populate, lenient)
     if fast is None:
         return False
-    assert _columns(fast) == _python(paths, populate)
+    assert _columns(fast) == _python(paths, populate, lenient)
     return True
 
 
@@ -57,8 +57,17 @@ def test_read_strace_takes_the_compiled_path_and_falls_back_for_errors(tmp_path)
     assert _read_compiled([bad], "all") is None
     with pytest.raises(TraceError, match=r"bad\.log:\d+: not an strace line"):
         read_strace(bad)
-    # lenient: the Python reader skips the line and counts it
-    assert read_strace(bad, lenient=True).skipped == {"not strace output": 1}
+    # lenient: the compiled path skips the line and counts it, and says which it was
+    assert _agree([bad], "all", lenient=True)
+    t = read_strace(bad, lenient=True)
+    assert t.skipped == {"not strace output": 1}
+    assert t.first_bad == (len(TREE.read_text().splitlines()) + 1, "not an strace line: 'this is not strace'")
+    # a log cut in its last line, and a thread end strace never writes
+    lines = TREE.read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.log"
+    cut.write_text("".join(lines[:6]) + "100 10:00:00.000099 +++ exited wiht 0 +++\n" + lines[6][:40])
+    assert _agree([cut], "all", lenient=True)
+    assert read_strace(cut, lenient=True).skipped == {"bad exit line": 1, "truncated line": 1}
 
 
 def test_ff_files_merge_by_time_as_python_does(tmp_path):
@@ -245,11 +254,18 @@ def _mutated(tmp_path, data):
     p = tmp_path / "mut.log"
     p.write_bytes(log)
     for populate in POPULATES:
-        _agree([p], populate)
+        for lenient in (False, True):
+            if _agree([p], populate, lenient):
+                _mutated_counts["lenient" if lenient else "strict"] += 1
+
+
+_mutated_counts = {"strict": 0, "lenient": 0}
 
 
 def test_mutated_logs_read_compiled_as_python_or_not_at_all(tmp_path):
     _mutated(tmp_path)
+    # lenient reading skips bad lines in compiled code too: it answers more often
+    assert _mutated_counts["lenient"] > _mutated_counts["strict"] > 0, _mutated_counts
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)
