@@ -44,7 +44,7 @@ def _int(buf, i, end):
     return v, j, st == 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: kmem.read_kmem scans the two halves of a large log at once
 def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b):
     """Fill the output arrays for every kmem line; returns (rows, lines in the file)."""
     n = len(buf)
@@ -212,3 +212,63 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
             row += 1
         a = b + 1
     return row, line
+
+
+@njit(cache=True)
+def intern_ranges(buf, starts, ends):
+    """Number the distinct byte strings buf[starts[r]:ends[r]]: (id per row, a row holding
+    each id's string). Commands and gfp flags repeat across millions of rows; only the
+    distinct ones need decoding. A hash table keyed by each string's FNV-1a hash, where a
+    hit is confirmed by comparing the bytes (a collision only costs a probe)."""
+    n = len(starts)
+    size = 1024
+    keys = np.full(size, -1, dtype=np.int64)  # slot -> id
+    hashes = np.zeros(size, dtype=np.int64)
+    ids = np.empty(n, dtype=np.int64)
+    reps = np.empty(n, dtype=np.int64)
+    count = 0
+    for r in range(n):
+        a, b = starts[r], ends[r]
+        if b < a:
+            b = a
+        h = -3750763034362895579  # FNV offset basis 14695981039346656037 as int64
+        for i in range(a, b):
+            h = (h ^ buf[i]) * 1099511628211
+        mask = size - 1
+        s = (h >> 7) & mask
+        while True:
+            rid = keys[s]
+            if rid < 0:
+                keys[s] = count
+                hashes[s] = h
+                reps[count] = r
+                ids[r] = count
+                count += 1
+                break
+            if hashes[s] == h:
+                q = reps[rid]
+                qa, qb = starts[q], max(starts[q], ends[q])
+                if qb - qa == b - a:
+                    same = True
+                    for j in range(b - a):
+                        if buf[qa + j] != buf[a + j]:
+                            same = False
+                            break
+                    if same:
+                        ids[r] = rid
+                        break
+            s = (s + 1) & mask
+        if 2 * count > size:  # keep the table at most half full
+            size *= 2
+            mask = size - 1
+            new_keys = np.full(size, -1, dtype=np.int64)
+            new_hashes = np.zeros(size, dtype=np.int64)
+            for t in range(len(keys)):
+                if keys[t] >= 0:
+                    u = (hashes[t] >> 7) & mask
+                    while new_keys[u] >= 0:
+                        u = (u + 1) & mask
+                    new_keys[u] = keys[t]
+                    new_hashes[u] = hashes[t]
+            keys, hashes = new_keys, new_hashes
+    return ids, reps[:count]

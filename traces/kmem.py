@@ -56,27 +56,52 @@ def _mark(mask, reason: str, message: str, source: str, lines, lenient: bool, ba
 
 
 def _strings(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Object array of the byte ranges [starts, ends) of data, decoded; each distinct
-    string is one Python object (commands and gfp flags repeat), built without a Python
-    step per row: Arrow slices them and dictionary-encodes."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """Object array of the byte ranges [starts, ends) of data, decoded and stripped (empty:
+    None); each distinct string is decoded once and is one Python object (commands and
+    gfp flags repeat), numbered in compiled code (_kmemscan.intern_ranges)."""
+    from ptpair.traces._kmemscan import intern_ranges
 
     if len(starts) == 0:
         return np.zeros(0, object)
-    offsets = np.empty(2 * len(starts) + 1, np.int64)
-    offsets[0:-1:2] = starts
-    offsets[1:-1:2] = ends
-    offsets[-1] = len(data)
-    # consecutive ranges may overlap or run backwards between rows: view each row and
-    # each gap as its own string, with monotonic offsets where the gap is empty
-    offsets = np.maximum.accumulate(offsets)
-    arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
-    rows = arr.take(pa.array(np.arange(0, len(offsets) - 1, 2)))
-    enc = pc.dictionary_encode(rows).combine_chunks() if isinstance(rows, pa.ChunkedArray) else pc.dictionary_encode(rows)
-    words = np.array([s.strip() or None for s in enc.dictionary.to_pylist()] + [None], dtype=object)
-    idx = enc.indices.fill_null(len(words) - 1).to_numpy(zero_copy_only=False)
-    return words[idx]
+    ids, reps = intern_ranges(np.frombuffer(data, dtype=np.uint8), starts, ends)
+    words = np.array([data[a:max(a, b)].decode("utf-8", "replace").strip() or None
+                      for a, b in zip(starts[reps].tolist(), ends[reps].tolist())] + [None], dtype=object)
+    return words[ids]
+
+
+PARALLEL_BYTES = 64 << 20  # logs larger than this are scanned as two halves, one per thread
+
+
+def _scan_part(data: bytes, a: int, b: int):
+    """Scan the whole lines data[a:b]: (rows, lines, columns), byte ranges relative to a."""
+    from ptpair.traces import _kmemscan as ks
+
+    cap = data.count(b"\n", a, b) + 1  # (bytes.count: np.count_nonzero(buf == 10) makes a file-sized mask)
+    i64 = lambda: np.zeros(cap, np.int64)  # noqa: E731
+    cols = [i64(), np.zeros(cap, np.int8), np.zeros(cap, np.int8), i64(), np.zeros(cap, np.float64), i64(), i64(),
+            i64(), np.zeros(cap, np.bool_), i64(), i64(), i64(), i64()]
+    k, n_lines = ks.scan(np.frombuffer(data, dtype=np.uint8)[a:b], ks._NEEDLE, *cols)
+    return k, n_lines, [c[:k] for c in cols]
+
+
+def _scan(data: bytes):
+    """_kmemscan.scan over the whole log: (rows, lines, columns). A large log is cut at a
+    line boundary near its middle and the halves scanned on two threads (the scan holds
+    no GIL and lines are independent); the second half's line numbers and byte ranges
+    are moved to the whole file's."""
+    mid = data.find(b"\n", len(data) // 2) + 1 if len(data) >= PARALLEL_BYTES else 0
+    if mid <= 0 or mid >= len(data):
+        return _scan_part(data, 0, len(data))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda ab: _scan_part(data, *ab), ((0, mid), (mid, len(data))))
+    k1, lines1, c1 = first
+    k2, lines2, c2 = second
+    c2[0] += lines1  # line numbers
+    for j in (9, 10, 11, 12):  # comm and gfp byte ranges
+        c2[j] += mid
+    return k1 + k2, lines1 + lines2, [np.concatenate([x, y]) for x, y in zip(c1, c2)]
 
 
 def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
@@ -90,17 +115,8 @@ def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
         raise TraceError(source, data[: data.index(b"\x00")].count(b"\n") + 1, "binary data, not perf script output")
     from ptpair.traces import _kmemscan as ks
 
-    buf = np.frombuffer(data, dtype=np.uint8)
-    cap = int(np.count_nonzero(buf == 10)) + 1
-    i64 = lambda: np.zeros(cap, np.int64)  # noqa: E731
-    numbers, event, status = i64(), np.zeros(cap, np.int8), np.zeros(cap, np.int8)
-    pid, tm, pfn, order, mt = i64(), np.zeros(cap, np.float64), i64(), i64(), i64()
-    nil = np.zeros(cap, np.bool_)
-    comm_a, comm_b, gfp_a, gfp_b = i64(), i64(), i64(), i64()
-    k, n_lines = ks.scan(buf, ks._NEEDLE, numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b,
-                         gfp_a, gfp_b)
-    cols = [numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b]
-    numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b = (c[:k] for c in cols)
+    k, n_lines, cols = _scan(data)
+    numbers, event, status, pid, tm, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b = cols
     bad = np.zeros(k, bool)
     counts: dict[str, int] = {}
     first_bad: list = []
@@ -132,7 +148,7 @@ def read_kmem(path: str | os.PathLike, lenient: bool = False) -> Trace:
     # event before it (same pfn) is an allocation; an allocation after an allocation
     # means the first one's free was lost
     rows = np.flatnonzero(keep)
-    order_by_pfn = rows[np.lexsort((rows, pfn[rows]))]
+    order_by_pfn = rows[np.argsort(pfn[rows], kind="stable")]  # rows ascend: stable = by (pfn, row)
     p = pfn[order_by_pfn]
     is_alloc = event[order_by_pfn]
     same_prev = np.concatenate([[False], p[1:] == p[:-1]])

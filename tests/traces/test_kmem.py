@@ -88,3 +88,33 @@ def test_record_kmem_of_a_real_command(tmp_path):
     assert len(t) > 100 and t.gfp_flags is not None
     r = api.replay(t, api.Config("pair", "address", 1 << 20, "linux", "empty"))
     assert sum(r.alloc_failures) == 0 and r.final["kalloc_pages"] > 0
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_log_scanned_in_two_halves_reads_as_one(tmp_path, monkeypatch, lenient):
+    """Large logs are scanned as two halves on two threads: the same trace, line numbers,
+    strings and counts as one pass, wherever the cut falls (here: every small log, and one
+    with bad lines in both halves)."""
+    import lzma
+
+    import numpy as np
+
+    from ptpair.traces import kmem
+
+    raw = Path(__file__).resolve().parents[2] / "traces" / "corpus" / "raw" / "make-j4-kmem.kmem.txt.xz"
+    lines = lzma.decompress(raw.read_bytes()).decode().splitlines(keepends=True)[:4000]
+    if lenient:  # bad lines on both sides of the middle
+        lines[100] = "junk kmem:mm_page_alloc: nonsense\n"
+        lines[3000] = lines[3000].replace("pfn=", "pfn=zz")
+    p = tmp_path / "k.txt"
+    p.write_text("".join(lines))
+
+    def read():
+        t = read_kmem(p, lenient=lenient)
+        return ([getattr(t, c).tolist() for c in ("pid", "op", "arg", "order", "migratetype", "time", "lines")]
+                + [list(t.comm), list(t.gfp_flags), t.skipped, t.first_bad])
+
+    whole = read()
+    monkeypatch.setattr(kmem, "PARALLEL_BYTES", 1)
+    assert read() == whole
+    assert np.isfinite(whole[5]).all() and len(whole[0]) > 1000
