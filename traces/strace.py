@@ -651,7 +651,8 @@ def _scan_file(data: bytes, source: str, file_tid: int | None, lenient: bool):
             "name": np.empty(size, np.int8), "ret": np.empty(size, np.int64), "retnone": np.empty(size, np.bool_),
             "failed": np.empty(size, np.bool_), "args": np.empty((size, 3), np.int64),
             "flags": np.empty(size, np.int8), "clone": np.empty(size, np.int64)}
-    bad = (np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size, np.int8))  # line, offset, reason
+    nbad = size if lenient else 1  # (strict: the first bad line gives up, nothing is recorded)
+    bad = (np.empty(nbad, np.int64), np.empty(nbad, np.int64), np.empty(nbad, np.int8))  # line, offset, reason
     status, k, nb = sc.scan(np.frombuffer(data, dtype=np.uint8), -1 if file_tid is None else file_tid, lenient,
                             *cols.values(), *bad)
     if status != sc.OK:
