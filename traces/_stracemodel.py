@@ -214,14 +214,16 @@ def _free(S, free_head, at, cap):
 
 
 @njit(cache=True)
-def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive, member, nthreads, seq, nseq,
-           free_head):
-    """strace._Builder.new_process: pid p begins, with a fresh address space or a copy of
-    src's, in the pool block [at, at + size). Returns the next insertion number, or -1
-    where p would be in two thread sets at once (the Python model's sets are then no
-    longer one owner per tid)."""
+def _begin(p, src, S, E, A, top, free_head, off, cap, cnt, brk_set, brk_cur, proc, alive, member, nthreads, seq,
+           nseq):
+    """strace._Builder.new_process: pid p begins, with a fresh address space (src < 0) or
+    a copy of src's, in a block of the pool. Returns (S, E, A, top, next insertion
+    number); the number is -1 where p would be in two thread sets at once (the Python
+    model's sets are then no longer one owner per tid)."""
     if member[p] >= 0 and member[p] != p:
-        return -1
+        return S, E, A, top, -1
+    size = MIN_BLOCK if src < 0 else max(MIN_BLOCK, 3 * cnt[src] + 8)
+    S, E, A, top, at, size = _alloc(S, E, A, top, free_head, size)
     if alive[p]:  # threads[p] = {p} replaces the set: its other members leave it
         for q in range(len(member)):
             if member[q] == p:
@@ -243,7 +245,7 @@ def _begin(p, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, ali
     alive[p] = True
     member[p] = p
     nthreads[p] = 1
-    return nseq
+    return S, E, A, top, nseq
 
 
 @njit(cache=True, inline="always")
@@ -330,9 +332,8 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             ci += 1
             ch, parent, fl = child[c], tid[c], cflags[c]
             if proc[parent] < 0 and borrowed[parent] < 0:
-                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
-                nseq = _begin(parent, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq, free_head)
+                S, E, A, top, nseq = _begin(parent, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
+                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 k = _emit(rows, times, k, ids[parent], OP_SPAWN, 0, 0, 0, time[c], line[c])
@@ -355,10 +356,8 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                 src = borrowed[parent] if borrowed[parent] >= 0 else proc[parent]
                 if not alive[src]:  # the space it would copy has ended (an inconsistent log)
                     src = -1
-                size = MIN_BLOCK if src < 0 else max(MIN_BLOCK, 3 * cnt[src] + 8)
-                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, size)
-                nseq = _begin(ch, src, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq, free_head)
+                S, E, A, top, nseq = _begin(ch, src, S, E, A, top, free_head, off, cap, cnt, brk_set,
+                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 if src < 0:
@@ -372,9 +371,8 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             if nm == END:
                 continue
             # a root of the tree (or attached with -p)
-            S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
-            nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                          member, nthreads, seq, nseq, free_head)
+            S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
+                                        brk_cur, proc, alive, member, nthreads, seq, nseq)
             if nseq < 0:
                 return GIVE_UP, rows[:0], times[:0], 0
             k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
@@ -399,21 +397,16 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
         if failed[i]:
             continue
         if nm == EXECVE or nm == EXECVEAT:
-            if borrowed[t] >= 0:  # the vfork child gets its own address space
-                borrowed[t] = -1
-                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
-                nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq, free_head)
-                if nseq < 0:
-                    return GIVE_UP, rows[:0], times[:0], 0
-                k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
-                continue
             p = proc[t]
-            if not alive[p]:  # its process has ended (an inconsistent log): a new one
-                proc[t] = -1
-                S, E, A, top, at, size = _alloc(S, E, A, top, free_head, MIN_BLOCK)
-                nseq = _begin(t, -1, at, size, off, cap, cnt, brk_set, brk_cur, S, E, A, proc, alive,
-                              member, nthreads, seq, nseq, free_head)
+            if borrowed[t] >= 0 or not alive[p]:
+                # the vfork child gets its own address space; or its process has ended
+                # (an inconsistent log): a new one
+                if borrowed[t] >= 0:
+                    borrowed[t] = -1
+                else:
+                    proc[t] = -1
+                S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
+                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)

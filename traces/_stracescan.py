@@ -353,6 +353,22 @@ def _clone_flags(buf, a, b, name):
     return f
 
 
+@njit(cache=True, inline="always")
+def _record(k, line, tid, t, name, ret, retnone, failed, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed,
+            c_args, c_flags, c_clone):
+    """Write call k (arguments, flags and clone flags zero: the caller fills what it read)."""
+    c_line[k] = line
+    c_tid[k] = tid
+    c_time[k] = t
+    c_name[k] = name
+    c_ret[k] = ret
+    c_retnone[k] = retnone
+    c_failed[k] = failed
+    c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
+    c_flags[k] = 0
+    c_clone[k] = 0
+
+
 @njit(cache=True)
 def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
             c_failed, c_args, c_flags, c_clone, argv, starts, ends):
@@ -367,16 +383,8 @@ def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_nam
         return k
     if kind == 3:
         return UNSURE
-    c_line[k] = line
-    c_tid[k] = tid
-    c_time[k] = t
-    c_name[k] = name
-    c_ret[k] = v
-    c_retnone[k] = kind == 1
-    c_failed[k] = kind == 2
-    c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
-    c_flags[k] = 0
-    c_clone[k] = 0
+    _record(k, line, tid, t, name, v, kind == 1, kind == 2, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
+            c_failed, c_args, c_flags, c_clone)
     if kind != 2:
         if name <= PKEY_MPROTECT and name != BRK:
             if kind == 1 or not _memory_args(buf, a, p, name, argv, starts, ends):
@@ -670,16 +678,8 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
                 continue
             if kind == EXIT_SUPERSEDED:
                 continue
-            c_line[k] = line
-            c_tid[k] = tid
-            c_time[k] = t
-            c_name[k] = END
-            c_ret[k] = 0
-            c_retnone[k] = True
-            c_failed[k] = False
-            c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
-            c_flags[k] = 0
-            c_clone[k] = 0
+            _record(k, line, tid, t, END, 0, True, False, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed,
+                    c_args, c_flags, c_clone)
             k += 1
             continue
         if _at(buf, i, le, W_RESUMED_OPEN):
@@ -771,16 +771,8 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
         if _ht_get(h_keys, h_vals, s_tid[slot]) != slot:
             continue  # resumed, or its tid left pending again later (another slot)
         if s_name[slot] == EXIT or s_name[slot] == EXIT_GROUP:
-            c_line[k] = s_line[slot]
-            c_tid[k] = s_tid[slot]
-            c_time[k] = s_time[slot]
-            c_name[k] = END
-            c_ret[k] = 0
-            c_retnone[k] = True
-            c_failed[k] = False
-            c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
-            c_flags[k] = 0
-            c_clone[k] = 0
+            _record(k, s_line[slot], s_tid[slot], s_time[slot], END, 0, True, False, c_line, c_tid, c_time, c_name,
+                    c_ret, c_retnone, c_failed, c_args, c_flags, c_clone)
             k += 1
     return OK, k, nb
 
