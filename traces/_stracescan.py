@@ -21,7 +21,7 @@ from numba import njit
 
 OK = 0
 GIVE_UP = 1
-# why `feed` calls a line bad (strace._Lines.bad's reasons); see strace.BAD_REASONS
+# why `feed` calls a line bad: strace.BAD_NOT_STRACE, BAD_EXIT, BAD_TRUNCATED, BAD_NO_RESULT
 BAD_NOT_STRACE, BAD_EXIT, BAD_TRUNCATED, BAD_NO_RESULT = 1, 2, 3, 4
 UNSURE, NO_RESULT = -1, -2  # _finish: give up; no result (a bad line)
 

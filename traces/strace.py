@@ -33,7 +33,7 @@ what is wrong` (or skipped and counted with `lenient`).
 
 Two implementations: this module's Python reader and model are the reference; a
 compiled one (traces/_stracescan.py reads the bytes into call arrays, _stracemodel.py
-runs the same model over them) reads the logs strace writes ~7x faster and gives up on
+runs the same model over them) reads the logs strace writes ~12x faster and gives up on
 anything it is not sure to read exactly alike -- every error, rare line shapes -- which
 this module then reads. tests/traces/test_strace_fast.py holds the two to the same
 output on the corpus, generated process trees and mutated logs.
@@ -63,6 +63,10 @@ MEMORY_CALLS = {"mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect
 PROCESS_CALLS = {"execve", "execveat", "fork", "vfork", "clone", "clone2", "clone3", "exit", "exit_group"}
 WANTED_CALLS = MEMORY_CALLS | PROCESS_CALLS
 UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")
+# why a line is refused (or, lenient, skipped and counted): Trace.skipped's keys
+BAD_EXIT, BAD_NOT_STRACE = "bad exit line", "not strace output"
+BAD_TRUNCATED, BAD_NO_RESULT = "truncated line", "no result"
+DROPPED_HIGH = "outside the 47-bit address space"  # mappings dropped (counted, not refused)
 
 # tid, then an optional timestamp: -t HH:MM:SS, -tt HH:MM:SS.us, -ttt epoch.us
 _PREFIX = re.compile(r"(?:\[pid\s+)?(\d+)\]?\s+")
@@ -201,7 +205,7 @@ class _Lines:
             return
         if rest.startswith("+++"):
             if not _EXITED.match(rest):
-                return self.bad(n, "bad exit line", f"cannot read {rest[:60]!r}")
+                return self.bad(n, BAD_EXIT, f"cannot read {rest[:60]!r}")
             if "superseded" in rest:
                 return
             self.calls.append(Call(n, self.source, tid, t, "+++"))
@@ -216,7 +220,7 @@ class _Lines:
             return self._finish(start[0], tid, start[1], name, start[3] + tail, n, last)
         m = _CALL.match(rest)
         if not m:
-            return self.bad(n, "not strace output", f"not an strace line: {rest[:60]!r}")
+            return self.bad(n, BAD_NOT_STRACE, f"not an strace line: {rest[:60]!r}")
         name, tail = m.group(1), m.group(2)
         if tail.endswith("<unfinished ...>"):
             self.pending[tid] = (n, t, name, tail[: -len("<unfinished ...>")].rstrip() + " ")
@@ -230,8 +234,8 @@ class _Lines:
         m = _RESULT.search(tail)
         if not m:
             if last:
-                return self.bad(n, "truncated line", "truncated last line (no result)")
-            return self.bad(n, "no result", f"{name}: cannot read the call's result")
+                return self.bad(n, BAD_TRUNCATED, "truncated last line (no result)")
+            return self.bad(n, BAD_NO_RESULT, f"{name}: cannot read the call's result")
         if not wanted:
             return
         args = _split_args(tail[: m.start()])
@@ -396,7 +400,7 @@ class _Builder:
         self.space_of: dict[int, _Space] = {}  # canonical pid -> its own address space
         self.threads: dict[int, set] = {}  # canonical pid -> live tids
         self.borrowed: dict[int, int] = {}  # vfork child tid -> the pid whose space it borrows
-        self.dropped = {"outside the 47-bit address space": 0}
+        self.dropped = {DROPPED_HIGH: 0}
 
     def emit(self, pid, op, va=0, length=0, arg=0, t=math.nan, line=0):
         self.rows.append((pid, op, va, length, arg, t, line))
@@ -405,7 +409,7 @@ class _Builder:
         if end <= start:
             return
         if end > VA_LIMIT:
-            self.dropped["outside the 47-bit address space"] += 1
+            self.dropped[DROPPED_HIGH] += 1
             return
         if self.populate == "none":
             return
@@ -634,12 +638,6 @@ def _read_python(paths: list, populate, lenient: bool) -> Trace:
 
 
 # --- the compiled path ----------------------------------------------------------------------
-_DROPPED = "outside the 47-bit address space"
-
-
-_BAD_REASONS = {1: "not strace output", 2: "bad exit line", 3: "truncated line", 4: "no result"}  # _stracescan.BAD_*
-
-
 def _scan_file(data: bytes, source: str, file_tid: int | None, lenient: bool):
     """The calls of one file's bytes as arrays (traces/_stracescan.py), with the lines
     skipped by `lenient` counted by reason and the first of them as `_Lines` reports it
@@ -659,8 +657,10 @@ def _scan_file(data: bytes, source: str, file_tid: int | None, lenient: bool):
         return None
     skipped, first_bad = {}, None
     if nb:
+        reasons = {sc.BAD_NOT_STRACE: BAD_NOT_STRACE, sc.BAD_EXIT: BAD_EXIT, sc.BAD_TRUNCATED: BAD_TRUNCATED,
+                   sc.BAD_NO_RESULT: BAD_NO_RESULT}
         codes, counts = np.unique(bad[2][:nb], return_counts=True)
-        skipped = {_BAD_REASONS[int(c)]: int(n) for c, n in zip(codes, counts)}
+        skipped = {reasons[int(c)]: int(n) for c, n in zip(codes, counts)}
         # the first skipped line's message, as `feed` words it: the line alone says it all
         # (a resumed call without a result has none without its start either)
         line, pos = int(bad[0][0]), int(bad[1][0])
@@ -725,7 +725,7 @@ def _read_compiled(paths: list, populate, lenient: bool = False) -> Trace | None
                                op=rows[:, sm.R_OP].astype(np.int8), va=rows[:, sm.R_VA].copy(),
                                length=rows[:, sm.R_LEN].copy(), arg=rows[:, sm.R_ARG].copy(), time=times)
     trace.lines = rows[:, sm.R_LINE].copy()
-    trace.skipped = {**skipped, **({_DROPPED: int(dropped)} if dropped else {})}
+    trace.skipped = {**skipped, **({DROPPED_HIGH: int(dropped)} if dropped else {})}
     trace.first_bad = first_bad
     return trace
 
