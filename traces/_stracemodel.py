@@ -18,7 +18,7 @@ from numba import njit
 
 from ptpair.traces._stracescan import (ACCESSIBLE, BRK, CLONE3, CLONE_THREAD, CLONE_VFORK, CLONE_VM, END,
                                        EXECVE, EXECVEAT, FORK, MADVISE, MMAP, MMAP2, MREMAP, MUNMAP,
-                                       PKEY_MPROTECT, UNMAP_ADVICE)
+                                       PKEY_MPROTECT, UNMAP_ADVICE, _grow)
 from ptpair.traces.format import OP_CODE
 
 OK, GIVE_UP = 0, 1
@@ -165,13 +165,6 @@ def _accessible_of(S, E, A, off, n, start):
 
 
 @njit(cache=True)
-def _grow1(a, size):
-    out = np.empty(size, dtype=a.dtype)
-    out[: len(a)] = a
-    return out
-
-
-@njit(cache=True)
 def _grow2(a, rows):
     out = np.empty((rows, a.shape[1]), dtype=a.dtype)
     out[: a.shape[0]] = a
@@ -202,7 +195,7 @@ def _alloc(S, E, A, top, free_head, size):
         return S, E, A, top, at, cap
     if top + cap > len(S):
         pool = 2 * (top + cap)
-        S, E, A = _grow1(S, pool), _grow1(E, pool), _grow1(A, pool)
+        S, E, A = _grow(S, pool), _grow(E, pool), _grow(A, pool)
     return S, E, A, top + cap, top, cap
 
 
@@ -323,7 +316,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
         need = k + sp_need + 8 + 2 * (m - ci)
         if need > rows.shape[0]:
             rows = _grow2(rows, 2 * need)
-            times = _grow1(times, 2 * need)
+            times = _grow(times, 2 * need)
         if i == n:
             break
         # -- the processes and threads the calls so far have created
@@ -439,8 +432,8 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             _free(S, free_head, off[sp], cap[sp])
             off[sp], cap[sp] = at, size
         if len(PS) < room:
-            PS, PE, PA = _grow1(PS, 2 * room), _grow1(PE, 2 * room), _grow1(PA, 2 * room)
-            OL, OH = _grow1(OL, 2 * room), _grow1(OH, 2 * room)
+            PS, PE, PA = _grow(PS, 2 * room), _grow(PE, 2 * room), _grow(PA, 2 * room)
+            OL, OH = _grow(OL, 2 * room), _grow(OH, 2 * room)
         o = off[sp]
         a0, a1, a2 = args[i, 0], args[i, 1], args[i, 2]
         # each change: the ranges to unmap (u0, u1) then to map (m0, m1), as the Python
@@ -517,7 +510,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
     live = live[:nl][np.argsort(seq[live[:nl]])]
     if k + nl > rows.shape[0]:
         rows = _grow2(rows, k + nl)
-        times = _grow1(times, k + nl)
+        times = _grow(times, k + nl)
     for p in live:
         k = _emit(rows, times, k, ids[p], OP_EXIT, 0, 0, 0, t_end, line_end)
     return OK, rows[:k], times[:k], dropped

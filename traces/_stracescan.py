@@ -4,12 +4,13 @@ It reads what `strace._Lines.feed` reads -- pid column or not, the three timesta
 forms, `-T` durations, failed calls, `<unfinished ...>` / `<... resumed>` halves joined
 exactly as `feed` joins them, thread ends, signals -- or it gives up. It gives up
 (status GIVE_UP) on the first thing it is not sure to read exactly as `feed` does: a
-byte outside printable ASCII and tab, a line `feed` would reject, a number it does not
-parse (beyond 2^60, a leading `+`, octal), arguments of a memory call that nest
-(quotes, brackets). The Python reader then reads the whole file, so that every message
-and every rare shape has one source, and this one only has to be right where it answers.
-tests/traces/test_strace_fast.py holds the two to the same calls on the corpus and on
-mutated logs.
+byte outside printable ASCII and tab, a line `feed` would reject (unless lenient: then
+the line is skipped and recorded, as `feed` skips it), a number it does not parse
+(beyond 2^60, a leading `+`, octal), arguments of a memory call that nest (quotes,
+brackets). The Python reader then reads the whole file, so that every message and every
+rare shape has one source, and this one only has to be right where it answers.
+tests/traces/test_strace_fast.py holds the two to the same calls on the corpus,
+generated process trees and mutated logs.
 
 One pass over the bytes; per call: start line, tid, time, name code, result, failed,
 the three first arguments as integers (those the process model reads), whether the
@@ -36,7 +37,6 @@ OTHER = -1  # a call the model does not read
 # the flags word of a memory call's third argument
 ACCESSIBLE = 1  # a prot without PROT_NONE that is not 0 (strace._accessible)
 UNMAP_ADVICE = 2  # MADV_DONTNEED, MADV_FREE or MADV_REMOVE (strace.UNMAP_ADVICE)
-# which arguments parsed as integers: bit k for argument k (k < 3)
 CLONE_VM, CLONE_VFORK, CLONE_THREAD = 0x100, 0x4000, 0x10000  # as strace.CLONE_*
 
 VALUE_LIMIT = 1 << 60  # larger numbers are left to Python (keeps start + length in int64)
@@ -787,6 +787,7 @@ def _same(buf, a, b, n):
 
 @njit(cache=True)
 def _grow(a, cap):
+    """A copy of the 1-d array a in a longer one (cap elements; the rest uninitialised)."""
     out = np.empty(cap, dtype=a.dtype)
     out[: len(a)] = a
     return out
