@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ptpair import registry
 from ptpair.reports import style
 from ptpair.reports.style import PART_COLORS, scheme_color, sort_schemes
+from ptpair.traces.units import PAGE_SIZE as PAGE_BYTES
 
 N_ORDERS = 11
-PAGE_BYTES = 4096
 MIB = 1 << 20
 
 
@@ -456,20 +457,8 @@ def walk_ns(df: pd.DataFrame):
 
 
 # name -> function; `ptpair plot NAME` and the report use this table
-FIGURES = {
-    "pt_memory": pt_memory,
-    "buddyinfo": buddyinfo,
-    "frag_index": frag_index,
-    "failures_memory": failures_memory,
-    "pt_processes": pt_processes,
-    "minmem": minmem,
-    "breakeven": breakeven,
-    "decomposition": decomposition,
-    "walk_cost": walk_cost,
-    "akaros_2015": akaros_2015,
-    "linux_pageblocks": linux_pageblocks,
-    "walk_ns": walk_ns,
-}
+# kind -> the function drawing it: each kind of the registry is drawn by the function of its name
+FIGURES = {kind: globals()[kind] for kind in registry.FIGURES}
 
 
 def kind_of(name: str) -> str:

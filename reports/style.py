@@ -1,7 +1,7 @@
 """One look for every ptpair figure: palette, a fixed colour per scheme, sizes, fonts.
 
-The palette is Okabe & Ito's (2008) colour-blind-safe set. Every scheme keeps its colour
-in every figure, so a reader learns it once. Two styles:
+The palette is Okabe & Ito's (2008) colour-blind-safe set. Every scheme keeps its colour and
+marker (ptpair/registry.py) in every figure, so a reader learns them once. Two styles:
 
 * ``paper``: fits a two-column paper; single-column figures are 3.4 in wide, wide
   figures 7.0 in (the usual ACM/IEEE text width); 8-pt type.
@@ -15,20 +15,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
-}
+from ptpair import registry
+from ptpair.registry import OKABE_ITO
 
-SCHEME_COLORS = {
-    "pair": OKABE_ITO["vermillion"],
-    "separate": OKABE_ITO["blue"],
-    "separate-eager": OKABE_ITO["green"],
-    "pair-on-vmm": OKABE_ITO["purple"],
-    "separate-lazy": OKABE_ITO["sky"],
-}
-SCHEME_MARKERS = {"pair": "o", "separate": "s", "separate-eager": "^", "pair-on-vmm": "D", "separate-lazy": "v"}
-SCHEME_ORDER = ["pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy"]
+SCHEME_COLORS = {s.name: s.color for s in registry.SCHEMES}
+SCHEME_MARKERS = {s.name: s.marker for s in registry.SCHEMES}
+SCHEME_ORDER = list(registry.SCHEME_NAMES)
 
 # parts of page-table memory, stacked bottom to top
 PART_COLORS = {"KPT": OKABE_ITO["blue"], "EPT (VMMs)": OKABE_ITO["sky"], "EPT wasted": OKABE_ITO["orange"]}
@@ -38,7 +30,7 @@ STYLES = {
     "paper": {"width": 3.4, "wide": 7.0, "panel_height": 2.0, "font": 8},
     "slides": {"width": 10.0, "wide": 10.0, "panel_height": 3.6, "font": 14},
 }
-FORMATS = ("svg", "pdf", "png")
+FORMATS = registry.FIGURE_FORMATS
 PNG_DPI = 200
 
 _current = {"name": "paper"}
@@ -50,8 +42,8 @@ def scheme_color(scheme: str) -> str:
 
 def sort_schemes(schemes) -> list[str]:
     """Schemes in the fixed display order (unknown ones last, by name)."""
-    known = [s for s in SCHEME_ORDER if s in set(schemes)]
-    return known + sorted(set(schemes) - set(SCHEME_ORDER))
+    schemes = set(schemes)  # any iterable, read once
+    return [s for s in SCHEME_ORDER if s in schemes] + sorted(schemes - set(SCHEME_ORDER))
 
 
 def size(wide: bool = False, rows: int = 1, height: float | None = None) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ptpair import registry
 from ptpair.sim._jit import inline_kernel
 from ptpair.sim.akaros2015 import akaros_alloc, akaros_boot, akaros_free, buddyinfo_of_free_set
 from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
@@ -23,10 +24,10 @@ from ptpair.sim.mobility import (
     N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_boot, mobility_free,
 )
 
-ALLOC_BUDDY = 0
-ALLOC_AKAROS = 1
-ALLOC_LINUX = 2
-ALLOCATORS = {"buddy": ALLOC_BUDDY, "akaros-2015": ALLOC_AKAROS, "linux": ALLOC_LINUX}
+ALLOCATORS = {name: code for code, name in enumerate(registry.ALLOCATORS)}
+ALLOC_BUDDY = ALLOCATORS["buddy"]
+ALLOC_AKAROS = ALLOCATORS["akaros-2015"]
+ALLOC_LINUX = ALLOCATORS["linux"]
 
 
 def new_allocator(n_frames: int, allocator: int, policy: int) -> BuddyState:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
+
+from ptpair import registry
 from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.freelist import NIL, list_push, list_unlink
 from numba.cpython.unsafe.numbers import trailing_zeros
@@ -34,9 +36,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ptpair.traces.format import MAX_ORDER
 
 N_ORDERS = MAX_ORDER + 1
-POLICY_ADDRESS = 0
-POLICY_LIFO = 1
-POLICIES = {"address": POLICY_ADDRESS, "lifo": POLICY_LIFO}
+POLICIES = {name: code for code, name in enumerate(registry.POLICIES)}
+POLICY_ADDRESS = POLICIES["address"]
+POLICY_LIFO = POLICIES["lifo"]
 
 # indices into BuddyState.meta
 M_FRAMES = 0  # N, frames managed

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ptpair.errors import InvariantError
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
 from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
@@ -24,10 +25,6 @@ from ptpair.sim.pagetable import (
     H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_RECLAIM,
     T_SLOTS_FREE,
 )
-
-
-class InvariantError(AssertionError):
-    pass
 
 
 def check_state(m) -> None:

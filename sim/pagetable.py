@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
+
+from ptpair import registry
 from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim.allocator import page_alloc, page_free
@@ -56,9 +58,11 @@ KIND_PAIR = 2
 MODE_LAZY = 3
 
 # --- reclaim policies (when empty tables are freed) ---------------------------------
-RECLAIM_EMPTY = 0  # as soon as they are empty (Linux's free_pgtables)
-RECLAIM_EXIT = 1  # only at exit/exec (Akaros in 2015: unmap frees data frames only)
-RECLAIMS = {"empty": RECLAIM_EMPTY, "exit": RECLAIM_EXIT}
+# empty: as soon as they are empty (Linux's free_pgtables); exit: only at exit/exec
+# (Akaros in 2015: unmap frees data frames only)
+RECLAIMS = {name: code for code, name in enumerate(registry.RECLAIMS)}
+RECLAIM_EMPTY = RECLAIMS["empty"]
+RECLAIM_EXIT = RECLAIMS["exit"]
 
 # --- process states ----------------------------------------------------------------
 P_NONE = 0  # never spawned, or exited

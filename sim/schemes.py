@@ -13,6 +13,8 @@ the kind a process's tables get at spawn, and the kind after the process becomes
 """
 
 import numpy as np
+
+from ptpair.registry import SCHEME_NAMES
 from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
@@ -20,23 +22,26 @@ from ptpair.sim.allocator import page_alloc, page_free
 from ptpair.sim.mobility import MT_UNMOVABLE
 from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, count_ept
 
-SCHEME_PAIR = 0
-SCHEME_SEPARATE = 1
-SCHEME_SEPARATE_EAGER = 2
-SCHEME_PAIR_ON_VMM = 3
-SCHEME_SEPARATE_LAZY = 4
-SCHEMES = {
-    "pair": SCHEME_PAIR,
-    "separate": SCHEME_SEPARATE,
-    "separate-eager": SCHEME_SEPARATE_EAGER,
-    "pair-on-vmm": SCHEME_PAIR_ON_VMM,
-    "separate-lazy": SCHEME_SEPARATE_LAZY,
+# scheme -> (table kind at spawn, kind once the process is a VMM); the names and their
+# numbers (positions) come from ptpair/registry.py
+_KINDS = {
+    "pair": (KIND_PAIR, KIND_PAIR),
+    "separate": (KIND_KPT, KIND_SEP),
+    "separate-eager": (KIND_SEP, KIND_SEP),
+    "pair-on-vmm": (KIND_KPT, KIND_PAIR),
+    "separate-lazy": (KIND_KPT, MODE_LAZY),
 }
-SCHEME_NAMES = {v: k for k, v in SCHEMES.items()}
+assert set(_KINDS) == set(SCHEME_NAMES), "every scheme of the registry needs its table kinds here"
+SCHEMES = {name: code for code, name in enumerate(SCHEME_NAMES)}
+SCHEME_PAIR = SCHEMES["pair"]
+SCHEME_SEPARATE = SCHEMES["separate"]
+SCHEME_SEPARATE_EAGER = SCHEMES["separate-eager"]
+SCHEME_PAIR_ON_VMM = SCHEMES["pair-on-vmm"]
+SCHEME_SEPARATE_LAZY = SCHEMES["separate-lazy"]
 
 # indexed by scheme code
-SPAWN_KIND = np.array([KIND_PAIR, KIND_KPT, KIND_SEP, KIND_KPT, KIND_KPT], np.int8)
-VMM_KIND = np.array([KIND_PAIR, KIND_SEP, KIND_SEP, KIND_PAIR, MODE_LAZY], np.int8)
+SPAWN_KIND = np.array([_KINDS[n][0] for n in SCHEME_NAMES], np.int8)
+VMM_KIND = np.array([_KINDS[n][1] for n in SCHEME_NAMES], np.int8)
 
 
 @kernel

@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# --- x86-64 user address space, as the trace format sees it -----------------------
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT  # bytes in a base (4 KiB) page
-HUGE_2M_SHIFT = 21
-HUGE_1G_SHIFT = 30
-VA_BITS = 47
-VA_LIMIT = 1 << VA_BITS  # user half: [0, 2^47) bytes
+from ptpair.errors import TraceError  # noqa: F401  (re-exported: every reader raises it)
+# the x86-64 user address space, as the trace format sees it (re-exported)
+from ptpair.traces.units import HUGE_1G_SHIFT, HUGE_2M_SHIFT, PAGE_SHIFT, PAGE_SIZE, VA_BITS, VA_LIMIT  # noqa: F401
+
 MAX_ORDER = 10  # buddy orders 0..MAX_ORDER
 
 # page_size column value -> size class (0: 4 KiB, 1: 2 MiB, 2: 1 GiB)
@@ -50,22 +47,6 @@ def op_mask(op: np.ndarray, ops) -> np.ndarray:
     table = np.zeros(256, bool)
     table[list(ops)] = True
     return table[op.view(np.uint8)]
-
-
-class TraceError(Exception):
-    """Bad input, located: str(err) is `file:line: what is wrong`.
-
-    `line` counts from 1 with a CSV header as line 1 (so data row r, counted from 0,
-    is line r + 2). For Parquet the line is the row number counted the same way, so a
-    converted CSV reports the same line for the same event.
-    """
-
-    def __init__(self, source: str, line: int | None, message: str):
-        self.source = source
-        self.line = line
-        self.message = message
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {message}")
 
 
 class RowChecker:

@@ -15,9 +15,9 @@ import os
 import re
 from pathlib import Path
 
+from ptpair.registry import FORMATS
 from ptpair.traces.format import Trace, TraceError
 
-FORMATS = ("canonical", "strace", "kmem")
 _KMEM = re.compile(r"kmem:mm_page_(alloc|free|free_batched):")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from ptpair import registry
 from ptpair.traces.format import OP_CODE, PAGE_SIZE, Trace, VA_LIMIT
 
 HUGE_2M = 2 << 20
@@ -57,6 +58,8 @@ WORKLOADS: dict[str, Params] = {
         processes=8, kalloc_orders=(0, 0, 1, 1, 2, 2, 3, 4, 5, 9), kalloc_live_max=6000,
         weights=dict(mmap=0.12, munmap=0.08, brk=0.02, fork=0.01, exec=0.0, vmm=0.0, kalloc=0.42, kfree=0.35)),
 }
+# the names are the registry's (ptpair/registry.py); the parameters are declared here
+assert set(WORKLOADS) == set(registry.WORKLOADS), "registry.WORKLOADS and synth.WORKLOADS disagree"
 
 
 @dataclass
