@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ptpair.analysis.catalogue import summary
 from ptpair.analysis.frag import (
-    N_ORDERS, blocks_allocatable, fragmentation_index, indices_from_contig, largest_free_order, unusable_index,
+    N_ORDERS, fragmentation_index, indices_from_contig, largest_free_order, unusable_index,
 )
 from ptpair.sim.machine import Result
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `ptpair replay` needs none
     import pandas as pd
-
-HIGHALLOC_ORDER = 9  # 2 MiB: the order mmtests' stress-highalloc asks for on x86-64
-
 
 def series_frame(result: Result) -> pd.DataFrame:
     """The sampled state with derived columns, one row per sample (needs sample_every).
@@ -71,47 +69,6 @@ def frag_indices(buddyinfo) -> dict:
             "fragmentation_index": [int(x) for x in fragmentation_index(buddyinfo)]}
 
 
-def summary(result: Result) -> dict:
-    """End-of-run figures (JSON-ready).
-
-    * pt memory: peak and mean page-table pages (and bytes); overhead as page-table bytes
-      per mapped (data) byte at the end and at the peaks;
-    * waste: EPT pages of non-VMM processes, final and peak;
-    * failures by order; walk cost per mapped page;
-    * highalloc: order-9 blocks the free lists could still supply at the end and when
-      used memory peaked (mmtests stress-highalloc style);
-    * Johnstone & Wilson fragmentation: (extent the allocator needed at its worst -
-      live memory then) / live memory then.
-    """
-    f, pk = result.final, result.peak
-    page = 4096
-    mapped = result.counts["pages_mapped"]
-    hw = result.allocator_stats["high_water_pages"]
-    live = result.allocator_stats["live_pages_at_high_water"]
-    return {
-        "pt_pages_peak": pk["pt_pages"],
-        "pt_pages_mean": result.mean["pt_pages"],
-        "pt_bytes_peak": pk["pt_pages"] * page,
-        "overhead_final": _ratio(f["pt_pages"], f["data_pages"]),
-        "overhead_peak": _ratio(pk["pt_pages"], pk["data_pages"]),
-        "wasted_ept_pages_final": f["wasted_ept_pages"],
-        "wasted_ept_pages_peak": pk["wasted_ept_pages"],
-        "alloc_failures": list(result.alloc_failures),
-        "alloc_failures_total": int(sum(result.alloc_failures)),
-        "walk_pages_per_mapped_page": _ratio(
-            result.walk["kpt_pages_touched"] + result.walk["ept_pages_touched"], result.walk["entry_writes"]),
-        "ept_loads_per_mapped_page": _ratio(result.walk["ept_dependent_loads"], result.walk["entry_writes"]),
-        "pages_mapped": mapped,
-        "highalloc_order9_final": int(blocks_allocatable(f["buddyinfo"], HIGHALLOC_ORDER)),
-        "highalloc_order9_at_peak": (None if pk["buddyinfo_at_peak_used"] is None
-                                     else int(blocks_allocatable(pk["buddyinfo_at_peak_used"], HIGHALLOC_ORDER))),
-        "largest_free_order_final": int(largest_free_order(f["buddyinfo"])),
-        "jw_fragmentation": _ratio(hw - live, live),
-        "jw_high_water_pages": hw,
-        "jw_live_pages": live,
-    }
-
-
 def enriched_dict(result: Result) -> dict:
     """Result.to_dict() with the kernel indices in `final` and the end-of-run summary."""
     d = result.to_dict()
@@ -123,10 +80,6 @@ def enriched_dict(result: Result) -> dict:
         d["final"]["fragmentation_index_unaligned"] = un["fragmentation_index"]
     d["summary"] = summary(result)
     return d
-
-
-def _ratio(a, b) -> float:
-    return round(float(a) / float(b), 6) if b else 0.0
 
 
 __all__ = ["enriched_dict", "frag_indices", "series_frame", "summary"]

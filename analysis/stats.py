@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ptpair.analysis.compare import metrics_row
+from ptpair.analysis.catalogue import metrics_row
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth
