@@ -103,33 +103,6 @@ def blocks_allocatable(buddyinfo, order: int) -> int | np.ndarray:
 
 
 # --- /proc/buddyinfo and the debugfs layouts ---------------------------------------
-def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> list[tuple[int, str, list[int]]]:
-    """[(node, zone, free blocks per order)] from /proc/buddyinfo text.
-
-    Raises TraceError (`file:line: ...`) for a line that is not in buddyinfo's layout.
-    """
-    from ptpair.traces.format import TraceError
-
-    out = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        try:
-            if parts[0] != "Node" or parts[2] != "zone":
-                raise ValueError
-            node = int(parts[1].rstrip(","))
-            counts = [int(x) for x in parts[4:]]
-            if not counts:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise TraceError(source, n, "not a buddyinfo line (expected 'Node N, zone NAME n0 n1 ...')") from None
-        out.append((node, parts[3], counts))
-    if not out:
-        raise TraceError(source, 1, "no zones found in buddyinfo")
-    return out
-
-
 def _c_fixed3(index: int, width: int) -> str:
     """printf("%Nd.%03d", index / 1000, index % 1000) with C's truncating division."""
     q = int(index / 1000)

@@ -34,24 +34,20 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy")
-DEFAULT_SCHEMES = SCHEMES[:4]
+from ptpair import registry
+from ptpair.errors import GridError  # noqa: F401  (re-exported)
+from ptpair.traces.sources import file_sha256
+from ptpair.traces.units import size_pages
 
 
-class GridError(ValueError):
-    pass
-
-
-def _parse_size(text) -> int:
+def _memory_pages(text) -> int:
+    """A grid's memory size: text as `--memory` reads it (256MiB, 4GiB), or an int of frames."""
     if isinstance(text, int):
         return text
-    import re
-
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    m = re.fullmatch(r"\s*(\d+)\s*([kmgt])i?b?\s*", str(text).lower())
-    if not m:
-        raise GridError(f"memory size {text!r} not understood (examples: 256MiB, 4GiB)")
-    return int(m.group(1)) * units[m.group(2)] // 4096
+    try:
+        return size_pages(text)
+    except ValueError as e:
+        raise GridError(f"memory size {e}") from None
 
 
 def _list(v):
@@ -73,27 +69,26 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
     bad = set(g) - known
     if bad:
         raise GridError(f"unknown grid keys {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
-    schemes = _list(g.get("schemes", list(DEFAULT_SCHEMES)))
-    for s in schemes:
-        if s not in SCHEMES:
-            raise GridError(f"unknown scheme {s!r}")
-    policies = _list(g.get("policies", ["address"]))
-    allocators = _list(g.get("allocators", ["buddy"]))
-    reclaims = _list(g.get("reclaims", ["empty"]))
-    for a in allocators:
-        if a not in ("buddy", "akaros-2015", "linux"):
-            raise GridError(f"unknown allocator {a!r}")
-    for r in reclaims:
-        if r not in ("empty", "exit"):
-            raise GridError(f"unknown reclaim policy {r!r}")
+    axes = {}
+    for key, kind, choices, default in (("schemes", "scheme", registry.SCHEME_NAMES, registry.DEFAULT_SCHEMES),
+                                        ("policies", "policy", registry.POLICIES, registry.POLICIES[:1]),
+                                        ("allocators", "allocator", registry.ALLOCATORS, registry.DEFAULT_MACHINE[:1]),
+                                        ("reclaims", "reclaim policy", registry.RECLAIMS, registry.DEFAULT_MACHINE[1:])):
+        axes[key] = _list(g.get(key, list(default)))
+        for v in axes[key]:
+            if v not in choices:
+                raise GridError(f"unknown {kind} {v!r}; choose from {', '.join(choices)}")
     if "memory_pages" in g:
         memories = [int(x) for x in _list(g["memory_pages"])]
     else:
-        memories = [_parse_size(x) for x in _list(g.get("memory", ["4GiB"]))]
+        memories = [_memory_pages(x) for x in _list(g.get("memory", ["4GiB"]))]
     sources = []
     for t in _list(g.get("traces", [])):
         p = (base / t).resolve()
-        sources.append({"trace": str(p), "trace_sha256": _sha256(p)})
+        try:
+            sources.append({"trace": str(p), "trace_sha256": file_sha256(p)})
+        except OSError as e:
+            raise GridError(f"{p}: {e.strerror}") from None
     if "synth" in g:
         sy = dict(g["synth"])
         params = sy.pop("params", {})
@@ -102,6 +97,9 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
         seeds = _list(sy.pop("seeds", [1]))
         if sy:
             raise GridError(f"unknown [synth] keys {', '.join(sorted(sy))}")
+        for w in workloads:
+            if w not in registry.WORKLOADS:
+                raise GridError(f"unknown workload {w!r}; choose from {', '.join(registry.WORKLOADS)}")
         names = sorted(params)
         for w, e, combo, s in itertools.product(workloads, events, itertools.product(
                 *[_list(params[n]) for n in names]), seeds):
@@ -109,23 +107,12 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
     if not sources:
         raise GridError("the grid names no traces and no [synth] workloads")
     runs = []
-    for src, scheme, policy, mem, alloc, rec in itertools.product(sources, schemes, policies, memories,
-                                                                  allocators, reclaims):
+    for src, scheme, policy, mem, alloc, rec in itertools.product(sources, axes["schemes"], axes["policies"],
+                                                                  memories, axes["allocators"], axes["reclaims"]):
         run = {**src, "scheme": scheme, "policy": policy, "memory_pages": mem, "allocator": alloc, "reclaim": rec}
         run["run_id"] = run_id(run)
         runs.append(run)
     return runs
-
-
-def _sha256(p: Path) -> str:
-    try:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    except OSError as e:
-        raise GridError(f"{p}: {e.strerror}") from None
 
 
 def run_id(run: dict) -> str:
@@ -135,7 +122,7 @@ def run_id(run: dict) -> str:
 
 def run_one(run: dict) -> dict:
     """Replay one run of a grid; returns its parameters and every end-of-run figure."""
-    from ptpair.analysis.compare import metrics_row
+    from ptpair.analysis.catalogue import metrics_row
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
 
@@ -158,20 +145,35 @@ def run_one(run: dict) -> dict:
 
 
 # --- engines -------------------------------------------------------------------------
+# An engine runs `fn(task)` for every task and yields (task, result) as each finishes, in
+# any order; callers put results back in a fixed order, so outputs do not depend on the
+# engine. Tasks are picklable: a grid run's dict, or an experiment's tuple.
+def task_key(task) -> str:
+    """A stable name for a task (Dask keys): a run's run_id, else a hash of the task."""
+    if isinstance(task, dict) and "run_id" in task:
+        return task["run_id"]
+    return hashlib.sha256(repr(task).encode()).hexdigest()[:16]
+
+
 class LocalEngine:
-    """Local worker processes (all cores by default); nothing to start."""
+    """Local worker processes (all cores by default); nothing to start. One worker runs the
+    tasks in this process."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
 
     def map_unordered(self, fn, tasks):
-        if self.workers == 1:
+        tasks = list(tasks)
+        if self.workers <= 1 or len(tasks) <= 1:
             for t in tasks:
                 yield t, fn(t)
             return
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=self.workers) as ex:
+        # fork: workers inherit the loaded, compiled core instead of importing it again
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as ex:
             futs = {ex.submit(fn, t): t for t in tasks}
             try:
                 for f in as_completed(futs):
@@ -196,7 +198,7 @@ class DaskEngine:
 
         futs = {}
         for t in tasks:
-            futs[self.client.submit(fn, t, key=f"ptpair-run-{t['run_id']}", pure=False)] = t
+            futs[self.client.submit(fn, t, key=f"ptpair-run-{task_key(t)}", pure=False)] = t
         try:
             for f in as_completed(list(futs)):
                 yield futs[f], f.result()

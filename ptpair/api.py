@@ -19,6 +19,11 @@ _WHERE = {
     "replay": "ptpair.sim.replay",
     **dict.fromkeys(("read_trace", "write_trace", "iter_trace", "write_parquet_chunks"), "ptpair.traces.canonical"),
     **dict.fromkeys(("detect", "read_any"), "ptpair.traces.readers"),
+    **dict.fromkeys(("bundled_traces", "corpus", "default_traces", "synth_spec"), "ptpair.traces.sources"),
+    **dict.fromkeys(("ReportParams", "collect", "grid_inputs"), "ptpair.analysis.experiments"),
+    **dict.fromkeys(("stats_table", "seed_runs"), "ptpair.analysis.stats"),
+    "min_memory": "ptpair.analysis.minmem",
+    "report": "ptpair.reports.build",
     **dict.fromkeys(("Trace", "TraceError", "encode"), "ptpair.traces.format"),
     **dict.fromkeys(("WORKLOADS", "Params", "synth", "workload_params"), "ptpair.traces.synth"),
 }
@@ -36,23 +41,4 @@ def __dir__():
     return sorted(set(globals()) | set(_WHERE))
 
 
-
-def bundled_traces() -> list:
-    """Paths of the traces shipped with ptpair (synthetic presets, seed 1), sorted."""
-    from importlib.resources import files
-
-    return sorted(p for p in files("ptpair.traces").joinpath("data").iterdir() if p.name.endswith(".csv"))
-
-
-def corpus() -> list[dict]:
-    """The recorded corpus (traces/corpus/MANIFEST): one dict per trace with its `path`,
-    command, date, kernel, sha256, events and whether the default report includes it."""
-    import tomllib
-    from importlib.resources import files
-
-    root = files("ptpair.traces").joinpath("corpus")
-    manifest = tomllib.loads(root.joinpath("MANIFEST").read_text())
-    return [{**t, "path": root.joinpath(t["file"])} for t in manifest["trace"]]
-
-
-__all__ = ["bundled_traces", "corpus", *_WHERE]
+__all__ = [*_WHERE]

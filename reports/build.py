@@ -15,7 +15,6 @@ same inputs and parameters give byte-identical files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import html
 import json
 import os
@@ -26,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ptpair.analysis.experiments import ReportData, ReportParams, collect
 from ptpair.reports import plots, style, tables
-from ptpair.reports.collect import ReportData, ReportParams, collect
+from ptpair.traces.sources import default_traces, load, source_sha256
 
 LIBRARIES = ["numpy", "numba", "pandas", "pyarrow", "scipy", "matplotlib", "tqdm"]
 
@@ -294,31 +294,6 @@ def _html_page(doc: _Doc) -> str:
 
 
 # --- provenance ---------------------------------------------------------------------------
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _input_sha256(p: str) -> str:
-    """A file's sha256; for a synthetic source, that of its canonical CSV as `ptpair synth`
-    would write it (the trace is regenerated from its spec, deterministically)."""
-    from ptpair.reports.collect import SYNTH_PREFIX, _trace
-
-    if not p.startswith(SYNTH_PREFIX):
-        return _sha256(p)
-    import tempfile
-
-    from ptpair.traces.canonical import write_trace
-
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d) / "t.csv"
-        write_trace(_trace(p), f)
-        return _sha256(str(f))
-
-
 def _git_commit() -> str | None:
     import subprocess
 
@@ -335,8 +310,6 @@ def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
     from importlib.metadata import PackageNotFoundError, version
     import platform
 
-    from ptpair.reports.collect import _trace
-
     def ver(name):
         try:
             return version(name)
@@ -348,7 +321,7 @@ def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "libraries": {n: ver(n) for n in LIBRARIES},
-        "inputs": [{"name": n, "path": p, "sha256": _input_sha256(p), "events": len(_trace(p).op)}
+        "inputs": [{"name": n, "path": p, "sha256": source_sha256(p), "events": len(load(p).op)}
                    for n, p in data.traces.items()],
         "params": data.params.to_dict(),
         "seeds": {"workloads": list(range(1, data.params.seeds + 1)),
@@ -425,69 +398,12 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def report(traces: dict | None = None, out: str | os.PathLike = "ptpair-report", params: ReportParams | None = None,
-           style_name: str = "paper", formats=style.FORMATS, progress: bool = True) -> Path:
-    """Replay and write a full report. `traces`: name -> path; default: the bundled corpus."""
+           style_name: str = "paper", formats=style.FORMATS, progress: bool = True, engine=None) -> Path:
+    """Replay and write a full report. `traces`: name -> source (traces/sources.py); default:
+    the bundled traces and the corpus. `engine`: where the replays run (analysis/sweep.py)."""
     if style_name not in style.STYLES:
         raise ValueError(f"unknown style {style_name!r}; known: {', '.join(style.STYLES)}")
     if traces is None:
         traces = default_traces()
-    data = collect(traces, params or ReportParams(), progress=progress)
+    data = collect(traces, params or ReportParams(), progress=progress, engine=engine)
     return write(data, out, style_name, formats, progress)
-
-
-def name_traces(paths) -> dict:
-    """name -> path for trace files: the file name without extensions, made unique."""
-    out = {}
-    for p in paths:
-        base = Path(p).name.split(".")[0] or "trace"
-        name, k = base, 2
-        while name in out:
-            name, k = f"{base}-{k}", k + 1
-        out[name] = str(Path(p).resolve())
-    return out
-
-
-def grid_inputs(path) -> tuple[dict, dict]:
-    """(traces, ReportParams overrides) from a sweep grid file (analysis/sweep.py): its trace
-    files and [synth] workloads become the report's traces; its schemes, first policy and,
-    if it names exactly one, its memory size become the report's."""
-    import itertools
-    import tomllib
-
-    from ptpair.analysis.sweep import GridError, load_grid
-    from ptpair.reports.collect import synth_spec
-
-    runs = load_grid(path)  # validates the grid (unknown keys, schemes, files)
-    g = tomllib.loads(Path(path).read_text())
-    files = [r["trace"] for r in runs if "trace" in r]
-    traces = name_traces(dict.fromkeys(files))
-    if "synth" in g:
-        sy = dict(g["synth"])
-        params = sy.pop("params", {})
-        names = sorted(params)
-        lists = [params[n] if isinstance(params[n], list) else [params[n]] for n in names]
-        as_list = (lambda v: v if isinstance(v, list) else [v])
-        for w, e, combo, seed in itertools.product(as_list(sy.get("workload", ["mixed"])),
-                                                   as_list(sy.get("events", [10_000])),
-                                                   itertools.product(*lists), as_list(sy.get("seeds", [1]))):
-            extra = dict(zip(names, combo))
-            label = "-".join([w, f"s{seed}", f"{e}ev"] + [f"{k}{v}" for k, v in extra.items()])
-            traces[label] = synth_spec(w, int(seed), int(e), extra)
-    first = runs[0]
-    overrides = {"schemes": tuple(dict.fromkeys(r["scheme"] for r in runs)), "policy": first["policy"]}
-    memories = set(r["memory_pages"] for r in runs)
-    if "memory" in g or "memory_pages" in g:
-        if len(memories) != 1:
-            raise GridError(f"{path}: a report takes one memory size; the grid names {len(memories)} "
-                            "(use `ptpair sweep` for a memory sweep)")
-        overrides["memory_pages"] = memories.pop()
-    return traces, overrides
-
-
-def default_traces() -> dict:
-    """The bundled traces (synthetic presets, seed 1) and the recorded corpus, by name."""
-    from ptpair.api import bundled_traces, corpus
-
-    out = {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}
-    out.update({t["name"]: str(t["path"]) for t in corpus() if t.get("report", True)})
-    return out

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.stats import decompose, paired_stats
-from ptpair.reports.collect import ReportData
+from ptpair.analysis.experiments import ReportData
+from ptpair.registry import BASELINE as BASE, PAIR
+from ptpair.traces import sources
+from ptpair.traces.units import MIB_PAGES
 
-MIB_PAGES = 256  # 4-KiB frames per MiB
 CONFIDENCE = 0.95
 
 # (question, metric column in metrics/seeds, unit, how to show a value, figure)
@@ -24,7 +26,6 @@ QUESTIONS = [
      lambda v: v / MIB_PAGES, "minmem"),
     ("walk cost", "ept_loads_per_write", "EPT dependent loads per entry write", lambda v: v, "walk_cost"),
 ]
-PAIR, BASE = "pair", "separate"
 
 
 def _value(data: ReportData, trace: str, scheme: str, metric: str) -> float:
@@ -49,29 +50,13 @@ def _winner(diff: float, lo: float, hi: float, question: str = "", no_vmm: bool 
     return w
 
 
-def workload_of(data: ReportData, trace: str) -> str | None:
-    """The synthetic workload a trace is a seed of: for a `synth:` source, its workload; for
-    a bundled preset file, its name; a recorded trace has none."""
-    from ptpair.reports.collect import SYNTH_PREFIX
-
-    path = data.traces[trace]
-    if path.startswith(SYNTH_PREFIX):
-        return path[len(SYNTH_PREFIX):].split("?", 1)[0]
-    from pathlib import Path
-
-    from ptpair.api import bundled_traces
-
-    bundled = {str(Path(p).resolve()) for p in bundled_traces()}
-    return Path(path).name.split(".")[0] if str(Path(path).resolve()) in bundled else None
-
-
 def answers(data: ReportData) -> pd.DataFrame:
     """One row per (trace, question): pair, separate, pair - separate, the interval of
     the mean difference over seeds of the trace's synthetic workload (bootstrap BCa,
     95 %; NaN for a recorded trace), n seeds, and the winner (lower is better)."""
     rows = []
     for trace in data.traces:
-        w = workload_of(data, trace)
+        w = sources.workload_of(data.traces[trace])
         seeds = data.seeds[data.seeds["workload"] == w] if len(data.seeds) and w else pd.DataFrame()
         for q, metric, unit, show, fig in QUESTIONS:
             a, b = _value(data, trace, PAIR, metric), _value(data, trace, BASE, metric)

@@ -71,7 +71,7 @@ def test_an_interrupt_numba_wraps_is_still_an_interrupt(capsys):
     SystemError caused by the KeyboardInterrupt (seen in CI): exit 130, no traceback."""
     from types import SimpleNamespace
 
-    from ptpair.cli import _run
+    from ptpair.commands import run
 
     def compiling(args):
         try:
@@ -79,5 +79,5 @@ def test_an_interrupt_numba_wraps_is_still_an_interrupt(capsys):
         except KeyboardInterrupt as e:
             raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
 
-    assert _run(SimpleNamespace(func=compiling, cmd="convert")) == 130
+    assert run(SimpleNamespace(func=compiling, cmd="convert")) == 130
     assert "interrupted" in capsys.readouterr().err

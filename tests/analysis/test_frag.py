@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ptpair.analysis.frag import (
-    blocks_allocatable, debugfs_lines, fragmentation_index, largest_free_order, parse_buddyinfo,
-    unusable_index,
+    blocks_allocatable, debugfs_lines, fragmentation_index, largest_free_order, unusable_index,
 )
+from ptpair.traces.record import parse_buddyinfo
 
 DMA = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3]  # 256 + 512 + 3 * 1024 = 3840 free pages
 

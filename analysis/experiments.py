@@ -1,4 +1,5 @@
-"""Every replay a report needs, run on all local cores, gathered into tidy DataFrames.
+"""The experiments of a report: every replay it needs, run on a sweep engine (all local
+cores by default, or a Dask cluster), gathered into tidy DataFrames.
 
 Two phases. Phase 1 finds, per trace and scheme, the smallest failure-free memory (and
 with it the peak of frames in use), and runs the seed replicates of the synthetic
@@ -13,17 +14,18 @@ sorted into a fixed order whatever order workers finish in.
 
 from __future__ import annotations
 
-import functools
-import os
+import tomllib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from ptpair import registry
 from ptpair.analysis.minmem import STEP_PAGES
+from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
+from ptpair.traces.sources import load, name_traces, synth_spec
 
-DEFAULT_SCHEMES = ("pair", "separate", "separate-eager", "pair-on-vmm")
-SEED_MINMEM_SCHEMES = ("pair", "separate")
-AKAROS_SCHEMES = ("separate-lazy", "pair")  # the seed commit's before and after
+SEED_MINMEM_SCHEMES = (registry.PAIR, registry.BASELINE)
 LARGE_MEMORY_PAGES = 1 << 20  # 4 GiB: seed replicates and break-even run without pressure
 
 
@@ -31,7 +33,7 @@ LARGE_MEMORY_PAGES = 1 << 20  # 4 GiB: seed replicates and break-even run withou
 class ReportParams:
     """What a report replays. Memory in 4-KiB frames; fractions of the peak of used frames."""
 
-    schemes: tuple = DEFAULT_SCHEMES
+    schemes: tuple = registry.DEFAULT_SCHEMES
     policy: str = "address"
     headroom: float = 0.25  # report memory = pair's peak used frames x (1 + headroom)
     memory_pages: int | None = None  # a fixed report memory instead of the headroom rule
@@ -39,17 +41,17 @@ class ReportParams:
     windows: int = 200  # windows of the tight-memory series (sampled after every event)
     memory_fractions: tuple = (0.9, 0.95, 1.0, 1.05, 1.1, 1.25)  # failure curves
     failure_schemes: tuple = ("pair", "separate", "separate-eager")
-    workloads: tuple = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")
+    workloads: tuple = registry.WORKLOADS
     seeds: int = 6  # replicates per synthetic workload (seeds 1..N)
     seed_events: int = 5000
     breakeven_workload: str = "mixed"
     breakeven_fractions: tuple = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     breakeven_seeds: int = 3
-    kernels: tuple = ("akaros-2015", "linux")
+    kernels: tuple = tuple(k.name for k in registry.KERNELS)
     walk: bool = True  # time the walks (analysis/walkbench.py): the report's one measured, not replayed, part
     walk_repeats: int = 11
     walk_lookups: int = 100_000
-    workers: int | None = None  # worker processes (default: all cores); not in the results
+    workers: int | None = None  # local worker processes (default: all cores); not in the results
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,45 +79,9 @@ class ReportData:
 
 
 # --- tasks (run in worker processes) -----------------------------------------------------
-SYNTH_PREFIX = "synth:"
-
-
-def synth_spec(workload: str, seed: int, events: int, params: dict | None = None) -> str:
-    """A trace source that names a synthetic workload instead of a file:
-    'synth:mixed?seed=1&events=5000[&name=value...]' (parameters sorted)."""
-    items = [("seed", seed), ("events", events)] + sorted((params or {}).items())
-    return SYNTH_PREFIX + workload + "?" + "&".join(f"{k}={v}" for k, v in items)
-
-
-@functools.lru_cache(maxsize=64)  # every input of a report stays read (the corpus is small)
-def _trace(path: str):
-    """A canonical trace file, or a synthetic workload named by `synth_spec`."""
-    if path.startswith(SYNTH_PREFIX):
-        from ptpair.traces.synth import synth
-
-        workload, _, query = path[len(SYNTH_PREFIX):].partition("?")
-        kv = dict(item.split("=", 1) for item in query.split("&") if item)
-        seed, events = int(kv.pop("seed")), int(kv.pop("events"))
-        return synth(workload, seed=seed, events=events, **{k: float(v) for k, v in kv.items()})
-    from ptpair.traces.readers import read_any
-
-    return read_any(path)
-
-
-@functools.lru_cache(maxsize=4)
-def _synth(workload: str, seed: int, events: int):
-    from ptpair.traces.synth import synth
-
-    return synth(workload, seed=seed, events=events)
-
-
-def _kernel_options(kernel: str) -> tuple[str, str]:
-    return {"akaros-2015": ("akaros-2015", "exit"), "linux": ("linux", "empty")}[kernel]
-
-
 def run_task(task: tuple):
     """One unit of work; `task` is a tuple whose first item names the kind."""
-    from ptpair.analysis.compare import metrics_row
+    from ptpair.analysis.catalogue import metrics_row
     from ptpair.analysis.minmem import min_memory
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
@@ -123,31 +89,31 @@ def run_task(task: tuple):
     kind = task[0]
     if kind == "minmem":
         _, name, path, scheme, policy = task
-        return min_memory(_trace(path), scheme, policy).to_dict()
+        return min_memory(load(path), scheme, policy).to_dict()
     if kind == "sampled":
         _, name, path, scheme, policy, pages, every = task
         from ptpair.analysis.metrics import series_frame
 
-        r = replay(_trace(path), Config(scheme, policy, pages), sample_every=every)
+        r = replay(load(path), Config(scheme, policy, pages), sample_every=every)
         return {"metrics": metrics_row(r), "series": series_frame(r)}
     if kind == "tight":
         _, name, path, scheme, policy, pages, windows = task
         from ptpair.analysis.metrics import series_frame, windowed
 
-        r = replay(_trace(path), Config(scheme, policy, pages), sample_every=1)
+        r = replay(load(path), Config(scheme, policy, pages), sample_every=1)
         return windowed(series_frame(r), windows)
     if kind == "failures":
         _, name, path, scheme, policy, pages = task
-        r = replay(_trace(path), Config(scheme, policy, pages))
+        r = replay(load(path), Config(scheme, policy, pages))
         return {f"failures_{k}": int(v) for k, v in enumerate(r.alloc_failures)}
     if kind == "kernel":
         _, name, path, kernel, scheme, policy, pages = task
-        allocator, reclaim = _kernel_options(kernel)
-        r = replay(_trace(path), Config(scheme, policy, pages, allocator, reclaim))
+        allocator, reclaim = registry.kernel_machine(kernel)
+        r = replay(load(path), Config(scheme, policy, pages, allocator, reclaim))
         return metrics_row(r)
     if kind == "seed":
         _, workload, seed, events, schemes, policy = task
-        trace = _synth(workload, seed, events)
+        trace = load(synth_spec(workload, seed, events))
         rows = []
         for s in schemes:
             row = metrics_row(replay(trace, Config(s, policy, LARGE_MEMORY_PAGES)))
@@ -164,56 +130,44 @@ def run_task(task: tuple):
 
 
 # --- running ------------------------------------------------------------------------------
-def _run_all(tasks: list, workers: int, bar) -> dict:
-    """task -> result for every task, on `workers` processes."""
+def _run_all(tasks: list, engine, bar) -> dict:
+    """task -> result for every task, on `engine` (analysis/sweep.py)."""
     out = {}
-    if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            out[t] = run_task(t)
-            bar.update(1)
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # fork: workers inherit the loaded, compiled core instead of importing it again
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-        futs = {ex.submit(run_task, t): t for t in tasks}
-        try:
-            for f in as_completed(futs):
-                out[futs[f]] = f.result()
-                bar.update(1)
-        except BaseException:
-            for f in futs:
-                f.cancel()
-            raise
+    for t, r in engine.map_unordered(run_task, tasks):
+        out[t] = r
+        bar.update(1)
     return out
+
+
+def kernel_schemes(kernel: str, p: ReportParams) -> tuple:
+    return registry.BY_KERNEL[kernel].report_schemes or p.schemes
 
 
 def _round_up(pages: float) -> int:
     return int(-(-int(pages) // STEP_PAGES) * STEP_PAGES)
 
 
-def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool = True) -> ReportData:
-    """Run every replay the report needs. `traces`: name -> path of a canonical trace."""
+def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool = True,
+            engine=None) -> ReportData:
+    """Run every replay the report needs. `traces`: name -> source (a trace file or a
+    traces.sources.synth_spec); `engine`: a sweep engine (default: local, params.workers)."""
     from tqdm import tqdm
 
     p = params
-    workers = p.workers or os.cpu_count() or 1
+    engine = engine or LocalEngine(p.workers)
     traces = {n: str(path) for n, path in traces.items()}
     for path in traces.values():  # read (and validate) every input once, before any worker starts
-        _trace(path)
+        load(path)
     phase1 = [("minmem", n, path, s, p.policy) for n, path in traces.items() for s in p.schemes]
     phase1 += [("seed", w, s, p.seed_events, tuple(p.schemes), p.policy)
                for w in p.workloads for s in range(1, p.seeds + 1)]
     phase1 += [("breakeven", p.breakeven_workload, f, s, p.seed_events, p.policy)
                for f in p.breakeven_fractions for s in range(1, p.breakeven_seeds + 1)]
     n_phase2 = len(traces) * (2 * len(p.schemes) + len(p.memory_fractions) * len(p.failure_schemes)
-                              + sum(len(AKAROS_SCHEMES) if k == "akaros-2015" else len(p.schemes)
-                                    for k in p.kernels))
+                              + sum(len(kernel_schemes(k, p)) for k in p.kernels))
     bar = tqdm(total=len(phase1) + n_phase2, unit="run", desc="report", disable=not progress)
     try:
-        r1 = _run_all(phase1, workers, bar)
+        r1 = _run_all(phase1, engine, bar)
         data = ReportData(traces=traces, params=p)
         mm_rows = [{"trace": t[1], "scheme": t[3], **r1[t]} for t in phase1 if t[0] == "minmem"]
         data.minmem = pd.DataFrame(mm_rows)
@@ -230,16 +184,15 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
 
         phase2 = []
         for n, path in traces.items():
-            nev = len(_trace(path).op)
+            nev = len(load(path).op)
             every = max(1, -(-nev // p.samples))
             phase2 += [("sampled", n, path, s, p.policy, mem[n], every) for s in p.schemes]
             phase2 += [("tight", n, path, s, p.policy, tight[n], p.windows) for s in p.schemes]
             phase2 += [("failures", n, path, s, p.policy, _round_up(peak[n] * f))
                        for s in p.failure_schemes for f in p.memory_fractions]
             for k in p.kernels:
-                schemes = AKAROS_SCHEMES if k == "akaros-2015" else p.schemes
-                phase2 += [("kernel", n, path, k, s, p.policy, mem[n]) for s in schemes]
-        r2 = _run_all(phase2, workers, bar)
+                phase2 += [("kernel", n, path, k, s, p.policy, mem[n]) for s in kernel_schemes(k, p)]
+        r2 = _run_all(phase2, engine, bar)
     finally:
         bar.close()
     data.metrics = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]["metrics"]}
@@ -272,8 +225,8 @@ def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress
     for name in tqdm(list(traces), desc="walks", unit="trace", disable=not progress):
         for pages in sorted({tight[name], mem[name], LARGE_MEMORY_PAGES}):
             try:
-                r = walkbench(_trace(traces[name]), ("pair", "separate"), ("sequential", "random"), pages, p.policy,
-                              repeats=p.walk_repeats, lookups=p.walk_lookups)
+                r = walkbench(load(traces[name]), (registry.PAIR, registry.BASELINE), ("sequential", "random"), pages,
+                              p.policy, repeats=p.walk_repeats, lookups=p.walk_lookups)
             except ValueError:  # no VMM: nothing to walk under separate
                 break
             for scheme, d in r["schemes"].items():
@@ -287,3 +240,29 @@ def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress
                                  "counted_ept_loads_per_write": d["counted"]["ept_dependent_loads_per_write"]})
     data.walk = pd.DataFrame(rows)
     data.walk_info = {"machine": machine_info(), "hardware_counters": hardware_counters()}
+
+
+def grid_inputs(path) -> tuple[dict, dict]:
+    """(traces, ReportParams overrides) from a sweep grid file (analysis/sweep.py): its trace
+    files and [synth] workloads become the report's traces; its schemes, first policy and,
+    if it names exactly one, its memory size become the report's."""
+    path = Path(path)
+    try:
+        g = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise GridError(f"{path}: {e}") from None
+    runs = expand_grid(g, base=path.parent)  # validates the grid (unknown keys, schemes, files)
+    traces = name_traces(dict.fromkeys(r["trace"] for r in runs if "trace" in r))
+    for r in runs:
+        if "workload" in r:
+            label = "-".join([r["workload"], f"s{r['seed']}", f"{r['events']}ev"]
+                             + [f"{k}{v}" for k, v in r["params"].items()])
+            traces[label] = synth_spec(r["workload"], r["seed"], r["events"], r["params"])
+    overrides = {"schemes": tuple(dict.fromkeys(r["scheme"] for r in runs)), "policy": runs[0]["policy"]}
+    memories = set(r["memory_pages"] for r in runs)
+    if "memory" in g or "memory_pages" in g:
+        if len(memories) != 1:
+            raise GridError(f"{path}: a report takes one memory size; the grid names {len(memories)} "
+                            "(use `ptpair sweep` for a memory sweep)")
+        overrides["memory_pages"] = memories.pop()
+    return traces, overrides

@@ -1,0 +1,183 @@
+"""Option groups and argument types shared by the verbs.
+
+Argument types turn text into values at parse time, so a bad value is reported by
+argparse as `ptpair VERB: error: argument --memory: ...` with exit status 2, before any
+work starts. Every list of choices comes from ptpair/registry.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ptpair import registry
+from ptpair.errors import UsageError
+from ptpair.traces.units import size_pages
+
+
+def memory(text: str) -> int:
+    """A memory size ('4GiB', '512MiB', bytes) -> 4-KiB frames."""
+    try:
+        return size_pages(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def memories(text: str) -> list[int]:
+    """Comma-separated memory sizes -> frames each."""
+    return [memory(m) for m in text.split(",")]
+
+
+def choices_list(kind: str, known) -> callable:
+    """An argument type for a comma-separated list of names from `known` (at least one)."""
+    def parse(text: str) -> list[str]:
+        out = [s.strip() for s in text.split(",") if s.strip()]
+        bad = [s for s in out if s not in known]
+        if bad or not out:
+            raise argparse.ArgumentTypeError(f"unknown {kind}(s) {', '.join(bad) or '(none)'}; "
+                                             f"choose from {', '.join(known)}")
+        return out
+    parse.__name__ = kind  # argparse names the type in its messages
+    return parse
+
+
+schemes = choices_list("scheme", registry.SCHEME_NAMES)
+policies = choices_list("policy", registry.POLICIES)
+
+
+def seeds(text: str) -> list[int]:
+    """'1-10' or '1,2,5' -> seeds."""
+    try:
+        if "-" in text and "," not in text:
+            a, b = text.split("-", 1)
+            out = list(range(int(a), int(b) + 1))
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a range A-B or a list A,B,C") from None
+    if not out:
+        raise argparse.ArgumentTypeError(f"{text!r}: no seeds")
+    return out
+
+
+def fractions(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
+
+
+def populate(text: str):
+    """strace logs: 'all', 'none', or a fraction in (0, 1]."""
+    if text in ("all", "none"):
+        return text
+    try:
+        f = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: all, none or a fraction in (0, 1]") from None
+    if not 0 < f <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: a fraction must be in (0, 1]")
+    return f
+
+
+def positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return n
+
+
+# --- option groups ---------------------------------------------------------------------
+def add_memory(p, default: str | None = "4GiB") -> None:
+    """--memory SIZE or --memory-pages N (one of them)."""
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--memory", type=memory, default=None if default is None else memory(default), metavar="SIZE",
+                     help=f"simulated memory size (default: {default})")
+    mem.add_argument("--memory-pages", type=int, default=None, metavar="N",
+                     help="simulated memory in 4-KiB frames (instead of --memory)")
+
+
+def memory_pages(args) -> int:
+    """Frames of simulated memory from the memory group."""
+    if args.memory_pages is not None:
+        if args.memory_pages < 1:
+            raise UsageError(f"--memory-pages {args.memory_pages}: must be at least 1")
+        return args.memory_pages
+    return args.memory
+
+
+def add_machine(p, multi: bool = False) -> None:
+    """The options that make a machine: scheme(s), memory, policy, allocator, reclaim, kernel."""
+    if multi:
+        p.add_argument("--schemes", type=schemes, default=list(registry.DEFAULT_SCHEMES),
+                       help=f"comma-separated schemes (default: {','.join(registry.DEFAULT_SCHEMES)}; "
+                            f"also {', '.join(s for s in registry.SCHEME_NAMES if s not in registry.DEFAULT_SCHEMES)})")
+    else:
+        p.add_argument("--scheme", default="pair", choices=registry.SCHEME_NAMES, help="(default: pair)")
+    add_memory(p)
+    add_policy(p)
+    p.add_argument("--allocator", choices=registry.ALLOCATORS, default=None, help=registry.ALLOCATOR_HELP)
+    p.add_argument("--reclaim", choices=registry.RECLAIMS, default=None,
+                   help="free empty page tables at once (empty, default) or only at exit (Akaros)")
+    presets = "; ".join(f"{k.name} = --allocator {k.allocator} --reclaim {k.reclaim}" for k in registry.KERNELS)
+    p.add_argument("--kernel", choices=sorted(registry.BY_KERNEL), default=None, help=f"preset: {presets}")
+
+
+def add_policy(p) -> None:
+    p.add_argument("--policy", default="address", choices=registry.POLICIES,
+                   help="buddy free-list policy (default: address)")
+
+
+def kernel_options(args) -> tuple[str, str]:
+    """(allocator, reclaim) from --kernel, overridden by --allocator/--reclaim."""
+    allocator, reclaim = registry.kernel_machine(getattr(args, "kernel", None))
+    return (getattr(args, "allocator", None) or allocator, getattr(args, "reclaim", None) or reclaim)
+
+
+def config(args, scheme: str | None = None):
+    """The machine Config of the parsed machine options."""
+    from ptpair.sim.machine import Config
+
+    allocator, reclaim = kernel_options(args)
+    return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim)
+
+
+def add_format(p) -> None:
+    """--format and --populate: how an input file is read."""
+    p.add_argument("--format", choices=registry.FORMATS, default=None,
+                   help="input format (default: detected from the content)")
+    p.add_argument("--populate", type=populate, default="all", metavar="all|none|F",
+                   help="strace logs: pages a mapping populates -- all (default, an upper bound), none, "
+                        "or a fraction")
+
+
+def add_output_format(p, csv: bool = True) -> None:
+    """--json, or --csv: one of them."""
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    if csv:
+        out.add_argument("--csv", action="store_true", help="print CSV")
+
+
+def add_engine(p) -> None:
+    """Where many replays run: local processes (default) or a Dask cluster."""
+    p.add_argument("--engine", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (with --engine dask)")
+    p.add_argument("--workers", type=positive, default=None, help="local worker processes (default: all cores)")
+
+
+def engine(args):
+    from ptpair.analysis.sweep import DaskEngine, LocalEngine
+
+    if args.engine == "dask":
+        if not args.scheduler:
+            raise UsageError("--engine dask needs --scheduler tcp://HOST:PORT")
+        return DaskEngine(args.scheduler)
+    return LocalEngine(args.workers)
+
+
+def command_after_dashes(command: list[str]) -> list[str]:
+    """The command given after `--` (argparse.REMAINDER keeps the `--`)."""
+    return command[1:] if command and command[0] == "--" else list(command or [])

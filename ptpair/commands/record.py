@@ -1,0 +1,111 @@
+"""`ptpair record SOURCE`: record from the running machine (traces/record.py does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptpair.commands import options
+from ptpair.commands.messages import report_counts
+from ptpair.errors import UsageError
+
+HELP = "record from the running machine"
+
+
+def add_arguments(p) -> None:
+    rsub = p.add_subparsers(dest="what", metavar="SOURCE", required=True)
+    r = rsub.add_parser("buddyinfo", help="sample /proc/buddyinfo over time into a CSV")
+    r.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    r.add_argument("--count", type=int, default=10, help="number of samples")
+    r.add_argument("--source", default="/proc/buddyinfo", help=argparse.SUPPRESS)
+    r.add_argument("-o", "--output", required=True)
+    r = rsub.add_parser("strace", help="run a command under strace; write its canonical trace and the raw log")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.add_argument("--raw", default=None, help="raw strace log (default: OUTPUT's stem + .strace.log)")
+    r.add_argument("--populate", type=options.populate, default="all", help="all (default), none, or a fraction")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    r = rsub.add_parser("kmem", help="record the kernel's page allocations (perf kmem tracepoints, all CPUs)")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.add_argument("--raw", default=None, help="raw perf script output (default: OUTPUT's stem + .kmem.txt)")
+    r.add_argument("--seconds", type=float, default=5.0, help="how long, when no command is given (default 5)")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded while it runs)")
+    r = rsub.add_parser("snapshot", help="the present pages of live processes (/proc/PID/maps and pagemap)")
+    r.add_argument("--pid", type=int, action="append", help="a process to snapshot (repeatable)")
+    r.add_argument("--all", action="store_true", help="every process")
+    r.add_argument("--interval", type=float, default=1.0, help="seconds between snapshots (default 1)")
+    r.add_argument("--count", type=int, default=1, help="snapshots: later ones become map/unmap deltas")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+
+
+def run(args) -> int:
+    return {"buddyinfo": run_buddyinfo, "strace": run_strace, "kmem": run_kmem, "snapshot": run_snapshot}[args.what](args)
+
+
+def _write(trace, output, raw=None) -> None:
+    from ptpair.traces.canonical import write_trace
+
+    report_counts(trace)
+    write_trace(trace, output)
+    print(f"wrote {output}: {len(trace)} events" + (f" (raw log: {raw})" if raw else ""), file=sys.stderr)
+
+
+def run_strace(args) -> int:
+    from ptpair.traces.record import raw_path, record_strace
+
+    raw = raw_path(args.output, args.raw, ".strace.log")
+    trace, status = record_strace(options.command_after_dashes(args.command), raw, args.populate)
+    if status:
+        print(f"ptpair record strace: the command exited with status {status}", file=sys.stderr)
+    _write(trace, args.output, raw)
+    return 0
+
+
+def run_kmem(args) -> int:
+    from ptpair.traces.record import raw_path, record_kmem
+
+    command = options.command_after_dashes(args.command) or ["sleep", str(args.seconds)]
+    raw = raw_path(args.output, args.raw, ".kmem.txt")
+    _write(record_kmem(command, raw), args.output, raw)
+    return 0
+
+
+def run_snapshot(args) -> int:
+    from ptpair.traces.canonical import write_trace
+    from ptpair.traces.record import vmpte_path, write_vmpte
+    from ptpair.traces.snapshot import snapshot
+
+    if not args.all and not args.pid:
+        raise UsageError("give --pid PID (repeatable) or --all")
+    if args.count < 1 or args.interval < 0:
+        raise UsageError("--count must be >= 1 and --interval >= 0")
+    skipped = []
+    series = snapshot(None if args.all else args.pid, args.interval, args.count,
+                      on_skip=lambda pid, why: skipped.append((pid, why)))
+    if not args.all and skipped and not series.last and not series.rows:
+        raise UsageError("; ".join(why for _, why in skipped))
+    if not args.all:
+        for _, why in skipped:
+            print(f"ptpair record snapshot: skipped {why}", file=sys.stderr)
+    trace = series.trace(str(args.output))
+    write_trace(trace, args.output)
+    side = vmpte_path(args.output)
+    write_vmpte(series, side)
+    print(f"wrote {args.output}: {len(trace)} events, {series.count} snapshot(s) of "
+          f"{len({r[2] for r in series.vmpte})} process(es); VmPTE per process in {side}", file=sys.stderr)
+    return 0
+
+
+def run_buddyinfo(args) -> int:
+    """Sample a real machine's free lists: CSV rows time, node, zone, free_blocks_0..N."""
+    from ptpair.traces.record import sample_buddyinfo, write_buddyinfo_csv
+
+    if args.interval < 0 or args.count < 1:
+        raise UsageError("--interval must be >= 0 and --count >= 1")
+
+    def interrupted(rows):
+        print(f"ptpair record buddyinfo: interrupted; keeping {len(rows)} rows", file=sys.stderr)
+
+    rows = sample_buddyinfo(args.source, args.interval, args.count, on_interrupt=interrupted)
+    write_buddyinfo_csv(rows, args.output)
+    print(f"wrote {args.output}: {len(rows)} rows", file=sys.stderr)
+    return 0

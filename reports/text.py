@@ -1,0 +1,128 @@
+"""Plain-text renderings of results for the terminal: what `ptpair replay`, `compare`,
+`stats`, `breakeven` and `walkbench` print when not asked for JSON or CSV.
+
+Each function takes the JSON-ready dicts or DataFrames the API returns and gives lines;
+no replay or statistic is computed here.
+"""
+
+from __future__ import annotations
+
+from ptpair.traces.units import MIB_PAGES, PAGE_SIZE
+
+
+def replay_lines(d: dict, trace: str, timing: bool = False) -> list[str]:
+    """`ptpair replay`'s summary of one enriched result dict (analysis.metrics.enriched_dict)."""
+    f, pk = d["final"], d["peak"]
+    lv = f["kpt_pages_by_level"]
+    per_write = d["walk"]["per_write"]
+    lines = [
+        f"trace            {trace} ({d['events']} events)",
+        f"machine          scheme={d['scheme']} policy={d['policy']} memory={d['memory_pages']} pages "
+        f"allocator={d['allocator']} reclaim={d['reclaim']}",
+        f"KPT pages        {f['kpt_pages']}  (pml4 {lv['pml4']}, pml3 {lv['pml3']}, pml2 {lv['pml2']}, pml1 "
+        f"{lv['pml1']})",
+        f"EPT pages        {f['ept_pages']}  (of non-VMM processes: {f['wasted_ept_pages']})",
+        f"data pages       {f['data_pages']}   kalloc pages {f['kalloc_pages']}   free pages {f['free_pages']}",
+        f"buddyinfo        {' '.join(str(x) for x in f['buddyinfo'])}",
+        f"peak PT pages    {pk['pt_pages']}   peak used pages {pk['used_pages']}",
+        f"alloc failures   {' '.join(str(x) for x in d['alloc_failures'])}   failed maps "
+        f"{d['failed_maps']}   failed spawns {d['failed_spawns']}",
+        f"walk             {per_write['ept_dependent_loads']} EPT loads and "
+        f"{per_write['kpt_pages_touched'] + per_write['ept_pages_touched']:.3f} table pages per entry write",
+    ]
+    if sum(d["alloc_failures"]):
+        lines.append(f"memory exhausted {sum(d['alloc_failures'])} allocation requests failed: the trace asks for "
+                     f"more than {d['memory_pages']} pages can hold (a result, not an error; "
+                     f"`ptpair minmem` finds the size that suffices)")
+    if timing:
+        lines.append(f"timing           read and replay {d['timing']['replay_s']:.3f} s "
+                     f"({d['timing']['events_per_s']:.0f} events/s)")
+    a = d["allocator_stats"]
+    if "pagetypeinfo" in f:
+        from ptpair.analysis.frag import pagetypeinfo_lines
+
+        lines += ["", *pagetypeinfo_lines(f["pagetypeinfo"], f["pageblocks_by_type"]), "",
+                  f"pageblocks polluted by unmovable pages: {f['polluted_pageblocks']}; fallbacks "
+                  f"(mm_page_alloc_extfrag): {a['fallbacks']}; pageblocks relabelled: {a['pageblocks_relabelled']}"]
+    if "frames_scanned" in a:
+        lines.append(f"akaros scan       {a['frames_scanned']} frames tested by {a['scan_allocations']} order>=1 "
+                     f"requests ({a['frames_scanned_per_allocation']:.1f} per request)")
+    return lines
+
+
+def paired_lines(frame, baseline: str) -> list[str]:
+    """Differences of each scheme against `baseline` on one trace, and pair - separate
+    split into waste and contiguity (analysis.stats.decompose). `frame`: one row per
+    scheme (analysis.compare.results_frame)."""
+    from ptpair.analysis.stats import decompose
+
+    def v(scheme, column):  # `at` keeps the column's type: counts stay integers
+        return frame.at[scheme, column]
+
+    out = [f"against {baseline}:"]
+    for s in frame.index:
+        if s == baseline:
+            continue
+        d = v(s, "pt_pages_final") - v(baseline, "pt_pages_final")
+        base = v(baseline, "pt_pages_final")
+        ratio = v(s, "pt_pages_final") / base if base else float("nan")
+        out.append(f"  {s:15s} page-table pages {d:+d} ({ratio:.3f}x), peak "
+                   f"{v(s, 'pt_pages_peak') - v(baseline, 'pt_pages_peak'):+d}, allocation failures "
+                   f"{v(s, 'alloc_failures') - v(baseline, 'alloc_failures'):+d}")
+    if {"pair", "separate", "separate-eager"} <= set(frame.index):
+        long = frame.reset_index().assign(trace=0)
+        for m in ("pt_pages_final", "alloc_failures"):
+            w = decompose(long, m, "trace").iloc[0]
+            out.append(f"  pair - separate in {m}: {int(w['pair_minus_separate']):+d} = waste (separate-eager - "
+                       f"separate) {int(w['waste']):+d} + contiguity (pair - separate-eager) {int(w['contiguity']):+d}")
+    return out
+
+
+def frame_text(df, title: str | None = None) -> str:
+    """A DataFrame as an aligned table, every column and up to 500 rows, under `title`."""
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_rows", 500):
+        body = df.to_string(index=False)
+    return f"{title}\n{body}" if title else body
+
+
+def stats_title(workload: str, seeds: list, events: int, baseline: str, confidence: float) -> str:
+    return (f"{workload}, seeds {seeds[0]}..{seeds[-1]} (n = {len(seeds)}), {events} events each; "
+            f"difference = scheme - {baseline}, paired by seed;\n"
+            f"{int(confidence * 100)}% bootstrap (BCa) confidence interval of the mean difference; "
+            f"Wilcoxon signed-rank test (two-sided); effect sizes Cohen's d_z and rank-biserial r")
+
+
+def breakeven_fit_line(f: dict) -> str:
+    return (f"naive model phi = f: R^2 {f['naive_model_r2']:.3f}, fitted slope {f['fitted_slope']:.3f}; "
+            f"pair's overhead is below 10% once phi > {f['phi_for_10pct_overhead']:.3f}")
+
+
+def minmem_line(trace: str, scheme: str, policy: str, mm) -> str:
+    return (f"{trace}: scheme {scheme}, policy {policy}: runs without allocation failure "
+            f"from {mm.min_memory_pages} pages ({mm.min_memory_pages * PAGE_SIZE / 2**20:.0f} MiB); "
+            f"{mm.probes} replays")
+
+
+def walkbench_lines(res: dict, trace: str, patterns) -> list[str]:
+    """`ptpair walkbench`'s report of analysis.walkbench.walkbench_sweep's result."""
+    m = res["machine"]
+    out = [f"{trace}: {m['cpu']}; caches "
+           + ", ".join(f"L{c['level']} {c['type'].lower()} {c['size']}" for c in m["caches"]),
+           f"hardware counters: {res['hardware_counters']['note']}"]
+    for run in res["runs"]:
+        out.append(f"\nmemory {run['memory_pages'] // MIB_PAGES} MiB, policy {run['policy']}, {run['cache']} cache: "
+                   f"{run['addresses']} pages of {run['processes']} processes, {run['rounds']} rounds, "
+                   "medians [95% CI]")
+        for s, d in run["schemes"].items():
+            for pat in patterns:
+                x = d[pat]
+                out.append(f"  {s:15s} {pat:10s} lookup {x['ns_per_lookup']:7.2f} ns [{x['ns_per_lookup_ci'][0]:.2f}, "
+                           f"{x['ns_per_lookup_ci'][1]:.2f}]   range {x['ns_per_range_page']:6.2f} ns/page "
+                           f"[{x['ns_per_range_page_ci'][0]:.2f}, {x['ns_per_range_page_ci'][1]:.2f}]   counted "
+                           f"EPT loads per write {d['counted']['ept_dependent_loads_per_write']:.2f}")
+        for pat, sp in run["speedup"].items():
+            out.append(f"  speedup of pair over {sp['over']} ({pat} lookups): {sp['median']:.3f}x "
+                       f"[{sp['ci'][0]:.3f}, {sp['ci'][1]:.3f}]")
+    return out
