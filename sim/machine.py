@@ -28,6 +28,9 @@ from ptpair.sim.schemes import SCHEMES
 from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
 
 DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
+# walk cost counters, as Result.walk names them (docs/semantics.md#walk-cost)
+WALK_COUNTERS = (("kpt_pages_touched", C.KPT_TOUCH), ("ept_pages_touched", C.EPT_TOUCH),
+                 ("ept_dependent_loads", C.EPT_LOADS))
 LEVEL_NAMES = ("pml1", "pml2", "pml3", "pml4")
 SAMPLE_COLUMNS = (
     ["events", "kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4", "ept_pages", "wasted_ept_pages",
@@ -274,21 +277,12 @@ class Result:
             allocator["free_runs"] = int(len(runs))
             allocator["unaligned_blocks_suitable"] = [int((runs >> k).sum()) for k in range(N_ORDERS)]
             peak["buddyinfo_at_peak_used"] = None  # not tracked: no buddy free lists to copy
+        walk_ctr = {k: c[i] for k, i in WALK_COUNTERS}
         walk = {
             "entry_writes": writes,
-            "kpt_pages_touched": int(c[C.KPT_TOUCH]),
-            "ept_pages_touched": int(c[C.EPT_TOUCH]),
-            "ept_dependent_loads": int(c[C.EPT_LOADS]),
-            "per_write": {
-                "kpt_pages_touched": _ratio(c[C.KPT_TOUCH], writes),
-                "ept_pages_touched": _ratio(c[C.EPT_TOUCH], writes),
-                "ept_dependent_loads": _ratio(c[C.EPT_LOADS], writes),
-            },
-            "per_event": {
-                "kpt_pages_touched": _ratio(c[C.KPT_TOUCH], events),
-                "ept_pages_touched": _ratio(c[C.EPT_TOUCH], events),
-                "ept_dependent_loads": _ratio(c[C.EPT_LOADS], events),
-            },
+            **{k: int(v) for k, v in walk_ctr.items()},
+            "per_write": {k: _ratio(v, writes) for k, v in walk_ctr.items()},
+            "per_event": {k: _ratio(v, events) for k, v in walk_ctr.items()},
         }
         counts = {
             "pages_mapped": int(c[C.MAPPED]),

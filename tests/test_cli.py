@@ -206,3 +206,17 @@ def test_help_is_light():
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "ptpair", "--help"], capture_output=True, text=True)
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
     assert r.returncode == 0 and not {"numpy", "numba", "pandas", "pyarrow"} & imported
+
+
+def test_an_internal_error_says_it_is_one(capsys):
+    """A bug is not reworded as a usage error: status 1, the traceback, and where to report it."""
+    from types import SimpleNamespace
+
+    from ptpair.commands import run
+
+    def broken(args):
+        return [][0]
+
+    assert run(SimpleNamespace(func=broken, cmd="walkbench")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error (IndexError" in err and "report it" in err
