@@ -1,14 +1,26 @@
-"""The smallest memory with which a trace runs without any allocation failure.
+"""The smallest memory with which a trace runs without any allocation failure, to the frame.
 
-The headline "allocator pressure" number: a scheme that needs order-1 blocks may need
-more memory than one that needs single pages, even for the same page count, because a
-fragmented free list can hold enough pages but no pair.
+The allocator-pressure number: a scheme that needs order-1 blocks may need more memory
+than one that needs single pages for the same live data, because a fragmented free list
+can hold enough frames but no free pair.
 
-Memory sizes are multiples of `STEP_PAGES` (256 frames = 1 MiB). Bisection needs
-failures to be monotonic in memory size, which they need not be (a larger memory changes
-every address and so every later decision), so the answer is verified: it runs clean and
-256 frames less does not; if verification fails, the search walks down (or up) one step
-at a time from the bisection's answer until both hold.
+While no allocation fails, the number of frames in use after each event does not depend
+on where the allocator put anything, so every clean run has the same peak of used frames
+P, and no memory below P can run clean: P is the lower bound, and `pressure_margin_pages`
+= min - P is what the scheme needs beyond its live data because free memory is broken up.
+
+The search (sizes are multiples of `step` frames, 1 by default):
+
+1. double from 256 frames until a run is clean; its peak of used frames gives P, and the
+   lower bound L is P rounded up to a multiple of `step`;
+2. gallop up from L (L, L + step, L + 2 step, L + 4 step, ...) to the first clean size,
+   then bisect the last gap; the bisection keeps a probed failing size below a probed
+   clean one, so it ends at a clean M whose M - step failed;
+3. failures need not be monotonic in memory size (a larger memory changes every address
+   and so every later decision), so the answer is *checked*, not assumed: `verified` is
+   true when the replay at M ran clean and the replay at M - step failed (or M = L),
+   false only when the probe budget (`max_probes`) stopped the search first -- M is then
+   the smallest clean size found.
 """
 
 from __future__ import annotations
@@ -19,32 +31,41 @@ from ptpair.sim import counters as C
 from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import Trace, encode
+from ptpair.traces.units import PAGE_SIZE
 
-STEP_PAGES = 256
-MAX_PAGES = (2**31 - 2) // STEP_PAGES * STEP_PAGES
+STEP_PAGES = 1  # the default resolution: one frame
+START_PAGES = 256  # the first size of the doubling search
+MAX_PAGES = 2**31 - 2
+MAX_PROBES = 200  # generous: a frame-exact search takes about 2 log2(margin) + 10 probes
+CHUNK_EVENTS = 2048  # a failing probe stops at the end of the chunk of its first failure
 
 
 @dataclass
 class MinMem:
+    """Result of `min_memory`. Pages are 4-KiB frames."""
+
     min_memory_pages: int
-    probes: int  # full replays run
-    verified: bool  # min runs clean and min - STEP fails (or min is one step)
-    monotonic_violations: int  # verification steps beyond the bisection's answer
-    peak_used_pages: int = 0  # frames in use at the peak of a clean run: a lower bound
+    probes: int  # replays run
+    verified: bool  # clean at min and min - step failed (or min is the lower bound)
+    peak_used_pages: int  # frames in use at the peak of a clean run: the lower bound
+    step_pages: int = STEP_PAGES
+
+    @property
+    def pressure_margin_pages(self) -> int:
+        """Frames needed beyond the live data: min - peak of used frames."""
+        return self.min_memory_pages - self.peak_used_pages
 
     def to_dict(self) -> dict:
-        return {"min_memory_pages": self.min_memory_pages, "min_memory_bytes": self.min_memory_pages * 4096,
-                "probes": self.probes, "verified": self.verified,
-                "monotonic_violations": self.monotonic_violations, "peak_used_pages": self.peak_used_pages}
+        return {"min_memory_pages": self.min_memory_pages, "min_memory_bytes": self.min_memory_pages * PAGE_SIZE,
+                "peak_used_pages": self.peak_used_pages, "pressure_margin_pages": self.pressure_margin_pages,
+                "step_pages": self.step_pages, "probes": self.probes, "verified": self.verified}
 
 
-CHUNK_EVENTS = 2048  # a failing probe stops at the end of the chunk of its first failure
-
-
-def _probe(ev, scheme: str, policy: str, pages: int, allocator: str = "buddy", reclaim: str = "empty"):
-    """Replay at `pages` frames; returns (clean, peak used pages). A probe stops soon after
-    its first failed allocation (the answer is then known), so failing probes are cheap."""
-    m = Machine(Config(scheme, policy, pages, allocator, reclaim), ev.n_procs)
+def probe(ev, config: Config) -> tuple[bool, int]:
+    """Replay the encoded trace `ev` under `config`: (ran clean, peak of used frames). A
+    probe stops soon after its first failed allocation (the answer is then known), so
+    failing probes are cheap."""
+    m = Machine(config, ev.n_procs)
     n = len(ev)
     for i in range(0, max(n, 1), CHUNK_EVENTS):
         m.run(ev, i, min(n, i + CHUNK_EVENTS))
@@ -53,59 +74,57 @@ def _probe(ev, scheme: str, policy: str, pages: int, allocator: str = "buddy", r
     return True, int(m.ctr[C.PEAK_USED])
 
 
-def _clean(ev, scheme: str, policy: str, pages: int, allocator: str = "buddy", reclaim: str = "empty") -> bool:
-    return _probe(ev, scheme, policy, pages, allocator, reclaim)[0]
+class ProbeBudget(Exception):
+    """The search ran out of probes."""
 
 
 def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
-               reclaim: str = "empty") -> MinMem:
-    """Smallest memory (a multiple of 256 frames) with no allocation failure.
-
-    While no allocation fails, the number of frames in use after each event does not depend
-    on where the allocator put anything, so every clean run has the same peak of used
-    frames P; no memory smaller than P can run clean. The first clean probe gives P, and
-    the search starts from the last step below it.
-    """
+               reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES) -> MinMem:
+    """Smallest memory (a multiple of `step` frames) with no allocation failure; see the
+    module docstring for the search and what `verified` means."""
+    if step < 1 or max_probes < 1:
+        raise ValueError("step and max_probes must be at least 1")
     ev = encode(trace)
     probes = 0
 
-    def clean(pages):
+    def clean(pages: int) -> tuple[bool, int]:
         nonlocal probes
+        if probes >= max_probes:
+            raise ProbeBudget
         probes += 1
-        ok, peak_used = _probe(ev, scheme, policy, pages, allocator, reclaim)
-        return ok, peak_used
+        return probe(ev, Config(scheme, policy, pages, allocator, reclaim))
 
-    # exponential search for a clean upper bound (failing probes stop early)
-    hi = STEP_PAGES
+    def up(pages: int) -> int:
+        return -(-pages // step) * step
+
+    # 1. a clean run, for the lower bound (failing probes stop early)
+    hi = up(START_PAGES)
     while True:
         ok, peak_used = clean(hi)
         if ok:
             break
         if hi >= MAX_PAGES:
-            raise ValueError("the trace fails even with the largest simulated memory (2^31 frames)")
-        hi = min(hi * 2, MAX_PAGES)
-    # Below the clean runs' peak of used frames P nothing runs clean, and the answer is
-    # usually within a few percent above P: gallop up from P (1, 2, 4, ... steps), then
-    # bisect the last gap.
-    floor = -(-peak_used // STEP_PAGES) * STEP_PAGES  # smallest candidate: P rounded up
-    lo = max(hi // 2 if hi > STEP_PAGES else 0, floor - STEP_PAGES)  # known to fail (or 0)
-    gap = 1
-    while lo + STEP_PAGES < hi:
-        cand = min(lo + gap * STEP_PAGES, hi - STEP_PAGES)
-        if clean(cand)[0]:
-            hi = cand
-            break
-        lo = cand
-        gap *= 2
-    while hi - lo > STEP_PAGES:
-        mid = (lo + hi) // 2 // STEP_PAGES * STEP_PAGES
-        if clean(mid)[0]:
-            hi = mid
-        else:
-            lo = mid
-    # verify: hi clean, hi - STEP not (below P it cannot be); walk while verification fails
-    violations = 0
-    while hi - STEP_PAGES >= max(floor, STEP_PAGES) and clean(hi - STEP_PAGES)[0]:
-        hi -= STEP_PAGES
-        violations += 1
-    return MinMem(hi, probes, True, violations, peak_used)
+            raise ValueError("the trace fails even with the largest simulated memory (2^31 - 2 frames)")
+        hi = min(up(hi * 2), MAX_PAGES // step * step)
+    floor = max(up(peak_used), step)
+    try:
+        # 2. gallop up from the lower bound, then bisect: lo is a probed failure (or below
+        # the bound), hi a probed clean size
+        lo, gap = floor - step, 1
+        while lo + step < hi:
+            cand = min(lo + gap * step, hi - step)
+            if clean(cand)[0]:
+                hi = cand
+                break
+            lo, gap = cand, gap * 2
+        while hi - lo > step:
+            mid = lo + (hi - lo) // (2 * step) * step
+            if clean(mid)[0]:
+                hi = mid
+            else:
+                lo = mid
+        # 3. lo = hi - step failed when probed, or lies below the lower bound
+        verified = True
+    except ProbeBudget:
+        verified = False
+    return MinMem(hi, probes, verified, peak_used, step)

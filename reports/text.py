@@ -100,9 +100,14 @@ def breakeven_fit_line(f: dict) -> str:
 
 
 def minmem_line(trace: str, scheme: str, policy: str, mm) -> str:
-    return (f"{trace}: scheme {scheme}, policy {policy}: runs without allocation failure "
-            f"from {mm.min_memory_pages} pages ({mm.min_memory_pages * PAGE_SIZE / 2**20:.0f} MiB); "
-            f"{mm.probes} replays")
+    """`ptpair minmem`'s answer (analysis.minmem.MinMem)."""
+    check = ("verified: one step less fails" if mm.verified and mm.pressure_margin_pages
+             else "verified: it is the lower bound" if mm.verified
+             else "NOT verified: the probe budget ran out (--max-probes)")
+    return (f"{trace}: scheme {scheme}, policy {policy}: runs without allocation failure from "
+            f"{mm.min_memory_pages} frames ({mm.min_memory_pages * PAGE_SIZE / 2**20:.2f} MiB, steps of "
+            f"{mm.step_pages}); peak of frames in use {mm.peak_used_pages}, pressure margin "
+            f"{mm.pressure_margin_pages} frames; {check}; {mm.probes} replays")
 
 
 def walkbench_lines(res: dict, trace: str, patterns) -> list[str]:

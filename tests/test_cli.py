@@ -155,7 +155,11 @@ def test_minmem_and_frag_commands(tmp_path):
     p = ptpair("minmem", trace, "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["min_memory_pages"] % 256 == 0 and d["verified"]
+    assert d["verified"] and d["step_pages"] == 1
+    assert d["pressure_margin_pages"] == d["min_memory_pages"] - d["peak_used_pages"] >= 0
+    if d["pressure_margin_pages"]:  # frame-exact: one frame less fails
+        r = json.loads(ptpair("replay", trace, "--memory-pages", d["min_memory_pages"] - 1, "--json").stdout)
+        assert sum(r["alloc_failures"]) > 0
     bi = tmp_path / "buddyinfo"
     bi.write_text("Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n")
     p = ptpair("frag", bi)

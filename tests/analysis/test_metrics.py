@@ -3,7 +3,7 @@
 import pytest
 
 from ptpair.analysis.metrics import enriched_dict, series_frame, summary
-from ptpair.analysis.minmem import STEP_PAGES, min_memory
+from ptpair.analysis.minmem import min_memory
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth
@@ -44,12 +44,30 @@ def test_summary_figures_are_consistent():
     assert len(d["final"]["unusable_index"]) == 11 and len(d["final"]["fragmentation_index"]) == 11
 
 
-def test_min_memory_is_verified_by_direct_replays():
+@pytest.mark.parametrize("scheme", ["pair", "separate"])
+def test_min_memory_is_frame_exact_and_verified_by_direct_replays(scheme):
     small = synth("kernel-churn", seed=1, events=1500)
-    mm = min_memory(small, "pair")
-    assert mm.min_memory_pages % STEP_PAGES == 0
-    clean = replay(small, Config("pair", "address", mm.min_memory_pages))
+    mm = min_memory(small, scheme)
+    assert mm.step_pages == 1 and mm.verified
+    clean = replay(small, Config(scheme, "address", mm.min_memory_pages))
     assert sum(clean.alloc_failures) == 0
-    if mm.min_memory_pages > STEP_PAGES:
-        tight = replay(small, Config("pair", "address", mm.min_memory_pages - STEP_PAGES))
+    assert mm.peak_used_pages == clean.peak["used_pages"] <= mm.min_memory_pages
+    assert mm.pressure_margin_pages == mm.min_memory_pages - mm.peak_used_pages >= 0
+    if mm.min_memory_pages > mm.peak_used_pages:  # not the lower bound: one frame less fails
+        tight = replay(small, Config(scheme, "address", mm.min_memory_pages - 1))
         assert sum(tight.alloc_failures) > 0
+
+
+def test_min_memory_with_coarse_steps_and_a_small_probe_budget():
+    small = synth("mixed", seed=2, events=1500)
+    exact = min_memory(small, "pair")
+    coarse = min_memory(small, "pair", step=256)
+    assert coarse.verified and coarse.min_memory_pages % 256 == 0
+    assert coarse.peak_used_pages == exact.peak_used_pages  # the lower bound does not depend on the step
+    assert sum(replay(small, Config("pair", "address", coarse.min_memory_pages)).alloc_failures) == 0
+    if coarse.min_memory_pages - 256 >= coarse.peak_used_pages:
+        assert sum(replay(small, Config("pair", "address", coarse.min_memory_pages - 256)).alloc_failures) > 0
+    # the budget stops the search: the answer is a clean size, but unverified
+    cut = min_memory(small, "pair", max_probes=exact.probes - 1)
+    assert not cut.verified and cut.probes == exact.probes - 1
+    assert sum(replay(small, Config("pair", "address", cut.min_memory_pages)).alloc_failures) == 0
