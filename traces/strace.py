@@ -61,7 +61,6 @@ CLONE_VFORK = 0x00004000
 CLONE_THREAD = 0x00010000
 MEMORY_CALLS = {"mmap", "mmap2", "munmap", "brk", "mremap", "madvise", "mprotect", "pkey_mprotect"}
 PROCESS_CALLS = {"execve", "execveat", "fork", "vfork", "clone", "clone2", "clone3", "exit", "exit_group"}
-WANTED_CALLS = MEMORY_CALLS | PROCESS_CALLS
 UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")
 # why a line is refused (or, lenient, skipped and counted): Trace.skipped's keys
 BAD_EXIT, BAD_NOT_STRACE = "bad exit line", "not strace output"
@@ -74,15 +73,6 @@ _TIME = re.compile(r"(\d\d:\d\d:\d\d(?:\.\d+)?|\d{6,}\.\d+)\s+")
 _CALL = re.compile(r"([a-z_][a-z0-9_]*)\((.*)$", re.S)
 _RESUMED = re.compile(r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?(.*)$", re.S)
 _RESULT = re.compile(r"\)\s+=\s+(-?\d+|0x[0-9a-f]+|\?)(?:\s+(E[A-Z0-9]+)[^<]*)?(?:\s*<[\d.]+>)?\s*$")
-# The common line whole, in one match: `TID [TIME] name(args) = value [<duration>]`, a
-# call that succeeded. Anything else (no pid column, [pid N], a failed call, unfinished
-# or resumed halves, exits, signals, a ')' inside the arguments) takes the general path
-# of `_Lines.feed`, which this must agree with where both apply.
-_HEAD = r"(\d+)\s+(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d{6,}\.\d+)\s+)?"  # TID [TIME], as _PREFIX + _TIME
-_COMMON = re.compile(_HEAD + r"([a-z_][a-z0-9_]*)\(([^)]*)\)\s+=\s+(\d+|0x[0-9a-f]+)(?:\s*<[\d.]+>)?\s*$")
-# and the two halves of a call other threads interrupted (joined as `feed` joins them)
-_COMMON_UNFINISHED = re.compile(_HEAD + r"([a-z_][a-z0-9_]*)\((.*)<unfinished \.\.\.>\Z")
-_COMMON_RESUMED = re.compile(_HEAD + r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?(.*)$")
 _EXITED = re.compile(r"\+\+\+ (exited with -?\d+|killed by SIG[A-Z0-9]+(?: \(core dumped\))?|"
                      r"superseded by execve in pid \d+) \+\+\+$")
 
@@ -245,40 +235,6 @@ class _Lines:
         self.calls.append(Call(start_line, self.source, tid, t, name, args, ret, failed))
 
 
-def _parse_common(lp: _Lines, lines: list[str], last: int) -> None:
-    """`lp.feed` for every line of a file with a pid column: the common line shapes (a
-    whole successful call, an unfinished one, a resumed one) are read with one regex
-    each -- the same calls in about half the time. Other lines, and the last line if it
-    may be truncated (`last`), go through `feed`."""
-    source, calls, pending = lp.source, lp.calls, lp.pending
-    whole, unfinished, resumed = _COMMON.match, _COMMON_UNFINISHED.match, _COMMON_RESUMED.match
-    for i, line in enumerate(lines):
-        if i == last:
-            lp.feed(i + 1, line, last=True)
-            continue
-        m = whole(line)
-        if m is not None:
-            tid, tm, name, args, ret = m.groups()
-            if name in WANTED_CALLS:
-                calls.append(Call(i + 1, source, int(tid), _time(tm), name, _split_args(args), _ret(ret)))
-            continue
-        m = unfinished(line)
-        if m is not None:
-            tid, tm, name, tail = m.groups()
-            pending[int(tid)] = (i + 1, _time(tm), name, tail.rstrip() + " ")
-            continue
-        m = resumed(line)
-        if m is not None:
-            tid, tm, name, tail = m.groups()
-            tid = int(tid)
-            start = pending.pop(tid, None)
-            if start is None or start[2] != name:
-                start = (i + 1, _time(tm), name, "")
-            lp._finish(start[0], tid, start[1], name, start[3] + tail, i + 1, False)
-            continue
-        lp.feed(i + 1, line, last=False)
-
-
 def parse_files(paths, lenient: bool = False):
     """Calls of one or more strace files, in log order (several files: merged by time)."""
     paths = [Path(p) for p in paths]
@@ -302,11 +258,8 @@ def parse_files(paths, lenient: bool = False):
         else:
             complete = False
         last = len(lines) - 1 if not complete else -1
-        if file_tid is None:
-            _parse_common(lp, lines, last)
-        else:
-            for i, line in enumerate(lines):
-                lp.feed(i + 1, line, last=i == last)
+        for i, line in enumerate(lines):
+            lp.feed(i + 1, line, last=i == last)
         for tid, (line, t, name, _) in lp.pending.items():  # cut off by the log's end
             if name in ("exit", "exit_group"):
                 lp.calls.append(Call(line, source, tid, t, "+++"))
