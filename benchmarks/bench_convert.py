@@ -79,16 +79,16 @@ def strace_reference(path: Path, repeats: int = 3) -> dict:
     same events."""
     import numpy as np
 
-    from ptpair.traces.strace import _read_compiled, _read_python
+    from ptpair.traces.strace import compiled_read, reference_read
 
-    _read_compiled([path], "all")  # load the compiled code from the cache
+    compiled_read([path], "all")  # load the compiled code from the cache
     fast = []
     for _ in range(repeats):
         t = time.perf_counter()
-        got = _read_compiled([path], "all")
+        got = compiled_read([path], "all")
         fast.append(time.perf_counter() - t)
     t = time.perf_counter()
-    ref = _read_python([path], "all", False)
+    ref = reference_read([path], "all", False)
     slow = time.perf_counter() - t
     same = got is not None and all(np.array_equal(getattr(got, c), getattr(ref, c), equal_nan=True)
                                    for c in ("pid", "op", "va", "length", "arg", "time", "lines"))

@@ -1,10 +1,18 @@
 """Point numba's on-disk cache at a folder keyed by the compiled sources' hash.
 
 Numba invalidates a cached function only when *its own* file changes; a compiled caller
-keeps a stale copy of a callee from another module (sim/core.py inlines sim/buddy.py).
-Keying the whole cache folder on a hash of every compiled module makes any change to
-any of them (an upgrade, a local edit) start from a clean cache, and keeps the cache
-out of a possibly read-only install tree.
+keeps a stale copy of a callee from another module (sim/core.py inlines sim/buddy.py,
+the strace scanner its byte matchers). Keying the whole cache folder on a hash of the
+compiled modules makes any change to any of them (an upgrade, a local edit) start from a
+clean cache, and keeps the cache out of a possibly read-only install tree.
+
+What is hashed: every `*.py` under the folders of PACKAGES, recursively (subpackages
+such as ptpair.traces.strace included), each as its path relative to its folder and its
+bytes. Hashing every module rather than picking the compiled ones means a module that
+gains compiled code, or moves into a new subpackage, is covered without a list to keep;
+the price is a recompile after an edit to a pure-Python module of those packages.
+tests/test_jitcache.py checks that an edit to any compiled module changes the key, and
+that no compiled code lives outside these packages.
 """
 
 from __future__ import annotations
@@ -14,28 +22,43 @@ import os
 import sys
 from pathlib import Path
 
+PACKAGES = ("ptpair.sim", "ptpair.traces")  # the packages that hold compiled (numba) code
 
-def _compiled_sources() -> list[Path]:
-    # the folders of ptpair.sim and ptpair.traces, wherever setuptools put them
+
+def package_roots() -> list[Path]:
+    """The folders of PACKAGES, wherever the install put them (in an editable install,
+    the repository's sim/ and traces/)."""
     import importlib.util
 
     out = []
-    for name in ("ptpair.sim", "ptpair.traces"):
+    for name in PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec and spec.submodule_search_locations:
-            for d in spec.submodule_search_locations:
-                out += sorted(Path(d).glob("*.py"))
+            out += [Path(d) for d in spec.submodule_search_locations]
     return out
 
 
-def configure() -> None:
+def cache_key(roots) -> str:
+    """The hex sha256 of every `*.py` under the folders `roots`, recursively, in a fixed
+    order: per root (in the given order), the files sorted by relative path, each as
+    (root's index, relative path, length, bytes). It depends on nothing but those files'
+    relative paths and contents, so a copy of the folders gives the same key."""
     h = hashlib.sha256()
-    for p in _compiled_sources():
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    for i, root in enumerate(roots):
+        root = Path(root)
+        files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if p.is_file())
+        for rel, p in files:
+            data = p.read_bytes()
+            # the lengths keep the stream unambiguous: no file's bytes can pass for a name
+            h.update(f"{i}\0{rel}\0{len(data)}\0".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
+def configure() -> None:
     base = os.environ.get("PTPAIR_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ptpair")
-    path = os.path.join(base, "numba-" + h.hexdigest()[:16])
+    path = os.path.join(base, "numba-" + cache_key(package_roots())[:16])
     os.environ["NUMBA_CACHE_DIR"] = path
     if "numba" in sys.modules:  # numba already read its config: set it there too
         from numba.core import config

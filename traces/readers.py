@@ -1,7 +1,7 @@
 """Every input format ptpair reads, detected from the file's content.
 
     canonical   ptpair's own CSV or Parquet (docs/trace-format.md)
-    strace      `strace -f -tt -e trace=memory,process` logs (traces/strace.py)
+    strace      `strace -f -tt -e trace=memory,process` logs (traces/strace/)
     kmem        `perf script` of the kmem page-allocator tracepoints (traces/kmem.py)
 
 A snapshot series (`ptpair record snapshot`) is written as a canonical trace, so it

@@ -1,6 +1,6 @@
-"""The compiled strace reader (traces/_stracescan.py + _stracemodel.py) against the Python
-reader it must equal: the same events, times, lines and counts wherever it answers, and
-it must answer on the logs strace really writes."""
+"""The compiled strace reader (traces/strace/scan*.py + compiled_model.py) against the
+Python reference reader it must equal: the same events, times, lines and counts wherever
+it answers, and it must answer on the logs strace really writes."""
 
 import lzma
 from pathlib import Path
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ptpair.traces.format import TraceError
-from ptpair.traces.strace import _read_compiled, _read_python, read_strace
+from ptpair.traces.strace import compiled_read, read_strace, reference_read
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = ROOT / "traces" / "corpus" / "raw"
@@ -26,14 +26,14 @@ def _columns(t):
 
 def _python(paths, populate, lenient=False):
     try:
-        return _columns(_read_python(paths, populate, lenient))
+        return _columns(reference_read(paths, populate, lenient))
     except TraceError as e:
         return str(e)
 
 
 def _agree(paths, populate, lenient=False) -> bool:
     """Whether the compiled path answered; where it did, it must equal Python."""
-    fast = _read_compiled(paths, populate, lenient)
+    fast = compiled_read(paths, populate, lenient)
     if fast is None:
         return False
     assert _columns(fast) == _python(paths, populate, lenient)
@@ -51,10 +51,10 @@ def test_corpus_logs_are_read_compiled_and_equal_python(tmp_path, populate):
 
 
 def test_read_strace_takes_the_compiled_path_and_falls_back_for_errors(tmp_path):
-    assert _read_compiled([TREE], "all") is not None
+    assert compiled_read([TREE], "all") is not None
     bad = tmp_path / "bad.log"
     bad.write_text(TREE.read_text() + "this is not strace\n")
-    assert _read_compiled([bad], "all") is None
+    assert compiled_read([bad], "all") is None
     with pytest.raises(TraceError, match=r"bad\.log:\d+: not an strace line"):
         read_strace(bad)
     # lenient: the compiled path skips the line and counts it, and says which it was
@@ -275,7 +275,7 @@ def test_mutated_logs_read_compiled_as_python_or_not_at_all(tmp_path):
 def test_pending_table_behaves_as_a_dict(ops):
     """The scanner's tid -> slot table (open addressing, deletion by backward shift) gives
     what a dict gives, through collisions, deletions and growth."""
-    from ptpair.traces._stracescan import EMPTY, _ht_get, _ht_grow, _ht_pop, _ht_put
+    from ptpair.traces.strace.scan_pending import EMPTY, _ht_get, _ht_grow, _ht_pop, _ht_put
 
     keys, vals = np.full(4, EMPTY, dtype=np.int64), np.empty(4, dtype=np.int64)  # small: many collisions
     ref = {}

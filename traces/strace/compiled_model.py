@@ -1,167 +1,38 @@
-"""The strace process model (strace.convert_calls), compiled, over the call arrays of
-traces/_stracescan.py.
+"""The compiled strace process model (model.convert_calls), over the call arrays of
+the compiled scanner (scan.py).
 
-A line-for-line port of the Python model, which stays the reference: the same creation
-pass (a child appears at its parent's clone, or at its own first line if earlier), the
-same vfork borrowing, threads, exec and exit rules, and the same address-space ranges --
-each space a sorted run of (start, end, accessible) in a shared pool, searched and
-spliced exactly as `_Space` does with `bisect` on its list of tuples (zero-length ranges
-included, which `brk` makes within a page). The per-process thread sets become an owner
+A line-for-line port of the reference model (model.py), which stays the reference: the
+same creation pass (a child appears at its parent's clone, or at its own first line if
+earlier), the same vfork borrowing, threads, exec and exit rules, and the same
+address-space ranges (compiled_spaces.py). The per-process thread sets become an owner
 per tid and a count per pid; the one thing that cannot be held that way -- a tid in two
-sets at once, which the Python model makes when a child's own child is seen before the
-child's clone returns and the child then turns out to be a thread -- gives up (status
-GIVE_UP) and the Python model runs.
+sets at once, which the reference model makes when a child's own child is seen before
+the child's clone returns and the child then turns out to be a thread -- gives up
+(status GIVE_UP) and the reference model runs.
 """
 
 import numpy as np
 from numba import njit
 
-from ptpair.traces._stracescan import (ACCESSIBLE, BRK, CLONE3, CLONE_THREAD, CLONE_VFORK, CLONE_VM, END,
-                                       EXECVE, EXECVEAT, FORK, MADVISE, MMAP, MMAP2, MREMAP, MUNMAP,
-                                       PKEY_MPROTECT, UNMAP_ADVICE, _grow)
 from ptpair.traces.format import OP_CODE
+from ptpair.traces.strace.compiled_spaces import (MIN_BLOCK, _accessible_of, _add, _alloc, _free, _protect,
+                                                  _remove)
+from ptpair.traces.strace.model import CLONE_THREAD, CLONE_VFORK, CLONE_VM, PAGE_SIZE, VA_LIMIT
+from ptpair.traces.strace.scan import ACCESSIBLE, UNMAP_ADVICE, _grow
+from ptpair.traces.strace.scan_words import (BRK, CLONE3, END, EXECVE, EXECVEAT, FORK, MADVISE, MMAP, MMAP2,
+                                             MREMAP, MUNMAP, PKEY_MPROTECT)
 
 OK, GIVE_UP = 0, 1
 POPULATE_ALL, POPULATE_NONE, POPULATE_FRACTION = 0, 1, 2
-PAGE_SIZE = 4096
-VA_LIMIT = 1 << 47  # as strace.VA_LIMIT
 OP_MAP, OP_UNMAP = OP_CODE["map"], OP_CODE["unmap"]
 OP_SPAWN, OP_FORK, OP_EXEC, OP_EXIT = OP_CODE["spawn"], OP_CODE["fork"], OP_CODE["exec"], OP_CODE["exit"]
 # rows: pid, op, va, length (bytes), arg, line; times apart (float)
 R_PID, R_OP, R_VA, R_LEN, R_ARG, R_LINE = range(6)
-MIN_BLOCK = 16  # ranges per address space to start with
 
 
 @njit(cache=True, inline="always")
 def _page_up(x):
     return -(-x // PAGE_SIZE) * PAGE_SIZE
-
-
-# --- one address space's ranges: S/E/A[off : off + n], sorted as Python sorts the tuples
-@njit(cache=True)
-def _first_start_at_least(S, off, lo, hi, x):
-    """bisect_left(vmas, (x,), lo, hi): the first range whose start is >= x."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if S[off + mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def _first_start_above(S, off, n, x):
-    """bisect_right(vmas, (x, inf)): the first range whose start is > x."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x < S[off + mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def _insort_at(S, E, A, off, n, s, e, a):
-    """bisect_right(vmas, (s, e, a)): where insort puts the range."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        ms, me, ma = S[off + mid], E[off + mid], A[off + mid]
-        if s < ms or (s == ms and (e < me or (e == me and a < ma))):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@njit(cache=True)
-def _span(S, E, off, n, start, end):
-    """_Space._span: indexes [lo, hi) of the ranges that overlap [start, end)."""
-    lo = _first_start_at_least(S, off, 0, n, start)
-    if lo > 0 and E[off + lo - 1] > start:
-        lo -= 1
-    return lo, _first_start_at_least(S, off, lo, n, end)
-
-
-@njit(cache=True)
-def _shift(X, a, b, d):
-    """X[a + d : b + d] = X[a : b], overlapping (a memmove)."""
-    if d > 0:
-        for j in range(b - 1, a - 1, -1):
-            X[j + d] = X[j]
-    else:
-        for j in range(a, b):
-            X[j + d] = X[j]
-
-
-@njit(cache=True)
-def _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k):
-    """vmas[lo:hi] = the k pieces in PS/PE/PA; returns the new count (capacity reserved)."""
-    d = k - (hi - lo)
-    if d != 0:  # the ranges after the span move by d (a loop per array: each vectorises)
-        _shift(S, off + hi, off + n, d)
-        _shift(E, off + hi, off + n, d)
-        _shift(A, off + hi, off + n, d)
-    for j in range(k):
-        S[off + lo + j], E[off + lo + j], A[off + lo + j] = PS[j], PE[j], PA[j]
-    return n + d
-
-
-@njit(cache=True)
-def _remove(S, E, A, off, n, start, end, PS, PE, PA):
-    lo, hi = _span(S, E, off, n, start, end)
-    k = 0
-    for j in range(lo, hi):
-        s, e, a = S[off + j], E[off + j], A[off + j]
-        if s < start:
-            PS[k], PE[k], PA[k] = s, start, a
-            k += 1
-        if e > end:
-            PS[k], PE[k], PA[k] = end, e, a
-            k += 1
-    return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k)
-
-
-@njit(cache=True)
-def _add(S, E, A, off, n, start, end, acc, PS, PE, PA):
-    n = _remove(S, E, A, off, n, start, end, PS, PE, PA)
-    at = _insort_at(S, E, A, off, n, start, end, acc)
-    PS[0], PE[0], PA[0] = start, end, acc
-    return _splice(S, E, A, off, n, at, at, PS, PE, PA, 1)
-
-
-@njit(cache=True)
-def _protect(S, E, A, off, n, start, end, acc, PS, PE, PA, OL, OH):
-    """_Space.protect; the ranges that became accessible go to OL/OH. Returns (count, opened)."""
-    lo, hi = _span(S, E, off, n, start, end)
-    k = 0
-    o = 0
-    for j in range(lo, hi):
-        s, e, a0 = S[off + j], E[off + j], A[off + j]
-        a, b = max(s, start), min(e, end)
-        if s < a:
-            PS[k], PE[k], PA[k] = s, a, a0
-            k += 1
-        if acc and not a0:
-            OL[o], OH[o] = a, b
-            o += 1
-        PS[k], PE[k], PA[k] = a, b, acc
-        k += 1
-        if b < e:
-            PS[k], PE[k], PA[k] = b, e, a0
-            k += 1
-    return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k), o
-
-
-@njit(cache=True)
-def _accessible_of(S, E, A, off, n, start):
-    i = _first_start_above(S, off, n, start) - 1
-    if i >= 0 and S[off + i] <= start < E[off + i]:
-        return A[off + i]
-    return 1
 
 
 @njit(cache=True)
@@ -172,44 +43,9 @@ def _grow2(a, rows):
 
 
 @njit(cache=True)
-def _class(size):
-    """The size class of a block of at least `size` ranges: MIN_BLOCK << class."""
-    c = 0
-    while (MIN_BLOCK << c) < size:
-        c += 1
-    return c
-
-
-@njit(cache=True)
-def _alloc(S, E, A, top, free_head, size):
-    """A block of at least `size` ranges: a freed one of its class, else carved at `top`
-    (the pool doubling when full). Blocks of ended processes and outgrown blocks are
-    reused, so the pool stays the size of the live address spaces (a log of 30,000
-    processes would otherwise touch and copy hundreds of MB). Returns
-    (S, E, A, top, offset, capacity)."""
-    c = _class(size)
-    cap = MIN_BLOCK << c
-    if free_head[c] >= 0:
-        at = free_head[c]
-        free_head[c] = S[at]  # the next free block of the class, linked through S
-        return S, E, A, top, at, cap
-    if top + cap > len(S):
-        pool = 2 * (top + cap)
-        S, E, A = _grow(S, pool), _grow(E, pool), _grow(A, pool)
-    return S, E, A, top + cap, top, cap
-
-
-@njit(cache=True)
-def _free(S, free_head, at, cap):
-    c = _class(cap)
-    S[at] = free_head[c]
-    free_head[c] = at
-
-
-@njit(cache=True)
 def _begin(p, src, S, E, A, top, free_head, off, cap, cnt, brk_set, brk_cur, proc, alive, member, nthreads, seq,
            nseq):
-    """strace._Builder.new_process: pid p begins, with a fresh address space (src < 0) or
+    """model._Builder.new_process: pid p begins, with a fresh address space (src < 0) or
     a copy of src's, in a block of the pool. Returns (S, E, A, top, next insertion
     number); the number is -1 where p would be in two thread sets at once (the Python
     model's sets are then no longer one owner per tid)."""
@@ -256,7 +92,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
     Returns (status, rows int64 (k, 6), times float64 (k,), dropped count)."""
     n = len(tid)
     N = len(ids)
-    # -- where each child appears (strace.convert_calls's first pass)
+    # -- where each child appears (model.convert_calls's first pass)
     first = np.full(N, -1, dtype=np.int64)
     for i in range(n):
         if first[tid[i]] < 0:
@@ -479,7 +315,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             acc = 1 if flags[i] & ACCESSIBLE else 0
             cnt[sp], opened = _protect(S, E, A, o, cnt[sp], a0, a0 + _page_up(a1), acc, PS, PE, PA, OL, OH)
         pid = ids[sp]
-        # unmap (strace._Builder.unmap), then map (_Builder.map) of each range
+        # unmap (model._Builder.unmap), then map (_Builder.map) of each range
         if u1 > u0 and u0 < VA_LIMIT and mode != POPULATE_NONE:
             k = _emit(rows, times, k, pid, OP_UNMAP, u0, min(u1, VA_LIMIT) - u0, 0, ti, li)
         for r in range(opened + 1):
