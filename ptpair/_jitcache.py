@@ -8,7 +8,7 @@ clean cache, and keeps the cache out of a possibly read-only install tree.
 
 What is hashed: every `*.py` under the folders of PACKAGES, recursively (subpackages
 such as ptpair.traces.strace included), each as its path relative to its folder and its
-bytes. Hashing every module rather than picking the compiled ones means a module that
+bytes, and the modules of MODULES (the registry, whose order numbers the schemes). Hashing every module rather than picking the compiled ones means a module that
 gains compiled code, or moves into a new subpackage, is covered without a list to keep;
 the price is a recompile after an edit to a pure-Python module of those packages.
 tests/test_jitcache.py checks that an edit to any compiled module changes the key, and
@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("ptpair.sim", "ptpair.traces")  # the packages that hold compiled (numba) code
+# modules outside them whose values compiled code reads as constants (the simulator numbers
+# schemes, allocators, policies and reclaim rules by their position in the registry)
+MODULES = ("ptpair.registry",)
 
 
 def package_roots() -> list[Path]:
@@ -38,12 +41,24 @@ def package_roots() -> list[Path]:
     return out
 
 
-def cache_key(roots) -> str:
-    """The hex sha256 of every `*.py` under the folders `roots`, recursively, in a fixed
-    order: per root (in the given order), the files sorted by relative path, each as
-    (root's index, relative path, length, bytes). It depends on nothing but those files'
-    relative paths and contents, so a copy of the folders gives the same key."""
+def module_files() -> list[Path]:
+    """The files of MODULES."""
+    import importlib.util
+
+    return [Path(importlib.util.find_spec(name).origin) for name in MODULES]
+
+
+def cache_key(roots, files=()) -> str:
+    """The hex sha256 of every `*.py` under the folders `roots`, recursively, and of the
+    single `files`, in a fixed order: per root (in the given order), the files sorted by
+    relative path, each as (root's index, relative path, length, bytes); then each single
+    file as (its name, length, bytes). It depends on nothing but those files' relative
+    paths and contents, so a copy of the folders gives the same key."""
     h = hashlib.sha256()
+    for p in map(Path, files):
+        data = p.read_bytes()
+        h.update(f"file\0{p.name}\0{len(data)}\0".encode())
+        h.update(data)
     for i, root in enumerate(roots):
         root = Path(root)
         files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py") if p.is_file())
@@ -58,7 +73,7 @@ def cache_key(roots) -> str:
 def configure() -> None:
     base = os.environ.get("PTPAIR_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ptpair")
-    path = os.path.join(base, "numba-" + cache_key(package_roots())[:16])
+    path = os.path.join(base, "numba-" + cache_key(package_roots(), module_files())[:16])
     os.environ["NUMBA_CACHE_DIR"] = path
     if "numba" in sys.modules:  # numba already read its config: set it there too
         from numba.core import config

@@ -84,3 +84,16 @@ def test_no_compiled_code_outside_the_keyed_packages():
                     outside.append(str(p))
     assert not outside
     assert set(_jitcache.PACKAGES) <= set(packages)
+
+
+def test_the_registry_is_in_the_key(tmp_path):
+    """The simulator numbers schemes, allocators, policies and reclaims by their position in
+    ptpair/registry.py: reordering it must not reuse kernels compiled with the old numbers."""
+    roots = _jitcache.package_roots()
+    (reg,) = _jitcache.module_files()
+    assert reg.name == "registry.py"
+    copy = tmp_path / "registry.py"
+    copy.write_bytes(reg.read_bytes())
+    assert _jitcache.cache_key(roots, [copy]) == _jitcache.cache_key(roots, [reg])
+    copy.write_bytes(reg.read_bytes() + b"\n# reordered\n")
+    assert _jitcache.cache_key(roots, [copy]) != _jitcache.cache_key(roots, [reg])
