@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 
 from ptpair.traces.format import OP_CODE, TraceError
 from ptpair.traces.strace.lines import PROCESS_CALLS, Call
+from ptpair.traces.units import PAGE_SIZE, VA_LIMIT  # noqa: F401  (the compiled model reads them here)
 
-PAGE_SIZE = 4096
-VA_LIMIT = 1 << 47  # user addresses of 4-level paging
 CLONE_VM = 0x00000100
 CLONE_VFORK = 0x00004000
 CLONE_THREAD = 0x00010000
