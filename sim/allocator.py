@@ -1,7 +1,8 @@
 """Which page allocator the machine runs: one entry point for the rest of the machine.
 
-Page tables and schemes ask for frames with `page_alloc(b, order, migratetype)` and give them back
-with `page_free(b, frame, order)`; this module sends each call to the allocator the
+Page tables and schemes ask for frames with `page_alloc(b, order, migratetype, owner)` and give
+them back with `page_free(b, frame, order)`; both record who holds which frame
+(sim/occupancy.py), and this module sends each call to the allocator the
 machine was built with (the `--allocator` option):
 
 * `buddy` (default): the binary buddy allocator of sim/buddy.py (policy address or lifo);
@@ -20,6 +21,7 @@ from ptpair import registry
 from ptpair.sim._jit import inline_kernel
 from ptpair.sim.akaros2015 import akaros_alloc, akaros_boot, akaros_free, buddyinfo_of_free_set
 from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
+from ptpair.sim.occupancy import occupy, release
 from ptpair.sim.mobility import (
     N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_boot, mobility_free,
 )
@@ -48,19 +50,24 @@ def new_allocator(n_frames: int, allocator: int, policy: int) -> BuddyState:
 
 
 @inline_kernel
-def page_alloc(b, k, mt):
-    """First frame of a block of 2^k frames of migratetype mt, or -1 when the allocator
-    cannot supply one."""
+def page_alloc(b, k, mt, own):
+    """First frame of a block of 2^k frames of migratetype mt for an owner of class `own`
+    (sim/occupancy.py), or -1 when the allocator cannot supply one."""
     a = b.meta[M_ALLOCATOR]
     if a == ALLOC_AKAROS:
-        return akaros_alloc(b, k)
-    if a == ALLOC_LINUX:
-        return mobility_alloc(b, k, mt)
-    return buddy_alloc(b, k)
+        f = akaros_alloc(b, k)
+    elif a == ALLOC_LINUX:
+        f = mobility_alloc(b, k, mt)
+    else:
+        f = buddy_alloc(b, k)
+    if f >= 0:
+        occupy(b, f, k, own)
+    return f
 
 
 @inline_kernel
 def page_free(b, frame, k):
+    release(b, frame, k)
     a = b.meta[M_ALLOCATOR]
     if a == ALLOC_AKAROS:
         akaros_free(b, frame, k)
@@ -68,6 +75,20 @@ def page_free(b, frame, k):
         mobility_free(b, frame, k)
     else:
         buddy_free(b, frame, k)
+
+
+@inline_kernel
+def needs_split(b, k, mt):
+    """Whether a request of order k (migratetype mt) finds its own free list empty, so that
+    a larger block must be split or, under `linux`, another migratetype's list used: the
+    "harder to find" of an order-1 block. The Akaros 2015 allocator keeps no list above
+    single frames: every request of order >= 1 scans."""
+    a = b.meta[M_ALLOCATOR]
+    if a == ALLOC_AKAROS:
+        return k >= 1
+    if a == ALLOC_LINUX:
+        return b.nr_free_mt[k * N_MT + mt] == 0
+    return b.nr_free[k] == 0
 
 
 def buddyinfo(b: BuddyState) -> np.ndarray:

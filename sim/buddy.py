@@ -47,18 +47,22 @@ M_FREE_PAGES = 2  # frames currently free
 M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
 M_HW_LIVE = 4  # frames allocated when the high water mark last rose
 M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
-META_LEN = 24  # slots 6.. belong to the other allocators (sim/akaros2015.py, sim/mobility.py)
+META_LEN = 48  # slots 6..23 belong to the other allocators (sim/akaros2015.py, sim/mobility.py), 24..46 to
+# sim/occupancy.py
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
 # mt, pb_type, pb_alloc and nr_free_mt serve the mobility-grouping allocator
-# (sim/mobility.py); the others carry them at length 1.
+# (sim/mobility.py); the others carry them at length 1. own, am, um, pb_used and pb_unmov
+# record who holds each frame, for every allocator (sim/occupancy.py).
 BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head mt pb_type pb_alloc "
-                                      "nr_free_mt")
+                                      "nr_free_mt own am um pb_used pb_unmov")
 
 
 def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, boot: bool = True) -> BuddyState:
+    from ptpair.sim.occupancy import M_CC_VERSION, new_occupancy
+
     """A buddy allocator over `n_frames` frames with every frame free (boot carve done).
 
     `lists_for_all_frames` sizes nxt/prv for every frame (LIFO, and allocators that keep
@@ -95,7 +99,9 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
         pb_type=np.zeros(1, np.int8),
         pb_alloc=np.zeros(1, np.int32),
         nr_free_mt=np.zeros(1, np.int64),
+        **new_occupancy(n_frames),
     )
+    meta[M_CC_VERSION:M_CC_VERSION + N_ORDERS] = -1  # no failure cost computed yet
     if boot:
         boot_free(st)
     return st

@@ -23,6 +23,8 @@ from ptpair.sim.pagetable import (
     map_page, new_table, rollback, unmap_range,
 )
 from ptpair.sim.handles import h_delete, h_find, h_insert
+from ptpair.sim.mobility import MT_MOVABLE
+from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.traces.format import (
     OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_SPAWN, OP_UNMAP, OP_VMM,
@@ -169,12 +171,14 @@ def _exhausted_span(t, p, v, end):
 
 
 @inline_kernel
-def _update_peaks(b, ctr):
+def _update_peaks(b, t, ctr):
     kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
     pt = kpt + ctr[C.EPT]
     used = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
-    if pt > ctr[C.PEAK_PT]:
-        ctr[C.PEAK_PT] = pt
+    if pt > ctr[C.PEAK_PT] or ctr[C.EVENTS] == 1:
+        # the 2 MiB blocks after the first event at which page tables reach their peak
+        ctr[C.PEAK_PT] = max(pt, ctr[C.PEAK_PT])
+        hugepage_blocks(b, t.pb_wasted, ctr, C.PEAK_HUGE)
     if kpt > ctr[C.PEAK_KPT]:
         ctr[C.PEAK_KPT] = kpt
     if ctr[C.EPT] > ctr[C.PEAK_EPT]:
@@ -219,7 +223,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             if o == OP_EXIT:
                 t.p_state[p] = P_NONE
             ctr[C.EVENTS] += 1
-            _update_peaks(b, ctr)  # nothing changed, but the mean counts this event
+            _update_peaks(b, t, ctr)  # nothing changed, but the mean counts this event
             continue
 
         # --- the event -------------------------------------------------------------
@@ -240,7 +244,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                             if k < 0:
                                 ctr[C.ALREADY] += n
                             else:
-                                ctr[C.FAIL + k] += n
+                                count_failures(b, ctr, k, n)
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
@@ -268,9 +272,9 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 h = h_insert(t, arg[i])
                 t.meta[T_H_COUNT] += 1
             k = order[i]
-            f = page_alloc(b, k, mt[i])
+            f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
             if f < 0:
-                ctr[C.FAIL + k] += 1
+                count_failures(b, ctr, k, 1)
                 t.h_state[h] = H_FAILED
             else:
                 t.h_state[h] = H_LIVE
@@ -288,5 +292,5 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             h_delete(t, h)
             t.meta[T_H_COUNT] -= 1
         ctr[C.EVENTS] += 1
-        _update_peaks(b, ctr)
+        _update_peaks(b, t, ctr)
     return stop, STATUS_DONE, 0, 0, 0

@@ -15,6 +15,7 @@ import numpy as np
 
 from ptpair.sim import counters as C
 from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED, run_lengths
+from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_NAMES, N_MT
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
@@ -37,7 +38,9 @@ SAMPLE_COLUMNS = (
      "data_pages", "gigantic_pages", "kalloc_pages", "free_pages"]
     + [f"free_blocks_{k}" for k in range(N_ORDERS)]
     + [f"failures_{k}" for k in range(N_ORDERS)]
-    + ["processes", "vmm_processes"]
+    + ["processes", "vmm_processes", "compaction_pages"]
+    + [f"hugepage_{name}" for name in HUGE_NAMES]
+    + ["pt_requests", "pt_requests_split"]
 )
 
 
@@ -115,13 +118,21 @@ class Machine:
         alive = t.p_state == P_ALIVE
         return [int(alive.sum()), int((alive & (t.p_vmm != 0)).sum())]
 
+    def hugepage_blocks(self) -> np.ndarray:
+        """The 2 MiB blocks now, by availability (sim/occupancy.py HUGE_NAMES)."""
+        out = np.zeros(N_HUGE, np.int64)
+        hugepage_blocks(self.buddy, self.tables.pb_wasted, out, 0)
+        return out
+
     def sample(self) -> None:
         """Append the current state to `self.samples` (one row of SAMPLE_COLUMNS)."""
         c, b = self.ctr, self.buddy
         row = np.concatenate([
             [c[C.EVENTS]], c[C.KPT:C.KPT + 4], [c[C.EPT], c[C.EPT_WASTE], c[C.DATA], c[C.GIGANTIC],
                                                c[C.KALLOC], b.meta[M_FREE_PAGES]],
-            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS], self._process_counts()]).astype(np.int64)
+            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS], self._process_counts(),
+            [c[C.COMPACT:C.COMPACT + N_ORDERS].sum()], self.hugepage_blocks(),
+            [c[C.PT_REQUESTS], c[C.PT_SPLIT]]]).astype(np.int64)
         if self.samples and self.samples[-1][0] == row[0]:
             return  # already sampled at this event
         self.samples.append(row)
@@ -204,6 +215,7 @@ class Result:
     counts: dict
     mean: dict
     allocator_stats: dict
+    pressure: dict  # compaction cost of failures, hopeless failures, page-table requests and splits
     samples: np.ndarray | None = None  # rows of SAMPLE_COLUMNS, or None
     skipped_lines: dict | None = None  # --lenient: bad lines and events skipped, by reason
 
@@ -292,8 +304,14 @@ class Result:
             "tables_copied": int(c[C.COPIES]),
             "vmm_transitions": int(c[C.VMM_EVENTS]),
         }
+        final["hugepage_blocks"] = _huge_dict(m.hugepage_blocks())
+        peak["hugepage_blocks"] = _huge_dict(c[C.PEAK_HUGE:C.PEAK_HUGE + N_HUGE])
+        compact = [int(x) for x in c[C.COMPACT:C.COMPACT + N_ORDERS]]
+        pressure = {"compaction_pages": sum(compact), "compaction_pages_by_order": compact,
+                    "hopeless_failures": [int(x) for x in c[C.HOPELESS:C.HOPELESS + N_ORDERS]],
+                    "pt_requests": int(c[C.PT_REQUESTS]), "pt_requests_split": int(c[C.PT_SPLIT])}
         return cls(
-            config=m.config, events=events, final=final, peak=peak,
+            config=m.config, events=events, final=final, peak=peak, pressure=pressure,
             alloc_failures=[int(c[C.FAIL + k]) for k in range(N_ORDERS)],
             failed_maps=int(c[C.FAILED_MAPS]), failed_spawns=int(c[C.FAILED_SPAWNS]),
             skipped_events=int(c[C.SKIPPED]), walk=walk, counts=counts, mean=mean, allocator_stats=allocator,
@@ -313,6 +331,7 @@ class Result:
             "mean": self.mean,
             "allocator_stats": self.allocator_stats,
             "alloc_failures": self.alloc_failures,
+            **self.pressure,
             "failed_maps": self.failed_maps,
             "failed_spawns": self.failed_spawns,
             "skipped_events": self.skipped_events,
@@ -324,6 +343,12 @@ class Result:
 
 def _ratio(a, b) -> float:
     return round(float(a) / float(b), 6) if b else 0.0
+
+
+def _huge_dict(counts) -> dict:
+    """hugepage_blocks' six counts as {free, movable_only, blocked: {by class}}."""
+    d = dict(zip(HUGE_NAMES, (int(x) for x in counts)))
+    return {"free": d.pop("free"), "movable_only": d.pop("movable_only"), "blocked": d}
 
 
 __all__ = ["Config", "Machine", "ReplayError", "Result", "KIND_KPT", "KIND_SEP", "KIND_PAIR"]

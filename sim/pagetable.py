@@ -33,10 +33,11 @@ import numpy as np
 from ptpair import registry
 from ptpair.sim._jit import inline_kernel, kernel
 
-from ptpair.sim.allocator import page_alloc, page_free
+from ptpair.sim.allocator import needs_split, page_alloc, page_free
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim import counters as C
 from ptpair.sim.handles import h_rehash, new_handle_arrays
+from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
 PML1_SHIFT = 12
@@ -94,7 +95,7 @@ Tables = namedtuple(
     "Tables",
     "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
     "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
-    "h_key h_used h_frame h_order h_state meta scratch",
+    "h_key h_used h_frame h_order h_state meta scratch t_owner pb_wasted",
 )
 
 
@@ -122,6 +123,9 @@ def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: in
         **new_handle_arrays(handle_cap),
         meta=np.zeros(T_META_LEN, np.int64),
         scratch=np.zeros(SCRATCH_LEN, np.int64),
+        t_owner=np.full(slot_cap, -1, np.int32),  # the process of a live table; -1: a free slot
+        # EPT frames of processes that are not VMMs, per 2 MiB block (sim/occupancy.py)
+        pb_wasted=np.zeros((n_frames + (1 << PB_SHIFT) - 1) >> PB_SHIFT, np.int32),
     )
     t.meta[T_SLOTS_FREE] = slot_cap
     t.meta[T_G_FREE] = g_cap
@@ -144,7 +148,7 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
         free = int(t.meta[T_SLOTS_FREE])
         d["ent"] = _grow1(t.ent, slot_cap, 0)
         for name, fill in (("t_kpt", -1), ("t_ept", -1), ("t_kind", 0), ("t_cnt", 0), ("t_level", 0),
-                           ("t_parent", -1), ("t_pidx", 0)):
+                           ("t_parent", -1), ("t_pidx", 0), ("t_owner", -1)):
             d[name] = _grow1(t[t._fields.index(name)], slot_cap, fill)
         # new slots go below the existing free ones, so low slot numbers stay preferred
         slots = np.empty(slot_cap, np.int32)
@@ -195,22 +199,53 @@ def _log_alloc(t, frame, order):
 
 
 @inline_kernel
-def _alloc(b, t, ctr, order, mt):
-    """page_alloc that counts failures by order and logs successes for rollback."""
-    f = page_alloc(b, order, mt)
+def alloc_table_pages(b, ctr, order):
+    """Frames for page tables (an order-1 block for a pair): a page-table request, counted
+    with whether its free list was empty (C.PT_REQUESTS, C.PT_SPLIT), or a failure counted
+    with its compaction cost. Returns the first frame or -1."""
+    split = needs_split(b, order, MT_UNMOVABLE)
+    f = page_alloc(b, order, MT_UNMOVABLE, OWN_TABLE)
     if f < 0:
-        ctr[C.FAIL + order] += 1
+        count_failures(b, ctr, order, 1)
     else:
+        ctr[C.PT_REQUESTS] += 1
+        if split:
+            ctr[C.PT_SPLIT] += 1
+    return f
+
+
+@inline_kernel
+def _alloc(b, t, ctr, order, own):
+    """An allocation for a page being mapped -- table frames (own = OWN_TABLE) or its data
+    frame (OWN_DATA) -- logged for rollback; failures counted by order."""
+    if own == OWN_TABLE:
+        f = alloc_table_pages(b, ctr, order)
+    else:
+        f = page_alloc(b, order, MT_MOVABLE, own)
+        if f < 0:
+            count_failures(b, ctr, order, 1)
+    if f >= 0:
         _log_alloc(t, f, order)
     return f
 
 
 @inline_kernel
-def count_ept(t, ctr, p, delta):
+def count_ept(t, ctr, p, delta, frame):
+    """EPT frame `frame` joins (delta 1) or leaves (-1) process p's EPT; it is waste while
+    p is not a VMM."""
     ctr[C.EPT] += delta
     t.p_ept[p] += delta
     if t.p_vmm[p] == 0:
         ctr[C.EPT_WASTE] += delta
+        t.pb_wasted[frame >> PB_SHIFT] += delta
+
+
+@kernel
+def ept_no_longer_waste(t, p):
+    """Process p became a VMM: its EPT frames stop counting as wasted in their blocks."""
+    for s in range(len(t.t_owner)):
+        if t.t_owner[s] == p and t.t_ept[s] >= 0:
+            t.pb_wasted[t.t_ept[s] >> PB_SHIFT] -= 1
 
 
 @inline_kernel
@@ -229,9 +264,10 @@ def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     if parent >= 0:
         t.ent[parent, pidx] = s + 1
         t.t_cnt[parent] += 1
+    t.t_owner[s] = p
     ctr[C.KPT + level - 1] += 1
     if ept >= 0:
-        count_ept(t, ctr, p, 1)
+        count_ept(t, ctr, p, 1, ept)
     t.p_tables[p] += 1
     return s
 
@@ -245,7 +281,8 @@ def _unregister(t, ctr, p, s):
         t.t_cnt[parent] -= 1
     ctr[C.KPT + t.t_level[s] - 1] -= 1
     if t.t_ept[s] >= 0:
-        count_ept(t, ctr, p, -1)
+        count_ept(t, ctr, p, -1, t.t_ept[s])
+    t.t_owner[s] = -1
     t.p_tables[p] -= 1
     top = t.meta[T_SLOTS_FREE]
     t.slots[top] = s
@@ -264,18 +301,18 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     if mode == MODE_LAZY:
         mode = KIND_KPT  # its twin comes from the walk (lazy_twin)
     if mode == KIND_PAIR:
-        f = _alloc(b, t, ctr, 1, MT_UNMOVABLE)
+        f = _alloc(b, t, ctr, 1, OWN_TABLE)
         if f < 0:
             return -1
         kpt = f
         ept = f + 1
     else:
-        kpt = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
+        kpt = _alloc(b, t, ctr, 0, OWN_TABLE)
         if kpt < 0:
             return -1
         ept = -1
         if mode == KIND_SEP:
-            ept = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
+            ept = _alloc(b, t, ctr, 0, OWN_TABLE)
             if ept < 0:
                 return -1
     s = _register(t, ctr, p, level, mode, kpt, ept, parent, pidx)
@@ -291,12 +328,12 @@ def lazy_twin(b, t, ctr, p, s):
     Returns False if the EPT page cannot be allocated (the caller rolls back)."""
     if t.t_ept[s] >= 0:
         return True
-    e = _alloc(b, t, ctr, 0, MT_UNMOVABLE)
+    e = _alloc(b, t, ctr, 0, OWN_TABLE)
     if e < 0:
         return False
     t.t_ept[s] = e
     t.t_kind[s] = KIND_SEP
-    count_ept(t, ctr, p, 1)
+    count_ept(t, ctr, p, 1, e)
     n = t.scratch[S_TWIN_N]
     t.scratch[S_TWIN + n] = s
     t.scratch[S_TWIN_N] = n + 1
@@ -308,9 +345,9 @@ def rollback(b, t, ctr, p):
     """Undo a page's partial work: unlink created tables, free its frames in reverse."""
     for j in range(t.scratch[S_TWIN_N] - 1, -1, -1):
         s = t.scratch[S_TWIN + j]
+        count_ept(t, ctr, p, -1, t.t_ept[s])
         t.t_ept[s] = -1
         t.t_kind[s] = KIND_KPT
-        count_ept(t, ctr, p, -1)
     for j in range(t.scratch[S_CREATED_N] - 1, -1, -1):
         _unregister(t, ctr, p, t.scratch[S_CREATED + j])
     for j in range(t.scratch[S_LOG_N] - 1, -1, -1):
@@ -419,7 +456,7 @@ def map_page(b, t, ctr, p, vpn, s, share):
         ctr[C.GIGANTIC] += 1
     else:
         order = IDX_BITS * s
-        frame = _alloc(b, t, ctr, order, MT_MOVABLE)
+        frame = _alloc(b, t, ctr, order, OWN_DATA)
         if frame < 0:
             rollback(b, t, ctr, p)
             ctr[C.FAILED_MAPS] += 1

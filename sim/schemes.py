@@ -18,9 +18,10 @@ from ptpair.registry import SCHEME_NAMES
 from ptpair.sim._jit import kernel
 
 from ptpair.sim import counters as C
-from ptpair.sim.allocator import page_alloc, page_free
-from ptpair.sim.mobility import MT_UNMOVABLE
-from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, count_ept
+from ptpair.sim.allocator import page_free
+from ptpair.sim.pagetable import (
+    KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, alloc_table_pages, count_ept, ept_no_longer_waste,
+)
 
 # scheme -> (table kind at spawn, kind once the process is a VMM); the names and their
 # numbers (positions) come from ptpair/registry.py
@@ -48,26 +49,24 @@ VMM_KIND = np.array([_KINDS[n][1] for n in SCHEME_NAMES], np.int8)
 def _mirror_one(b, t, ctr, p, s, kind):
     """Give table s an EPT twin of `kind`; a failed allocation leaves it out."""
     if kind == KIND_SEP:
-        e = page_alloc(b, 0, MT_UNMOVABLE)
+        e = alloc_table_pages(b, ctr, 0)
         if e < 0:
-            ctr[C.FAIL + 0] += 1
             return
         t.t_ept[s] = e
         t.t_kind[s] = KIND_SEP
-        count_ept(t, ctr, p, 1)
+        count_ept(t, ctr, p, 1, e)
         if t.t_level[s] != ROOT_LEVEL:
             ctr[C.MIRRORED] += 1
     else:  # move into a fresh pair: allocate the block, copy, free the old page
-        f = page_alloc(b, 1, MT_UNMOVABLE)
+        f = alloc_table_pages(b, ctr, 1)
         if f < 0:
-            ctr[C.FAIL + 1] += 1
             return
         old = t.t_kpt[s]
         t.t_kpt[s] = f
         t.t_ept[s] = f + 1
         t.t_kind[s] = KIND_PAIR
         page_free(b, old, 0)
-        count_ept(t, ctr, p, 1)
+        count_ept(t, ctr, p, 1, f + 1)
         ctr[C.COPIES] += 1
 
 
@@ -79,6 +78,7 @@ def become_vmm(b, t, ctr, scheme, p):
     t.p_vmm[p] = 1
     ctr[C.VMM_EVENTS] += 1
     ctr[C.EPT_WASTE] -= t.p_ept[p]  # its EPT pages are no longer waste
+    ept_no_longer_waste(t, p)
     kind = VMM_KIND[scheme]
     if t.p_mode[p] == kind:
         return

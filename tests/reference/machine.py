@@ -14,6 +14,10 @@ PAIR, SEP, KPT, LAZY = "pair", "sep", "kpt", "lazy"  # LAZY is a process mode on
 SPAWN_KIND = {"pair": PAIR, "separate": KPT, "separate-eager": SEP, "pair-on-vmm": KPT, "separate-lazy": KPT}
 VMM_KIND = {"pair": PAIR, "separate": SEP, "separate-eager": SEP, "pair-on-vmm": PAIR, "separate-lazy": LAZY}
 USER_PAGES = 1 << 35  # 4-KiB pages in [0, 2^47)
+# owner classes of allocated blocks; the unmovable ones (>= TABLE) in hugepage-class order
+DATA, KALLOC_MOVABLE, TABLE, KALLOC, BACKGROUND = range(5)
+HUGE_CLASSES = ("page_tables", "kalloc", "background")  # of TABLE, KALLOC, BACKGROUND
+PB_FRAMES = 512  # a 2 MiB block
 
 
 class Buddy:
@@ -348,18 +352,96 @@ class Reference:
                          used_pages=0)
         self.pt_sum = 0  # page-table pages after each event, summed (for the mean)
         self.peak_buddyinfo = [0] * (MAX_ORDER + 1)
+        self.owned: dict[int, tuple[int, int]] = {}  # first frame of an allocated block -> (order, owner)
+        self.compaction = [0] * (MAX_ORDER + 1)  # frames to migrate, summed over failed requests
+        self.hopeless = [0] * (MAX_ORDER + 1)  # failed requests with no window free of unmovable frames
+        self._costs = {}  # order -> compaction_cost while no block is allocated or freed
+        self.pt_requests = self.pt_split = 0
+        self.peak_hugepages = None  # hugepage_blocks after the first event reaching the page-table peak
         self.log = []  # allocations for the page being mapped, for rollback
         self.created = []
         self.twinned = []  # existing tables that gained an EPT twin (separate-lazy)
 
     # --- allocation helpers ----------------------------------------------------------
-    def _alloc(self, k, mt=UNMOVABLE):
+    def _plain_alloc(self, k, mt=UNMOVABLE, own=TABLE):
+        """Every allocation: a block of order k for an owner of class `own`. A page-table
+        request is counted, and whether its own free list was empty; a failure is counted
+        with its compaction cost (docs/analysis.md)."""
+        if own == TABLE:
+            split = (k >= 1 if self.allocator == "akaros-2015" else
+                     not self.buddy.lists[(k, mt)] if self.allocator == "linux" else not self.buddy.lists[k])
         f = self.buddy.alloc(k, mt) if self.allocator == "linux" else self.buddy.alloc(k)
         if f is None:
-            self.fail[k] += 1
-        else:
+            self._failed(k)
+            return None
+        self.owned[f] = (k, own)
+        self._costs.clear()
+        if own == TABLE:
+            self.pt_requests += 1
+            self.pt_split += split
+        return f
+
+    def _free(self, f, k):
+        del self.owned[f]
+        self._costs.clear()
+        self.buddy.free_block(f, k)
+
+    def _alloc(self, k, mt=UNMOVABLE, own=TABLE):
+        """An allocation for the page being mapped, logged for rollback."""
+        f = self._plain_alloc(k, mt, own)
+        if f is not None:
             self.log.append((f, k))
         return f
+
+    def frame_owners(self):
+        """frame -> owner class of every allocated frame."""
+        return {x: own for f, (k, own) in self.owned.items() for x in range(f, f + (1 << k))}
+
+    def compaction_cost(self, k):
+        """The fewest allocated frames in an aligned 2^k-frame window inside memory holding no
+        unmovable frame; None if every window holds one."""
+        owners = self.frame_owners()
+        best = None
+        for w in range(0, self.n - (1 << k) + 1, 1 << k):
+            frames = [owners.get(x) for x in range(w, w + (1 << k))]
+            if any(o is not None and o >= TABLE for o in frames):
+                continue
+            cost = sum(o is not None for o in frames)
+            best = cost if best is None else min(best, cost)
+        return best
+
+    def _failed(self, k, n=1):
+        self.fail[k] += n
+        if k not in self._costs:  # failures come in storms against unchanged memory
+            self._costs[k] = self.compaction_cost(k)
+        cost = self._costs[k]
+        if cost is None:
+            self.hopeless[k] += n
+        else:
+            self.compaction[k] += n * cost
+
+    def hugepage_blocks(self):
+        """The 2 MiB blocks wholly inside memory: free, movable_only, and blocked by wasted
+        EPT frames alone or else by the class holding most unmovable frames (ties: later)."""
+        owners = self.frame_owners()
+        wasted = {t.ept for proc, t in self.live_tables() if t.ept is not None and not proc.vmm}
+        out = dict(free=0, movable_only=0, wasted_ept=0, page_tables=0, kalloc=0, background=0)
+        for pb in range(self.n // PB_FRAMES):
+            frames = range(pb * PB_FRAMES, (pb + 1) * PB_FRAMES)
+            held = [owners[x] for x in frames if x in owners]
+            unmovable = [o for o in held if o >= TABLE]
+            w = sum(x in wasted for x in frames)
+            if not held:
+                out["free"] += 1
+            elif not unmovable:
+                out["movable_only"] += 1
+            elif w == len(unmovable):
+                out["wasted_ept"] += 1
+            else:
+                counts = [unmovable.count(TABLE) - w, unmovable.count(KALLOC), unmovable.count(BACKGROUND)]
+                cls = max(c for c in range(3) if counts[c] == max(counts))  # a tie goes to the later class
+                out[HUGE_CLASSES[cls]] += 1
+        return out
 
     def _new_table(self, proc, level, parent, index):
         """KPT page, then its EPT page where the process has one (a pair: one block)."""
@@ -391,18 +473,18 @@ class Reference:
             if t.parent is not None:
                 del t.parent.entries[t.index]
         for f, k in reversed(self.log):
-            self.buddy.free_block(f, k)
+            self._free(f, k)
         self.log, self.created, self.twinned = [], [], []
 
     def _free_table(self, t):
         if t.parent is not None:
             del t.parent.entries[t.index]
         if t.kind == PAIR:
-            self.buddy.free_block(t.kpt, 1)
+            self._free(t.kpt, 1)
         else:
-            self.buddy.free_block(t.kpt, 0)
+            self._free(t.kpt, 0)
             if t.ept is not None:
-                self.buddy.free_block(t.ept, 0)
+                self._free(t.ept, 0)
 
     def _count_write(self, table, leaf_size):
         levels = 4 - leaf_size  # tables on the path, root included
@@ -460,7 +542,7 @@ class Reference:
             frame = self.free_gids.pop() if self.free_gids else self._new_gid()
             self.refs[(2, frame)] = 1
         else:
-            frame = self._alloc(9 * size, MOVABLE)
+            frame = self._alloc(9 * size, MOVABLE, DATA)
             if frame is None:
                 self._rollback()
                 self.c["failed_maps"] += 1
@@ -486,7 +568,7 @@ class Reference:
             if leaf.size == 2:
                 self.free_gids.append(leaf.frame)
             else:
-                self.buddy.free_block(leaf.frame, 9 * leaf.size)
+                self._free(leaf.frame, 9 * leaf.size)
         if self.reclaim != "empty":
             return  # tables stay until exit
         while t.level < 4 and not t.entries:
@@ -576,15 +658,10 @@ class Reference:
         for t in self.tables_preorder(proc)[1:]:
             self._mirror(t, kind)
 
-    def _plain_alloc(self, k, mt=UNMOVABLE):
-        """An allocation that is not logged for rollback (nor counted as failed here)."""
-        return self.buddy.alloc(k, mt) if self.allocator == "linux" else self.buddy.alloc(k)
-
     def _mirror(self, t, kind):
         if kind == SEP:
             e = self._plain_alloc(0)
             if e is None:
-                self.fail[0] += 1
                 return
             t.ept, t.kind = e, SEP
             if t.level != 4:
@@ -592,11 +669,10 @@ class Reference:
         else:
             f = self._plain_alloc(1)
             if f is None:
-                self.fail[1] += 1
                 return
             old = t.kpt
             t.kpt, t.ept, t.kind = f, f + 1, PAIR
-            self.buddy.free_block(old, 0)
+            self._free(old, 0)
             self.c["copies"] += 1
 
     def fork(self, child, parent):
@@ -651,9 +727,8 @@ class Reference:
         elif op == "kalloc":
             if self.handles.get(arg):
                 raise ValueError("handle live")
-            f = self._plain_alloc(order, migratetype)
+            f = self._plain_alloc(order, migratetype, KALLOC_MOVABLE if migratetype == MOVABLE else KALLOC)
             if f is None:
-                self.fail[order] += 1
                 self.handles[arg] = None
             else:
                 self.handles[arg] = (f, order)
@@ -662,7 +737,7 @@ class Reference:
                 raise ValueError("handle unknown")
             h = self.handles.pop(arg)
             if h is not None:
-                self.buddy.free_block(*h)
+                self._free(*h)
         self.c["events"] += 1
         if self.track_peaks:
             self._update_peaks()
@@ -693,6 +768,8 @@ class Reference:
         cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
                    wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
         self.pt_sum += cur["pt_pages"]
+        if cur["pt_pages"] > self.peak["pt_pages"] or self.c["events"] == 1:
+            self.peak_hugepages = self.hugepage_blocks()
         if cur["used_pages"] > self.peak["used_pages"] and self.allocator != "akaros-2015":
             self.peak_buddyinfo = self.buddy.buddyinfo()
         for k, v in cur.items():
@@ -751,6 +828,9 @@ class Reference:
             peak_buddyinfo=self.peak_buddyinfo, pt_sum=self.pt_sum, high_water=self.buddy.high_water,
             live_at_high_water=self.buddy.live_at_high_water,
             alloc_failures=list(self.fail), counters=dict(self.c),
+            compaction_pages_by_order=list(self.compaction), hopeless_failures=list(self.hopeless),
+            pt_requests=self.pt_requests, pt_requests_split=self.pt_split,
+            hugepage_blocks=self.hugepage_blocks(), peak_hugepage_blocks=self.peak_hugepages,
             processes=sum(1 for p in self.procs.values() if not p.failed),
             vmm_processes=sum(1 for p in self.procs.values() if not p.failed and p.vmm),
         )

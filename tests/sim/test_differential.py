@@ -39,7 +39,16 @@ def compare(res, ref):
     peak = dict(res.peak)
     at_peak = peak.pop("buddyinfo_at_peak_used")
     assert at_peak is None or at_peak == r["peak_buddyinfo"]
+    huge_at_peak = peak.pop("hugepage_blocks")
     assert peak == r["peak"]
+    flat = lambda h: {"free": h["free"], "movable_only": h["movable_only"], **h["blocked"]}  # noqa: E731
+    assert flat(f["hugepage_blocks"]) == r["hugepage_blocks"]
+    if r["peak_hugepage_blocks"] is not None:
+        assert flat(huge_at_peak) == r["peak_hugepage_blocks"]
+    assert res.pressure == {"compaction_pages": sum(r["compaction_pages_by_order"]),
+                            "compaction_pages_by_order": r["compaction_pages_by_order"],
+                            "hopeless_failures": r["hopeless_failures"], "pt_requests": r["pt_requests"],
+                            "pt_requests_split": r["pt_requests_split"]}
     assert res.mean["pt_pages"] == (round(r["pt_sum"] / c_events(r), 6) if c_events(r) else 0.0)
     assert res.allocator_stats["high_water_pages"] == r["high_water"]
     assert res.allocator_stats["live_pages_at_high_water"] == r["live_at_high_water"]
