@@ -103,6 +103,35 @@ METRICS = (
     _M("frames_scanned_per_allocation", "frames", "frames scanned per order>=1 allocation",
        lambda r: r.allocator_stats.get("frames_scanned_per_allocation"), missing=0.0),
 )
+# allocator pressure (docs/analysis.md#allocator-pressure)
+_HUGE = ("free", "movable_only", "wasted_ept", "page_tables", "kalloc", "background")
+
+
+def _huge(r: Result, name: str) -> int:
+    h = r.final["hugepage_blocks"]
+    if name == "blocked":
+        return sum(h["blocked"].values())
+    return h[name] if name in h else h["blocked"][name]
+
+
+METRICS += (
+    _M("compaction_pages", "frames", "frames compaction would migrate for the failed requests",
+       lambda r: r.pressure["compaction_pages"]),
+    _M("hopeless_failures", "requests", "failed requests no compaction could serve",
+       lambda r: sum(r.pressure["hopeless_failures"])),
+    _M("pt_requests", "requests", "page-table allocations (a pair is one)", lambda r: r.pressure["pt_requests"]),
+    _M("pt_requests_split", "requests", "page-table allocations that found their free list empty",
+       lambda r: r.pressure["pt_requests_split"]),
+    _M("hugepage_blocks_free_final", "blocks", "2 MiB blocks free (final)", lambda r: _huge(r, "free")),
+    _M("hugepage_blocks_movable_only_final", "blocks", "2 MiB blocks holding only movable frames (final)",
+       lambda r: _huge(r, "movable_only")),
+    _M("hugepage_blocks_blocked_final", "blocks", "2 MiB blocks holding unmovable frames (final)",
+       lambda r: _huge(r, "blocked")),
+    *(_M(f"hugepage_blocks_{c}_final", "blocks", f"2 MiB blocks blocked by {what} (final)",
+         lambda r, c=c: _huge(r, c))
+      for c, what in zip(_HUGE[2:], ("wasted EPT pages alone", "page tables", "kernel allocations",
+                                     "background frames"))),
+)
 BY_NAME = {m.name: m for m in METRICS}
 
 # The numeric row of one replay (metrics_row), in column order.
@@ -111,14 +140,18 @@ ROW = ("events", "kpt_pages_final", "ept_pages_final", "wasted_ept_pages_final",
        "largest_free_order_final", "alloc_failures", "alloc_failures_order0", "alloc_failures_order1", "failed_maps",
        "failed_spawns", "ept_loads_per_write", "walk_pages_per_write", "tables_copied", "highalloc_order9_final",
        "highalloc_order9_at_peak", "jw_fragmentation", "processes_final", "vmm_processes_final",
-       "polluted_pageblocks_final", "fallbacks", "frames_scanned", "frames_scanned_per_allocation")
+       "polluted_pageblocks_final", "fallbacks", "frames_scanned", "frames_scanned_per_allocation",
+       "compaction_pages", "hopeless_failures", "pt_requests", "pt_requests_split", "hugepage_blocks_free_final",
+       "hugepage_blocks_movable_only_final", "hugepage_blocks_blocked_final", "hugepage_blocks_wasted_ept_final",
+       "hugepage_blocks_page_tables_final", "hugepage_blocks_kalloc_final", "hugepage_blocks_background_final")
 
 # `compare`'s display table, in row order.
 TABLE = ("kpt_pages_final", "ept_pages_final", "wasted_ept_pages_final", "pt_pages_final", "pt_pages_peak",
          "wasted_ept_pages_peak", "data_pages_final", "overhead_pct_final", "free_pages_final",
          "largest_free_order_final", "alloc_failures_order0", "alloc_failures_order1", "alloc_failures",
          "failed_maps", "failed_spawns", "ept_loads_per_write", "walk_pages_per_write", "tables_copied",
-         "polluted_pageblocks_final", "frames_scanned_per_allocation")
+         "polluted_pageblocks_final", "frames_scanned_per_allocation", "compaction_pages", "hopeless_failures",
+         "pt_requests", "pt_requests_split", "hugepage_blocks_blocked_final", "hugepage_blocks_wasted_ept_final")
 
 # `replay --json`'s summary block: (key in the JSON, metric). The keys predate the catalogue
 # and are kept so that scripts reading the JSON keep working.

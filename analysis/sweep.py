@@ -141,6 +141,8 @@ def run_one(run: dict) -> dict:
     row.update(metrics_row(r))
     row["buddyinfo_final"] = json.dumps(r.final["buddyinfo"])
     row["alloc_failures_by_order"] = json.dumps(r.alloc_failures)
+    row["compaction_pages_by_order"] = json.dumps(r.pressure["compaction_pages_by_order"])
+    row["hopeless_failures_by_order"] = json.dumps(r.pressure["hopeless_failures"])
     return row
 
 
