@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from ptpair import registry
-from ptpair.analysis.minmem import STEP_PAGES
 from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
 from ptpair.traces.sources import load, name_traces, synth_spec
+from ptpair.traces.units import MIB_PAGES
 
 SEED_MINMEM_SCHEMES = (registry.PAIR, registry.BASELINE)
 LARGE_MEMORY_PAGES = 1 << 20  # 4 GiB: seed replicates and break-even run without pressure
@@ -66,13 +66,14 @@ class ReportData:
     traces: dict  # name -> path (str)
     params: ReportParams
     memory: pd.DataFrame = field(default=None)  # trace, memory_pages (the report memory)
-    minmem: pd.DataFrame = field(default=None)  # trace, scheme, min_memory_pages, probes, peak_used_pages
+    minmem: pd.DataFrame = field(default=None)  # trace, scheme, min_memory_pages, peak_used_pages, pressure_margin_pages, ...
     metrics: pd.DataFrame = field(default=None)  # trace, scheme, metrics_row columns
     series: pd.DataFrame = field(default=None)  # trace, scheme, series_frame columns
     tight: pd.DataFrame = field(default=None)  # the same at the tight memory, windowed (worst per window)
+    compaction: pd.DataFrame = field(default=None)  # trace, scheme, memory_pages, order, failures, compaction_pages, ...
     failures: pd.DataFrame = field(default=None)  # trace, scheme, memory_pages, failures_0..10
     kernels: pd.DataFrame = field(default=None)  # trace, kernel, scheme, metrics_row columns
-    seeds: pd.DataFrame = field(default=None)  # workload, seed, scheme, metrics + min_memory_pages
+    seeds: pd.DataFrame = field(default=None)  # workload, seed, scheme, metrics + min memory and pressure margin
     breakeven: pd.DataFrame = field(default=None)  # breakeven.point rows
     walk: pd.DataFrame = field(default=None)  # trace, scheme, pattern, memory_pages, ns_per_lookup (+ CI), ...
     walk_info: dict = field(default=None)  # the machine the walks were timed on
@@ -101,7 +102,10 @@ def run_task(task: tuple):
         from ptpair.analysis.metrics import series_frame, windowed
 
         r = replay(load(path), Config(scheme, policy, pages), sample_every=1)
-        return windowed(series_frame(r), windows)
+        by_order = [{"order": k, "failures": r.alloc_failures[k],
+                     "compaction_pages": r.pressure["compaction_pages_by_order"][k],
+                     "hopeless_failures": r.pressure["hopeless_failures"][k]} for k in range(len(r.alloc_failures))]
+        return {"series": windowed(series_frame(r), windows), "compaction": by_order}
     if kind == "failures":
         _, name, path, scheme, policy, pages = task
         r = replay(load(path), Config(scheme, policy, pages))
@@ -117,8 +121,9 @@ def run_task(task: tuple):
         rows = []
         for s in schemes:
             row = metrics_row(replay(trace, Config(s, policy, LARGE_MEMORY_PAGES)))
-            row["min_memory_pages"] = (min_memory(trace, s, policy).min_memory_pages
-                                       if s in SEED_MINMEM_SCHEMES else None)
+            mm = min_memory(trace, s, policy) if s in SEED_MINMEM_SCHEMES else None
+            row["min_memory_pages"] = mm.min_memory_pages if mm else None
+            row["pressure_margin_pages"] = mm.pressure_margin_pages if mm else None
             rows.append({"workload": workload, "seed": seed, "scheme": s, **row})
         return rows
     if kind == "breakeven":
@@ -144,7 +149,8 @@ def kernel_schemes(kernel: str, p: ReportParams) -> tuple:
 
 
 def _round_up(pages: float) -> int:
-    return int(-(-int(pages) // STEP_PAGES) * STEP_PAGES)
+    """Up to a whole MiB: report memories are sizes a reader recognises."""
+    return int(-(-int(pages) // MIB_PAGES) * MIB_PAGES)
 
 
 def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool = True,
@@ -175,7 +181,7 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
         mem = {n: p.memory_pages or _round_up(peak[n] * (1 + p.headroom)) for n in traces}
         # the tight memory: the largest 1-MiB multiple below the peak of used frames, so that
         # some allocation must fail and the kernel's fragmentation index gets defined
-        tight = {n: max(STEP_PAGES, (peak[n] - 1) // STEP_PAGES * STEP_PAGES) for n in traces}
+        tight = {n: max(MIB_PAGES, (peak[n] - 1) // MIB_PAGES * MIB_PAGES) for n in traces}
         data.memory = pd.DataFrame({"trace": list(mem), "memory_pages": list(mem.values()),
                                     "peak_used_pages": [peak[n] for n in mem],
                                     "tight_memory_pages": [tight[n] for n in mem]})
@@ -199,8 +205,10 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                  for t in phase2 if t[0] == "sampled"])
     data.series = pd.concat([r2[t]["series"].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "sampled"],
                             ignore_index=True)
-    data.tight = pd.concat([r2[t].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "tight"],
+    data.tight = pd.concat([r2[t]["series"].assign(trace=t[1], scheme=t[3]) for t in phase2 if t[0] == "tight"],
                            ignore_index=True)
+    data.compaction = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **row}
+                                    for t in phase2 if t[0] == "tight" for row in r2[t]["compaction"]])
     front = ["trace", "scheme"]
     data.series = data.series[front + [c for c in data.series.columns if c not in front]]
     data.tight = data.tight[front + [c for c in data.tight.columns if c not in front]]

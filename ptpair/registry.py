@@ -80,7 +80,8 @@ WORKLOADS = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")  # tr
 FIGURE_FORMATS = ("svg", "pdf", "png")
 
 # Figure kinds (reports/plots.py draws one per kind). Per-trace kinds are named KIND__TRACE.
-PER_TRACE_FIGURES = ("pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes")
+PER_TRACE_FIGURES = ("pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",
+                     "hugepages")
 FIGURES = PER_TRACE_FIGURES + ("minmem", "breakeven", "decomposition", "walk_cost", "akaros_2015",
                                "linux_pageblocks", "walk_ns")
 

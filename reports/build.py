@@ -59,12 +59,23 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
             (f"pt_processes__{t}", f"series__{t}", series,
              f"Page-table memory against the number of live processes, {at}: mean over samples (line) and range "
              "(bars)."),
+            (f"hugepages__{t}", f"series__{t}",
+             series[series["scheme"].isin(data.params.failure_schemes)].reset_index(drop=True),
+             f"Huge-page availability over time, {at}: the 2 MiB blocks blocked by wasted EPT pages alone, by page "
+             "tables, kernel allocations or background frames (stacked from the bottom), then those holding only "
+             "movable frames, then the free ones."),
+            (f"compaction__{t}", f"compaction__{t}", tables.compaction_figure_data(data, t),
+             f"At the tight memory ({tight_mem / 256:.0f} MiB): for the requests that failed, by order, the frames "
+             "direct compaction would have to migrate (the cheapest aligned window free of unmovable frames) and "
+             "the failures no compaction could serve."),
         ]
     specs += [
         ("minmem", "minmem", tables.minmem_figure_data(data),
-         "Smallest failure-free memory (1-MiB steps) of each scheme minus separate's. Filled: the trace itself, "
-         f"exact. Hollow: mean paired difference over seeds 1-{data.params.seeds} of the synthetic workload of the "
-         f"same name ({data.params.seed_events} events), with its 95 % bootstrap (BCa) interval."),
+         "Pressure margin -- the frames a scheme needs beyond its live data to run without failure (smallest "
+         "failure-free memory, to the frame, minus the peak of frames in use) -- of each scheme minus separate's. "
+         f"Filled: the trace itself, exact. Hollow: mean paired difference over seeds 1-{data.params.seeds} of the "
+         f"synthetic workload of the same name ({data.params.seed_events} events), with its 95 % bootstrap (BCa) "
+         "interval."),
         ("decomposition", "decomposition", tables.decomposition_data(data),
          "Peak page-table memory of pair minus separate, split into waste (EPT pages of non-VMM processes: "
          "separate-eager - separate) and contiguity (pair - separate-eager)."),
@@ -230,7 +241,7 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
         f"Intervals: 95 % bootstrap (BCa) intervals of the mean paired difference over seeds 1-{p.seeds} of the "
         f"synthetic workload of the same name ({p.seed_events} events each, 4 GiB); a recorded trace has one exact "
         "value and no interval. Figures: memory waste -- [page-table memory](#waste); allocator pressure -- "
-        "[smallest failure-free memory](#minmem); walk cost -- [walk cost](#walk_cost).")
+        "[pressure margin](#minmem), on pristine memory; walk cost -- [walk cost](#walk_cost).")
     head, rows = _answer_rows(ans)
     d.table(head, rows, "answers", data="answers")
 
@@ -246,11 +257,17 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
     for t in data.traces:
         fig(f"pt_memory__{t}")
     d.h(2, "Allocator pressure", "pressure")
+    d.p("Measured on pristine memory (every replay starts with all frames free). The pressure margin is the "
+        "smallest failure-free memory, to the frame, minus the peak of frames in use; page-table requests that "
+        "found their own free list empty had to split a larger block; at the tight memory (the last MiB below "
+        "pair's peak of frames in use) every failed request is charged the frames compaction would migrate. "
+        "Definitions: docs/analysis.md#allocator-pressure.")
     fig("minmem")
     d.table(*_frame_rows(tables.minmem_exact(data)), data="minmem_exact")
+    d.table(*_frame_rows(tables.pressure_table(data)), data="pressure")
     for t in data.traces:
         d.h(3, f"{t}")
-        for k in ("failures_memory", "buddyinfo", "frag_index", "pt_processes"):
+        for k in ("failures_memory", "compaction", "hugepages", "buddyinfo", "frag_index", "pt_processes"):
             fig(f"{k}__{t}")
     d.h(2, "Walk cost", "walk")
     d.p("Counted, not timed: table pages touched and dependent loads to find the EPT entry of each KPT entry "
@@ -364,6 +381,7 @@ def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", f
         if len(stats):
             _csv(stats, tmp / "data" / "seed_stats.csv")
         _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
+        _csv(tables.pressure_table(data), tmp / "data" / "pressure.csv")
         for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
                             ("kernels", data.kernels), ("memory", data.memory)]:
             _csv(frame, tmp / "data" / f"{name}.csv")

@@ -19,51 +19,11 @@ import pandas as pd
 
 from ptpair import registry
 from ptpair.reports import style
+from ptpair.reports.plot_pressure import compaction, hugepages  # noqa: F401  (in FIGURES)
+from ptpair.reports.plotkit import bar_pair, events_axis, grouped_bars, load_pyplot, mib, need, scheme_legend
 from ptpair.reports.style import PART_COLORS, scheme_color, sort_schemes
-from ptpair.traces.units import PAGE_SIZE as PAGE_BYTES
 
 N_ORDERS = 11
-MIB = 1 << 20
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _mib(pages):
-    return np.asarray(pages, dtype=float) * PAGE_BYTES / MIB
-
-
-def _need(df: pd.DataFrame, cols, what: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} needs columns {', '.join(missing)}")
-    if df.empty:
-        raise ValueError(f"{what}: no rows to plot")
-
-
-def _scheme_legend(fig, schemes, extra=()):
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=scheme_color(s), marker=style.SCHEME_MARKERS.get(s, "o"), label=s)
-               for s in schemes] + list(extra)
-    wide = fig.get_figwidth() > 5
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-               ncol=min(len(handles), 7 if wide else (2 if len(handles) == 4 else 3)),
-               handlelength=1.6, columnspacing=1.0)
-
-
-def _events_axis(ax):
-    from matplotlib.ticker import EngFormatter, MaxNLocator
-
-    ax.set_xlabel("trace events")
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, 1.5M: no offset text to collide
-    ax.xaxis.set_major_locator(MaxNLocator(4))
 
 
 # --- per-trace figures --------------------------------------------------------------------
@@ -72,17 +32,17 @@ def pt_memory(df: pd.DataFrame):
 
     Columns: scheme, events, kpt_pages, ept_pages, wasted_ept_pages (pages).
     """
-    _need(df, ["scheme", "events", "kpt_pages", "ept_pages", "wasted_ept_pages"], "pt_memory")
-    plt = _plt()
+    need(df, ["scheme", "events", "kpt_pages", "ept_pages", "wasted_ept_pages"], "pt_memory")
+    plt = load_pyplot()
     schemes = sort_schemes(df["scheme"].unique())
     fig, axes = plt.subplots(1, len(schemes), figsize=style.size(wide=True), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], schemes):
         d = df[df["scheme"] == s].sort_values("events")
-        kpt, ept, waste = _mib(d["kpt_pages"]), _mib(d["ept_pages"]), _mib(d["wasted_ept_pages"])
+        kpt, ept, waste = mib(d["kpt_pages"]), mib(d["ept_pages"]), mib(d["wasted_ept_pages"])
         ax.stackplot(d["events"], kpt, ept - waste, waste, colors=list(PART_COLORS.values()),
                      labels=list(PART_COLORS), linewidth=0)
         ax.set_title(s, color=scheme_color(s))
-        _events_axis(ax)
+        events_axis(ax)
     axes[0][0].set_ylabel("page-table memory (MiB)")
     h, lab = axes[0][0].get_legend_handles_labels()
     fig.legend(h, lab, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
@@ -115,8 +75,8 @@ def buddyinfo(df: pd.DataFrame, baseline: str = "separate", other: str = "pair")
     Columns: scheme, events, free_blocks_0 .. free_blocks_10.
     """
     cols = [f"free_blocks_{k}" for k in range(N_ORDERS)]
-    _need(df, ["scheme", "events", *cols], "buddyinfo")
-    plt = _plt()
+    need(df, ["scheme", "events", *cols], "buddyinfo")
+    plt = load_pyplot()
     from matplotlib.colors import LogNorm, SymLogNorm
 
     schemes = sort_schemes(df["scheme"].unique())
@@ -132,7 +92,7 @@ def buddyinfo(df: pd.DataFrame, baseline: str = "separate", other: str = "pair")
         v = d[cols].to_numpy(dtype=float)
         mesh = _heat(ax, d["events"], np.ma.masked_less_equal(v, 0), "viridis", norm=LogNorm(1, top))
         ax.set_title(s, color=scheme_color(s))
-        _events_axis(ax)
+        events_axis(ax)
         ax.set_facecolor("#dddddd")
     _order_axis(axes[0][0])
     fig.colorbar(mesh, ax=axes[0][:len(schemes)].tolist(), label="free blocks (grey: none)", pad=0.01)
@@ -144,7 +104,7 @@ def buddyinfo(df: pd.DataFrame, baseline: str = "separate", other: str = "pair")
         lim = max(float(np.abs(dv).max()), 1.0)
         dm = _heat(ax, a["events"].to_numpy()[:m], dv, "PuOr_r", norm=SymLogNorm(1, vmin=-lim, vmax=lim))
         ax.set_title(f"{other} - {baseline}")
-        _events_axis(ax)
+        events_axis(ax)
         fig.colorbar(dm, ax=ax, label="difference (blocks)", pad=0.02)
     return fig
 
@@ -161,8 +121,8 @@ def frag_index(df: pd.DataFrame):
     """
     ucols = [f"unusable_index_{k}" for k in range(N_ORDERS)]
     fcols = [f"fragmentation_index_{k}" for k in range(N_ORDERS)]
-    _need(df, ["scheme", "events", "largest_free_order", *ucols, *fcols], "frag_index")
-    plt = _plt()
+    need(df, ["scheme", "events", "largest_free_order", *ucols, *fcols], "frag_index")
+    plt = load_pyplot()
     schemes = sort_schemes(df["scheme"].unique())
     st = style.STYLES[style._current["name"]]
     fig, axes = plt.subplots(3, len(schemes), figsize=style.size(wide=True, height=st["panel_height"] * 2.6),
@@ -193,7 +153,7 @@ def frag_index(df: pd.DataFrame):
             ax.set_ylabel("largest free\norder")
         else:
             ax.tick_params(labelleft=False)
-        _events_axis(ax)
+        events_axis(ax)
     fig.colorbar(mesh, ax=axes.ravel().tolist(), label="index (0 to 1)", pad=0.01, shrink=0.75, anchor=(0.0, 0.85))
     return fig
 
@@ -206,22 +166,22 @@ def failures_memory(df: pd.DataFrame):
     drawn apart (solid, dashed); orders 2 and up together (dotted).
     """
     fcols = [f"failures_{k}" for k in range(N_ORDERS)]
-    _need(df, ["scheme", "memory_pages", *fcols], "failures_memory")
-    plt = _plt()
+    need(df, ["scheme", "memory_pages", *fcols], "failures_memory")
+    plt = load_pyplot()
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=style.size())
     schemes = sort_schemes(df["scheme"].unique())
     for s in schemes:
         d = df[df["scheme"] == s].sort_values("memory_pages")
-        x = _mib(d["memory_pages"])
+        x = mib(d["memory_pages"])
         series = {0: d["failures_0"], 1: d["failures_1"], 2: d[fcols[2:]].sum(axis=1)}
         for k, y in series.items():
             if (y > 0).any():
                 ax.plot(x, y, linestyle=style.ORDER_LINESTYLES[k], color=scheme_color(s),
                         marker=style.SCHEME_MARKERS.get(s, "o"), markersize=3)
         if "min_memory_pages" in d and d["min_memory_pages"].notna().any():
-            ax.axvline(_mib(d["min_memory_pages"].dropna().iloc[0]), color=scheme_color(s), linewidth=0.8,
+            ax.axvline(mib(d["min_memory_pages"].dropna().iloc[0]), color=scheme_color(s), linewidth=0.8,
                        alpha=0.6)
     ax.set_yscale("symlog", linthresh=1)
     ax.set_ylim(bottom=0)
@@ -229,7 +189,7 @@ def failures_memory(df: pd.DataFrame):
     ax.set_ylabel("failed requests")
     extra = [Line2D([], [], color="grey", linestyle=style.ORDER_LINESTYLES[k], label=lab)
              for k, lab in [(0, "order 0"), (1, "order 1"), (2, "order ≥ 2")]]
-    _scheme_legend(fig, schemes, extra)
+    scheme_legend(fig, schemes, extra)
     fig.tight_layout()
     return fig
 
@@ -240,8 +200,8 @@ def pt_processes(df: pd.DataFrame):
 
     Columns: scheme, processes, pt_pages.
     """
-    _need(df, ["scheme", "processes", "pt_pages"], "pt_processes")
-    plt = _plt()
+    need(df, ["scheme", "processes", "pt_pages"], "pt_processes")
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=style.size())
     schemes = sort_schemes(df["scheme"].unique())
     dodge = 0.5 / max(len(schemes), 1)
@@ -249,51 +209,30 @@ def pt_processes(df: pd.DataFrame):
         g = df[df["scheme"] == s].groupby("processes")["pt_pages"]
         x = g.mean().index.to_numpy(dtype=float) + (i - (len(schemes) - 1) / 2) * dodge
         c = scheme_color(s)
-        ax.errorbar(x, _mib(g.mean()), yerr=[_mib(g.mean() - g.min()), _mib(g.max() - g.mean())], color=c,
+        ax.errorbar(x, mib(g.mean()), yerr=[mib(g.mean() - g.min()), mib(g.max() - g.mean())], color=c,
                     marker=style.SCHEME_MARKERS.get(s, "o"), markersize=3, linewidth=0.8, elinewidth=0.6)
     ax.set_xlabel("live processes")
     ax.set_ylabel("page-table memory (MiB)")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _scheme_legend(fig, schemes)
+    scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
 
 
 # --- figures across traces ---------------------------------------------------------------
-def _grouped_bars(ax, df, category, value, err_low=None, err_high=None):
-    cats = list(dict.fromkeys(df[category]))
-    schemes = sort_schemes(df["scheme"].unique())
-    width = 0.8 / max(len(schemes), 1)
-    for i, s in enumerate(schemes):
-        d = df[df["scheme"] == s].set_index(category).reindex(cats)
-        x = np.arange(len(cats)) + (i - (len(schemes) - 1) / 2) * width
-        yerr = None
-        if err_low is not None and d[err_low].notna().any():
-            yerr = np.vstack([(d[value] - d[err_low]).fillna(0).clip(lower=0),
-                              (d[err_high] - d[value]).fillna(0).clip(lower=0)])
-        ax.bar(x, d[value], width, color=scheme_color(s), yerr=yerr, ecolor="black", error_kw={"linewidth": 0.8},
-               label=s)
-        for xi, v in zip(x, d[value]):
-            if v == 0:  # a zero bar is invisible: say it
-                ax.annotate("0", (xi, 0), xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
-                            color=scheme_color(s), fontsize="x-small")
-    ax.set_xticks(np.arange(len(cats)))
-    ax.set_xticklabels(cats, rotation=30, ha="right")
-    return schemes
-
-
 def minmem(df: pd.DataFrame):
-    """Smallest failure-free memory of each scheme minus separate's, per trace: the exact
-    value for each trace (filled), and for each synthetic workload the mean paired
-    difference over seeds with its bootstrap interval (hollow, with error bar).
+    """The pressure margin -- frames a scheme needs beyond its live data to run without
+    failure -- of each scheme minus separate's, per trace: the exact value for each trace
+    (filled), and for each synthetic workload the mean paired difference over seeds with
+    its bootstrap interval (hollow, with error bar).
 
     Columns: trace, scheme, kind ('trace' or 'seeds'), difference_pages, ci_low_pages,
     ci_high_pages (NaN for one run).
     """
-    _need(df, ["trace", "scheme", "kind", "difference_pages", "ci_low_pages", "ci_high_pages"], "minmem")
-    plt = _plt()
+    need(df, ["trace", "scheme", "kind", "difference_pages", "ci_low_pages", "ci_high_pages"], "minmem")
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=style.size(wide=True))
     traces = list(dict.fromkeys(df["trace"]))
     schemes = [s for s in sort_schemes(df["scheme"].unique())]
@@ -305,8 +244,8 @@ def minmem(df: pd.DataFrame):
             if d["difference_pages"].isna().all():
                 continue
             x = np.arange(len(traces)) + (2 * i + j - (n - 1) / 2) * step
-            y = _mib(d["difference_pages"])
-            lo, hi = _mib(d["ci_low_pages"]), _mib(d["ci_high_pages"])
+            y = d["difference_pages"].to_numpy(dtype=float)
+            lo, hi = d["ci_low_pages"].to_numpy(dtype=float), d["ci_high_pages"].to_numpy(dtype=float)
             yerr = np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)]) if kind == "seeds" else None
             c = scheme_color(s)
             ax.errorbar(x, y, yerr=yerr, fmt=style.SCHEME_MARKERS.get(s, "o"), color=c, capsize=2,
@@ -314,13 +253,13 @@ def minmem(df: pd.DataFrame):
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(np.arange(len(traces)))
     ax.set_xticklabels(traces, rotation=30, ha="right")
-    ax.set_ylabel("smallest failure-free memory\nminus separate's (MiB)")
+    ax.set_ylabel("pressure margin minus\nseparate's (frames)")
     from matplotlib.lines import Line2D
 
     extra = [Line2D([], [], color="grey", marker="o", linestyle="", label="this trace"),
              Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
                     label="mean over seeds, 95 % CI")]
-    _scheme_legend(fig, schemes, extra)
+    scheme_legend(fig, schemes, extra)
     fig.tight_layout()
     return fig
 
@@ -332,8 +271,8 @@ def breakeven(df: pd.DataFrame):
 
     Columns: vmm_fraction, seed, phi, ratio.
     """
-    _need(df, ["vmm_fraction", "phi", "ratio"], "breakeven")
-    plt = _plt()
+    need(df, ["vmm_fraction", "phi", "ratio"], "breakeven")
+    plt = load_pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True), sharey=True)
     dark = style.OKABE_ITO["black"]
     f = np.linspace(0, 1, 101)
@@ -357,14 +296,14 @@ def decomposition(df: pd.DataFrame):
 
     Columns: trace, waste, contiguity (pages).
     """
-    _need(df, ["trace", "waste", "contiguity"], "decomposition")
-    plt = _plt()
+    need(df, ["trace", "waste", "contiguity"], "decomposition")
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=style.size())
     cats = list(df["trace"])
     x = np.arange(len(cats))
     w = 0.38
-    ax.bar(x - w / 2, _mib(df["waste"]), w, color=PART_COLORS["EPT wasted"], label="waste (EPT of non-VMMs)")
-    ax.bar(x + w / 2, _mib(df["contiguity"]), w, color=scheme_color("pair"), label="contiguity (order-1 blocks)")
+    ax.bar(x - w / 2, mib(df["waste"]), w, color=PART_COLORS["EPT wasted"], label="waste (EPT of non-VMMs)")
+    ax.bar(x + w / 2, mib(df["contiguity"]), w, color=scheme_color("pair"), label="contiguity (order-1 blocks)")
     for xi, (wv, cv) in enumerate(zip(df["waste"], df["contiguity"])):
         for off, v, c in ((-w / 2, wv, PART_COLORS["EPT wasted"]), (w / 2, cv, scheme_color("pair"))):
             if v == 0:  # a zero bar is invisible: say it
@@ -386,27 +325,9 @@ def walk_cost(df: pd.DataFrame):
 
     Columns: trace, scheme, ept_loads_per_write, walk_pages_per_write.
     """
-    _need(df, ["trace", "scheme", "ept_loads_per_write", "walk_pages_per_write"], "walk_cost")
-    return _bar_pair(df, "ept_loads_per_write", "walk_pages_per_write",
+    need(df, ["trace", "scheme", "ept_loads_per_write", "walk_pages_per_write"], "walk_cost")
+    return bar_pair(df, "ept_loads_per_write", "walk_pages_per_write",
                      ("EPT dependent loads per entry write", "table pages touched per entry write"))
-
-
-def _bar_pair(df: pd.DataFrame, left: str, right: str, ylabels: tuple, scales: tuple = ("linear", "linear")):
-    """Two panels of bars per trace (x) and scheme (colour): columns `left` and `right`."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=style.size(wide=True))
-    schemes = None
-    for ax, col, label, scale in zip(axes, (left, right), ylabels, scales):
-        schemes = _grouped_bars(ax, df, "trace", col)
-        if scale == "symlog":
-            ax.set_yscale("symlog", linthresh=10)
-            ax.set_ylim(bottom=0)
-        elif scale == "log":
-            ax.set_yscale("log")
-        ax.set_ylabel(label)
-    _scheme_legend(fig, schemes)
-    fig.tight_layout()
-    return fig
 
 
 def akaros_2015(df: pd.DataFrame):
@@ -416,8 +337,8 @@ def akaros_2015(df: pd.DataFrame):
 
     Columns: trace, scheme, frames_scanned_per_allocation, pt_pages_peak.
     """
-    _need(df, ["trace", "scheme", "frames_scanned_per_allocation", "pt_pages_peak"], "akaros_2015")
-    return _bar_pair(df.assign(pt_mib=_mib(df["pt_pages_peak"])), "frames_scanned_per_allocation", "pt_mib",
+    need(df, ["trace", "scheme", "frames_scanned_per_allocation", "pt_pages_peak"], "akaros_2015")
+    return bar_pair(df.assign(pt_mib=mib(df["pt_pages_peak"])), "frames_scanned_per_allocation", "pt_mib",
                      ("frames scanned per order ≥ 1 request", "peak page-table memory (MiB)"), ("log", "linear"))
 
 
@@ -428,8 +349,8 @@ def linux_pageblocks(df: pd.DataFrame):
 
     Columns: trace, scheme, polluted_pageblocks_final, fallbacks.
     """
-    _need(df, ["trace", "scheme", "polluted_pageblocks_final", "fallbacks"], "linux_pageblocks")
-    return _bar_pair(df, "polluted_pageblocks_final", "fallbacks",
+    need(df, ["trace", "scheme", "polluted_pageblocks_final", "fallbacks"], "linux_pageblocks")
+    return bar_pair(df, "polluted_pageblocks_final", "fallbacks",
                      ("polluted pageblocks (end)", "migratetype fallbacks"), ("symlog", "symlog"))
 
 
@@ -440,18 +361,18 @@ def walk_ns(df: pd.DataFrame):
 
     Columns: trace, scheme, pattern, memory_pages, ns_per_lookup, ci_low, ci_high.
     """
-    _need(df, ["trace", "scheme", "pattern", "memory_pages", "ns_per_lookup", "ci_low", "ci_high"], "walk_ns")
-    plt = _plt()
+    need(df, ["trace", "scheme", "pattern", "memory_pages", "ns_per_lookup", "ci_low", "ci_high"], "walk_ns")
+    plt = load_pyplot()
     patterns = list(dict.fromkeys(df["pattern"]))
     fig, axes = plt.subplots(1, len(patterns), figsize=style.size(wide=True), sharey=True, squeeze=False)
     d = df.assign(where=df["trace"] + "\n" + (df["memory_pages"] // 256).astype(int).astype(str) + " MiB")
     schemes = None
     for ax, pat in zip(axes[0], patterns):
-        schemes = _grouped_bars(ax, d[d["pattern"] == pat], "where", "ns_per_lookup", "ci_low", "ci_high")
+        schemes = grouped_bars(ax, d[d["pattern"] == pat], "where", "ns_per_lookup", "ci_low", "ci_high")
         ax.set_title(f"{pat} addresses")
         ax.tick_params(axis="x", labelsize="x-small")
     axes[0][0].set_ylabel("ns per lookup (median)")
-    _scheme_legend(fig, schemes)
+    scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
 

@@ -22,14 +22,14 @@ CONFIDENCE = 0.95
 # (question, metric column in metrics/seeds, unit, how to show a value, figure)
 QUESTIONS = [
     ("memory waste", "pt_pages_peak", "MiB of page tables at peak", lambda v: v / MIB_PAGES, "pt_memory"),
-    ("allocator pressure", "min_memory_pages", "MiB of memory, smallest with no failure",
-     lambda v: v / MIB_PAGES, "minmem"),
+    ("allocator pressure", "pressure_margin_pages",
+     "frames beyond the live data (smallest failure-free memory - peak of frames in use)", lambda v: v, "minmem"),
     ("walk cost", "ept_loads_per_write", "EPT dependent loads per entry write", lambda v: v, "walk_cost"),
 ]
 
 
 def _value(data: ReportData, trace: str, scheme: str, metric: str) -> float:
-    if metric == "min_memory_pages":
+    if metric in ("min_memory_pages", "pressure_margin_pages"):
         d = data.minmem
     else:
         d = data.metrics
@@ -75,12 +75,13 @@ def answers(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def minmem_figure_data(data: ReportData) -> pd.DataFrame:
-    """Smallest failure-free memory of each scheme minus separate's: exact per trace
-    (kind 'trace'), and per synthetic workload the mean paired difference over seeds with
-    its bootstrap interval (kind 'seeds'; only the schemes the seeds were searched for)."""
+def minmem_figure_data(data: ReportData, metric: str = "pressure_margin_pages") -> pd.DataFrame:
+    """The pressure margin (frames needed beyond the live data) of each scheme minus
+    separate's: exact per trace (kind 'trace'), and per synthetic workload the mean paired
+    difference over seeds with its bootstrap interval (kind 'seeds'; only the schemes the
+    seeds were searched for)."""
     rows = []
-    mm = data.minmem.set_index(["trace", "scheme"])["min_memory_pages"]
+    mm = data.minmem.set_index(["trace", "scheme"])[metric]
     for (trace, scheme), v in mm.items():
         if scheme == BASE or (trace, BASE) not in mm:
             continue
@@ -91,18 +92,47 @@ def minmem_figure_data(data: ReportData) -> pd.DataFrame:
         d = s[s["workload"] == w]
         for scheme in dict.fromkeys(d["scheme"]):
             dd = d[d["scheme"].isin([scheme, BASE])]
-            if scheme == BASE or dd["min_memory_pages"].isna().any():
+            if scheme == BASE or dd[metric].isna().any():
                 continue
-            st = paired_stats(dd, "min_memory_pages", scheme, BASE, "seed", CONFIDENCE)
+            st = paired_stats(dd, metric, scheme, BASE, "seed", CONFIDENCE)
             rows.append({"trace": w, "scheme": scheme, "kind": "seeds", "difference_pages": st["mean_difference"],
                          "ci_low_pages": st["ci_low"], "ci_high_pages": st["ci_high"], "n": st["n"]})
     return pd.DataFrame(rows)
 
 
 def minmem_exact(data: ReportData) -> pd.DataFrame:
-    """Smallest failure-free memory (MiB) per trace (rows, in report order) and scheme."""
-    mm = data.minmem.pivot(index="trace", columns="scheme", values="min_memory_pages").reindex(list(data.traces))
-    return (mm / MIB_PAGES).reset_index().rename(columns=lambda c: c if c == "trace" else f"{c} (MiB)")
+    """Per trace (report order) and scheme: the smallest failure-free memory, the peak of
+    frames in use, the pressure margin between them (frames), and whether the search
+    verified the answer."""
+    order = {t: i for i, t in enumerate(data.traces)}
+    cols = ["trace", "scheme", "min_memory_pages", "peak_used_pages", "pressure_margin_pages", "verified"]
+    d = data.minmem[cols].copy()
+    d["_o"] = d["trace"].map(order)
+    return d.sort_values(["_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def compaction_figure_data(data: ReportData, trace: str) -> pd.DataFrame:
+    """Failed requests at the tight memory by order, with their compaction cost, for the
+    orders where some scheme failed (every order if none did)."""
+    d = data.compaction[(data.compaction["trace"] == trace)
+                        & data.compaction["scheme"].isin(data.params.failure_schemes)].drop(columns="trace")
+    failing = sorted(d.loc[d["failures"] > 0, "order"].unique())
+    return (d[d["order"].isin(failing)] if failing else d).reset_index(drop=True)
+
+
+def pressure_table(data: ReportData) -> pd.DataFrame:
+    """Per trace and scheme, the allocator-pressure figures: page-table requests and the
+    share that found their free list empty (report memory), and at the tight memory the
+    failed requests, the frames compaction would migrate for them and the hopeless ones."""
+    m = data.metrics[["trace", "scheme", "pt_requests", "pt_requests_split", "hugepage_blocks_blocked_final"]].copy()
+    m["split_share"] = np.where(m["pt_requests"] > 0, m["pt_requests_split"] / m["pt_requests"].where(
+        m["pt_requests"] > 0, 1), np.nan)
+    c = data.compaction.groupby(["trace", "scheme"], sort=False)[["failures", "compaction_pages",
+                                                                  "hopeless_failures"]].sum().reset_index()
+    out = m.merge(c.rename(columns=lambda x: x if x in ("trace", "scheme") else f"tight_{x}"), on=["trace", "scheme"],
+                  how="left")
+    return out[["trace", "scheme", "pt_requests", "pt_requests_split", "split_share", "hugepage_blocks_blocked_final",
+                "tight_failures", "tight_compaction_pages", "tight_hopeless_failures"]]
 
 
 def failures_figure_data(data: ReportData, trace: str) -> pd.DataFrame:
@@ -132,8 +162,9 @@ def kernel_data(data: ReportData, kernel: str) -> pd.DataFrame:
     return d[["trace", "scheme", "memory_pages", *cols]].reset_index(drop=True)
 
 
-def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_peak", "min_memory_pages",
-                                           "alloc_failures", "ept_loads_per_write")) -> pd.DataFrame:
+def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_peak", "pressure_margin_pages",
+                                           "alloc_failures", "pt_requests_split",
+                                           "ept_loads_per_write")) -> pd.DataFrame:
     """Every scheme against separate, per synthetic workload, over seeds (paired)."""
     rows = []
     s = data.seeds
