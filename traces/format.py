@@ -39,7 +39,9 @@ OPTIONAL_COLUMNS = ("page_size", "time", "comm", "migratetype", "gfp_flags")
 MIGRATETYPES = ("unmovable", "movable", "reclaimable")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-# Which cells an op must have (others may be empty).
+# Which cells an op must have (others may be empty). Kernel allocations belong to no
+# process: a kalloc or kfree may leave its pid empty, which reads as pid 0.
+NEEDS_PID = frozenset(range(len(OPS))) - {OP_KALLOC, OP_KFREE}
 NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP))
 NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
 NEEDS_ORDER = frozenset((OP_KALLOC,))
