@@ -37,10 +37,9 @@ from ptpair.sim import counters as C
 from ptpair.sim.handles import h_rehash, new_handle_arrays
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
+# An entry of a level-l table (pml1 = 1 .. pml4 = 4) spans 2^(PML1_SHIFT + IDX_BITS * (l - 1))
+# bytes: 4 KiB, 2 MiB, 1 GiB, 512 GiB (the kernel's PML1_SHIFT .. PML4_SHIFT: 12, 21, 30, 39).
 PML1_SHIFT = 12
-PML2_SHIFT = 21
-PML3_SHIFT = 30
-PML4_SHIFT = 39
 ENTRIES = 512
 IDX_BITS = 9  # log2(ENTRIES)
 IDX_MASK = ENTRIES - 1
@@ -65,8 +64,7 @@ P_NONE = 0  # never spawned, or exited
 P_ALIVE = 1
 P_FAILED = 2  # its root could not be allocated: later events are skipped
 
-# --- kalloc handle states ----------------------------------------------------------
-H_NONE = 0
+# --- kalloc handle states (0: an empty slot of the handle table, sim/handles.py) ----
 H_LIVE = 1
 H_FAILED = 2  # its kalloc failed: a kfree does nothing
 

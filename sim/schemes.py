@@ -32,7 +32,6 @@ SCHEMES = {
     "pair-on-vmm": SCHEME_PAIR_ON_VMM,
     "separate-lazy": SCHEME_SEPARATE_LAZY,
 }
-SCHEME_NAMES = {v: k for k, v in SCHEMES.items()}
 
 # indexed by scheme code
 SPAWN_KIND = np.array([KIND_PAIR, KIND_KPT, KIND_SEP, KIND_KPT, KIND_KPT], np.int8)

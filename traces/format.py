@@ -25,7 +25,6 @@ MAX_ORDER = 10  # buddy orders 0..MAX_ORDER
 
 # page_size column value -> size class (0: 4 KiB, 1: 2 MiB, 2: 1 GiB)
 PAGE_SIZES = (1 << PAGE_SHIFT, 1 << HUGE_2M_SHIFT, 1 << HUGE_1G_SHIFT)
-PAGE_SIZE_SHIFTS = (PAGE_SHIFT, HUGE_2M_SHIFT, HUGE_1G_SHIFT)
 
 # --- operations ---------------------------------------------------------------------
 # The code of an op is its index in OPS; the compiled core switches on these codes.
