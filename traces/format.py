@@ -315,7 +315,7 @@ def encode(trace: Trace, pid_map: PidMap | None = None) -> EventArrays:
     is_fork = op == OP_FORK
     n = len(op)
     arg = np.ascontiguousarray(trace.arg, dtype=np.int64)
-    if is_fork.any():  # a fork's arg is its child's pid: dense too
+    if is_fork.any():  # a fork's arg is its parent's pid (pid is the child): dense too
         inv = pid_map.map(np.concatenate([trace.pid, trace.arg[is_fork]]))
         pid = inv[:n]
         arg = arg.copy()
