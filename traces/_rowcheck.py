@@ -1,7 +1,6 @@
 """One compiled pass that checks a chunk of canonical rows and builds its columns.
 
-Checking a chunk with numpy masks costs a pass over memory per rule (about 30 ns per
-row in all). Here every rule of `format.validate` and of the canonical reader is
+Checking a chunk with numpy masks costs a pass over memory per rule. Here every rule of `format.validate` and of the canonical reader is
 applied to a row while it is in registers, and the Trace columns are written in the
 same pass. The pass only answers "is every row good?": at the first bad row it stops
 and returns its index, and the reader falls back to the numpy checks, which then name
@@ -40,8 +39,9 @@ def _present(vals, bits, off, i):
 
 @njit(cache=True, nogil=True, inline="always")
 def _value(vals, present, i):
-    """Cell i's value, 0 where it is empty. (Returning the pair (present, value) from one
-    helper costs 9 ns per call in numba 0.68: tuple returns are not optimised away.)"""
+    """Cell i's value, 0 where it is empty. (Not one helper returning the pair (present,
+    value): numba does not optimise tuple returns away, and the pass was several times
+    slower; docs/performance.md.)"""
     if len(vals) == 0:
         return 0
     return vals[i] * present  # not `if`: whether a cell is empty is data (see check_rows)
@@ -60,7 +60,7 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
 
     Rules combine with `&` and `|` (no short circuit) and one branch per row: whether a
     row is a kalloc or a map is data, and branching on it would mispredict about every
-    other row on a mixed trace (measured, cache-warm: 8.4 against 6.6 ns per row)."""
+    other row on a mixed trace (measured: docs/performance.md)."""
     has_mt = len(mt) != 0
     for i in range(n):
         op = op_lut[op_idx[i]]

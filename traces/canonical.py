@@ -171,7 +171,7 @@ def _op_view(table: pa.Table):
     distinct name, through the column's dictionary (made here for a text column).
 
     (No pa.array() here: pyarrow's first conversion of Python or numpy data imports
-    pandas, a tenth of a second that a small `ptpair replay` would pay.)"""
+    pandas, which a small `ptpair replay` would wait for; docs/performance.md.)"""
     import pyarrow.compute as pc
 
     arr = _array(table.column("op"))
@@ -573,8 +573,9 @@ def _table_for_write(trace: Trace) -> pa.Table:
 
 # How ptpair writes Parquet. The many-valued integer columns (handles, addresses,
 # lengths) are delta-encoded: handles and addresses mostly grow, so the deltas pack into
-# a few bits, and decoding them is about 4x faster than Parquet's default dictionary
-# (which overflows on millions of distinct handles and falls back to plain values).
+# a few bits, and decoding them is much faster than Parquet's default dictionary
+# (which overflows on millions of distinct handles and falls back to plain values;
+# figures in docs/performance.md).
 # The few-valued columns keep the dictionary.
 _DELTA = ("va", "length", "arg")
 _PARQUET_ENCODINGS = dict(

@@ -340,6 +340,6 @@ def _writable(a: np.ndarray, dtype) -> np.ndarray:
 
     The compiled core is specialised on its arrays' types, and numba's types tell
     read-only arrays (Arrow's buffers seen through numpy) from writable ones: one kind
-    keeps one compiled replay loop (each costs a minute and a half to compile)."""
+    keeps one compiled replay loop (each one is compiled separately, and compiling is slow)."""
     a = np.ascontiguousarray(a, dtype=dtype)
     return a if a.flags.writeable else a.copy()
