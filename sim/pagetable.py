@@ -10,7 +10,8 @@ in a pml2, whose frame is an order-9 buddy block; a 1 GiB page in a pml3, whose
 "frame" is an id in the separate gigantic-page pool).
 
 The EPT is not a second tree: Akaros keeps the EPT identical to the KPT over the user
-half (`../shared/notes/akaros-facts.md`), so each KPT table records the frame of its
+half (the KPT-EPT invariant stated above `arch_pgdir_setup` in its
+`kern/arch/x86/pmap64.c`; docs/sources.md), so each KPT table records the frame of its
 EPT twin. Whether a table has a twin, and whether the twin is the adjacent frame, is
 the table's kind:
 
