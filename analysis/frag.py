@@ -17,7 +17,7 @@ For a requested order k and free lists n_0..n_10 (free blocks per order, as
 
 Values are integers on the kernel's x1000 scale; debugfs prints them divided by 1000 with
 three decimals (C integer division, truncating towards zero). See
-`../shared/notes/linux-memory-facts.md`.
+docs/sources.md#fragmentation-indices-mmvmstatc.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ the median over rounds and a 95 % bootstrap interval of the median; the speedup 
 (separate's time over pair's, per round) with its interval. With `cold`, a buffer four
 times the last-level cache is written between rounds, so tables start out of cache.
 
-Only processes that have an EPT under every compared scheme are walked: under
-`separate` that is the VMM processes (use `separate-eager` for a trace without VMMs).
+Only processes that have an EPT under every compared scheme, and at least one 4-KiB
+page mapped at the end of the trace, are walked: under `separate` that is the VMM
+processes (use `separate-eager` for a trace without VMMs). A process with only huge pages
+left, or none, has no address to look up and is skipped.
 """
 
 from __future__ import annotations
@@ -122,15 +124,23 @@ def _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, loo
         raise ValueError("no process has an EPT under every scheme compared (under `separate` only VMM "
                          "processes do); compare with separate-eager, or use a trace with VMMs")
     first = states[schemes[0]]
+    # A process with no 4-KiB page left (it unmapped them all, or maps only huge pages)
+    # has nothing to look up and no extent for the range operation: it is not walked.
+    extent = {}  # process -> [lo, hi) bytes, from its first to past its last 4-KiB page
     addr, owner = [], []
     for p in procs:
-        a = leaf_addresses(first.machine.tables, p)
+        a = leaf_addresses(first.machine.tables, p)  # ascending
+        if len(a) == 0:
+            continue
+        extent[p] = (int(a[0]), int(a[-1]) + 4096)
         addr.append(a)
         owner.append(np.full(len(a), p))
+    if not extent:
+        raise ValueError("the processes with an EPT under every scheme compared have no 4-KiB pages mapped at "
+                         "the end of the trace: there is nothing to walk")
+    procs = sorted(extent)
     va_all = np.concatenate(addr)
     pr_all = np.concatenate(owner)
-    if len(va_all) == 0:
-        raise ValueError("the walked processes have no 4-KiB pages mapped at the end of the trace")
     rng = np.random.default_rng(seed)
     orders = {"sequential": np.resize(np.arange(len(va_all)), lookups),
               "random": rng.integers(0, len(va_all), lookups)}
@@ -172,8 +182,7 @@ def _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, loo
             t0 = perf_counter_ns()
             for p in procs:
                 k, e = st.roots[p]
-                lo = int(va_all[pr_all == p].min())
-                hi = int(va_all[pr_all == p].max()) + 4096
+                lo, hi = extent[p]
                 for _ in range(2):
                     v, bad = range_protect(st.mem.words, k, k if st.pair else e, lo, hi, st.pair, scratch)
                     visited += v

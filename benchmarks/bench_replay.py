@@ -22,39 +22,10 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
+from benchmarks.gen import half_full_allocator_trace
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import OPS, Trace, encode
 from ptpair.traces.synth import synth
-
-
-def allocator_trace(n_events: int, memory_pages: int, seed: int = 1) -> Trace:
-    """kalloc/kfree only; live allocations hover around half of memory."""
-    rng = np.random.default_rng(seed)
-    orders = rng.choice([0, 0, 0, 0, 1, 1, 2, 3], size=n_events)
-    coins = rng.random(n_events)
-    picks = rng.random(n_events)
-    op, arg, order = [], [], []
-    live: list[int] = []
-    live_pages = 0
-    sizes = {}
-    next_h = 0
-    for i in range(n_events):
-        if live and (live_pages > memory_pages // 2 or coins[i] < 0.45):
-            k = int(picks[i] * len(live))
-            live[k], live[-1] = live[-1], live[k]
-            h = live.pop()
-            live_pages -= sizes.pop(h)
-            op.append("kfree"), arg.append(h), order.append(0)
-        else:
-            o = int(orders[i])
-            op.append("kalloc"), arg.append(next_h), order.append(o)
-            live.append(next_h)
-            sizes[next_h] = 1 << o
-            live_pages += 1 << o
-            next_h += 1
-    return Trace.from_columns(source="<allocator>", pid=[0] * n_events, op=op, arg=arg, order=order)
 
 
 def time_core(trace: Trace, config: Config, repeats: int) -> tuple[float, Machine]:
@@ -96,7 +67,7 @@ def main(argv=None) -> dict:
     memory = 1 << 18  # 1 GiB
     out = {}
 
-    tr = allocator_trace(n_alloc, memory)
+    tr = half_full_allocator_trace(n_alloc, memory)
     cfg = Config("pair", "address", memory)
     t_core, _ = time_core(tr, cfg, args.repeats)
     t_ref = time_reference(tr, cfg, args.repeats)

@@ -1,4 +1,6 @@
-"""Vectorised generators of long synthetic event streams for the speed and memory benchmarks."""
+"""Generators of synthetic allocator event streams for the speed and memory benchmarks
+(tests/test_interrupt.py uses them too, for a long trace to interrupt).
+"""
 
 from __future__ import annotations
 
@@ -35,3 +37,33 @@ def allocator_trace(n_events: int, seed: int = 1) -> Trace:
     n = len(op)
     return Trace(pid=np.zeros(n, np.int64), op=op, va=np.zeros(n, np.int64), length=np.zeros(n, np.int64),
                  arg=arg, order=order, page_size=np.full(n, 4096, np.int64), source="<allocator>")
+
+
+def half_full_allocator_trace(n_events: int, memory_pages: int, seed: int = 1) -> Trace:
+    """kalloc/kfree only (orders 0..3, mostly 0); live allocations hover around half of
+    `memory_pages`, freed in random order. A Python loop: for traces of a few 100,000
+    events (bench_replay), where the reference machine must replay them too."""
+    rng = np.random.default_rng(seed)
+    orders = rng.choice([0, 0, 0, 0, 1, 1, 2, 3], size=n_events)
+    coins = rng.random(n_events)
+    picks = rng.random(n_events)
+    op, arg, order = [], [], []
+    live: list[int] = []
+    live_pages = 0
+    sizes = {}
+    next_h = 0
+    for i in range(n_events):
+        if live and (live_pages > memory_pages // 2 or coins[i] < 0.45):
+            k = int(picks[i] * len(live))
+            live[k], live[-1] = live[-1], live[k]
+            h = live.pop()
+            live_pages -= sizes.pop(h)
+            op.append("kfree"), arg.append(h), order.append(0)
+        else:
+            o = int(orders[i])
+            op.append("kalloc"), arg.append(next_h), order.append(o)
+            live.append(next_h)
+            sizes[next_h] = 1 << o
+            live_pages += 1 << o
+            next_h += 1
+    return Trace.from_columns(source="<allocator>", pid=[0] * n_events, op=op, arg=arg, order=order)

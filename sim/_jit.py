@@ -2,8 +2,9 @@
 
 Kernels take the machine state as namedtuples of numpy arrays and never allocate, so
 they are compiled without numba's reference-counting runtime (`_nrt=False`): with it,
-every call would pay an atomic incref/decref per array in the tuples (measured: 63 ns
-against 2.8 ns for a free-list remove + insert). Cached on disk (see ptpair/_jitcache.py).
+every call would pay an atomic incref/decref per array in the tuples, many times the
+cost of the work itself (figures in docs/performance.md). Cached on disk (see
+ptpair/_jitcache.py).
 They release the GIL (`nogil`), so that a reader thread can decode and check the next
 chunk of a trace while the replay runs on another core (sim/replay.py).
 """

@@ -1,6 +1,7 @@
-"""Akaros's page allocator as it was at the seed commit (April 2015), in compiled code.
+"""Akaros's page allocator as it was at commit ddb9fa78 (April 2015), in compiled code.
 
-Not a buddy allocator (`../shared/notes/akaros-facts.md`, `kern/src/page_alloc.c`):
+Not a buddy allocator (Akaros's `kern/src/page_alloc.c`: `get_cont_pages`,
+`free_cont_pages`, `page_release`; docs/sources.md):
 
 * Single frames live on one LIFO free list (`LIST_INSERT_HEAD` on free). At boot the
   frames are inserted in ascending order, so the highest frame is at the head.

@@ -6,7 +6,7 @@ them back with `page_free(b, frame, order)`; both record who holds which frame
 machine was built with (the `--allocator` option):
 
 * `buddy` (default): the binary buddy allocator of sim/buddy.py (policy address or lifo);
-* `akaros-2015`: Akaros's allocator at the seed commit (sim/akaros2015.py);
+* `akaros-2015`: Akaros's allocator at commit ddb9fa78 (sim/akaros2015.py);
 * `linux`: a buddy allocator grouping pages by mobility, as Linux does (sim/mobility.py).
 
 Every request names a migratetype (page tables unmovable, data frames movable, kernel

@@ -1,7 +1,7 @@
 """Invariants of the simulated machine, checked on the compiled core's own state.
 
 `replay --check` calls `check_state` after every event (slow: for debugging) and names the
-first event after which one breaks. The invariants (DEVELOPERS.md, docs/semantics.md):
+first event after which one breaks. The invariants (docs/semantics.md#invariants):
 
 * pages are conserved: every frame is free or held exactly once, and the counters agree;
 * no frame is handed out twice (free blocks, table pages, data frames, kernel blocks);

@@ -18,9 +18,9 @@ from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
 from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE, RECLAIM_EMPTY, ROOT_LEVEL,
-    T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table, free_tables_postorder, log_reset,
-    map_page, new_table, rollback, unmap_range,
+    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
+    RECLAIM_EMPTY, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table,
+    free_tables_postorder, log_reset, map_page, new_table, rollback, unmap_range,
 )
 from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.mobility import MT_MOVABLE
@@ -248,7 +248,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    if map_page(b, t, ctr, p, v, s, -1) == 1:
+                    if map_page(b, t, ctr, p, v, s, -1) == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
             else:

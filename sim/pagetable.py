@@ -10,7 +10,8 @@ in a pml2, whose frame is an order-9 buddy block; a 1 GiB page in a pml3, whose
 "frame" is an id in the separate gigantic-page pool).
 
 The EPT is not a second tree: Akaros keeps the EPT identical to the KPT over the user
-half (`../shared/notes/akaros-facts.md`), so each KPT table records the frame of its
+half (the KPT-EPT invariant stated above `arch_pgdir_setup` in its
+`kern/arch/x86/pmap64.c`; docs/sources.md), so each KPT table records the frame of its
 EPT twin. Whether a table has a twin, and whether the twin is the adjacent frame, is
 the table's kind:
 
@@ -40,10 +41,9 @@ from ptpair.sim.handles import h_rehash, new_handle_arrays
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
+# An entry of a level-l table (pml1 = 1 .. pml4 = 4) spans 2^(PML1_SHIFT + IDX_BITS * (l - 1))
+# bytes: 4 KiB, 2 MiB, 1 GiB, 512 GiB (the kernel's PML1_SHIFT .. PML4_SHIFT: 12, 21, 30, 39).
 PML1_SHIFT = 12
-PML2_SHIFT = 21
-PML3_SHIFT = 30
-PML4_SHIFT = 39
 ENTRIES = 512
 IDX_BITS = 9  # log2(ENTRIES)
 IDX_MASK = ENTRIES - 1
@@ -70,8 +70,7 @@ P_NONE = 0  # never spawned, or exited
 P_ALIVE = 1
 P_FAILED = 2  # its root could not be allocated: later events are skipped
 
-# --- kalloc handle states ----------------------------------------------------------
-H_NONE = 0
+# --- kalloc handle states (0: an empty slot of the handle table, sim/handles.py) ----
 H_LIVE = 1
 H_FAILED = 2  # its kalloc failed: a kfree does nothing
 

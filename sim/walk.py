@@ -7,7 +7,8 @@ for KPT entries; read, write, execute (bits 0-2) for EPT entries; the next frame
 12-51; PS (bit 7) for a 2 MiB or 1 GiB page. Frames are where the replay's allocator put
 the tables, so their spread in memory is the trace's.
 
-The two operations the seed commit is about, compiled:
+The two operations Akaros commit ddb9fa78 ("x86: EPT and KPT are contiguous") is
+about, compiled:
 
 1. `lookup`: walk the KPT for one virtual address to its leaf entry, then find the
    matching EPT entry -- pair: the KPT entry's address + 4096 (one more load); separate:

@@ -1,14 +1,23 @@
-"""Random valid traces for differential and property tests.
+"""Generators the tests share (the benchmarks have their own, benchmarks/gen.py).
 
-Small memories and clustered addresses make tables share, allocations fail, buddies
-merge and split, and processes fork and exec: every branch of the semantics is hit.
+* `random_trace`: random valid traces for differential and property tests. Small
+  memories and clustered addresses make tables share, allocations fail, buddies merge
+  and split, and processes fork and exec: every branch of the semantics is hit.
+* `mutated_lines`: hypothesis strategies of recorded logs (strace, perf kmem) with
+  lines truncated, cells flipped to nasty values, lines swapped, duplicated, corrupted
+  or deleted, for the fuzz tests of the readers.
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+from hypothesis import strategies as st
 
 from ptpair.traces.format import VA_LIMIT, Trace
+
+DATA = Path(__file__).resolve().parent / "data"
 
 # bases near table boundaries: a 512 GiB (pml3) edge, a 1 GiB (pml2) edge, text, stack
 BASES = [0x400000, 0x7F0000000000 - 0x3000, (1 << 39) - 0x2000, (1 << 30) - 0x1000, 0x7FFFFFFDE000,
@@ -79,3 +88,46 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
     cols = list(zip(*rows))
     names = ("pid", "op", "va", "length", "arg", "order", "page_size", "migratetype")
     return Trace.from_columns(source="<generated>", **{n: list(c) for n, c in zip(names, cols)})
+
+
+# --- mutated recorded logs ---------------------------------------------------------
+STRACE_LINES = (DATA / "strace" / "tree.log").read_text().splitlines()
+KMEM_LINES = (DATA / "kmem" / "small.txt").read_text().splitlines()
+LINE_NASTY = ["= -1 ENOMEM (x)", "<unfinished ...>", "<... mmap resumed>", "+++ exited with 0 +++", "0x", "(", ")",
+              "PROT_NONE", "CLONE_VM", "pfn=", "order=99", "page=(nil)", "kmem:mm_page_free:", "\x00", "9" * 25]
+MUTATIONS = ["truncate", "flip", "swap", "duplicate", "inject", "delete"]
+
+
+def mutate_rows(draw, rows, kind, sep, nasty, text_size):
+    """Apply one mutation of `kind` to a random row of `rows` (in place); a flip replaces
+    one `sep`-separated cell by one of `nasty` or by text of at most `text_size` chars."""
+    i = draw(st.integers(0, len(rows) - 1))
+    if kind == "truncate":
+        rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
+    elif kind == "flip":
+        cells = rows[i].split(sep)
+        j = draw(st.integers(0, len(cells) - 1))
+        cells[j] = draw(st.sampled_from(nasty) | st.text(max_size=text_size))
+        rows[i] = sep.join(cells)
+    elif kind == "swap":
+        j = draw(st.integers(0, len(rows) - 1))
+        rows[i], rows[j] = rows[j], rows[i]
+    elif kind == "duplicate":
+        rows.insert(i, rows[i])
+    elif kind == "inject":
+        pos = draw(st.integers(0, len(rows[i])))
+        rows[i] = rows[i][:pos] + draw(st.binary(min_size=1, max_size=4)).decode("latin-1") + rows[i][pos:]
+    else:
+        rows.pop(i)
+
+
+@st.composite
+def mutated_lines(draw, lines):
+    """A log (bytes) made of `lines`, sampled or whole, with up to five mutations."""
+    rows = list(draw(st.lists(st.sampled_from(lines), min_size=0, max_size=30)))
+    if draw(st.booleans()):  # keep the log's own order, as strace wrote it
+        rows = list(lines)
+    for _ in range(draw(st.integers(0, 5))):
+        if rows:
+            mutate_rows(draw, rows, draw(st.sampled_from(MUTATIONS)), " ", LINE_NASTY, 8)
+    return ("\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")

@@ -1,7 +1,6 @@
 """One compiled pass that checks a chunk of canonical rows and builds its columns.
 
-Checking a chunk with numpy masks costs a pass over memory per rule (about 30 ns per
-row in all). Here every rule of `format.validate` and of the canonical reader is
+Checking a chunk with numpy masks costs a pass over memory per rule. Here every rule of `format.validate` and of the canonical reader is
 applied to a row while it is in registers, and the Trace columns are written in the
 same pass. The pass only answers "is every row good?": at the first bad row it stops
 and returns its index, and the reader falls back to the numpy checks, which then name
@@ -40,8 +39,9 @@ def _present(vals, bits, off, i):
 
 @njit(cache=True, nogil=True, inline="always")
 def _value(vals, present, i):
-    """Cell i's value, 0 where it is empty. (Returning the pair (present, value) from one
-    helper costs 9 ns per call in numba 0.68: tuple returns are not optimised away.)"""
+    """Cell i's value, 0 where it is empty. (Not one helper returning the pair (present,
+    value): numba does not optimise tuple returns away, and the pass was several times
+    slower; docs/performance.md.)"""
     if len(vals) == 0:
         return 0
     return vals[i] * present  # not `if`: whether a cell is empty is data (see check_rows)
@@ -50,23 +50,26 @@ def _value(vals, present, i):
 @njit(cache=True, nogil=True)
 def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, ln_o, arg, arg_b, arg_o,
                order, order_b, order_o, ps, ps_b, ps_o, mt, mt_b, mt_o,
-               out_op, out_va, out_ln, out_arg, out_order, out_ps, out_mt):
+               out_op, out_pid, out_va, out_ln, out_arg, out_order, out_ps, out_mt):
     """Check rows 0..n-1 and write the Trace columns; the first bad row, or -1.
 
     op_idx[i] indexes op_lut (op codes, -1 for an unknown name). An empty out_* array
-    is not written: the caller uses the column as it is (no empty cells) or zeros. The
-    pid column is never written: a good chunk has every pid, so it is used as it is.
+    is not written: the caller uses the column as it is (no empty cells) or zeros. Only
+    kalloc and kfree may leave their pid empty (kernel allocations belong to no process:
+    format.NEEDS_PID); it is written as 0.
 
     Rules combine with `&` and `|` (no short circuit) and one branch per row: whether a
     row is a kalloc or a map is data, and branching on it would mispredict about every
-    other row on a mixed trace (measured, cache-warm: 8.4 against 6.6 ns per row)."""
+    other row on a mixed trace (measured: docs/performance.md)."""
     has_mt = len(mt) != 0
     for i in range(n):
         op = op_lut[op_idx[i]]
         kalloc = op == OP_KALLOC
         ranged = (op == OP_MAP) | (op == OP_UNMAP)
-        needs_arg = (op == OP_FORK) | kalloc | (op == OP_KFREE)
+        kfree = op == OP_KFREE
+        needs_arg = (op == OP_FORK) | kalloc | kfree
         has_pid = _present(pid, pid_b, pid_o, i)
+        p = _value(pid, has_pid, i)
         has_va = _present(va, va_b, va_o, i)
         has_ln = _present(ln, ln_b, ln_o, i)
         has_arg = _present(arg, arg_b, arg_o, i)
@@ -77,7 +80,7 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
         has_ps = _present(ps, ps_b, ps_o, i)
         s = _value(ps, has_ps, i) + _PS_4K * (not has_ps)  # an empty cell is a base page
         m = _value(mt, _present(mt, mt_b, mt_o, i), i)
-        bad = (op < 0) | (not has_pid) | (_value(pid, has_pid, i) < 0)
+        bad = (op < 0) | ((not has_pid) & (not (kalloc | kfree))) | (p < 0)
         # a + length <= VA_LIMIT written so that it cannot overflow
         bad |= ranged & ((not has_va) | (not has_ln) | (length <= 0) | (a < 0) | (a >= VA_LIMIT)
                          | (length > VA_LIMIT - a))
@@ -88,6 +91,8 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
         if bad:
             return i
         out_op[i] = op
+        if len(out_pid):
+            out_pid[i] = p
         if len(out_va):
             out_va[i] = a
         if len(out_ln):

@@ -171,7 +171,7 @@ def _op_view(table: pa.Table):
     distinct name, through the column's dictionary (made here for a text column).
 
     (No pa.array() here: pyarrow's first conversion of Python or numpy data imports
-    pandas, a tenth of a second that a small `ptpair replay` would pay.)"""
+    pandas, which a small `ptpair replay` would wait for; docs/performance.md.)"""
     import pyarrow.compute as pc
 
     arr = _array(table.column("op"))
@@ -222,15 +222,16 @@ def _fast_trace(table: pa.Table, source: str) -> Trace | None:
         return new, new
 
     pid, va, length, arg, order, ps, mt = cols
-    (va_col, va_out), (ln_col, ln_out), (arg_col, arg_out) = out(va), out(length), out(arg)
+    (pid_col, pid_out), (va_col, va_out), (ln_col, ln_out) = out(pid), out(va), out(length)
+    arg_col, arg_out = out(arg)
     ps_col, ps_out = out(ps, empty=fmt.PAGE_SIZE)
     op_col, order_col = np.empty(n, np.int8), np.empty(n, np.int8)
     migratetype = np.zeros(n, np.int8)  # stays 0 where the column is absent or all empty
     if check_rows(n, *op, *pid, *va, *length, *arg, *order, *ps, *mt,
-                  op_col, va_out, ln_out, arg_out, order_col, ps_out, migratetype) >= 0:
+                  op_col, pid_out, va_out, ln_out, arg_out, order_col, ps_out, migratetype) >= 0:
         return None
     time, comm, gfp = _extras(table, RowChecker(source, 2, n))
-    return Trace(pid=pid[0], op=op_col, va=va_col, length=ln_col, arg=arg_col, order=order_col, page_size=ps_col,
+    return Trace(pid=pid_col, op=op_col, va=va_col, length=ln_col, arg=arg_col, order=order_col, page_size=ps_col,
                  time=time, comm=comm,
                  migratetype=migratetype if "migratetype" in names else None, gfp_flags=gfp, source=source)
 
@@ -300,8 +301,8 @@ def _checked_trace(table: pa.Table, source: str, first_line: int, lenient: bool)
         mask = fmt.op_mask(op, ops) & ~ints[col][1]
         chk.check(mask, "missing field", lambda r: f"{fmt.OPS[op[r]]} needs {what} ({col} is empty)")
 
-    pid = ints["pid"][0]
-    chk.check(~ints["pid"][1], "missing field", lambda r: "pid is empty")
+    pid = np.where(ints["pid"][1], ints["pid"][0], 0)  # an empty kernel pid is 0
+    need(fmt.NEEDS_PID, "pid", "a pid")
     need(fmt.NEEDS_RANGE, "va", "an address")
     need(fmt.NEEDS_RANGE, "length", "a length")
     need(fmt.NEEDS_ARG, "arg", "an arg (parent pid or handle)")
@@ -572,8 +573,9 @@ def _table_for_write(trace: Trace) -> pa.Table:
 
 # How ptpair writes Parquet. The many-valued integer columns (handles, addresses,
 # lengths) are delta-encoded: handles and addresses mostly grow, so the deltas pack into
-# a few bits, and decoding them is about 4x faster than Parquet's default dictionary
-# (which overflows on millions of distinct handles and falls back to plain values).
+# a few bits, and decoding them is much faster than Parquet's default dictionary
+# (which overflows on millions of distinct handles and falls back to plain values;
+# figures in docs/performance.md).
 # The few-valued columns keep the dictionary.
 _DELTA = ("va", "length", "arg")
 _PARQUET_ENCODINGS = dict(

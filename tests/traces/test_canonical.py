@@ -68,6 +68,47 @@ def test_bad_rows_are_reported_with_file_and_line(tmp_path, body, line, message)
     assert message in str(e.value)
 
 
+KERNEL_ROWS = "1,spawn,,,,\n,kalloc,,,17,3\n,kfree,,,17,\n1,exit,,,,\n"
+
+
+def test_kernel_rows_may_leave_the_pid_empty(tmp_path):
+    """kalloc and kfree belong to no process: an empty pid reads as 0, on the one-pass
+    path (all rows good) and on the careful one (lenient, with a bad row beside them)."""
+    p = tmp_path / "k.csv"
+    p.write_text(HEADER + KERNEL_ROWS)
+    t = read_trace(p)
+    assert t.pid.tolist() == [1, 0, 0, 1] and t.arg.tolist() == [0, 17, 17, 0]
+    p.write_text(HEADER + KERNEL_ROWS + "1,mapp,0,1,,\n")
+    t = read_trace(p, lenient=True)
+    assert t.pid.tolist() == [1, 0, 0, 1] and t.skipped == {"unknown op": 1}
+
+
+def test_parquet_kernel_rows_with_a_null_pid(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptpair.traces.canonical import iter_trace
+
+    p = tmp_path / "k.parquet"
+    ops = ["spawn", "kalloc", "kalloc", "kfree", "kfree", "exit"]
+    null = pa.nulls(len(ops), pa.int64())
+    pq.write_table(pa.table({"pid": pa.array([3, None, None, None, None, 3], pa.int64()), "op": pa.array(ops),
+                             "va": null, "length": null, "arg": pa.array([None, 5, 6, 5, 6, None], pa.int64()),
+                             "order": pa.array([None, 0, 2, None, None, None], pa.int64())}), p)
+    assert read_trace(p).pid.tolist() == [3, 0, 0, 0, 0, 3]
+    # a kernel-only trace: the pid column is null in every row (and, by the file's
+    # statistics, not even decoded by the chunked reader)
+    pq.write_table(pa.table({"pid": pa.nulls(4, pa.int64()), "op": pa.array(ops[1:5]), "va": null[:4],
+                             "length": null[:4], "arg": pa.array([5, 6, 5, 6], pa.int64()),
+                             "order": pa.array([0, 2, None, None], pa.int64())}), p)
+    assert read_trace(p).pid.tolist() == [0, 0, 0, 0]
+    assert np.concatenate([c.pid for c in iter_trace(p, batch_rows=3)]).tolist() == [0, 0, 0, 0]
+    pq.write_table(pa.table({"pid": pa.array([None], pa.int64()), "op": pa.array(["spawn"]), "va": null[:1],
+                             "length": null[:1], "arg": null[:1], "order": null[:1]}), p)
+    with pytest.raises(TraceError, match=r"k.parquet:2: .*pid is empty"):
+        read_trace(p)
+
+
 def test_missing_column_and_empty_file(tmp_path):
     p = tmp_path / "a.csv"
     p.write_text("pid,op\n1,spawn\n")

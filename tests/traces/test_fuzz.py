@@ -14,6 +14,10 @@ from ptpair.sim.replay import replay
 from ptpair.traces.canonical import read_trace, write_trace
 from ptpair.traces.format import TraceError
 
+# (tests/traces/test_strace*.py still import STRACE_LINES and mutated_lines from this
+# module; they live in tests/gen.py, which tests may share)
+from tests.gen import KMEM_LINES, MUTATIONS, STRACE_LINES, mutate_rows, mutated_lines  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 CORPUS = ((ROOT / "tests" / "data" / "golden.csv").read_text().splitlines()
           + (ROOT / "traces" / "data" / "mixed.csv").read_text().splitlines()[1:40]
@@ -25,31 +29,6 @@ NASTY = ["", "-1", "0x", "0xZZ", "1e9", "9" * 30, "nan", " ", "\"", "spawn", "ex
          "0x800000000000", "4096", "11", "kfree"]
 
 
-def _mutate(draw, rows, kind, sep, nasty, text_size):
-    """Apply one mutation of `kind` to a random row of `rows` (in place)."""
-    i = draw(st.integers(0, len(rows) - 1))
-    if kind == "truncate":
-        rows[i] = rows[i][: draw(st.integers(0, len(rows[i])))]
-    elif kind == "flip":
-        cells = rows[i].split(sep)
-        j = draw(st.integers(0, len(cells) - 1))
-        cells[j] = draw(st.sampled_from(nasty) | st.text(max_size=text_size))
-        rows[i] = sep.join(cells)
-    elif kind == "swap":
-        j = draw(st.integers(0, len(rows) - 1))
-        rows[i], rows[j] = rows[j], rows[i]
-    elif kind == "duplicate":
-        rows.insert(i, rows[i])
-    elif kind == "inject":
-        pos = draw(st.integers(0, len(rows[i])))
-        rows[i] = rows[i][:pos] + draw(st.binary(min_size=1, max_size=4)).decode("latin-1") + rows[i][pos:]
-    else:
-        rows.pop(i)
-
-
-MUTATIONS = ["truncate", "flip", "swap", "duplicate", "inject", "delete"]
-
-
 @st.composite
 def mutated_csv(draw):
     rows = list(draw(st.lists(st.sampled_from(ROWS), min_size=0, max_size=25)))
@@ -58,7 +37,7 @@ def mutated_csv(draw):
         if kind == "header":
             rows.insert(0, draw(st.sampled_from([HEADER, "pid,op", "", "op,pid,va,length,arg,order"])))
         elif rows:
-            _mutate(draw, rows, kind, ",", NASTY, 6)
+            mutate_rows(draw, rows, kind, ",", NASTY, 6)
     return (HEADER + "\n" + "\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")
 
 
@@ -110,23 +89,8 @@ def test_mutated_parquet_gives_a_result_or_a_clean_error(tmp_path, parquet_bytes
 
 
 # --- the recorded formats: strace logs and perf kmem logs ---------------------------------
-STRACE_LINES = (ROOT / "tests" / "data" / "strace" / "tree.log").read_text().splitlines()
-KMEM_LINES = (ROOT / "tests" / "data" / "kmem" / "small.txt").read_text().splitlines()
 FUZZ_STRACE = 200
 FUZZ_KMEM = 200
-LINE_NASTY = ["= -1 ENOMEM (x)", "<unfinished ...>", "<... mmap resumed>", "+++ exited with 0 +++", "0x", "(", ")",
-              "PROT_NONE", "CLONE_VM", "pfn=", "order=99", "page=(nil)", "kmem:mm_page_free:", "\x00", "9" * 25]
-
-
-@st.composite
-def mutated_lines(draw, lines):
-    rows = list(draw(st.lists(st.sampled_from(lines), min_size=0, max_size=30)))
-    if draw(st.booleans()):  # keep the log's own order, as strace wrote it
-        rows = list(lines)
-    for _ in range(draw(st.integers(0, 5))):
-        if rows:
-            _mutate(draw, rows, draw(st.sampled_from(MUTATIONS)), " ", LINE_NASTY, 8)
-    return ("\n".join(rows) + ("\n" if draw(st.booleans()) else "")).encode("utf-8", "replace")
 
 
 def _recorded_must_be_clean(path, fmt):

@@ -27,7 +27,9 @@ N_EXAMPLES = 400
 def _good_row(draw):
     op = draw(st.sampled_from(fmt.OPS))
     code = fmt.OP_CODE[op]
-    row = {"op": op, "pid": draw(st.integers(0, 5))}
+    row = {"op": op}
+    if code not in (fmt.OP_KALLOC, fmt.OP_KFREE) or draw(st.booleans()):  # a kernel row's pid may be empty
+        row["pid"] = draw(st.integers(0, 5))
     if code in fmt.NEEDS_RANGE:
         row["va"] = draw(st.sampled_from([0, 4096, 1 << 30, (1 << 47) - 8192]))
         row["length"] = draw(st.sampled_from([4096, 8192, 1 << 21]))
@@ -111,3 +113,25 @@ def test_good_chunk_shares_arrow_buffers():
     t = trace_from_table(table, "t.parquet")
     assert np.shares_memory(t.arg, np.frombuffer(arg.buffers()[1], np.int64))
     assert list(t.page_size) == [fmt.PAGE_SIZE] * 5
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_both_paths_read_an_empty_kernel_pid_as_0(text):
+    """kalloc/kfree belong to no process: an empty pid is pid 0 on both paths; any other
+    op still needs its pid."""
+    pid = [1, None, None, 1]
+    if text:  # as a CSV read gives it
+        cols = {"pid": pa.array(["1", "", "", "1"]), "arg": pa.array(["", "9", "9", ""]),
+                "order": pa.array(["", "4", "", ""])}
+    else:
+        cols = {"pid": pa.array(pid, pa.int64()), "arg": pa.array([None, 9, 9, None], pa.int64()),
+                "order": pa.array([None, 4, None, None], pa.int64())}
+    table = pa.table({"op": pa.array(["spawn", "kalloc", "kfree", "exit"]), "va": pa.nulls(4, pa.int64()),
+                      "length": pa.nulls(4, pa.int64()), **cols})
+    fast = _fast_trace(table, "t.parquet")
+    assert fast is not None and fast.pid.tolist() == [1, 0, 0, 1]
+    _same(fast, _checked_trace(table, "t.parquet", 2, False))
+    spawn = table.set_column(table.column_names.index("op"), "op", pa.array(["spawn", "spawn", "kfree", "exit"]))
+    assert _fast_trace(spawn, "t.parquet") is None
+    with pytest.raises(TraceError, match=r"t.parquet:3: spawn needs a pid \(pid is empty\)"):
+        _checked_trace(spawn, "t.parquet", 2, False)
