@@ -226,7 +226,7 @@ def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress
     the report started. Traces where no process has an EPT under `separate` are skipped."""
     from tqdm import tqdm
 
-    from ptpair.analysis.walkbench import hardware_counters, machine_info, walkbench
+    from ptpair.analysis.walkbench import NothingToWalk, hardware_counters, machine_info, walkbench
 
     p = data.params
     rows = []
@@ -235,7 +235,7 @@ def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress
             try:
                 r = walkbench(load(traces[name]), (registry.PAIR, registry.BASELINE), ("sequential", "random"), pages,
                               p.policy, repeats=p.walk_repeats, lookups=p.walk_lookups)
-            except ValueError:  # no VMM: nothing to walk under separate
+            except NothingToWalk:  # no VMM with pages: nothing to walk under separate
                 break
             for scheme, d in r["schemes"].items():
                 for pat in ("sequential", "random"):

@@ -117,11 +117,15 @@ def walkbench(trace: Trace, schemes=("pair", "separate"), patterns=("sequential"
             st.close()
 
 
+class NothingToWalk(ValueError):
+    """The trace leaves no process whose EPT entries every compared scheme can look up."""
+
+
 def _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, lookups, cold, seed) -> dict:
     # processes with an EPT under every scheme, and their mapped 4-KiB pages
     procs = sorted(set.intersection(*[{p for p, (_, e) in st.roots.items() if e >= 0} for st in states.values()]))
     if not procs:
-        raise ValueError("no process has an EPT under every scheme compared (under `separate` only VMM "
+        raise NothingToWalk("no process has an EPT under every scheme compared (under `separate` only VMM "
                          "processes do); compare with separate-eager, or use a trace with VMMs")
     first = states[schemes[0]]
     # A process with no 4-KiB page left (it unmapped them all, or maps only huge pages)
@@ -136,7 +140,7 @@ def _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, loo
         addr.append(a)
         owner.append(np.full(len(a), p))
     if not extent:
-        raise ValueError("the processes with an EPT under every scheme compared have no 4-KiB pages mapped at "
+        raise NothingToWalk("the processes with an EPT under every scheme compared have no 4-KiB pages mapped at "
                          "the end of the trace: there is nothing to walk")
     procs = sorted(extent)
     va_all = np.concatenate(addr)

@@ -60,7 +60,7 @@ RECLAIMS = ("empty", "exit")  # free a table once empty, or only at exit (Akaros
 @dataclass(frozen=True)
 class Kernel:
     """A `--kernel` preset: an allocator and a reclaim rule, and the schemes the report
-    replays under it (the seed commit's before and after, for Akaros)."""
+    replays under it (for Akaros, commit ddb9fa78's before and after)."""
 
     name: str
     allocator: str

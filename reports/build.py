@@ -95,7 +95,7 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
                       "the one part of the report that is measured, not replayed, and so not byte-reproducible."))
     if "akaros-2015" in data.params.kernels:
         specs.append(("akaros_2015", "akaros_2015", tables.kernel_data(data, "akaros-2015"),
-                      "The seed commit's before (separate-lazy) and after (pair) under Akaros's 2015 allocator "
+                      "Akaros commit ddb9fa78's before (separate-lazy) and after (pair) under Akaros's 2015 allocator "
                       "(get_cont_pages scans downward; tables freed at exit), at each trace's report memory."))
     if "linux" in data.params.kernels:
         specs.append(("linux_pageblocks", "linux_pageblocks", tables.kernel_data(data, "linux"),

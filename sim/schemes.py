@@ -34,11 +34,6 @@ _KINDS = {
 }
 assert set(_KINDS) == set(SCHEME_NAMES), "every scheme of the registry needs its table kinds here"
 SCHEMES = {name: code for code, name in enumerate(SCHEME_NAMES)}
-SCHEME_PAIR = SCHEMES["pair"]
-SCHEME_SEPARATE = SCHEMES["separate"]
-SCHEME_SEPARATE_EAGER = SCHEMES["separate-eager"]
-SCHEME_PAIR_ON_VMM = SCHEMES["pair-on-vmm"]
-SCHEME_SEPARATE_LAZY = SCHEMES["separate-lazy"]
 
 # indexed by scheme code
 SPAWN_KIND = np.array([_KINDS[n][0] for n in SCHEME_NAMES], np.int8)

@@ -224,3 +224,9 @@ def test_an_internal_error_says_it_is_one(capsys):
     assert run(SimpleNamespace(func=broken, cmd="walkbench")) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "internal error (IndexError" in err and "report it" in err
+
+
+def test_walkbench_of_a_trace_without_vmms_is_a_clear_error():
+    p = ptpair("walkbench", BUNDLED / "mixed.csv", "--repeats", 3, "--lookups", 10, "--memory", "1GiB")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "no process has an EPT" in p.stderr

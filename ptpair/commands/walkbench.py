@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ptpair import api
-    from ptpair.analysis.walkbench import walkbench_sweep
+    from ptpair.analysis.walkbench import NothingToWalk, walkbench_sweep
     from ptpair.reports.text import walkbench_lines
 
     if len(args.schemes) != 2 or "pair" not in args.schemes:
@@ -37,8 +37,11 @@ def run(args) -> int:
     if args.repeats < 3 or args.lookups < 1:
         raise UsageError("--repeats must be >= 3 and --lookups >= 1")
     trace = api.read_any(args.trace, args.format, populate=args.populate)
-    res = walkbench_sweep(trace, args.schemes, patterns, args.memory, tuple(args.policy), caches,
-                          repeats=args.repeats, lookups=args.lookups)
+    try:
+        res = walkbench_sweep(trace, args.schemes, patterns, args.memory, tuple(args.policy), caches,
+                              repeats=args.repeats, lookups=args.lookups)
+    except NothingToWalk as e:  # a property of the trace, said as such; any other error is ours
+        raise UsageError(f"{args.trace}: {e}") from None
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -247,7 +247,7 @@ def test_generated_logs_read_compiled_as_python(tmp_path):
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def _mutated(tmp_path, data):
-    from tests.traces.test_fuzz import STRACE_LINES, mutated_lines
+    from tests.gen import STRACE_LINES, mutated_lines
 
     log = data.draw(st.one_of(mutated_lines(STRACE_LINES), strace_logs().flatmap(
         lambda b: mutated_lines(b.decode().splitlines() or [""]))))
