@@ -4,13 +4,11 @@ over time with what blocks them. Pages are 4-KiB frames."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ptpair.registry import OKABE_ITO
 from ptpair.reports import style
-from ptpair.reports.plotkit import events_axis, grouped_bars, load_pyplot, need, scheme_legend
-from ptpair.reports.style import scheme_color, sort_schemes
+from ptpair.reports.plotkit import grouped_bars, load_pyplot, need, scheme_legend, stacked_over_time
 
 # bottom to top: blocked by class, then available
 HUGE_PARTS = {
@@ -37,9 +35,10 @@ def compaction(df: pd.DataFrame):
     grouped_bars(axes[1], d, "order", "hopeless_failures")
     axes[0].set_ylabel("frames to migrate")
     axes[1].set_ylabel("hopeless failed requests")
-    for ax in axes:
+    for ax, col in zip(axes, ("compaction_pages", "hopeless_failures")):
+        top = float(d[col].max()) if len(d) else 0.0
         ax.set_yscale("symlog", linthresh=1)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(1.0, top) * 2)  # headroom above the tallest bar on the log part
     scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
@@ -54,19 +53,5 @@ def hugepages(df: pd.DataFrame):
     hugepage_background, hugepage_movable_only, hugepage_free (blocks).
     """
     need(df, ["scheme", "events", *HUGE_PARTS], "hugepages")
-    plt = load_pyplot()
-    schemes = sort_schemes(df["scheme"].unique())
-    fig, axes = plt.subplots(1, len(schemes), figsize=style.size(wide=True), sharey=True, squeeze=False)
-    for ax, s in zip(axes[0], schemes):
-        d = df[df["scheme"] == s].sort_values("events")
-        ax.stackplot(d["events"], *(d[c].to_numpy(dtype=float) for c in HUGE_PARTS),
-                     colors=[c for _, c in HUGE_PARTS.values()], labels=[lab for lab, _ in HUGE_PARTS.values()],
-                     linewidth=0)
-        ax.set_title(s, color=scheme_color(s))
-        ax.set_ylim(0, max(1, float(np.nanmax(d[list(HUGE_PARTS)].sum(axis=1)))) if len(d) else 1)
-        events_axis(ax)
-    axes[0][0].set_ylabel("2 MiB blocks")
-    h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
-    fig.tight_layout()
-    return fig
+    return stacked_over_time(df, [(label, color, lambda d, c=col: d[c]) for col, (label, color) in HUGE_PARTS.items()],
+                             "2 MiB blocks")

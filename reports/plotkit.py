@@ -92,3 +92,22 @@ def bar_pair(df: pd.DataFrame, left: str, right: str, ylabels: tuple, scales: tu
     scheme_legend(fig, schemes)
     fig.tight_layout()
     return fig
+
+
+def stacked_over_time(df: pd.DataFrame, parts, ylabel: str, ncol: int = 3):
+    """One panel per scheme (shared y), each an area plot over `events` of `parts` stacked
+    from the bottom: (label, colour, function of the scheme's rows -> values)."""
+    plt = load_pyplot()
+    schemes = sort_schemes(df["scheme"].unique())
+    fig, axes = plt.subplots(1, len(schemes), figsize=style.size(wide=True), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], schemes):
+        d = df[df["scheme"] == s].sort_values("events")
+        ax.stackplot(d["events"], *(np.asarray(get(d), dtype=float) for _, _, get in parts),
+                     colors=[c for _, c, _ in parts], labels=[lab for lab, _, _ in parts], linewidth=0)
+        ax.set_title(s, color=scheme_color(s))
+        events_axis(ax)
+    axes[0][0].set_ylabel(ylabel)
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol)
+    fig.tight_layout()
+    return fig

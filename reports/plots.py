@@ -20,7 +20,9 @@ import pandas as pd
 from ptpair import registry
 from ptpair.reports import style
 from ptpair.reports.plot_pressure import compaction, hugepages  # noqa: F401  (in FIGURES)
-from ptpair.reports.plotkit import bar_pair, events_axis, grouped_bars, load_pyplot, mib, need, scheme_legend
+from ptpair.reports.plotkit import (
+    bar_pair, events_axis, grouped_bars, load_pyplot, mib, need, scheme_legend, stacked_over_time,
+)
 from ptpair.reports.style import PART_COLORS, scheme_color, sort_schemes
 
 N_ORDERS = 11
@@ -33,21 +35,11 @@ def pt_memory(df: pd.DataFrame):
     Columns: scheme, events, kpt_pages, ept_pages, wasted_ept_pages (pages).
     """
     need(df, ["scheme", "events", "kpt_pages", "ept_pages", "wasted_ept_pages"], "pt_memory")
-    plt = load_pyplot()
-    schemes = sort_schemes(df["scheme"].unique())
-    fig, axes = plt.subplots(1, len(schemes), figsize=style.size(wide=True), sharey=True, squeeze=False)
-    for ax, s in zip(axes[0], schemes):
-        d = df[df["scheme"] == s].sort_values("events")
-        kpt, ept, waste = mib(d["kpt_pages"]), mib(d["ept_pages"]), mib(d["wasted_ept_pages"])
-        ax.stackplot(d["events"], kpt, ept - waste, waste, colors=list(PART_COLORS.values()),
-                     labels=list(PART_COLORS), linewidth=0)
-        ax.set_title(s, color=scheme_color(s))
-        events_axis(ax)
-    axes[0][0].set_ylabel("page-table memory (MiB)")
-    h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
-    fig.tight_layout()
-    return fig
+    kpt, vmm_ept, waste = PART_COLORS  # labels, bottom to top
+    return stacked_over_time(df, [(kpt, PART_COLORS[kpt], lambda d: mib(d["kpt_pages"])),
+                                  (vmm_ept, PART_COLORS[vmm_ept], lambda d: mib(d["ept_pages"] - d["wasted_ept_pages"])),
+                                  (waste, PART_COLORS[waste], lambda d: mib(d["wasted_ept_pages"]))],
+                             "page-table memory (MiB)")
 
 
 def _heat(ax, x, values, cmap, vmin=None, vmax=None, norm=None):

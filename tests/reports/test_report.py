@@ -45,8 +45,16 @@ def test_report_has_every_part(report):
         assert (report / name).stat().st_size > 0
     man = json.loads((report / "manifest.json").read_text())
     kinds = {f["kind"] for f in man["figures"].values()}
-    assert kinds == {"pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "minmem",
-                     "breakeven", "decomposition", "walk_cost", "akaros_2015", "linux_pageblocks"}
+    assert kinds == {"pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",
+                     "hugepages", "minmem", "breakeven", "decomposition", "walk_cost", "akaros_2015",
+                     "linux_pageblocks"}
+    # the allocator-pressure answer is the frame-exact margin, with its table
+    ans = pd.read_csv(report / "data" / "answers.csv")
+    assert set(ans.loc[ans["question"] == "allocator pressure", "unit"]) == {
+        "frames beyond the live data (smallest failure-free memory - peak of frames in use)"}
+    mm = pd.read_csv(report / "data" / "minmem_exact.csv")
+    assert (mm["pressure_margin_pages"] == mm["min_memory_pages"] - mm["peak_used_pages"]).all() and mm["verified"].all()
+    assert {"pt_requests_split", "tight_compaction_pages"} <= set(pd.read_csv(report / "data" / "pressure.csv"))
     for name, f in man["figures"].items():
         assert (report / f["data"]).stat().st_size > 0
         for fmt in ("svg", "pdf", "png"):
