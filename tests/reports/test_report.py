@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,6 @@ def test_report_opens_with_the_answers(report):
     assert first_section.startswith("The answer")
     for q in ("memory waste", "allocator pressure", "walk cost"):
         assert f"| small | {q} |" in first_section
-    import pandas as pd
 
     ans = pd.read_csv(report / "data" / "answers.csv")
     walk = ans[ans["question"] == "walk cost"].iloc[0]
