@@ -7,6 +7,7 @@ A grid file (TOML) names the axes; every combination is one run:
     reclaims = ["empty", "exit"]            # default: ["empty"]
     policies = ["address"]                  # default: ["address"]
     memory = ["256MiB", "1GiB"]             # or memory_pages = [65536]; default 4GiB
+    minmem = true                           # also each run's minimum memory and pressure margin
     traces = ["a.csv", "b.parquet"]         # paths relative to the grid file, and/or
     [synth]
     workload = ["mixed", "vmm-heavy"]
@@ -65,7 +66,7 @@ def load_grid(path: str | os.PathLike) -> list[dict]:
 
 
 def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
-    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth", "allocators", "reclaims"}
+    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth", "allocators", "reclaims", "minmem"}
     bad = set(g) - known
     if bad:
         raise GridError(f"unknown grid keys {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
@@ -82,6 +83,9 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
         memories = [int(x) for x in _list(g["memory_pages"])]
     else:
         memories = [_memory_pages(x) for x in _list(g.get("memory", ["4GiB"]))]
+    minmem = g.get("minmem", False)
+    if not isinstance(minmem, bool):
+        raise GridError(f"minmem = {minmem!r}: true or false")
     sources = []
     for t in _list(g.get("traces", [])):
         p = (base / t).resolve()
@@ -110,6 +114,8 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
     for src, scheme, policy, mem, alloc, rec in itertools.product(sources, axes["schemes"], axes["policies"],
                                                                   memories, axes["allocators"], axes["reclaims"]):
         run = {**src, "scheme": scheme, "policy": policy, "memory_pages": mem, "allocator": alloc, "reclaim": rec}
+        if minmem:
+            run["minmem"] = True
         run["run_id"] = run_id(run)
         runs.append(run)
     return runs
@@ -142,6 +148,12 @@ def run_one(run: dict) -> dict:
     row["buddyinfo_final"] = json.dumps(r.final["buddyinfo"])
     row["alloc_failures_by_order"] = json.dumps(r.alloc_failures)
     row["compaction_pages_by_order"] = json.dumps(r.pressure["compaction_pages_by_order"])
+    if run.get("minmem"):  # the run's frame-exact minimum memory and pressure margin
+        from ptpair.analysis.minmem import min_memory
+
+        mm = min_memory(trace, run["scheme"], run["policy"], run["allocator"], run["reclaim"])
+        row.update(min_memory_pages=mm.min_memory_pages, peak_used_pages=mm.peak_used_pages,
+                   pressure_margin_pages=mm.pressure_margin_pages, minmem_verified=mm.verified)
     row["hopeless_failures_by_order"] = json.dumps(r.pressure["hopeless_failures"])
     return row
 

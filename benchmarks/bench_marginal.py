@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.gen import allocator_trace
+from tests.streams import allocator_trace
 from ptpair.traces.canonical import write_trace
 
 

@@ -1,6 +1,6 @@
 """Peak memory of a 100-million-event replay, the trace generated on the fly.
 
-Chunks of kalloc/kfree events (benchmarks/gen.py) are generated and fed to one machine
+Chunks of kalloc/kfree events (tests/streams.py) are generated and fed to one machine
 one after another, as `replay` feeds Parquet record batches; nothing holds the whole
 trace. Prints peak RSS (VmHWM) against the bar of 1.5 GB.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.gen import allocator_events
+from tests.streams import allocator_events
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import PidMap, Trace, encode
 

@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.gen import half_full_allocator_trace
+from tests.streams import half_full_allocator_trace
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import OPS, Trace, encode
 from ptpair.traces.synth import synth

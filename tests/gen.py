@@ -1,4 +1,5 @@
-"""Generators the tests share (the benchmarks have their own, benchmarks/gen.py).
+"""Generators the tests share (allocator event streams, shared with the benchmarks, are in
+tests/streams.py).
 
 * `random_trace`: random valid traces for differential and property tests. Small
   memories and clustered addresses make tables share, allocations fail, buddies merge

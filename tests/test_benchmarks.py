@@ -15,10 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def test_bench_marginal_reports_every_figure():
-    from benchmarks.bench_marginal import main
+def bench(name: str, *args) -> subprocess.CompletedProcess:
+    """Run `python -m benchmarks.NAME ARGS` as a user does (tests never import benchmarks)."""
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *map(str, args)], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
 
-    out = main(["--small", "20000", "--large", "60000", "--repeats", "1", "--ref-events", "2000"])
+
+def last_json(res: subprocess.CompletedProcess) -> dict:
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_bench_marginal_reports_every_figure():
+    out = last_json(bench("bench_marginal", "--small", 20000, "--large", 60000, "--repeats", 1, "--ref-events", 2000))
     for key in ("marginal_ns_per_event", "reader_ns_per_event", "replay_ns_per_event", "reference_ns_per_event"):
         assert key in out
         print(f"bench_marginal (small sizes): {key} = {out[key]}")
@@ -26,17 +34,12 @@ def test_bench_marginal_reports_every_figure():
 
 def test_bench_memory_stays_bounded():
     # its own process: peak RSS counts this process (and its children) since they began
-    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--events", "2000000", "--chunk",
-                          "500000", "--file"], capture_output=True, text=True, check=True, cwd=ROOT)
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = last_json(bench("bench_memory", "--events", 2000000, "--chunk", 500000, "--file"))
     assert out["events"] >= 1_900_000 and out["within_bar"], out
     assert 0 < out["file"]["peak_rss_mb"] < 1536  # ptpair replay of the same events, from a file
 
 
-def test_bench_convert_runs(capsys):
-    from benchmarks.bench_convert import main
-
-    assert main(["--kmem-mb", "1", "--strace-mb", "0.5", "--reference-mb", "0.5"]) == 0
-    text = capsys.readouterr().out
+def test_bench_convert_runs():
+    text = bench("bench_convert", "--kmem-mb", 1, "--strace-mb", 0.5, "--reference-mb", 0.5).stdout
     assert "perf kmem:" in text and "strace:" in text and "MB/s" in text
     assert "same events: True" in text  # the compiled strace reader against the Python one

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.gen import allocator_trace
+from tests.streams import allocator_trace
 from ptpair.traces.canonical import read_trace, write_trace
 
 

@@ -17,6 +17,9 @@ def add_arguments(p) -> None:
     p.add_argument("--events", type=int, default=5000)
     p.add_argument("--baseline", default=registry.BASELINE, choices=registry.SCHEME_NAMES)
     p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--pressure", action="store_true",
+                   help="also the pressure margin (frames needed beyond the live data; a minimum-memory "
+                        "search per seed and scheme)")
     options.add_machine(p, multi=True)
     options.add_output_format(p)
 
@@ -28,8 +31,9 @@ def run(args) -> int:
     schemes = args.schemes if args.baseline in args.schemes else [args.baseline, *args.schemes]
     allocator, reclaim = options.kernel_options(args)
     df = seed_runs(args.workload, args.seeds, schemes, args.events, args.policy, options.memory_pages(args),
-                   allocator=allocator, reclaim=reclaim)
-    table = stats_table(df, args.baseline, DEFAULT_METRICS, confidence=args.confidence)
+                   allocator=allocator, reclaim=reclaim, pressure=args.pressure)
+    metrics = (*DEFAULT_METRICS, "pressure_margin_pages") if args.pressure else DEFAULT_METRICS
+    table = stats_table(df, args.baseline, metrics, confidence=args.confidence)
     if args.json:
         print(json.dumps({"runs": df.to_dict(orient="records"), "stats": table.to_dict(orient="records")},
                          indent=2, default=float))

@@ -89,9 +89,26 @@ def test_bench_sweep_runs_and_reports_its_figures():
     Its times are printed, not judged: the identical results of the engines are checked
     above, and speed is measured by hand."""
     pytest.importorskip("distributed")
-    from benchmarks.bench_sweep import main
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    out = main(["--events", "600", "--seeds", "2"])
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_sweep", "--events", "600", "--seeds", "2"],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+    out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["runs"] == 4
     assert {"one_worker_s", "two_workers_s", "ratio"} <= out.keys()
     print(f"bench_sweep (small grid): {out}")
+
+
+def test_a_grid_can_ask_for_the_pressure_margin(tmp_path):
+    runs = expand_grid({"schemes": ["pair", "separate"], "memory": ["64MiB"], "minmem": True,
+                        "synth": {"workload": ["kernel-churn"], "events": [300]}})
+    out = tmp_path / "r.parquet"
+    sweep(runs, out, LocalEngine(1), progress=False)
+    df = pd.read_parquet(out)
+    assert (df["pressure_margin_pages"] == df["min_memory_pages"] - df["peak_used_pages"]).all()
+    assert df["minmem_verified"].all()
+    with pytest.raises(GridError, match="true or false"):
+        expand_grid({"minmem": "yes", "synth": {"workload": ["mixed"]}})

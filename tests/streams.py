@@ -1,5 +1,6 @@
-"""Generators of synthetic allocator event streams for the speed and memory benchmarks
-(tests/test_interrupt.py uses them too, for a long trace to interrupt).
+"""Synthetic allocator event streams: for the speed and memory benchmarks (benchmarks/
+import them from here; tests never import benchmarks, they run them as commands) and for
+a long trace to interrupt (tests/test_interrupt.py). Needs numpy only.
 """
 
 from __future__ import annotations
