@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ptpair.traces import format as fmt
-from ptpair.traces.canonical import _checked_trace, _fast_trace, trace_from_table
+from ptpair.traces.columns import _checked_trace, _fast_trace, trace_from_table
 from ptpair.traces.format import TraceError
 
 OPS = list(fmt.OPS) + [" map ", "mapp", "KALLOC"]
