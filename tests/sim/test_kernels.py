@@ -87,6 +87,7 @@ def test_separate_lazy_mirrors_only_what_new_pages_walk_through():
 
 # --- the Linux allocator (sim/mobility.py), hand-built cases -------------------------
 from ptpair.sim.allocator import ALLOC_LINUX, page_alloc, page_free  # noqa: E402
+from ptpair.sim.occupancy import OWN_KALLOC as OWN  # noqa: E402  (any owner: these tests watch the lists)
 from ptpair.sim.mobility import M_FALLBACKS, M_POLLUTED, M_STEALS, MT_MOVABLE, MT_RECLAIMABLE, MT_UNMOVABLE  # noqa: E402
 
 
@@ -104,22 +105,22 @@ def test_unmovable_request_steals_a_whole_max_order_block():
     b = linux(1024)
     # no unmovable block: the largest movable block (order 10) is taken over whole,
     # relabelling both its pageblocks; then split for the order-0 request
-    assert page_alloc(b, 0, MT_UNMOVABLE) == 0
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 0
     assert b.pb_type.tolist() == [MT_UNMOVABLE, MT_UNMOVABLE]
     assert int(b.meta[M_FALLBACKS]) == 1 and int(b.meta[M_STEALS]) == 2 and int(b.meta[M_POLLUTED]) == 1
     # a movable request now falls back to the largest unmovable block (512, order 9 >=
     # pageblock_order): its pageblock goes back to movable
-    assert page_alloc(b, 0, MT_MOVABLE) == 512
+    assert page_alloc(b, 0, MT_MOVABLE, OWN) == 512
     assert b.pb_type.tolist() == [MT_UNMOVABLE, MT_MOVABLE]
 
 
 def test_partial_pageblock_is_claimed_when_half_is_free_or_alike():
     b = linux(512)  # one movable pageblock
-    assert page_alloc(b, 3, MT_MOVABLE) == 0  # frees 8(3) 16(4) 32(5) 64(6) 128(7) 256(8)
+    assert page_alloc(b, 3, MT_MOVABLE, OWN) == 0  # frees 8(3) 16(4) 32(5) 64(6) 128(7) 256(8)
     # unmovable order 0: fallback to the largest movable block (256, order 8 < 9); an
     # unmovable request may steal: every free block moves, 504 free >= 256 -> relabel;
     # then the smallest unmovable block (8, order 3) is split
-    assert page_alloc(b, 0, MT_UNMOVABLE) == 8
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 8
     assert b.pb_type.tolist() == [MT_UNMOVABLE]
     assert int(b.nr_free_mt[8 * 3 + MT_UNMOVABLE]) == 1 and int(b.nr_free_mt[8 * 3 + MT_MOVABLE]) == 0
     # a freed movable block goes to the lists of its pageblock's type at free time
@@ -129,19 +130,19 @@ def test_partial_pageblock_is_claimed_when_half_is_free_or_alike():
 
 def test_movable_request_that_cannot_steal_takes_the_smallest_fallback_block():
     b = linux(1024)
-    page_alloc(b, 0, MT_RECLAIMABLE)  # pageblocks 0 and 1 become reclaimable
+    page_alloc(b, 0, MT_RECLAIMABLE, OWN)  # pageblocks 0 and 1 become reclaimable
     # movable: fallbacks reclaimable first; the largest is order 9 (512) >= pageblock_order,
     # so it may steal and takes it whole
-    assert page_alloc(b, 0, MT_MOVABLE) == 512
+    assert page_alloc(b, 0, MT_MOVABLE, OWN) == 512
     b = linux(512)
-    page_alloc(b, 0, MT_RECLAIMABLE)  # pageblock 0 reclaimable; free 1(0) 2(1) ... 256(8)
+    page_alloc(b, 0, MT_RECLAIMABLE, OWN)  # pageblock 0 reclaimable; free 1(0) 2(1) ... 256(8)
     # movable: the largest reclaimable block is order 8 < 9 and >= 4 -> may steal
-    f = page_alloc(b, 0, MT_MOVABLE)
+    f = page_alloc(b, 0, MT_MOVABLE, OWN)
     assert f == 1  # all free blocks moved to movable; the smallest (order 0 at 1) taken
     b = linux(16)  # a tiny zone: every fallback block is below order 4 and cannot be stolen
-    page_alloc(b, 0, MT_UNMOVABLE)  # block 0..15 (order 4 >= 4: stolen, relabelled unmovable)
+    page_alloc(b, 0, MT_UNMOVABLE, OWN)  # block 0..15 (order 4 >= 4: stolen, relabelled unmovable)
     assert b.pb_type.tolist() == [MT_UNMOVABLE]
     # movable: largest unmovable is order 3 (8) < 4: no steal, so find_smallest takes the
     # order-0 block at 1 and only that block moves
-    assert page_alloc(b, 0, MT_MOVABLE) == 1
+    assert page_alloc(b, 0, MT_MOVABLE, OWN) == 1
     assert b.pb_type.tolist() == [MT_UNMOVABLE]
