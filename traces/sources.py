@@ -34,6 +34,17 @@ def corpus() -> list[dict]:
     return [{**t, "path": root.joinpath(t["file"])} for t in manifest["trace"]]
 
 
+def freemaps() -> list[dict]:
+    """The recorded free maps of the corpus (MANIFEST [[freemap]]): one dict each with its
+    `path`, command, date, kernel and sha256."""
+    import tomllib
+    from importlib.resources import files
+
+    root = files("ptpair.traces").joinpath("corpus")
+    manifest = tomllib.loads(root.joinpath("MANIFEST").read_text())
+    return [{**m, "path": root.joinpath(m["file"])} for m in manifest.get("freemap", [])]
+
+
 def default_traces() -> dict:
     """The bundled traces (synthetic presets, seed 1) and the recorded corpus, by name."""
     out = {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}

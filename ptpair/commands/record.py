@@ -29,6 +29,11 @@ def add_arguments(p) -> None:
     r.add_argument("--raw", default=None, help="raw perf script output (default: OUTPUT's stem + .kmem.txt)")
     r.add_argument("--seconds", type=float, default=5.0, help="how long, when no command is given (default 5)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded while it runs)")
+    r = rsub.add_parser("freemap", help="the free frames of one zone now (/proc/kpageflags; needs root), for "
+                                        "replays that start from this machine's memory")
+    r.add_argument("-o", "--output", required=True, help="free map (.parquet)")
+    r.add_argument("--zone", default="Normal", help="zone name as /proc/zoneinfo gives it (default: Normal)")
+    r.add_argument("--node", type=int, default=None, help="NUMA node (needed where the zone is on several)")
     r = rsub.add_parser("snapshot", help="the present pages of live processes (/proc/PID/maps and pagemap)")
     r.add_argument("--pid", type=int, action="append", help="a process to snapshot (repeatable)")
     r.add_argument("--all", action="store_true", help="every process")
@@ -38,7 +43,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    return {"buddyinfo": run_buddyinfo, "strace": run_strace, "kmem": run_kmem, "snapshot": run_snapshot}[args.what](args)
+    return {"buddyinfo": run_buddyinfo, "strace": run_strace, "kmem": run_kmem, "snapshot": run_snapshot,
+            "freemap": run_freemap}[args.what](args)
 
 
 def _write(trace, output, raw=None) -> None:
@@ -108,4 +114,19 @@ def run_buddyinfo(args) -> int:
     rows = sample_buddyinfo(args.source, args.interval, args.count, on_interrupt=interrupted)
     write_buddyinfo_csv(rows, args.output)
     print(f"wrote {args.output}: {len(rows)} rows", file=sys.stderr)
+    return 0
+
+
+def run_freemap(args) -> int:
+    from ptpair.traces.freemap import aligned_blocks, capture, write_freemap
+
+    if not str(args.output).endswith(".parquet"):
+        raise UsageError("-o: a free map is written as .parquet")
+    fm = capture(args.zone, args.node)
+    write_freemap(fm, args.output)
+    c = fm.counts()
+    print(f"wrote {args.output}: node {fm.node} zone {fm.zone}, pfns {fm.base_pfn}..{fm.base_pfn + fm.frames - 1}: "
+          f"{c['free']} free, {c['used']} used, {c['hole']} hole frames; free blocks by order "
+          f"{' '.join(map(str, aligned_blocks(fm.state)))} (buddyinfo just before: "
+          f"{' '.join(map(str, fm.meta.get('buddyinfo') or []))})", file=sys.stderr)
     return 0

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from ptpair import api
+from ptpair.traces import sources
 from ptpair.traces.format import OP_CODE
+from ptpair.traces.freemap import read_freemap
 
 CORPUS = api.corpus()
 SCHEMES = ["pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy"]
@@ -19,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[2] / "traces" / "corpus"
 def test_manifest_describes_every_file():
     assert {t["recorder"] for t in CORPUS} == {"strace", "perf kmem", "merge", "snapshot"}
     on_disk = {p.name for p in ROOT.glob("*.parquet")}
-    assert on_disk == {t["file"] for t in CORPUS}
+    maps = sources.freemaps()
+    assert on_disk == {t["file"] for t in CORPUS} | {m["file"] for m in maps}
+    for m in maps:
+        assert hashlib.sha256(Path(m["path"]).read_bytes()).hexdigest() == m["sha256"], m["name"]
+        fm = read_freemap(m["path"])
+        assert (fm.frames, fm.counts()["free"]) == (m["frames"], m["free_frames"])
     for t in CORPUS:
         data = Path(t["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == t["sha256"], t["name"]
