@@ -94,35 +94,21 @@ def _set_bits(bm, f, k, on):
 
 
 @inline_kernel
-def _account(b, f, k, own, sign):
-    """Add (sign 1) or remove (-1) block [f, f + 2^k) of class `own` to the block counts.
-    Unaligned blocks (the Akaros allocator) may straddle two 2 MiB blocks."""
-    end = f + (1 << k)
-    x = f
-    while x < end:
-        pb = x >> PB_SHIFT
-        n = min(end, (pb + 1) << PB_SHIFT) - x
-        b.pb_used[pb] += sign * n
-        if own >= OWN_TABLE:
-            b.pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE] += sign * n
-        x += n
-
-
-@inline_kernel
 def occupy(b, f, k, own):
     """Frames [f, f + 2^k) were allocated to an owner of class `own`."""
     b.meta[M_VERSION] += 1
     b.own[f] = own
-    if f & ((1 << k) - 1) == 0:
+    if k <= PB_SHIFT and f & ((1 << k) - 1) == 0:
+        # the hot case: an aligned block inside one 2 MiB block (every buddy allocation
+        # but an order-10 one)
         _set_bits(b.am, f, k, True)
+        pb = f >> PB_SHIFT
+        b.pb_used[pb] += 1 << k
         if own >= OWN_TABLE:
             _set_bits(b.um, f, k, True)
-    else:  # unaligned (the Akaros allocator): frame by frame
-        for x in range(f, f + (1 << k)):
-            b.am[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
-            if own >= OWN_TABLE:
-                b.um[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
-    _account(b, f, k, own, 1)
+            b.pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE] += 1 << k
+    else:
+        _occupy_slow(b, f, k, own, True)
 
 
 @inline_kernel
@@ -130,16 +116,36 @@ def release(b, f, k):
     """Frames [f, f + 2^k), allocated by `occupy`, are free again."""
     b.meta[M_VERSION] += 1
     own = b.own[f]
-    if f & ((1 << k) - 1) == 0:
+    if k <= PB_SHIFT and f & ((1 << k) - 1) == 0:
         _set_bits(b.am, f, k, False)
+        pb = f >> PB_SHIFT
+        b.pb_used[pb] -= 1 << k
         if own >= OWN_TABLE:
             _set_bits(b.um, f, k, False)
+            b.pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE] -= 1 << k
     else:
-        for x in range(f, f + (1 << k)):
-            b.am[x >> WORD_SHIFT] &= ~(_ONE << np.uint64(x & 63))
+        _occupy_slow(b, f, k, own, False)
+
+
+@kernel
+def _occupy_slow(b, f, k, own, on):
+    """occupy (on) or release a block that is unaligned (the Akaros allocator) or spans
+    2 MiB blocks (order 10): frame by frame."""
+    sign = 1 if on else -1
+    for x in range(f, f + (1 << k)):
+        bit = _ONE << np.uint64(x & 63)
+        if on:
+            b.am[x >> WORD_SHIFT] |= bit
             if own >= OWN_TABLE:
-                b.um[x >> WORD_SHIFT] &= ~(_ONE << np.uint64(x & 63))
-    _account(b, f, k, own, -1)
+                b.um[x >> WORD_SHIFT] |= bit
+        else:
+            b.am[x >> WORD_SHIFT] &= ~bit
+            if own >= OWN_TABLE:
+                b.um[x >> WORD_SHIFT] &= ~bit
+        pb = x >> PB_SHIFT
+        b.pb_used[pb] += sign
+        if own >= OWN_TABLE:
+            b.pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE] += sign
 
 
 @kernel
