@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, note_allocated
+from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_unlink
+from ptpair.traces.freemap import carve_free
 
 M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
 M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
@@ -97,27 +98,6 @@ def akaros_free(b, frame, k):
 
 
 @kernel
-def aligned_blocks(free_mask, out):
-    """Decompose the free frames into maximal aligned blocks (order <= 10), as a buddy
-    allocator would list them; out[k] += blocks of order k. free_mask: bool per frame."""
-    n = len(free_mask)
-    x = 0
-    while x < n:
-        if not free_mask[x]:
-            x += 1
-            continue
-        end = x
-        while end < n and free_mask[end]:
-            end += 1
-        while x < end:  # carve the run [x, end) like boot memory
-            k = 10
-            while (x & ((1 << k) - 1)) != 0 or x + (1 << k) > end:
-                k -= 1
-            out[k] += 1
-            x += 1 << k
-
-
-@kernel
 def free_runs(free_mask, out):
     """Lengths of the maximal runs of free frames, written to out; returns their count."""
     n = len(free_mask)
@@ -137,8 +117,9 @@ def free_runs(free_mask, out):
 
 
 def buddyinfo_of_free_set(free_mask: np.ndarray) -> np.ndarray:
-    out = np.zeros(11, np.int64)
-    aligned_blocks(free_mask, out)
+    """Free blocks per order 0..10 of a free set (traces/freemap.py: carve_free)."""
+    out = np.zeros(N_ORDERS, np.int64)
+    carve_free(free_mask, out)
     return out
 
 

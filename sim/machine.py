@@ -32,6 +32,11 @@ DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
 # walk cost counters, as Result.walk names them (docs/semantics.md#walk-cost)
 WALK_COUNTERS = (("kpt_pages_touched", C.KPT_TOUCH), ("ept_pages_touched", C.EPT_TOUCH),
                  ("ept_dependent_loads", C.EPT_LOADS))
+# Result.peak and Result.counts, as named there
+PEAK_COUNTERS = (("pt_pages", C.PEAK_PT), ("kpt_pages", C.PEAK_KPT), ("ept_pages", C.PEAK_EPT),
+                 ("wasted_ept_pages", C.PEAK_WASTE), ("data_pages", C.PEAK_DATA), ("used_pages", C.PEAK_USED))
+COUNT_COUNTERS = (("pages_mapped", C.MAPPED), ("pages_unmapped", C.UNMAPPED), ("pages_already_mapped", C.ALREADY),
+                  ("tables_mirrored", C.MIRRORED), ("tables_copied", C.COPIES), ("vmm_transitions", C.VMM_EVENTS))
 LEVEL_NAMES = ("pml1", "pml2", "pml3", "pml4")
 SAMPLE_COLUMNS = (
     ["events", "kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4", "ept_pages", "wasted_ept_pages",
@@ -251,12 +256,7 @@ class Result:
             "vmm_processes": int((alive & (t.p_vmm != 0)).sum()),
         }
         peak = {
-            "pt_pages": int(c[C.PEAK_PT]),
-            "kpt_pages": int(c[C.PEAK_KPT]),
-            "ept_pages": int(c[C.PEAK_EPT]),
-            "wasted_ept_pages": int(c[C.PEAK_WASTE]),
-            "data_pages": int(c[C.PEAK_DATA]),
-            "used_pages": int(c[C.PEAK_USED]),
+            **{k: int(c[i]) for k, i in PEAK_COUNTERS},
             # free blocks per order when used memory first reached its peak
             "buddyinfo_at_peak_used": [int(x) for x in c[C.PEAK_BUDDY:C.PEAK_BUDDY + N_ORDERS]],
         }
@@ -296,14 +296,7 @@ class Result:
             "per_write": {k: _ratio(v, writes) for k, v in walk_ctr.items()},
             "per_event": {k: _ratio(v, events) for k, v in walk_ctr.items()},
         }
-        counts = {
-            "pages_mapped": int(c[C.MAPPED]),
-            "pages_unmapped": int(c[C.UNMAPPED]),
-            "pages_already_mapped": int(c[C.ALREADY]),
-            "tables_mirrored": int(c[C.MIRRORED]),
-            "tables_copied": int(c[C.COPIES]),
-            "vmm_transitions": int(c[C.VMM_EVENTS]),
-        }
+        counts = {k: int(c[i]) for k, i in COUNT_COUNTERS}
         final["hugepage_blocks"] = _huge_dict(m.hugepage_blocks())
         peak["hugepage_blocks"] = _huge_dict(c[C.PEAK_HUGE:C.PEAK_HUGE + N_HUGE])
         compact = [int(x) for x in c[C.COMPACT:C.COMPACT + N_ORDERS]]

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from ptpair.errors import TraceError
 
@@ -166,21 +167,34 @@ def _buddyinfo_line(path: str, z: dict) -> list[int] | None:
     return None
 
 
-def aligned_blocks(state: np.ndarray, max_order: int = 10) -> list[int]:
-    """FREE frames cut into maximal aligned blocks (what a buddy allocator would list):
-    blocks per order 0..max_order."""
-    out = [0] * (max_order + 1)
-    free = np.concatenate([[False], state == FREE, [False]])
-    edges = np.flatnonzero(free[1:] != free[:-1])
-    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
-        x = a
-        while x < b:
-            k = max_order
-            while x % (1 << k) or x + (1 << k) > b:
+@njit(cache=True, nogil=True)
+def carve_free(free_mask, out):
+    """Cut the free frames (free_mask: a bool per frame) into maximal aligned blocks of
+    order <= len(out) - 1, as a buddy allocator would list them: out[k] += blocks of order k."""
+    top = len(out) - 1
+    n = len(free_mask)
+    x = 0
+    while x < n:
+        if not free_mask[x]:
+            x += 1
+            continue
+        end = x
+        while end < n and free_mask[end]:
+            end += 1
+        while x < end:  # carve the run [x, end) like boot memory
+            k = top
+            while (x & ((1 << k) - 1)) != 0 or x + (1 << k) > end:
                 k -= 1
             out[k] += 1
             x += 1 << k
-    return out
+
+
+def aligned_blocks(state: np.ndarray, max_order: int = 10) -> list[int]:
+    """FREE frames cut into maximal aligned blocks (what a buddy allocator would list):
+    blocks per order 0..max_order."""
+    out = np.zeros(max_order + 1, np.int64)
+    carve_free(state == FREE, out)
+    return [int(x) for x in out]
 
 
 # --- the file -------------------------------------------------------------------------
