@@ -19,8 +19,9 @@ The search (sizes are multiples of `step` frames, 1 by default):
 3. failures need not be monotonic in memory size (a larger memory changes every address
    and so every later decision), so the answer is *checked*, not assumed: `verified` is
    true when the replay at M ran clean and the replay at M - step failed (or M = L),
-   false only when the probe budget (`max_probes`) stopped the search first -- M is then
-   the smallest clean size found.
+   false only when the probe budget (`max_probes`) stopped steps 2-3 -- M is then the
+   smallest clean size found. A budget spent before any clean run (step 1) is an error
+   (NoCleanSize), as is a trace that fails at the largest memory.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 
 from ptpair.sim import counters as C
 from ptpair.sim.buddy import N_ORDERS
-from ptpair.sim.machine import Config, Machine
+from ptpair.errors import TraceError
+from ptpair.sim.machine import Config, Machine, ReplayError
 from ptpair.traces.format import Trace, encode
 from ptpair.traces.units import PAGE_SIZE
 
@@ -78,12 +80,17 @@ class ProbeBudget(Exception):
     """The search ran out of probes."""
 
 
+class NoCleanSize(ValueError):
+    """No memory size ran clean: the trace fails at the largest simulated memory, or the
+    probe budget ran out before any clean run gave the lower bound."""
+
+
 def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
                reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES) -> MinMem:
     """Smallest memory (a multiple of `step` frames) with no allocation failure; see the
     module docstring for the search and what `verified` means."""
-    if step < 1 or max_probes < 1:
-        raise ValueError("step and max_probes must be at least 1")
+    if not 1 <= step <= MAX_PAGES or max_probes < 1:
+        raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
     ev = encode(trace)
     probes = 0
 
@@ -92,20 +99,28 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         if probes >= max_probes:
             raise ProbeBudget
         probes += 1
-        return probe(ev, Config(scheme, policy, pages, allocator, reclaim))
+        try:
+            return probe(ev, Config(scheme, policy, pages, allocator, reclaim))
+        except ReplayError as e:  # an impossible event: the trace's error, located
+            raise TraceError(trace.source, trace.line_of(e.index), e.message) from None
 
     def up(pages: int) -> int:
         return -(-pages // step) * step
 
     # 1. a clean run, for the lower bound (failing probes stop early)
-    hi = up(START_PAGES)
+    cap = MAX_PAGES // step * step  # the largest size of the search
+    hi = min(up(START_PAGES), cap)
     while True:
-        ok, peak_used = clean(hi)
+        try:
+            ok, peak_used = clean(hi)
+        except ProbeBudget:
+            raise NoCleanSize(f"no clean run within {max_probes} replays (up to {hi // 2} frames): "
+                              "raise --max-probes") from None
         if ok:
             break
-        if hi >= MAX_PAGES:
-            raise ValueError("the trace fails even with the largest simulated memory (2^31 - 2 frames)")
-        hi = min(up(hi * 2), MAX_PAGES // step * step)
+        if hi >= cap:
+            raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
+        hi = min(up(hi * 2), cap)
     floor = max(up(peak_used), step)
     try:
         # 2. gallop up from the lower bound, then bisect: lo is a probed failure (or below

@@ -14,6 +14,10 @@ from ptpair.traces.units import PAGE_SIZE as PAGE_BYTES
 MIB = 1 << 20
 
 
+class PlotDataError(ValueError):
+    """A figure's data lacks a column it needs, or has no rows."""
+
+
 def load_pyplot():
     import matplotlib
 
@@ -30,9 +34,9 @@ def mib(pages):
 def need(df: pd.DataFrame, cols, what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"{what} needs columns {', '.join(missing)}")
+        raise PlotDataError(f"{what} needs columns {', '.join(missing)}")
     if df.empty:
-        raise ValueError(f"{what}: no rows to plot")
+        raise PlotDataError(f"{what}: no rows to plot")
 
 
 def scheme_legend(fig, schemes, extra=()):

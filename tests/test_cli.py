@@ -120,10 +120,16 @@ def test_bad_input_is_one_located_line_and_status_2(tmp_path, content, where):
 
 def test_bad_options_exit_2_without_traceback():
     for args in (["replay", DATA / "golden.csv", "--memory", "lots"],
+                 ["replay", DATA / "golden.csv", "--memory", "16TiB"],
+                 ["replay", DATA / "golden.csv", "--memory-pages", 3_000_000_000],
                  ["compare", DATA / "golden.csv", "--schemes", "pair,bogus"],
+                 ["synth", "--seed", -1, "-o", "/tmp/never.csv"],
+                 ["synth", "--lifetime", -5, "-o", "/tmp/never.csv"],
+                 ["synth", "--processes", 0, "-o", "/tmp/never.csv"],
+                 ["minmem", DATA / "golden.csv", "--max-probes", 1],
                  ["replay", "/nonexistent.csv"]):
         r = ptpair(*args)
-        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip()
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), (args, r.stderr)
 
 
 def test_help_lists_the_verbs():
@@ -232,3 +238,10 @@ def test_walkbench_of_a_trace_without_vmms_is_a_clear_error(tmp_path):
     p = ptpair("walkbench", trace, "--repeats", 3, "--lookups", 10, "--memory", "1GiB")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "no process has an EPT" in p.stderr
+
+
+def test_minmem_of_an_impossible_trace_is_located(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pid,op,va,length,arg,order\n1,spawn,,,,\n2,map,0,4096,,\n")
+    p = ptpair("minmem", bad)
+    assert p.returncode == 2 and p.stderr.strip() == f"{bad}:3: map of pid 2, which is not alive (never spawned, or exited)"

@@ -100,7 +100,16 @@ def workload_params(name: str, **overrides) -> Params:
     bad = set(overrides) - known
     if bad:
         raise ValueError(f"unknown workload parameter(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
-    return replace(WORKLOADS[name], **overrides)
+    p = replace(WORKLOADS[name], **overrides)
+    for field_name, ok, what in (("processes", p.processes >= 1, "at least 1"),
+                                 ("lifetime", p.lifetime > 0, "positive"),
+                                 ("vmm_fraction", 0 <= p.vmm_fraction <= 1, "in [0, 1]"),
+                                 ("huge_fraction", 0 <= p.huge_fraction <= 1, "in [0, 1]"),
+                                 ("sparse", 0 <= p.sparse <= 1, "in [0, 1]"),
+                                 ("map_pages_median", p.map_pages_median > 0, "positive")):
+        if not ok:
+            raise ValueError(f"workload parameter {field_name} = {getattr(p, field_name)}: must be {what}")
+    return p
 
 
 def synth(workload: str = "mixed", seed: int = 0, events: int = 10_000, **overrides) -> Trace:

@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
     p.add_argument("--workload", default="mixed", choices=registry.WORKLOADS)
     p.add_argument("--fractions", type=options.fractions, default="0,0.25,0.5,0.75,1")
     p.add_argument("--seeds", type=options.seeds, default="1-3")
-    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--events", type=options.positive, default=5000)
     options.add_memory(p)
     options.add_policy(p)
     options.add_output_format(p)

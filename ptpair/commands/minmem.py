@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ptpair.commands import options
+from ptpair.errors import UsageError
 
 HELP = "smallest memory (to the frame) with no allocation failure, and the pressure margin"
 
@@ -12,7 +13,7 @@ HELP = "smallest memory (to the frame) with no allocation failure, and the press
 def add_arguments(p) -> None:
     p.add_argument("trace")
     options.add_machine(p)
-    p.add_argument("--step", type=options.positive, default=1, metavar="N",
+    p.add_argument("--step", type=options.frames, default=1, metavar="N",
                    help="search in steps of N frames (default: 1, frame-exact; 256 = MiB steps)")
     p.add_argument("--max-probes", type=options.positive, default=None, metavar="N",
                    help="replays the search may run before it stops unverified (default: 200)")
@@ -21,13 +22,16 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ptpair import api
-    from ptpair.analysis.minmem import MAX_PROBES, min_memory
+    from ptpair.analysis.minmem import MAX_PROBES, NoCleanSize, min_memory
     from ptpair.reports.text import minmem_line
 
     trace = api.read_any(args.trace)
     allocator, reclaim = options.kernel_options(args)
-    mm = min_memory(trace, args.scheme, args.policy, allocator, reclaim, step=args.step,
-                    max_probes=args.max_probes or MAX_PROBES)
+    try:
+        mm = min_memory(trace, args.scheme, args.policy, allocator, reclaim, step=args.step,
+                        max_probes=args.max_probes or MAX_PROBES)
+    except NoCleanSize as e:  # the trace's or the budget's limit, not a bug
+        raise UsageError(f"{args.trace}: {e}") from None
     if args.json:
         print(json.dumps({"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy,
                           "allocator": allocator, "reclaim": reclaim, **mm.to_dict()}, indent=2))

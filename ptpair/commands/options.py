@@ -14,12 +14,29 @@ from ptpair.errors import UsageError
 from ptpair.traces.units import size_pages
 
 
-def memory(text: str) -> int:
-    """A memory size ('4GiB', '512MiB', bytes) -> 4-KiB frames."""
+MAX_FRAMES = 2**31 - 2  # the simulator's largest memory (sim/machine.py Config)
+
+
+def frames(text) -> int:
+    """A count of 4-KiB frames, 1 .. MAX_FRAMES."""
     try:
-        return size_pages(text)
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+    if not 1 <= n <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 .. {MAX_FRAMES} frames (4-KiB pages)")
+    return n
+
+
+def memory(text: str) -> int:
+    """A memory size ('4GiB', '512MiB', bytes) -> 4-KiB frames, at most MAX_FRAMES."""
+    try:
+        n = size_pages(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    if n > MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"{text}: at most {MAX_FRAMES} frames (8 TiB) can be simulated")
+    return n
 
 
 def memories(text: str) -> list[int]:
@@ -79,6 +96,16 @@ def populate(text: str):
     return f
 
 
+def nonnegative(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return n
+
+
 def positive(text: str) -> int:
     try:
         n = int(text)
@@ -95,15 +122,13 @@ def add_memory(p, default: str | None = "4GiB") -> None:
     mem = p.add_mutually_exclusive_group()
     mem.add_argument("--memory", type=memory, default=None if default is None else memory(default), metavar="SIZE",
                      help=f"simulated memory size (default: {default})")
-    mem.add_argument("--memory-pages", type=int, default=None, metavar="N",
+    mem.add_argument("--memory-pages", type=frames, default=None, metavar="N",
                      help="simulated memory in 4-KiB frames (instead of --memory)")
 
 
 def memory_pages(args) -> int:
     """Frames of simulated memory from the memory group."""
     if args.memory_pages is not None:
-        if args.memory_pages < 1:
-            raise UsageError(f"--memory-pages {args.memory_pages}: must be at least 1")
         return args.memory_pages
     return args.memory
 

@@ -23,6 +23,7 @@ def run(args) -> int:
     import pandas as pd
 
     from ptpair.reports import plots, style
+    from ptpair.reports.plotkit import PlotDataError
 
     try:
         kind = plots.kind_of(args.figure)
@@ -40,7 +41,7 @@ def run(args) -> int:
     with style.use(args.style):
         try:
             fig = plots.FIGURES[kind](df)
-        except ValueError as e:  # the plots name a missing column or an empty table
+        except PlotDataError as e:  # the data's fault; any other error is ours
             raise UsageError(f"{args.data}: {e}") from None
         paths = style.save(fig, stem, formats)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)

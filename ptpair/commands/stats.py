@@ -14,7 +14,7 @@ HELP = "paired statistics of schemes across seeds of a synthetic workload"
 def add_arguments(p) -> None:
     p.add_argument("--workload", default="mixed", choices=registry.WORKLOADS)
     p.add_argument("--seeds", type=options.seeds, default="1-10", help="A-B or A,B,C (default 1-10)")
-    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--events", type=options.positive, default=5000)
     p.add_argument("--baseline", default=registry.BASELINE, choices=registry.SCHEME_NAMES)
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--pressure", action="store_true",

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ptpair import registry
+from ptpair.commands import options
 from ptpair.errors import UsageError
 
 HELP = "write a seeded synthetic workload trace"
@@ -13,8 +14,8 @@ HELP = "write a seeded synthetic workload trace"
 
 def add_arguments(p) -> None:
     p.add_argument("--workload", default="mixed", choices=registry.WORKLOADS)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--seed", type=options.nonnegative, default=0)
+    p.add_argument("--events", type=options.positive, default=10_000)
     p.add_argument("--processes", type=int, default=None, help="processes alive at once")
     p.add_argument("--vmm-fraction", dest="vmm_fraction", type=float, default=None)
     p.add_argument("--lifetime", type=float, default=None, help="mean events a process lives")
