@@ -17,15 +17,20 @@ from ptpair.traces.units import size_pages
 MAX_FRAMES = 2**31 - 2  # the simulator's largest memory (sim/machine.py Config)
 
 
-def frames(text) -> int:
-    """A count of 4-KiB frames, 1 .. MAX_FRAMES."""
+def _integer(text, low: int, high: int | None, bounds: str) -> int:
+    """An integer in [low, high] (no upper bound for None); `bounds` words the range."""
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
-    if not 1 <= n <= MAX_FRAMES:
-        raise argparse.ArgumentTypeError(f"{text}: must be 1 .. {MAX_FRAMES} frames (4-KiB pages)")
+    if n < low or (high is not None and n > high):
+        raise argparse.ArgumentTypeError(f"{text}: must be {bounds}")
     return n
+
+
+def frames(text) -> int:
+    """A count of 4-KiB frames, 1 .. MAX_FRAMES."""
+    return _integer(text, 1, MAX_FRAMES, f"1 .. {MAX_FRAMES} frames (4-KiB pages)")
 
 
 def memory(text: str) -> int:
@@ -97,23 +102,11 @@ def populate(text: str):
 
 
 def nonnegative(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
-    return n
+    return _integer(text, 0, None, "0 or more")
 
 
 def positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return n
+    return _integer(text, 1, None, "at least 1")
 
 
 # --- option groups ---------------------------------------------------------------------
