@@ -36,7 +36,7 @@ M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
 
 
 @inline_kernel
-def _push(b, f):
+def akaros_push(b, f):
     list_push(b, 0, f)
     b.blk[f] = 0
 
@@ -45,15 +45,6 @@ def _push(b, f):
 def _unlink(b, f):
     list_unlink(b, 0, f)
     b.blk[f] = -1
-
-
-@kernel
-def akaros_boot(b):
-    """Every frame free, inserted at the head in ascending order (highest at the head)."""
-    n = b.meta[M_FRAMES]
-    for f in range(n):
-        _push(b, f)
-    b.meta[M_FREE_PAGES] = n
 
 
 @kernel
@@ -93,7 +84,7 @@ def akaros_alloc(b, k):
 def akaros_free(b, frame, k):
     """Free 2^k frames one by one, ascending, each pushed on the head."""
     for f in range(frame, frame + (1 << k)):
-        _push(b, f)
+        akaros_push(b, f)
     b.meta[M_FREE_PAGES] += 1 << k
 
 

@@ -19,11 +19,12 @@ import numpy as np
 
 from ptpair import registry
 from ptpair.sim._jit import inline_kernel
-from ptpair.sim.akaros2015 import akaros_alloc, akaros_boot, akaros_free, buddyinfo_of_free_set
+from ptpair.sim.akaros2015 import akaros_alloc, akaros_free, buddyinfo_of_free_set
+from ptpair.sim.boot import boot, pristine_runs
 from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
 from ptpair.sim.occupancy import occupy, release
 from ptpair.sim.mobility import (
-    N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_boot, mobility_free,
+    N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_free,
 )
 
 ALLOCATORS = {name: code for code, name in enumerate(registry.ALLOCATORS)}
@@ -32,20 +33,17 @@ ALLOC_AKAROS = ALLOCATORS["akaros-2015"]
 ALLOC_LINUX = ALLOCATORS["linux"]
 
 
-def new_allocator(n_frames: int, allocator: int, policy: int) -> BuddyState:
-    """An allocator over `n_frames` frames, all free (boot done)."""
-    b = new_buddy(n_frames, policy, lists_for_all_frames=allocator != ALLOC_BUDDY,
-                  boot=allocator == ALLOC_BUDDY)
+def new_allocator(n_frames: int, allocator: int, policy: int, runs=None) -> BuddyState:
+    """An allocator over `n_frames` frames, booted from `runs` (first frames, lengths,
+    states: an initial state, sim/boot.py), or with every frame free."""
+    b = new_buddy(n_frames, policy, lists_for_all_frames=allocator != ALLOC_BUDDY, boot=False)
     if allocator == ALLOC_LINUX:
         n_pb = (n_frames + PAGEBLOCK_FRAMES - 1) // PAGEBLOCK_FRAMES
         b = b._replace(head=np.full(N_ORDERS * N_MT, -1, np.int32), mt=np.zeros(n_frames, np.int8),
                        pb_type=np.zeros(n_pb, np.int8), pb_alloc=np.zeros(n_pb * N_MT, np.int32),
                        nr_free_mt=np.zeros(N_ORDERS * N_MT, np.int64))
     b.meta[M_ALLOCATOR] = allocator
-    if allocator == ALLOC_AKAROS:
-        akaros_boot(b)
-    elif allocator == ALLOC_LINUX:
-        mobility_boot(b)
+    boot(b, *(pristine_runs(n_frames) if runs is None else runs))
     return b
 
 

@@ -2,14 +2,13 @@
 
 Semantics (docs/semantics.md, "Allocator"):
 
-* At start all memory is free, carved in address order into the largest aligned blocks
-  that fit, each freed in that order -- as Linux's memblock_free_all() hands boot memory
-  to the buddy allocator. (Blocks carved this way can never merge with each other: a
-  block of order k < MAX_ORDER is followed by a smaller block, or the carve would have
-  taken order k + 1.)
+* At start the free memory is carved in address order into the largest aligned blocks
+  that fit, as Linux's memblock_free_all() hands boot memory to the buddy allocator
+  (sim/boot.py: all of memory, or the free runs of an initial state).
 * Policy ADDRESS takes the lowest-addressed free block of the smallest order >= k that
   has one. Policy LIFO takes the block put on that order's list most recently (freed,
-  merged, split off; at start the highest-addressed). Both split alike: the lower half is
+  merged, split off; at start the lowest-addressed, boot memory being freed to the tail
+  of the lists). Both split alike: the lower half is
   kept, the upper halves go to the free lists (mm/page_alloc.c: expand()).
 * A freed block merges with its buddy (frame ^ 2^k) for as long as the buddy is a free
   block of the same order (mm/page_alloc.c: __free_one_page()).
@@ -47,27 +46,29 @@ M_FREE_PAGES = 2  # frames currently free
 M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
 M_HW_LIVE = 4  # frames allocated when the high water mark last rose
 M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
-META_LEN = 48  # slots 6..23 belong to the other allocators (sim/akaros2015.py, sim/mobility.py), 24..46 to
+M_BACKGROUND = 47  # frames the initial state's background owner holds (sim/boot.py)
+M_HOLES = 48  # frames of the initial state that are not memory (sim/boot.py)
+META_LEN = 50  # slots 6..23 belong to the other allocators (sim/akaros2015.py, sim/mobility.py), 24..46 to
 # sim/occupancy.py
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
 # mt, pb_type, pb_alloc and nr_free_mt serve the mobility-grouping allocator
-# (sim/mobility.py); the others carry them at length 1. own, am, um, pb_used and pb_unmov
-# record who holds each frame, for every allocator (sim/occupancy.py).
+# (sim/mobility.py); the others carry them at length 1. own, am, um, pb_used, pb_unmov and
+# pb_hole record who holds each frame, for every allocator (sim/occupancy.py).
 BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head mt pb_type pb_alloc "
-                                      "nr_free_mt own am um pb_used pb_unmov")
+                                      "nr_free_mt own am um pb_used pb_unmov pb_hole")
 
 
 def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, boot: bool = True) -> BuddyState:
-    from ptpair.sim.occupancy import M_CC_VERSION, new_occupancy
-
     """A buddy allocator over `n_frames` frames with every frame free (boot carve done).
 
     `lists_for_all_frames` sizes nxt/prv for every frame (LIFO, and allocators that keep
     per-frame lists); the address policy needs none. `boot=False` leaves every frame
     unlisted, for another allocator to boot on these arrays."""
+    from ptpair.sim.occupancy import M_CC_VERSION, new_occupancy
+
     if n_frames < 1 or n_frames >= 2**31 - 1:
         raise ValueError(f"memory must be 1 .. 2^31-2 frames, got {n_frames}")
     meta = np.zeros(META_LEN, np.int64)
@@ -103,12 +104,14 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
     )
     meta[M_CC_VERSION:M_CC_VERSION + N_ORDERS] = -1  # no failure cost computed yet
     if boot:
-        boot_free(st)
+        from ptpair.sim.boot import boot as boot_runs, pristine_runs
+
+        boot_runs(st, *pristine_runs(n_frames))
     return st
 
 
 @inline_kernel
-def _insert(b, frame, k):
+def insert_free(b, frame, k):
     """Put the free block [frame, frame + 2^k) on order k's list (no merging)."""
     b.blk[frame] = k
     b.nr_free[k] += 1
@@ -161,7 +164,7 @@ def note_allocated(b, frame, k):
     b.meta[M_FREE_PAGES] -= 1 << k
     if frame + (1 << k) > b.meta[M_HIGH_WATER]:
         b.meta[M_HIGH_WATER] = frame + (1 << k)
-        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_FREE_PAGES]
 
 
 @inline_kernel
@@ -180,7 +183,7 @@ def buddy_alloc(b, k):
     # expand(): keep the lower half, give each upper half back, largest first
     while j > k:
         j -= 1
-        _insert(b, frame + (1 << j), j)
+        insert_free(b, frame + (1 << j), j)
     note_allocated(b, frame, k)
     return frame
 
@@ -197,21 +200,7 @@ def buddy_free(b, frame, k):
         _remove(b, buddy, k)
         frame = min(frame, buddy)
         k += 1
-    _insert(b, frame, k)
-
-
-@kernel
-def boot_free(b):
-    """Carve all frames in address order into maximal aligned blocks and free each."""
-    n = b.meta[M_FRAMES]
-    f = 0
-    while f < n:
-        k = MAX_ORDER
-        while (f & ((1 << k) - 1)) != 0 or f + (1 << k) > n:
-            k -= 1
-        _insert(b, f, k)
-        b.meta[M_FREE_PAGES] += 1 << k
-        f += 1 << k
+    insert_free(b, frame, k)
 
 
 def free_blocks(b: BuddyState) -> list[tuple[int, int]]:

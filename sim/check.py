@@ -3,7 +3,8 @@
 `replay --check` calls `check_state` after every event (slow: for debugging) and names the
 first event after which one breaks. The invariants (docs/semantics.md#invariants):
 
-* pages are conserved: every frame is free or held exactly once, and the counters agree;
+* pages are conserved: every frame is free, held exactly once, or a hole of the initial
+  state, and the counters agree (free + tables + data + kalloc + background = frames - holes);
 * no frame is handed out twice (free blocks, table pages, data frames, kernel blocks);
 * buddies always coalesce (buddy allocators): no free block has a free buddy of its order;
 * each pair's EPT page is its KPT page + 1 (order-1 aligned under a buddy allocator);
@@ -20,7 +21,8 @@ import numpy as np
 from ptpair.errors import InvariantError
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
-from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
+from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
+from ptpair.sim.occupancy import OWN_BACKGROUND, OWN_HOLE
 from ptpair.sim.pagetable import (
     H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_RECLAIM,
     T_SLOTS_FREE,
@@ -84,6 +86,12 @@ def check_state(m) -> None:
     claim(frames2m, np.full(len(frames2m), IDX_BITS, np.int64))
     hl = (t.h_used != 0) & (t.h_state == H_LIVE)
     claim(t.h_frame[hl], t.h_order[hl].astype(np.int64))
+    background = np.flatnonzero(b.own == OWN_BACKGROUND)
+    holes = np.flatnonzero(b.own == OWN_HOLE)
+    claim(background, np.zeros(len(background), np.int64))
+    claim(holes, np.zeros(len(holes), np.int64))
+    if len(background) != int(b.meta[M_BACKGROUND]) or len(holes) != int(b.meta[M_HOLES]):
+        raise InvariantError("the background or hole count differs from the frames marked so")
 
     held = np.cumsum(owner)[:n]
     if np.any(held > 1):
@@ -91,7 +99,8 @@ def check_state(m) -> None:
     if np.any(held == 0):
         raise InvariantError(f"frame {int(np.flatnonzero(held == 0)[0])} is neither free nor held (lost)")
     kpt = int(c[C.KPT:C.KPT + 4].sum())
-    if int(b.meta[M_FREE_PAGES]) + kpt + int(c[C.EPT]) + int(c[C.DATA]) + int(c[C.KALLOC]) != n:
+    if (int(b.meta[M_FREE_PAGES]) + kpt + int(c[C.EPT]) + int(c[C.DATA]) + int(c[C.KALLOC])
+            + len(background) != n - len(holes)):
         raise InvariantError("page counters do not add up to memory")
     if kpt != len(live) or int(c[C.EPT]) != int(pair.sum()) + len(sep):
         raise InvariantError("table counters differ from the live tables")

@@ -16,7 +16,7 @@ from ptpair.sim._jit import inline_kernel, kernel
 
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
-from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, N_ORDERS
+from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
 from ptpair.sim.pagetable import (
     H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
     RECLAIM_EMPTY, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table,
@@ -174,7 +174,7 @@ def _exhausted_span(t, p, v, end):
 def _update_peaks(b, t, ctr):
     kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
     pt = kpt + ctr[C.EPT]
-    used = b.meta[M_FRAMES] - b.meta[M_FREE_PAGES]
+    used = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_FREE_PAGES]  # background included
     if pt > ctr[C.PEAK_PT] or ctr[C.EVENTS] == 1:
         # the 2 MiB blocks after the first event at which page tables reach their peak
         ctr[C.PEAK_PT] = max(pt, ctr[C.PEAK_PT])

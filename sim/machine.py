@@ -18,13 +18,16 @@ from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED, run_lengths
 from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_NAMES, N_MT
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
-from ptpair.sim.buddy import M_FREE_PAGES, M_HIGH_WATER, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks
+from ptpair.sim.buddy import (
+    M_BACKGROUND, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks,
+)
 from ptpair.sim.core import (
     ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
 from ptpair.sim.pagetable import (
     KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
 )
+from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_runs, is_synthetic
 from ptpair.sim.schemes import SCHEMES
 from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
 
@@ -54,16 +57,40 @@ class Config:
     """Everything that changes the semantics of a replay; recorded in every result.
 
     scheme: one of SCHEMES; policy: 'address' or 'lifo'; memory_pages: 4-KiB frames of
-    simulated memory, 1 .. 2^31 - 2.
+    simulated memory, 1 .. 2^31 - 2 (default 4 GiB; with `initial`, the map's, which it
+    may only repeat). initial: a free map file to start from; age: a warm-up trace, or a
+    synthetic ager spec 'synthetic:free=F,unusable=U,seed=S' (sim/initial.py).
     """
 
     scheme: str = "pair"
     policy: str = "address"
-    memory_pages: int = DEFAULT_MEMORY_PAGES
+    memory_pages: int | None = None
     allocator: str = "buddy"
     reclaim: str = "empty"
+    initial: str | None = None
+    age: str | None = None
 
     def __post_init__(self):
+        from ptpair.sim.initial import is_synthetic, map_frames
+
+        if self.initial is not None:
+            object.__setattr__(self, "initial", str(self.initial))
+            frames = map_frames(self.initial)
+            if self.memory_pages is not None and int(self.memory_pages) != frames:
+                raise ValueError(f"the memory is the free map's ({frames} pages): do not give memory_pages "
+                                 f"({self.memory_pages}) with initial")
+            object.__setattr__(self, "memory_pages", frames)
+            if is_synthetic(self.age):
+                raise ValueError("initial (a free map) and a synthetic ager both say what memory holds: "
+                                 "give one")
+        elif self.memory_pages is None:
+            object.__setattr__(self, "memory_pages", DEFAULT_MEMORY_PAGES)
+        if self.age is not None:
+            object.__setattr__(self, "age", str(self.age))
+            if is_synthetic(self.age):
+                from ptpair.traces.ager import parse_ager
+
+                parse_ager(self.age)  # a bad spec is a ValueError now, not inside a replay
         if self.allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {self.allocator!r}; choose from {', '.join(ALLOCATORS)}")
         if self.reclaim not in RECLAIMS:
@@ -89,8 +116,11 @@ class Machine:
     def __init__(self, config: Config, n_procs: int = 0):
         self.config = config
         self.scheme_code = SCHEMES[config.scheme]
-        self.buddy = new_allocator(int(config.memory_pages), ALLOCATORS[config.allocator],
-                                   POLICIES[config.policy])
+        if config.age is not None and not is_synthetic(config.age):
+            self.buddy = copy_state(aged_allocator(config))
+        else:
+            self.buddy = new_allocator(int(config.memory_pages), ALLOCATORS[config.allocator],
+                                       POLICIES[config.policy], initial_runs(config))
         self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), reclaim=RECLAIMS[config.reclaim])
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
@@ -251,6 +281,8 @@ class Result:
             "gigantic_pages": int(c[C.GIGANTIC]),
             "kalloc_pages": int(c[C.KALLOC]),
             "free_pages": int(m.buddy.meta[M_FREE_PAGES]),
+            "background_pages": int(m.buddy.meta[M_BACKGROUND]),
+            "hole_pages": int(m.buddy.meta[M_HOLES]),
             "buddyinfo": m.buddyinfo(),
             "processes": int(alive.sum()),
             "vmm_processes": int((alive & (t.p_vmm != 0)).sum()),
@@ -313,11 +345,13 @@ class Result:
 
     def to_dict(self) -> dict:
         cfg = asdict(self.config)
+        del cfg["initial"], cfg["age"]
         return {
             "scheme": cfg.pop("scheme"),
             "policy": cfg.pop("policy"),
             "memory_pages": cfg.pop("memory_pages"),
             **cfg,
+            **describe(self.config),
             "events": self.events,
             "final": self.final,
             "peak": self.peak,

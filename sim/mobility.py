@@ -2,7 +2,7 @@
 
 Memory is divided into pageblocks of 2^PAGEBLOCK_ORDER = 512 frames, each labelled with a
 migratetype (unmovable, movable, reclaimable; all movable at boot, as memmap_init()
-sets them). Free lists are kept per order *and* migratetype; page-table pages are
+sets them, unless an initial state says otherwise: sim/boot.py). Free lists are kept per order *and* migratetype; page-table pages are
 requested as unmovable, data frames as movable, kernel allocations as the trace says.
 
 * `__rmqueue_smallest`: the smallest sufficient free block on the request's own
@@ -59,7 +59,7 @@ M_STEALS = 19  # pageblocks relabelled by steal_suitable_fallback
 
 
 @inline_kernel
-def _add(b, f, k, mt):
+def add_free(b, f, k, mt):
     """Put the free block at f (order k) at the head of list (k, mt)."""
     li = k * N_MT + mt
     b.blk[f] = k
@@ -80,29 +80,13 @@ def _del(b, f):
 
 
 @kernel
-def mobility_boot(b):
-    """Carve memory as the buddy allocator does; every pageblock movable."""
-    n = b.meta[M_FRAMES]
-    for i in range(len(b.pb_type)):
-        b.pb_type[i] = MT_MOVABLE
-    f = 0
-    while f < n:
-        k = N_ORDERS - 1
-        while (f & ((1 << k) - 1)) != 0 or f + (1 << k) > n:
-            k -= 1
-        _add(b, f, k, MT_MOVABLE)
-        f += 1 << k
-    b.meta[M_FREE_PAGES] = n
-
-
-@kernel
-def _account(b, f, k, mt, sign):
-    """Allocated frames per pageblock and migratetype, and the polluted-block count."""
-    size = 1 << k
+def account(b, f, n, mt, sign):
+    """Allocated frames per pageblock and migratetype, and the polluted-block count, for
+    the n frames from f taken (sign 1) or given back (-1) as migratetype mt."""
     x = f
-    while x < f + size:
+    while x < f + n:
         pb = x >> PAGEBLOCK_ORDER
-        span = min(PAGEBLOCK_FRAMES - (x & (PAGEBLOCK_FRAMES - 1)), f + size - x)
+        span = min(PAGEBLOCK_FRAMES - (x & (PAGEBLOCK_FRAMES - 1)), f + n - x)
         i = pb * N_MT + mt
         before = b.pb_alloc[i]
         b.pb_alloc[i] = before + sign * span
@@ -122,7 +106,7 @@ def _smallest(b, k, mt):
             _del(b, f)
             while j > k:  # expand(): upper halves to the request's lists
                 j -= 1
-                _add(b, f + (1 << j), j, mt)
+                add_free(b, f + (1 << j), j, mt)
             return f
     return NIL
 
@@ -165,11 +149,11 @@ def _fallback(b, k, mt):
                 b.pb_type[q] = mt
                 b.meta[M_STEALS] += 1
         _del(b, page)
-        _add(b, page, found, mt)
+        add_free(b, page, found, mt)
         return True
     if not can_steal:
         _del(b, page)
-        _add(b, page, found, mt)
+        add_free(b, page, found, mt)
         return True
     # move_freepages_block: every free block of the pageblock, ascending
     start = pb << PAGEBLOCK_ORDER
@@ -180,7 +164,7 @@ def _fallback(b, k, mt):
         o = b.blk[x]
         if o >= 0:
             _del(b, x)
-            _add(b, x, o, mt)
+            add_free(b, x, o, mt)
             free_pages += 1 << o
             x += 1 << o
         else:
@@ -206,14 +190,14 @@ def mobility_alloc(b, k, mt):
             return NIL
         f = _smallest(b, k, mt)
     b.mt[f] = mt  # the block head remembers how it was allocated
-    _account(b, f, k, mt, 1)
+    account(b, f, 1 << k, mt, 1)
     note_allocated(b, f, k)
     return f
 
 
 @kernel
 def mobility_free(b, frame, k):
-    _account(b, frame, k, b.mt[frame], -1)
+    account(b, frame, 1 << k, b.mt[frame], -1)
     b.meta[M_FREE_PAGES] += 1 << k
     mt = b.pb_type[frame >> PAGEBLOCK_ORDER]  # the pageblock's type at free time
     n = b.meta[M_FRAMES]
@@ -224,4 +208,4 @@ def mobility_free(b, frame, k):
         _del(b, buddy)
         frame = min(frame, buddy)
         k += 1
-    _add(b, frame, k, mt)
+    add_free(b, frame, k, mt)

@@ -7,7 +7,12 @@ and `page_free`, which record here, for the block they hand out or take back:
 * `am`, `um`: a bit per frame, allocated and unmovable (bits past the end of memory are
   set in `um`, so no window reaches outside memory);
 * `pb_used`, `pb_unmov`: per 2 MiB block (512 frames), the frames allocated and the
-  unmovable ones by class (page tables, unmovable kallocs, background).
+  unmovable ones by class (page tables, unmovable kallocs, background); `pb_hole`, its
+  frames that are not memory (an initial state's holes).
+
+Background and hole frames (sim/boot.py) are marked frame by frame, `own[f]` set on each,
+for they are never freed: `own[f] == OWN_BACKGROUND` names exactly the background frames.
+Holes are set in `um` but not `am`: no window reaches them, and they cost nothing.
 
 From these, at a failed request of order k, `compaction_cost` finds the cheapest aligned
 2^k-frame window holding no unmovable frame -- the allocated frames direct compaction
@@ -22,14 +27,15 @@ import numpy as np
 
 from ptpair.sim import counters as C
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, META_LEN, N_ORDERS
+from ptpair.sim.buddy import M_BACKGROUND, M_FRAMES, M_HOLES, META_LEN, N_ORDERS
 
 # owner classes; the unmovable ones are those >= OWN_TABLE, in the order of HUGE_CLASSES
 OWN_DATA = 0  # a data frame of a process (movable)
 OWN_KALLOC_MOVABLE = 1  # a kernel allocation whose migratetype is movable
 OWN_TABLE = 2  # a page-table frame: KPT or EPT, root or not
 OWN_KALLOC = 3  # any other kernel allocation (unmovable or reclaimable)
-OWN_BACKGROUND = 4  # frames held by the initial state for the whole replay
+OWN_BACKGROUND = 4  # frames held by the initial state for the whole replay (sim/boot.py)
+OWN_HOLE = 5  # frames of the initial state that are not memory
 N_UNMOVABLE = 3  # table, kalloc, background: pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE]
 
 PB_SHIFT = 9  # a 2 MiB block: 512 frames (x86-64 pageblock_order)
@@ -66,7 +72,8 @@ def new_occupancy(n_frames: int) -> dict:
         um[-1] = _ALL << np.uint64(n_frames & 63)
     n_pb = (n_frames + (1 << PB_SHIFT) - 1) >> PB_SHIFT
     return dict(own=np.zeros(n_frames, np.int8), am=np.zeros(words, np.uint64), um=um,
-                pb_used=np.zeros(n_pb, np.int32), pb_unmov=np.zeros(n_pb * N_UNMOVABLE, np.int32))
+                pb_used=np.zeros(n_pb, np.int32), pb_unmov=np.zeros(n_pb * N_UNMOVABLE, np.int32),
+                pb_hole=np.zeros(n_pb, np.int32))
 
 
 @inline_kernel
@@ -149,6 +156,32 @@ def _occupy_slow(b, f, k, own, on):
 
 
 @kernel
+def occupy_background(b, f, n):
+    """Frames [f, f + n) belong to the background owner (boot, never freed)."""
+    b.meta[M_VERSION] += 1
+    b.meta[M_BACKGROUND] += n
+    for x in range(f, f + n):
+        bit = _ONE << np.uint64(x & 63)
+        b.am[x >> WORD_SHIFT] |= bit
+        b.um[x >> WORD_SHIFT] |= bit
+        b.own[x] = OWN_BACKGROUND
+        pb = x >> PB_SHIFT
+        b.pb_used[pb] += 1
+        b.pb_unmov[pb * N_UNMOVABLE + OWN_BACKGROUND - OWN_TABLE] += 1
+
+
+@kernel
+def mark_hole(b, f, n):
+    """Frames [f, f + n) are not memory: in no window, in no 2 MiB block counted."""
+    b.meta[M_VERSION] += 1
+    b.meta[M_HOLES] += n
+    for x in range(f, f + n):
+        b.um[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
+        b.own[x] = OWN_HOLE
+        b.pb_hole[x >> PB_SHIFT] += 1
+
+
+@kernel
 def _window_cost(b, k):
     """The fewest allocated frames in an aligned 2^k-frame window without an unmovable
     frame, or -1 if every window holds one."""
@@ -210,7 +243,8 @@ def count_failures(b, ctr, k, n):
 
 @kernel
 def hugepage_blocks(b, pb_wasted, out, off):
-    """Classify every 2 MiB block lying wholly inside memory into out[off:off + N_HUGE]
+    """Classify every 2 MiB block lying wholly inside memory (no hole, not cut by the end)
+    into out[off:off + N_HUGE]
     (HUGE_*): free, holding only movable frames, or blocked -- by wasted EPT frames alone,
     else by the class (page tables other than wasted EPT, kalloc, background) holding most
     of its unmovable frames, a tie going to the class listed later. `pb_wasted`: wasted
@@ -218,6 +252,8 @@ def hugepage_blocks(b, pb_wasted, out, off):
     for i in range(N_HUGE):
         out[off + i] = 0
     for pb in range(b.meta[M_FRAMES] >> PB_SHIFT):
+        if b.pb_hole[pb] != 0:
+            continue
         if b.pb_used[pb] == 0:
             out[off + HUGE_FREE] += 1
             continue

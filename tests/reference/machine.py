@@ -18,24 +18,41 @@ USER_PAGES = 1 << 35  # 4-KiB pages in [0, 2^47)
 DATA, KALLOC_MOVABLE, TABLE, KALLOC, BACKGROUND = range(5)
 HUGE_CLASSES = ("page_tables", "kalloc", "background")  # of TABLE, KALLOC, BACKGROUND
 PB_FRAMES = 512  # a 2 MiB block
+FREE, USED, HOLE = 0, 1, 2  # frame states of an initial state (a free map)
+
+
+def boot_blocks(state):
+    """The free frames of an initial state (a state per frame) carved from each free run's
+    low end into maximal aligned blocks of order <= 10: [(frame, order)] ascending."""
+    out, f, n = [], 0, len(state)
+    while f < n:
+        if state[f] != FREE:
+            f += 1
+            continue
+        end = f
+        while end < n and state[end] == FREE:
+            end += 1
+        while f < end:
+            k = MAX_ORDER
+            while f % (1 << k) or f + (1 << k) > end:
+                k -= 1
+            out.append((f, k))
+            f += 1 << k
+    return out
 
 
 class Buddy:
     """Free lists per order. A list's last element is its most recently added block."""
 
-    def __init__(self, n: int, policy: str):
+    def __init__(self, n: int, policy: str, state):
         self.n, self.policy = n, policy
         self.lists = [[] for _ in range(MAX_ORDER + 1)]
         self.order_at = {}  # first frame of a free block -> its order
         self.high_water = 0  # one past the highest frame ever allocated
         self.live_at_high_water = 0
-        f = 0
-        while f < n:  # boot: maximal aligned blocks in address order, freed in order
-            k = MAX_ORDER
-            while f % (1 << k) or f + (1 << k) > n:
-                k -= 1
+        self.holes = state.count(HOLE)
+        for f, k in reversed(boot_blocks(state)):  # freed to the tail: the lowest at the head
             self._put(f, k)
-            f += 1 << k
 
     def _put(self, f, k):
         self.lists[k].append(f)
@@ -55,7 +72,7 @@ class Buddy:
                     self._put(f + (1 << j), j)
                 if f + (1 << k) > self.high_water:
                     self.high_water = f + (1 << k)
-                    self.live_at_high_water = self.n - self.free_pages()
+                    self.live_at_high_water = self.n - self.holes - self.free_pages()
                 return f
         return None
 
@@ -87,9 +104,10 @@ class Akaros2015:
     """Akaros's 2015 allocator: a LIFO list of single frames (last element = head), a
     downward get_cont_pages scan for order >= 1, frees pushed one by one ascending."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, state):
         self.n = n
-        self.lst = list(range(n))  # inserted ascending: the highest frame is the head
+        self.holes = state.count(HOLE)
+        self.lst = [f for f in range(n) if state[f] == FREE]  # inserted ascending: the highest is the head
         self.free = set(self.lst)
         self.high_water = 0
         self.live_at_high_water = 0
@@ -126,7 +144,7 @@ class Akaros2015:
             self.free.discard(f)
         if start + size > self.high_water:
             self.high_water = start + size
-            self.live_at_high_water = self.n - len(self.free)
+            self.live_at_high_water = self.n - self.holes - len(self.free)
         return start
 
     def free_block(self, f, k):
@@ -169,23 +187,24 @@ class LinuxMobility:
     """Buddy allocator grouping by mobility (Linux v6.6 mm/page_alloc.c, simplified as
     docs/semantics.md states). Lists per (order, migratetype); last element = head."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, state):
         self.n = n
+        self.holes = state.count(HOLE)
         self.lists = {(k, t): [] for k in range(MAX_ORDER + 1) for t in range(3)}
         self.order_at, self.list_mt, self.alloc_mt = {}, {}, {}
-        self.pb_type = [MOVABLE] * ((n + (1 << PB_ORDER) - 1) >> PB_ORDER)
         self.pb_alloc = {}  # (pageblock, mt) -> allocated frames
+        for x in range(n):  # background frames: unmovable allocations
+            if state[x] == USED:
+                self.pb_alloc[(x >> PB_ORDER, UNMOVABLE)] = self.pb_alloc.get((x >> PB_ORDER, UNMOVABLE), 0) + 1
+        # a pageblock at least half background is unmovable, the others movable
+        self.pb_type = [UNMOVABLE if 2 * self.pb_alloc.get((pb, UNMOVABLE), 0) >= 1 << PB_ORDER else MOVABLE
+                        for pb in range((n + (1 << PB_ORDER) - 1) >> PB_ORDER)]
         self.high_water = self.live_at_high_water = 0
         self.fallbacks = 0
         self.fallback_by = {}
         self.relabelled = 0
-        f = 0
-        while f < n:
-            k = MAX_ORDER
-            while f % (1 << k) or f + (1 << k) > n:
-                k -= 1
-            self._put(f, k, MOVABLE)
-            f += 1 << k
+        for f, k in reversed(boot_blocks(state)):  # freed to the tail: the lowest at the head
+            self._put(f, k, self.pb_type[f >> PB_ORDER])
 
     def _put(self, f, k, t):
         self.lists[(k, t)].append(f)
@@ -277,7 +296,7 @@ class LinuxMobility:
         self._account(f, k, t, 1)
         if f + (1 << k) > self.high_water:
             self.high_water = f + (1 << k)
-            self.live_at_high_water = self.n - self.free_pages()
+            self.live_at_high_water = self.n - self.holes - self.free_pages()
         return f
 
     def free_block(self, f, k):
@@ -331,13 +350,20 @@ class Proc:
 
 class Reference:
     def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True,
-                 allocator="buddy", reclaim="empty"):
+                 allocator="buddy", reclaim="empty", initial=None):
+        """`initial`: the initial state, a FREE / USED / HOLE per frame (len memory_pages);
+        None: every frame free."""
+        state = [FREE] * memory_pages if initial is None else [int(x) for x in initial]
+        assert len(state) == memory_pages
+        self.background = {x for x in range(memory_pages) if state[x] == USED}  # held for the whole replay
+        self.holes = {x for x in range(memory_pages) if state[x] == HOLE}  # not memory
         self.scheme = scheme
         self.reclaim = reclaim
         self.allocator = allocator
         self.track_peaks = track_peaks  # peaks cost a full state scan per event
-        self.buddy = {"buddy": lambda: Buddy(memory_pages, policy), "akaros-2015": lambda: Akaros2015(memory_pages),
-                      "linux": lambda: LinuxMobility(memory_pages)}[allocator]()
+        self.buddy = {"buddy": lambda: Buddy(memory_pages, policy, state),
+                      "akaros-2015": lambda: Akaros2015(memory_pages, state),
+                      "linux": lambda: LinuxMobility(memory_pages, state)}[allocator]()
         self.n = memory_pages
         self.procs: dict[int, Proc] = {}
         self.refs: dict[tuple[int, int], int] = {}  # (size class, frame) -> mappings
@@ -394,8 +420,9 @@ class Reference:
         return f
 
     def frame_owners(self):
-        """frame -> owner class of every allocated frame."""
-        return {x: own for f, (k, own) in self.owned.items() for x in range(f, f + (1 << k))}
+        """frame -> owner class of every allocated frame (the background's included)."""
+        return {**{x: BACKGROUND for x in self.background},
+                **{x: own for f, (k, own) in self.owned.items() for x in range(f, f + (1 << k))}}
 
     def compaction_cost(self, k):
         """The fewest allocated frames in an aligned 2^k-frame window inside memory holding no
@@ -404,7 +431,7 @@ class Reference:
         best = None
         for w in range(0, self.n - (1 << k) + 1, 1 << k):
             frames = [owners.get(x) for x in range(w, w + (1 << k))]
-            if any(o is not None and o >= TABLE for o in frames):
+            if any(o is not None and o >= TABLE for o in frames) or self.holes.intersection(range(w, w + (1 << k))):
                 continue
             cost = sum(o is not None for o in frames)
             best = cost if best is None else min(best, cost)
@@ -428,6 +455,8 @@ class Reference:
         out = dict(free=0, movable_only=0, wasted_ept=0, page_tables=0, kalloc=0, background=0)
         for pb in range(self.n // PB_FRAMES):
             frames = range(pb * PB_FRAMES, (pb + 1) * PB_FRAMES)
+            if self.holes.intersection(frames):
+                continue  # not wholly memory
             held = [owners[x] for x in frames if x in owners]
             unmovable = [o for o in held if o >= TABLE]
             w = sum(x in wasted for x in frames)
@@ -742,6 +771,27 @@ class Reference:
         if self.track_peaks:
             self._update_peaks()
 
+    def aged(self):
+        """A new machine on this one's memory, everything allocated now forgotten into
+        background (`--age TRACE`): same free lists and pageblock labels, fresh processes,
+        handles and counters."""
+        new = Reference(self.scheme, "address", 1, self.track_peaks, "buddy", self.reclaim)
+        new.allocator, new.n, new.buddy = self.allocator, self.n, self.buddy
+        new.holes = set(self.holes)
+        new.background = self.background | set(self.frame_owners())
+        b = self.buddy
+        b.high_water = b.live_at_high_water = 0
+        if self.allocator == "akaros-2015":
+            b.scanned = b.scans = 0
+        if self.allocator == "linux":
+            b.fallbacks, b.fallback_by, b.relabelled = 0, {}, 0
+            b.alloc_mt = {}
+            totals = {}
+            for (pb, t), v in b.pb_alloc.items():
+                totals[pb] = totals.get(pb, 0) + v
+            b.pb_alloc = {(pb, UNMOVABLE): v for pb, v in totals.items() if v}
+        return new
+
     # --- reading the state ----------------------------------------------------------
     def live_tables(self):
         for proc in self.procs.values():
@@ -766,7 +816,8 @@ class Reference:
     def _update_peaks(self):
         s = self.state()
         cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
-                   wasted_ept_pages=s["waste"], data_pages=s["data"], used_pages=self.n - s["free"])
+                   wasted_ept_pages=s["waste"], data_pages=s["data"],
+                   used_pages=self.n - len(self.holes) - s["free"])
         self.pt_sum += cur["pt_pages"]
         if cur["pt_pages"] > self.peak["pt_pages"] or self.c["events"] == 1:
             self.peak_hugepages = self.hugepage_blocks()
@@ -779,8 +830,9 @@ class Reference:
         """The invariants of docs/semantics.md#invariants; raises AssertionError naming the
         broken one."""
         s = self.state()
-        used = sum(s["kpt"]) + s["ept"] + s["data"] + s["kalloc"]
-        assert used + s["free"] == self.n, f"pages not conserved: {used} + {s['free']} != {self.n}"
+        used = sum(s["kpt"]) + s["ept"] + s["data"] + s["kalloc"] + len(self.background)
+        memory = self.n - len(self.holes)
+        assert used + s["free"] == memory, f"pages not conserved: {used} + {s['free']} != {memory}"
         owner = {}
 
         def claim(f, k, what):
@@ -817,6 +869,8 @@ class Reference:
         for h in self.handles.values():
             if h:
                 claim(h[0], h[1], "kalloc")
+        for x in self.background | self.holes:
+            claim(x, 0, "background" if x in self.background else "hole")
         assert len(owner) == self.n
 
     def result(self):
@@ -832,6 +886,7 @@ class Reference:
             compaction_pages_by_order=list(self.compaction), hopeless_failures=list(self.hopeless),
             pt_requests=self.pt_requests, pt_requests_split=self.pt_split,
             hugepage_blocks=self.hugepage_blocks(), peak_hugepage_blocks=self.peak_hugepages,
+            background_pages=len(self.background), hole_pages=len(self.holes),
             processes=sum(1 for p in self.procs.values() if not p.failed),
             vmm_processes=sum(1 for p in self.procs.values() if not p.failed and p.vmm),
         )

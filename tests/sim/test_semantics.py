@@ -36,13 +36,16 @@ def test_address_policy_splits_keeping_the_lower_half():
 
 
 def test_lifo_takes_the_most_recent_block():
-    b = new_buddy(4096, POLICY_LIFO)  # four order-10 blocks; the highest was freed last
-    assert buddy_alloc(b, 10) == 3072
-    assert buddy_alloc(b, 0) == 2048  # splits the most recent order-10 block
-    # the upper halves went on their lists; the order-0 list's head is frame 2049
-    assert buddy_alloc(b, 0) == 2049
-    buddy_free(b, 2048, 0)
-    assert buddy_alloc(b, 0) == 2048  # the block just freed comes back first
+    # four order-10 blocks, freed at boot to the lists' tail (FPI_TO_TAIL): the lowest at the head
+    b = new_buddy(4096, POLICY_LIFO)
+    assert buddy_alloc(b, 10) == 0
+    assert buddy_alloc(b, 0) == 1024  # splits the order-10 list's head
+    # the upper halves went on their lists; the order-0 list's head is frame 1025
+    assert buddy_alloc(b, 0) == 1025
+    buddy_free(b, 3072, 10)
+    assert buddy_alloc(b, 10) == 3072  # the block just freed comes back first
+    buddy_free(b, 1024, 0)
+    assert buddy_alloc(b, 0) == 1024
 
 
 def test_lifo_and_address_differ():
