@@ -31,8 +31,8 @@ def results_frame(results: dict[str, Result]) -> pd.DataFrame:
 
 def compare(trace: Trace, schemes=DEFAULT_SCHEMES,
             policy: str = "address", memory_pages: int | None = None, allocator: str = "buddy",
-            reclaim: str = "empty") -> tuple[pd.DataFrame, dict]:
-    """Replay `trace` under each scheme; returns (table, {scheme: Result})."""
-    memory = {} if memory_pages is None else {"memory_pages": memory_pages}
-    results = {s: replay(trace, Config(s, policy, allocator=allocator, reclaim=reclaim, **memory)) for s in schemes}
+            reclaim: str = "empty", initial: str | None = None, age: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Replay `trace` under each scheme; returns (table, {scheme: Result}). `initial` (a
+    free map) and `age` (a warm-up trace or synthetic ager spec): see sim/machine.Config."""
+    results = {s: replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age)) for s in schemes}
     return compare_results(results), results

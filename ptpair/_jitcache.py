@@ -70,9 +70,14 @@ def cache_key(roots, files=()) -> str:
     return h.hexdigest()
 
 
-def configure() -> None:
-    base = os.environ.get("PTPAIR_CACHE_DIR") or os.path.join(
+def cache_base() -> str:
+    """ptpair's cache folder: $PTPAIR_CACHE_DIR, else $XDG_CACHE_HOME/ptpair or ~/.cache/ptpair."""
+    return os.environ.get("PTPAIR_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ptpair")
+
+
+def configure() -> None:
+    base = cache_base()
     path = os.path.join(base, "numba-" + cache_key(package_roots(), module_files())[:16])
     os.environ["NUMBA_CACHE_DIR"] = path
     if "numba" in sys.modules:  # numba already read its config: set it there too

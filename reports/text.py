@@ -10,6 +10,19 @@ from __future__ import annotations
 from ptpair.traces.units import MIB_PAGES, PAGE_SIZE
 
 
+def memory_text(start: dict) -> str:
+    """What memory a replay started from, from sim/initial.describe's dict ('' if pristine)."""
+    parts = []
+    if start.get("initial"):
+        i = start["initial"]
+        parts.append(f"the free map {i['file']} (zone {i['zone']}, node {i['node']})")
+    if start.get("age"):
+        a = start["age"]
+        parts.append(f"aged by {a['trace']}" if "trace" in a else
+                     f"aged by {a['synthetic']} (unusable index at order 9: {a['unusable_index']:.3f})")
+    return (" from " + ", ".join(parts)) if parts else ""
+
+
 def replay_lines(d: dict, trace: str, timing: bool = False) -> list[str]:
     """`ptpair replay`'s summary of one enriched result dict (analysis.metrics.enriched_dict)."""
     f, pk = d["final"], d["peak"]
@@ -19,6 +32,8 @@ def replay_lines(d: dict, trace: str, timing: bool = False) -> list[str]:
         f"trace            {trace} ({d['events']} events)",
         f"machine          scheme={d['scheme']} policy={d['policy']} memory={d['memory_pages']} pages "
         f"allocator={d['allocator']} reclaim={d['reclaim']}",
+        *([f"memory at start  {memory_text(d).removeprefix(' from ')}: {f['background_pages']} background "
+           f"pages, {f['hole_pages']} hole pages"] if d.get("initial") or d.get("age") else []),
         f"KPT pages        {f['kpt_pages']}  (pml4 {lv['pml4']}, pml3 {lv['pml3']}, pml2 {lv['pml2']}, pml1 "
         f"{lv['pml1']})",
         f"EPT pages        {f['ept_pages']}  (of non-VMM processes: {f['wasted_ept_pages']})",

@@ -155,6 +155,19 @@ def capture(zone: str = "Normal", node: int | None = None, kpageflags: str = "/p
                    f"{kpageflags} ({z['zone']})")
 
 
+def capture_to_cache(zone: str = "Normal", node: int | None = None) -> str:
+    """Capture this machine's free map now and save it under ptpair's cache folder
+    (freemaps/live-NODE-ZONE-TIME.parquet), so a replay on it can be rerun: its path."""
+    from ptpair._jitcache import cache_base
+
+    fm = capture(zone, node)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(fm.meta["time"]))
+    path = os.path.join(cache_base(), "freemaps", f"live-{fm.node}-{fm.zone}-{stamp}.parquet")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_freemap(fm, path)
+    return path
+
+
 def _buddyinfo_line(path: str, z: dict) -> list[int] | None:
     try:
         with open(path) as f:
@@ -241,6 +254,8 @@ def read_freemap(path) -> FreeMap:
     import pyarrow.parquet as pq
 
     source = str(path)
+    if not os.path.isfile(source):
+        raise TraceError(source, None, "no such file")
     try:
         table = pq.read_table(path)
         meta = json.loads((table.schema.metadata or {}).get(b"ptpair", b"{}"))

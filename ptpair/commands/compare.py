@@ -24,15 +24,17 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ptpair import api
-    from ptpair.reports.text import paired_lines
+    from ptpair.reports.text import memory_text, paired_lines
+    from ptpair.sim.initial import describe
 
     paths = args.traces or api.bundled_traces()
-    pages = options.memory_pages(args)
-    allocator, reclaim = options.kernel_options(args)
+    cfg = options.config(args, scheme=args.schemes[0])  # checks the machine options once
+    pages, allocator, reclaim = cfg.memory_pages, cfg.allocator, cfg.reclaim
     out_json = {}
     for n, path in enumerate(paths):
         trace = api.read_any(path, args.format, populate=args.populate)
-        table, results = api.compare(trace, args.schemes, args.policy, pages, allocator, reclaim)
+        table, results = api.compare(trace, args.schemes, args.policy, pages, allocator, reclaim, cfg.initial,
+                                     cfg.age)
         if args.json:
             out_json[str(path)] = {s: r.to_dict() for s, r in results.items()}
         elif args.csv:
@@ -42,8 +44,8 @@ def run(args) -> int:
             import pandas as pd
 
             with pd.option_context("display.max_columns", None, "display.width", 200):
-                print(("\n" if n else "") + f"{path}: {len(trace)} events, {pages} pages of memory, "
-                      f"policy {args.policy}, allocator {allocator}, reclaim {reclaim}")
+                print(("\n" if n else "") + f"{path}: {len(trace)} events, {pages} pages of memory"
+                      f"{memory_text(describe(cfg))}, policy {args.policy}, allocator {allocator}, reclaim {reclaim}")
                 print(table.to_string())
             if args.baseline in results:
                 print("\n".join(paired_lines(api.results_frame(results), args.baseline)))

@@ -8,6 +8,7 @@ work starts. Every list of choices comes from ptpair/registry.py.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ptpair import registry
 from ptpair.errors import UsageError
@@ -110,20 +111,60 @@ def positive(text: str) -> int:
 
 
 # --- option groups ---------------------------------------------------------------------
-def add_memory(p, default: str | None = "4GiB") -> None:
+DEFAULT_MEMORY = "4GiB"
+
+
+def add_memory(p, default: str | None = DEFAULT_MEMORY) -> None:
     """--memory SIZE or --memory-pages N (one of them)."""
     mem = p.add_mutually_exclusive_group()
-    mem.add_argument("--memory", type=memory, default=None if default is None else memory(default), metavar="SIZE",
-                     help=f"simulated memory size (default: {default})")
+    mem.add_argument("--memory", type=memory, default=None, metavar="SIZE",
+                     help=f"simulated memory size (default: {default})" if default else "simulated memory size")
     mem.add_argument("--memory-pages", type=frames, default=None, metavar="N",
                      help="simulated memory in 4-KiB frames (instead of --memory)")
+    p.set_defaults(memory_default=None if default is None else memory(default))
 
 
-def memory_pages(args) -> int:
-    """Frames of simulated memory from the memory group."""
-    if args.memory_pages is not None:
-        return args.memory_pages
-    return args.memory
+def memory_pages(args) -> int | None:
+    """Frames of simulated memory from the memory group (None: not given, no default);
+    with --initial, the map's (giving a memory size too is a usage error)."""
+    given = args.memory_pages if args.memory_pages is not None else args.memory
+    if getattr(args, "initial", None) == "live":  # captured once, saved, then a file like any other
+        from ptpair.traces.freemap import capture_to_cache
+
+        args.initial = capture_to_cache()
+        print(f"ptpair: this machine's free map saved to {args.initial} (rerun with --initial {args.initial})",
+              file=sys.stderr)
+    if getattr(args, "initial", None) is not None:
+        if given is not None:
+            raise UsageError("--memory/--memory-pages with --initial: the memory is the free map's")
+        from ptpair.sim.initial import map_frames
+
+        return map_frames(args.initial)
+    return given if given is not None else args.memory_default
+
+
+def add_initial(p) -> None:
+    """--initial and --age: the memory a replay starts from (sim/initial.py)."""
+    p.add_argument("--initial", metavar="FILE|live",
+                   help="start from a free map (`ptpair record freemap`; the corpus ships one), or `live`: "
+                        "this machine's now (needs root; saved under the cache directory). The memory size is "
+                        "the map's")
+    p.add_argument("--age", metavar="TRACE|synthetic:free=F,unusable=U,seed=S", type=age,
+                   help="age memory first: replay a warm-up trace and keep what it leaves allocated as "
+                        "background, or let a seeded ager leave a fraction F free with unusable free space "
+                        "index U at order 9")
+
+
+def age(text: str) -> str:
+    """--age: a warm-up trace, or a synthetic ager spec (checked here)."""
+    from ptpair.traces.ager import is_ager, parse_ager
+
+    if is_ager(text):
+        try:
+            return parse_ager(text).spec()
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def add_machine(p, multi: bool = False) -> None:
@@ -135,6 +176,7 @@ def add_machine(p, multi: bool = False) -> None:
     else:
         p.add_argument("--scheme", default="pair", choices=registry.SCHEME_NAMES, help="(default: pair)")
     add_memory(p)
+    add_initial(p)
     add_policy(p)
     p.add_argument("--allocator", choices=registry.ALLOCATORS, default=None, help=registry.ALLOCATOR_HELP)
     p.add_argument("--reclaim", choices=registry.RECLAIMS, default=None,
@@ -159,7 +201,11 @@ def config(args, scheme: str | None = None):
     from ptpair.sim.machine import Config
 
     allocator, reclaim = kernel_options(args)
-    return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim)
+    try:
+        return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim,
+                      initial=getattr(args, "initial", None), age=getattr(args, "age", None))
+    except ValueError as e:  # a combination the options cannot make (a map and a synthetic ager)
+        raise UsageError(str(e)) from None
 
 
 def add_format(p) -> None:
