@@ -22,6 +22,13 @@ The search (sizes are multiples of `step` frames, 1 by default):
    false only when the probe budget (`max_probes`) stopped steps 2-3 -- M is then the
    smallest clean size found. A budget spent before any clean run (step 1) is an error
    (NoCleanSize), as is a trace that fails at the largest memory.
+
+On memory aged by the synthetic ager (`age=`), every probed size is aged anew with the
+same spec, so a fraction F of it starts free and the rest is background. P is then the
+peak of the trace's own frames (used minus background), L the smallest size whose free
+frames at start, round(F * L), hold P, and the margin is the free frames at start of M
+minus P -- pristine memory being the case F = 1. A free map or a warm-up trace fixes the
+memory size: there is nothing to search (ValueError).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptpair.sim import counters as C
-from ptpair.sim.buddy import N_ORDERS
+from ptpair.sim.buddy import M_BACKGROUND, N_ORDERS
 from ptpair.errors import TraceError
 from ptpair.sim.machine import Config, Machine, ReplayError
 from ptpair.traces.format import Trace, encode
@@ -49,13 +56,16 @@ class MinMem:
     min_memory_pages: int
     probes: int  # replays run
     verified: bool  # clean at min and min - step failed (or min is the lower bound)
-    peak_used_pages: int  # frames in use at the peak of a clean run: the lower bound
+    peak_used_pages: int  # the trace's frames in use at the peak of a clean run
     step_pages: int = STEP_PAGES
+    start_free_pages: int | None = None  # frames free at the start of min (aged); None: all of them
 
     @property
     def pressure_margin_pages(self) -> int:
-        """Frames needed beyond the live data: min - peak of used frames."""
-        return self.min_memory_pages - self.peak_used_pages
+        """Frames needed beyond the live data: free frames at the start of min - the peak
+        of the trace's used frames."""
+        free = self.min_memory_pages if self.start_free_pages is None else self.start_free_pages
+        return free - self.peak_used_pages
 
     def to_dict(self) -> dict:
         return {"min_memory_pages": self.min_memory_pages, "min_memory_bytes": self.min_memory_pages * PAGE_SIZE,
@@ -64,16 +74,18 @@ class MinMem:
 
 
 def probe(ev, config: Config) -> tuple[bool, int]:
-    """Replay the encoded trace `ev` under `config`: (ran clean, peak of used frames). A
+    """Replay the encoded trace `ev` under `config`: (ran clean, peak of the trace's used
+    frames, background excluded). A
     probe stops soon after its first failed allocation (the answer is then known), so
     failing probes are cheap."""
     m = Machine(config, ev.n_procs)
+    background = int(m.buddy.meta[M_BACKGROUND])
     n = len(ev)
     for i in range(0, max(n, 1), CHUNK_EVENTS):
         m.run(ev, i, min(n, i + CHUNK_EVENTS))
         if m.ctr[C.FAIL:C.FAIL + N_ORDERS].any():
-            return False, int(m.ctr[C.PEAK_USED])
-    return True, int(m.ctr[C.PEAK_USED])
+            return False, int(m.ctr[C.PEAK_USED]) - background
+    return True, int(m.ctr[C.PEAK_USED]) - background
 
 
 class ProbeBudget(Exception):
@@ -86,11 +98,28 @@ class NoCleanSize(ValueError):
 
 
 def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
-               reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES) -> MinMem:
-    """Smallest memory (a multiple of `step` frames) with no allocation failure; see the
-    module docstring for the search and what `verified` means."""
+               reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES,
+               age: str | None = None) -> MinMem:
+    """Smallest memory (a multiple of `step` frames) with no allocation failure, pristine or
+    aged by a synthetic ager spec (`age`); see the module docstring for the search and
+    what `verified` means."""
     if not 1 <= step <= MAX_PAGES or max_probes < 1:
         raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
+    from ptpair.sim.initial import is_synthetic
+
+    if age is not None and not is_synthetic(age):
+        raise ValueError("a minimum-memory search needs memory whose size can change: pristine or a synthetic "
+                         "ager, not a warm-up trace")
+    if age is None:
+        def start_free(pages: int) -> int:
+            return pages
+    else:
+        from ptpair.traces.ager import free_frames, parse_ager
+
+        spec = parse_ager(age)
+
+        def start_free(pages: int) -> int:
+            return free_frames(pages, spec)
     ev = encode(trace)
     probes = 0
 
@@ -100,7 +129,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
             raise ProbeBudget
         probes += 1
         try:
-            return probe(ev, Config(scheme, policy, pages, allocator, reclaim))
+            return probe(ev, Config(scheme, policy, pages, allocator, reclaim, age=age))
         except ReplayError as e:  # an impossible event: the trace's error, located
             raise TraceError(trace.source, trace.line_of(e.index), e.message) from None
 
@@ -121,7 +150,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         if hi >= cap:
             raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
         hi = min(up(hi * 2), cap)
-    floor = max(up(peak_used), step)
+    floor = max(up(_least_holding(start_free, peak_used)), step)
     try:
         # 2. gallop up from the lower bound, then bisect: lo is a probed failure (or below
         # the bound), hi a probed clean size
@@ -142,4 +171,16 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         verified = True
     except ProbeBudget:
         verified = False
-    return MinMem(hi, probes, verified, peak_used, step)
+    return MinMem(hi, probes, verified, peak_used, step, None if age is None else start_free(hi))
+
+
+def _least_holding(start_free, pages: int) -> int:
+    """The smallest memory whose free frames at start hold `pages` (start_free is
+    non-decreasing): a bisection."""
+    lo, hi = 0, max(pages, 1)
+    while start_free(hi) < pages:
+        hi *= 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if start_free(mid) >= pages else (mid, hi)
+    return hi if start_free(lo) < pages else lo

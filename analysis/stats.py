@@ -22,31 +22,36 @@ DEFAULT_METRICS = ("pt_pages_final", "pt_pages_peak", "wasted_ept_pages_final", 
                    "ept_loads_per_write")
 
 
-def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int = 1 << 20,
-             allocator: str = "buddy", reclaim: str = "empty", pressure: bool = False) -> pd.DataFrame:
+def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int | None = 1 << 20,
+             allocator: str = "buddy", reclaim: str = "empty", pressure: bool = False,
+             initial: str | None = None, age: str | None = None) -> pd.DataFrame:
     """Replay every trace under every scheme: one row per (trace, scheme), numeric metrics.
     With `pressure`, also each run's frame-exact minimum memory and pressure margin
-    (analysis/minmem.py: a search of several replays per run)."""
+    (analysis/minmem.py: a search of several replays per run; pristine or synthetic-aged
+    memory only). `initial`, `age`: the memory to start from (sim/machine.Config)."""
     from ptpair.analysis.minmem import min_memory
 
     rows = []
     for name, trace in traces.items():
         for s in schemes:
-            r = replay(trace, Config(s, policy, memory_pages, allocator, reclaim))
+            r = replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age))
             row = {"trace": name, "scheme": s, **metrics_row(r)}
             if pressure:
-                mm = min_memory(trace, s, policy, allocator, reclaim)
+                if initial is not None:
+                    raise ValueError("the pressure margin needs memory whose size can change: not a free map")
+                mm = min_memory(trace, s, policy, allocator, reclaim, age=age)
                 row.update(min_memory_pages=mm.min_memory_pages, pressure_margin_pages=mm.pressure_margin_pages)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def seed_runs(workload: str, seeds, schemes, events: int, policy: str = "address",
-              memory_pages: int = 1 << 20, allocator: str = "buddy", reclaim: str = "empty",
-              pressure: bool = False, **params) -> pd.DataFrame:
+              memory_pages: int | None = 1 << 20, allocator: str = "buddy", reclaim: str = "empty",
+              pressure: bool = False, initial: str | None = None, age: str | None = None,
+              **params) -> pd.DataFrame:
     """`run_grid` over seeds of a synthetic workload; the trace column is the seed."""
     traces = {int(s): synth(workload, seed=int(s), events=events, **params) for s in seeds}
-    df = run_grid(traces, schemes, policy, memory_pages, allocator, reclaim, pressure)
+    df = run_grid(traces, schemes, policy, memory_pages, allocator, reclaim, pressure, initial, age)
     return df.rename(columns={"trace": "seed"})
 
 

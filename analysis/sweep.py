@@ -8,6 +8,8 @@ A grid file (TOML) names the axes; every combination is one run:
     policies = ["address"]                  # default: ["address"]
     memory = ["256MiB", "1GiB"]             # or memory_pages = [65536]; default 4GiB
     minmem = true                           # also each run's minimum memory and pressure margin
+    initial = ["pristine", "map.parquet"]   # free maps to start from (relative paths); default pristine
+    age = ["none", "synthetic:free=0.3,unusable=0.5,seed=1", "warm.parquet"]  # default none
     traces = ["a.csv", "b.parquet"]         # paths relative to the grid file, and/or
     [synth]
     workload = ["mixed", "vmm-heavy"]
@@ -15,6 +17,9 @@ A grid file (TOML) names the axes; every combination is one run:
     seeds = [1, 2, 3]
     [synth.params]                          # any traces/synth.py Params field, as a list
     vmm_fraction = [0.0, 0.5, 1.0]
+
+A run on a free map has the map's memory (the memory axis does not apply to it); `minmem`
+applies to pristine memory and to the synthetic ager only (the others fix the memory size).
 
 Each run is identified by a hash of its parameters (`run_id`). Finished runs are written
 at once, each atomically, to `OUT.parts/`; when all are done they are combined into OUT
@@ -66,7 +71,8 @@ def load_grid(path: str | os.PathLike) -> list[dict]:
 
 
 def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
-    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth", "allocators", "reclaims", "minmem"}
+    known = {"schemes", "policies", "memory", "memory_pages", "traces", "synth", "allocators", "reclaims", "minmem",
+             "initial", "age"}
     bad = set(g) - known
     if bad:
         raise GridError(f"unknown grid keys {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
@@ -110,15 +116,70 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
             sources.append({"workload": w, "events": int(e), "seed": int(s), "params": dict(zip(names, combo))})
     if not sources:
         raise GridError("the grid names no traces and no [synth] workloads")
-    runs = []
-    for src, scheme, policy, mem, alloc, rec in itertools.product(sources, axes["schemes"], axes["policies"],
-                                                                  memories, axes["allocators"], axes["reclaims"]):
+    starts = _starts(g, base, minmem)
+    runs, seen = [], set()
+    for src, scheme, policy, mem, alloc, rec, start in itertools.product(
+            sources, axes["schemes"], axes["policies"], memories, axes["allocators"], axes["reclaims"], starts):
         run = {**src, "scheme": scheme, "policy": policy, "memory_pages": mem, "allocator": alloc, "reclaim": rec}
+        run.update(start)  # pristine memory adds nothing: run ids of grids without these axes are unchanged
+        if "initial" in start:
+            run["memory_pages"] = start["initial_frames"]
+            del run["initial_frames"]
         if minmem:
             run["minmem"] = True
         run["run_id"] = run_id(run)
-        runs.append(run)
+        if run["run_id"] not in seen:  # a map's runs are one whatever the memory axis says
+            seen.add(run["run_id"])
+            runs.append(run)
     return runs
+
+
+def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
+    """The grid's initial-state axis: initial (free maps) x age (none, synthetic, traces)."""
+    from ptpair.errors import TraceError
+    from ptpair.sim.initial import map_frames
+    from ptpair.traces.ager import is_ager, parse_ager
+
+    maps = [{}]
+    if "initial" in g:
+        maps = []
+        for m in _list(g["initial"]):
+            if m == "pristine":
+                maps.append({})
+                continue
+            p = (base / m).resolve()
+            try:
+                maps.append({"initial": str(p), "initial_sha256": file_sha256(p), "initial_frames": map_frames(p)})
+            except OSError as e:
+                raise GridError(f"{p}: {e.strerror}") from None
+            except TraceError as e:
+                raise GridError(str(e)) from None
+    ages = [{}]
+    if "age" in g:
+        ages = []
+        for a in _list(g["age"]):
+            if a == "none":
+                ages.append({})
+            elif is_ager(a):
+                try:
+                    ages.append({"age": parse_ager(a).spec()})
+                except ValueError as e:
+                    raise GridError(str(e)) from None
+            else:
+                p = (base / a).resolve()
+                try:
+                    ages.append({"age": str(p), "age_sha256": file_sha256(p)})
+                except OSError as e:
+                    raise GridError(f"{p}: {e.strerror}") from None
+    out = []
+    for m, a in itertools.product(maps, ages):
+        if m and a and is_ager(a["age"]):
+            continue  # the map says what memory holds: no synthetic ager on it
+        if minmem and (m or (a and not is_ager(a["age"]))):
+            raise GridError("minmem = true needs memory whose size can change: pristine or a synthetic ager, "
+                            "not a free map or a warm-up trace")
+        out.append({**m, **a})
+    return out
 
 
 def run_id(run: dict) -> str:
@@ -140,7 +201,8 @@ def run_one(run: dict) -> dict:
         from ptpair.traces.synth import synth
 
         trace = synth(run["workload"], seed=run["seed"], events=run["events"], **run["params"])
-    r = replay(trace, Config(run["scheme"], run["policy"], run["memory_pages"], run["allocator"], run["reclaim"]))
+    r = replay(trace, Config(run["scheme"], run["policy"], run["memory_pages"], run["allocator"], run["reclaim"],
+                             run.get("initial"), run.get("age")))
     row = {k: v for k, v in run.items() if k != "params"}
     for k, v in run.get("params", {}).items():
         row[f"param_{k}"] = v
@@ -151,7 +213,7 @@ def run_one(run: dict) -> dict:
     if run.get("minmem"):  # the run's frame-exact minimum memory and pressure margin
         from ptpair.analysis.minmem import min_memory
 
-        mm = min_memory(trace, run["scheme"], run["policy"], run["allocator"], run["reclaim"])
+        mm = min_memory(trace, run["scheme"], run["policy"], run["allocator"], run["reclaim"], age=run.get("age"))
         row.update(min_memory_pages=mm.min_memory_pages, peak_used_pages=mm.peak_used_pages,
                    pressure_margin_pages=mm.pressure_margin_pages, minmem_verified=mm.verified)
     row["hopeless_failures_by_order"] = json.dumps(r.pressure["hopeless_failures"])

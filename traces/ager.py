@@ -136,6 +136,11 @@ def _composition(rng: np.random.Generator, total: int, parts: int) -> np.ndarray
     return np.diff(np.concatenate(([0], cuts, [total]))).astype(np.int64)
 
 
+def free_frames(n_frames: int, spec: AgerSpec) -> int:
+    """Frames the ager leaves free in a memory of `n_frames` frames: round(free * n_frames)."""
+    return int(round(float(spec.free) * int(n_frames)))
+
+
 def age(n_frames: int, spec: AgerSpec) -> np.ndarray:
     """The aged state of a memory of `n_frames` frames: uint8 FREE or USED per frame, with
     exactly round(spec.free * n_frames) frames free (see the module docstring)."""
@@ -143,7 +148,7 @@ def age(n_frames: int, spec: AgerSpec) -> np.ndarray:
         raise ValueError(f"synthetic ager: n_frames must be an integer >= 0, got {n_frames!r}")
     n = int(n_frames)
     rng = np.random.default_rng(int(spec.seed))
-    n_free = int(round(float(spec.free) * n))
+    n_free = free_frames(n, spec)
     whole, tail = divmod(n, PAGEBLOCK_FRAMES)
     # W wholly free pageblocks; at least w_lo so that the rest, n_free - 512 W, fits in the
     # other pageblocks (511 each: one keeper) and the tail

@@ -25,16 +25,20 @@ def run(args) -> int:
     from ptpair.analysis.minmem import MAX_PROBES, NoCleanSize, min_memory
     from ptpair.reports.text import minmem_line
 
+    if args.memory is not None or args.memory_pages is not None:
+        raise UsageError("minmem searches the memory size: --memory does not apply")
+    cfg = options.config(args)
+    options.resizable_memory(cfg, "minmem")
+    allocator, reclaim = cfg.allocator, cfg.reclaim
     trace = api.read_any(args.trace)
-    allocator, reclaim = options.kernel_options(args)
     try:
         mm = min_memory(trace, args.scheme, args.policy, allocator, reclaim, step=args.step,
-                        max_probes=args.max_probes or MAX_PROBES)
+                        max_probes=args.max_probes or MAX_PROBES, age=cfg.age)
     except NoCleanSize as e:  # the trace's or the budget's limit, not a bug
         raise UsageError(f"{args.trace}: {e}") from None
     if args.json:
         print(json.dumps({"trace": str(args.trace), "scheme": args.scheme, "policy": args.policy,
-                          "allocator": allocator, "reclaim": reclaim, **mm.to_dict()}, indent=2))
+                          "allocator": allocator, "reclaim": reclaim, "age": cfg.age, **mm.to_dict()}, indent=2))
     else:
         print(minmem_line(args.trace, args.scheme, args.policy, mm))
     return 0

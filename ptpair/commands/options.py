@@ -208,6 +208,17 @@ def config(args, scheme: str | None = None):
         raise UsageError(str(e)) from None
 
 
+def resizable_memory(cfg, what: str) -> None:
+    """A usage error unless the memory size of `cfg` may change (pristine or the synthetic
+    ager): `what` searches or varies it."""
+    from ptpair.sim.initial import is_synthetic
+
+    if cfg.initial is not None:
+        raise UsageError(f"{what} with --initial: a free map fixes the memory size (use --age synthetic:...)")
+    if cfg.age is not None and not is_synthetic(cfg.age):
+        raise UsageError(f"{what} with --age TRACE: the warm-up fixes the memory size (use --age synthetic:...)")
+
+
 def add_format(p) -> None:
     """--format and --populate: how an input file is read."""
     p.add_argument("--format", choices=registry.FORMATS, default=None,

@@ -29,9 +29,12 @@ def run(args) -> int:
     from ptpair.reports.text import frame_text, stats_title
 
     schemes = args.schemes if args.baseline in args.schemes else [args.baseline, *args.schemes]
-    allocator, reclaim = options.kernel_options(args)
-    df = seed_runs(args.workload, args.seeds, schemes, args.events, args.policy, options.memory_pages(args),
-                   allocator=allocator, reclaim=reclaim, pressure=args.pressure)
+    cfg = options.config(args, scheme=schemes[0])
+    if args.pressure:
+        options.resizable_memory(cfg, "--pressure")
+    df = seed_runs(args.workload, args.seeds, schemes, args.events, args.policy, cfg.memory_pages,
+                   allocator=cfg.allocator, reclaim=cfg.reclaim, pressure=args.pressure, initial=cfg.initial,
+                   age=cfg.age)
     metrics = (*DEFAULT_METRICS, "pressure_margin_pages") if args.pressure else DEFAULT_METRICS
     table = stats_table(df, args.baseline, metrics, confidence=args.confidence)
     if args.json:
