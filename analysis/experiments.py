@@ -22,11 +22,14 @@ import pandas as pd
 
 from ptpair import registry
 from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
-from ptpair.traces.sources import load, name_traces, synth_spec
+from ptpair.traces.sources import (
+    default_freemap, load, name_traces, synth_spec, warmup_trace, workload_of,
+)
 from ptpair.traces.units import MIB_PAGES
 
 SEED_MINMEM_SCHEMES = (registry.PAIR, registry.BASELINE)
 LARGE_MEMORY_PAGES = 1 << 20  # 4 GiB: seed replicates and break-even run without pressure
+WARMUP = "(warm-up)"  # the phase-1 name of the kmem-aged memory's warm-up trace
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class ReportParams:
     walk: bool = True  # time the walks (analysis/walkbench.py): the report's one measured, not replayed, part
     walk_repeats: int = 11
     walk_lookups: int = 100_000
+    aged: bool = True  # the aged-memory experiments (analysis/aged.py)
+    ager_seeds: int = 3  # synthetic ager seeds per unusable-index level (intervals)
+    freemap: str | None = None  # the free map of the aged experiments (default: the corpus's)
+    warmup: str | None = None  # the warm-up trace of the kmem-aged memory (default: the corpus's)
     workers: int | None = None  # local worker processes (default: all cores); not in the results
 
     def to_dict(self) -> dict:
@@ -77,6 +84,7 @@ class ReportData:
     breakeven: pd.DataFrame = field(default=None)  # breakeven.point rows
     walk: pd.DataFrame = field(default=None)  # trace, scheme, pattern, memory_pages, ns_per_lookup (+ CI), ...
     walk_info: dict = field(default=None)  # the machine the walks were timed on
+    aged: pd.DataFrame = field(default=None)  # analysis/aged.py rows: trace, memory, scheme, metrics, ...
 
 
 # --- tasks (run in worker processes) -----------------------------------------------------
@@ -88,6 +96,10 @@ def run_task(task: tuple):
     from ptpair.sim.replay import replay
 
     kind = task[0]
+    if kind == "aged":
+        from ptpair.analysis import aged
+
+        return aged.run(task)
     if kind == "minmem":
         _, name, path, scheme, policy = task
         return min_memory(load(path), scheme, policy).to_dict()
@@ -165,17 +177,29 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
     for path in traces.values():  # read (and validate) every input once, before any worker starts
         load(path)
     phase1 = [("minmem", n, path, s, p.policy) for n, path in traces.items() for s in p.schemes]
+    warmup = (p.warmup or warmup_trace()) if p.aged else None
+    if warmup:  # its peak sizes the kmem-aged memory
+        load(warmup)
+        phase1.append(("minmem", WARMUP, warmup, registry.PAIR, p.policy))
     phase1 += [("seed", w, s, p.seed_events, tuple(p.schemes), p.policy)
                for w in p.workloads for s in range(1, p.seeds + 1)]
     phase1 += [("breakeven", p.breakeven_workload, f, s, p.seed_events, p.policy)
                for f in p.breakeven_fractions for s in range(1, p.breakeven_seeds + 1)]
     n_phase2 = len(traces) * (2 * len(p.schemes) + len(p.memory_fractions) * len(p.failure_schemes)
                               + sum(len(kernel_schemes(k, p)) for k in p.kernels))
+    if p.aged:
+        from ptpair.analysis import aged
+
+        aged_traces = {n: path for n, path in traces.items() if workload_of(path) is None} or traces
+        freemap = p.freemap or default_freemap()
+        # the counts of the task list, before the memories that size it are known
+        n_phase2 += len(aged.tasks(aged_traces, dict.fromkeys(aged_traces, MIB_PAGES), (warmup, 0) if warmup
+                                   else None, freemap, p.policy, p.ager_seeds))
     bar = tqdm(total=len(phase1) + n_phase2, unit="run", desc="report", disable=not progress)
     try:
         r1 = _run_all(phase1, engine, bar)
         data = ReportData(traces=traces, params=p)
-        mm_rows = [{"trace": t[1], "scheme": t[3], **r1[t]} for t in phase1 if t[0] == "minmem"]
+        mm_rows = [{"trace": t[1], "scheme": t[3], **r1[t]} for t in phase1 if t[0] == "minmem" and t[1] != WARMUP]
         data.minmem = pd.DataFrame(mm_rows)
         peak = {n: int(data.minmem[(data.minmem["trace"] == n)]["peak_used_pages"].max()) for n in traces}
         mem = {n: p.memory_pages or _round_up(peak[n] * (1 + p.headroom)) for n in traces}
@@ -198,6 +222,12 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                        for s in p.failure_schemes for f in p.memory_fractions]
             for k in p.kernels:
                 phase2 += [("kernel", n, path, k, s, p.policy, mem[n]) for s in kernel_schemes(k, p)]
+        if p.aged:
+            warm = None
+            if warmup:
+                wpeak = next(r1[t]["peak_used_pages"] for t in phase1 if t[0] == "minmem" and t[1] == WARMUP)
+                warm = (warmup, _round_up(wpeak * (1 + p.headroom)))
+            phase2 += aged.tasks(aged_traces, mem, warm, freemap, p.policy, p.ager_seeds)
         r2 = _run_all(phase2, engine, bar)
     finally:
         bar.close()
@@ -216,6 +246,8 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                   for t in phase2 if t[0] == "failures"])
     data.kernels = pd.DataFrame([{"trace": t[1], "kernel": t[3], "scheme": t[4], "memory_pages": t[6], **r2[t]}
                                  for t in phase2 if t[0] == "kernel"])
+    if p.aged:
+        data.aged = aged.frame([r2[t] for t in phase2 if t[0] == "aged"], list(traces))
     if p.walk:
         _time_walks(data, traces, tight, mem, progress)
     return data

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ptpair.analysis.experiments import ReportData, ReportParams, collect
 from ptpair.reports import plots, style, tables
+from ptpair.traces import sources
 from ptpair.traces.sources import default_traces, load, source_sha256
 
 LIBRARIES = ["numpy", "numba", "pandas", "pyarrow", "scipy", "matplotlib", "tqdm"]
@@ -93,6 +94,14 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
                       "trace and memory size (the tight memory, the report memory, 4 GiB); median over "
                       f"{data.params.walk_repeats} interleaved rounds with its 95 % bootstrap interval. Timings: "
                       "the one part of the report that is measured, not replayed, and so not byte-reproducible."))
+    if data.aged is not None and len(data.aged):
+        specs.append(("aged_pressure", "aged_pressure", tables.aged_figure_data(data),
+                      "Allocator pressure on aged memory, summed over the traces of the aged section: the share of "
+                      "page-table requests that found their own free list empty, the 2 MiB blocks page tables "
+                      "(wasted EPT pages included) block at their peak, and on memory from the synthetic ager the "
+                      "pressure margin (smallest failure-free memory, re-aged at every size, with its free frames at "
+                      "start minus the trace's own peak). Error bars: 95 % t interval over "
+                      f"{data.params.ager_seeds} ager seeds."))
     if "akaros-2015" in data.params.kernels:
         specs.append(("akaros_2015", "akaros_2015", tables.kernel_data(data, "akaros-2015"),
                       "Akaros commit ddb9fa78's before (separate-lazy) and after (pair) under Akaros's 2015 allocator "
@@ -221,6 +230,30 @@ nav{font-size:.9em}nav a{margin-right:.8em}
 """
 
 
+def _aged_section(d: "_Doc", data: ReportData, fig) -> None:
+    from ptpair.analysis import aged
+
+    a = data.aged
+    traces = ", ".join(f"`{t}`" for t in dict.fromkeys(a["trace"]))
+    kinds = set(a["kind"])
+    where = []
+    if aged.MAP in kinds:
+        where.append(f"(a) a real machine's free map (`{Path(data.params.freemap or sources.default_freemap()).name}`: "
+                     "its free runs free, its used frames background, its holes not memory)")
+    if aged.KMEM in kinds:
+        where.append(f"(b) memory aged by the perf kmem trace `{Path(data.params.warmup or sources.warmup_trace()).name}` "
+                     "replayed first, what it left allocated kept as background (memory: its report memory plus "
+                     "the trace's)")
+    where.append(f"(c) the synthetic ager, {aged.AGER_FREE:.0%} of memory free with Linux's unusable free space "
+                 f"index at order 9 near {', '.join(f'{u:g}' for u in aged.AGER_LEVELS)}, ager seeds "
+                 f"1-{data.params.ager_seeds} (memory: the trace's report memory / {aged.AGER_FREE:g})")
+    d.h(3, "Allocator pressure on aged memory", "aged")
+    d.p(f"The same questions on memory that is not pristine, for {traces}: " + "; ".join(where)
+        + ". Background frames are unmovable and never freed. Definitions: docs/semantics.md#initial-state.")
+    fig("aged_pressure")
+    d.table(*_frame_rows(tables.aged_table(data)), data="aged")
+
+
 def _document(data: ReportData, specs, ans, stats, formats, style_name: str, manifest: dict) -> _Doc:
     d = _Doc(formats)
     p = data.params
@@ -241,7 +274,7 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
         f"Intervals: 95 % bootstrap (BCa) intervals of the mean paired difference over seeds 1-{p.seeds} of the "
         f"synthetic workload of the same name ({p.seed_events} events each, 4 GiB); a recorded trace has one exact "
         "value and no interval. Figures: memory waste -- [page-table memory](#waste); allocator pressure -- "
-        "[pressure margin](#minmem), on pristine memory; walk cost -- [walk cost](#walk_cost).")
+        "[pressure margin](#minmem), on pristine memory, and on [aged memory](#aged); walk cost -- [walk cost](#walk_cost).")
     head, rows = _answer_rows(ans)
     d.table(head, rows, "answers", data="answers")
 
@@ -265,6 +298,8 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
     fig("minmem")
     d.table(*_frame_rows(tables.minmem_exact(data)), data="minmem_exact")
     d.table(*_frame_rows(tables.pressure_table(data)), data="pressure")
+    if "aged_pressure" in byname:
+        _aged_section(d, data, fig)
     for t in data.traces:
         d.h(3, f"{t}")
         for k in ("failures_memory", "compaction", "hugepages", "buddyinfo", "frag_index", "pt_processes"):
@@ -344,12 +379,31 @@ def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
         "seeds": {"workloads": list(range(1, data.params.seeds + 1)),
                   "breakeven": list(range(1, data.params.breakeven_seeds + 1))},
         "report_memory_pages": {r.trace: int(r.memory_pages) for r in data.memory.itertuples()},
+        "aged_memory": _aged_inputs(data),
         "walk_timing": data.walk_info,
         "style": style_name,
         "formats": list(formats),
         "figures": {name: {"kind": plots.kind_of(name), "data": f"data/{stem}.csv",
                            "files": [f"figures/{name}.{f}" for f in formats]} for name, stem, _, _ in specs},
     }
+
+
+def _aged_inputs(data: ReportData) -> dict | None:
+    """The free map and warm-up trace of the aged section, with their sha256."""
+    if data.aged is None or not len(data.aged):
+        return None
+    from ptpair.analysis import aged
+
+    out = {"ager_free": aged.AGER_FREE, "ager_levels": list(aged.AGER_LEVELS),
+           "ager_seeds": list(range(1, data.params.ager_seeds + 1))}
+    kinds = set(data.aged["kind"])
+    fm = data.params.freemap or sources.default_freemap()
+    if aged.MAP in kinds and fm:
+        out["freemap"] = {"path": fm, "sha256": source_sha256(fm)}
+    wu = data.params.warmup or sources.warmup_trace()
+    if aged.KMEM in kinds and wu:
+        out["warmup"] = {"path": wu, "sha256": source_sha256(wu)}
+    return out
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -382,6 +436,9 @@ def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", f
             _csv(stats, tmp / "data" / "seed_stats.csv")
         _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
         _csv(tables.pressure_table(data), tmp / "data" / "pressure.csv")
+        if data.aged is not None and len(data.aged):
+            _csv(tables.aged_table(data), tmp / "data" / "aged.csv")
+            _csv(data.aged, tmp / "data" / "aged_runs.csv")
         for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
                             ("kernels", data.kernels), ("memory", data.memory)]:
             _csv(frame, tmp / "data" / f"{name}.csv")

@@ -1,6 +1,7 @@
-"""Figures of allocator pressure (docs/analysis.md#allocator-pressure), one trace each:
-what compaction would have to migrate for the requests that failed, and the 2 MiB blocks
-over time with what blocks them. Pages are 4-KiB frames."""
+"""Figures of allocator pressure (docs/analysis.md#allocator-pressure): per trace, what
+compaction would have to migrate for the requests that failed and the 2 MiB blocks over
+time with what blocks them; over the traces, the pressure on aged memory. Pages are 4-KiB
+frames."""
 
 from __future__ import annotations
 
@@ -55,3 +56,29 @@ def hugepages(df: pd.DataFrame):
     need(df, ["scheme", "events", *HUGE_PARTS], "hugepages")
     return stacked_over_time(df, [(label, color, lambda d, c=col: d[c]) for col, (label, color) in HUGE_PARTS.items()],
                              "2 MiB blocks")
+
+
+AGED_PANELS = (("split_share_pct", "page-table requests\nfinding their list empty (%)"),
+               ("tables_blocked_peak", "2 MiB blocks blocked\nby page tables at their peak"),
+               ("pressure_margin_pages", "pressure margin (frames)"))
+
+
+def aged_pressure(df: pd.DataFrame):
+    """Allocator pressure on aged memory, one panel per figure (AGED_PANELS), memories on
+    x, schemes as bars, error bars the 95 % t interval over ager seeds where there are
+    several. The pressure margin exists on synthetic memory only (the others fix the size).
+
+    Columns: memory, scheme, and for each panel its value, value_low and value_high.
+    """
+    need(df, ["memory", "scheme", *(c for c, _ in AGED_PANELS)], "aged_pressure")
+    plt = load_pyplot()
+    fig, axes = plt.subplots(1, len(AGED_PANELS), figsize=style.size(wide=True))
+    schemes = None
+    for ax, (col, label) in zip(axes, AGED_PANELS):
+        d = df[df[col].notna()]
+        low, high = (f"{col}_low", f"{col}_high") if f"{col}_low" in d else (None, None)
+        schemes = grouped_bars(ax, d, "memory", col, low, high) if len(d) else schemes
+        ax.set_ylabel(label)
+    scheme_legend(fig, schemes or [])
+    fig.tight_layout()
+    return fig

@@ -23,7 +23,8 @@ CONFIDENCE = 0.95
 QUESTIONS = [
     ("memory waste", "pt_pages_peak", "MiB of page tables at peak", lambda v: v / MIB_PAGES, "pt_memory"),
     ("allocator pressure", "pressure_margin_pages",
-     "frames beyond the live data (smallest failure-free memory - peak of frames in use)", lambda v: v, "minmem"),
+     "frames beyond the live data (smallest failure-free memory - peak of frames in use), on pristine memory",
+     lambda v: v, "minmem"),
     ("walk cost", "ept_loads_per_write", "EPT dependent loads per entry write", lambda v: v, "walk_cost"),
 ]
 
@@ -72,6 +73,94 @@ def answers(data: ReportData) -> pd.DataFrame:
                          "difference": diff, "relative_difference": (a - b) / b if b else np.nan,
                          "seeds_ci_low": lo, "seeds_ci_high": hi, "seeds_n": n,
                          "winner": _winner(diff, lo, hi, q, no_vmm), "figure": fig})
+    rows += _aged_answers(data)
+    return pd.DataFrame(rows)
+
+
+AGED_ANSWER_MEMORY = "synthetic U=0.9"  # the most broken-up memory of the aged section
+
+
+def _aged_answers(data: ReportData) -> list[dict]:
+    """The allocator-pressure row again on aged memory (AGED_ANSWER_MEMORY): the pressure
+    margin, mean over ager seeds, with a t interval of the mean paired difference."""
+    a = data.aged
+    if a is None or not len(a) or "pressure_margin_pages" not in a:
+        return []
+    rows = []
+    for trace in data.traces:
+        d = a[(a["trace"] == trace) & (a["memory"] == AGED_ANSWER_MEMORY)]
+        if not {PAIR, BASE} <= set(d["scheme"]):
+            continue
+        w = d.pivot(index="ager_seed", columns="scheme", values="pressure_margin_pages")
+        diff = (w[PAIR] - w[BASE]).to_numpy(float)
+        lo, hi = _t_interval(diff)
+        pa, se = float(w[PAIR].mean()), float(w[BASE].mean())
+        rows.append({"trace": trace, "question": "allocator pressure (aged)",
+                     "unit": f"frames beyond the live data, on memory aged by the synthetic ager ({AGED_ANSWER_MEMORY}, "
+                             "mean over ager seeds; interval over ager seeds)",
+                     "pair": pa, "separate": se, "difference": pa - se,
+                     "relative_difference": (pa - se) / se if se else np.nan, "seeds_ci_low": lo,
+                     "seeds_ci_high": hi, "seeds_n": len(diff), "winner": _winner(pa - se, lo, hi),
+                     "figure": "aged_pressure"})
+    return rows
+
+
+def _t_interval(x: np.ndarray) -> tuple[float, float]:
+    """The 95 % Student t interval of the mean of x (NaN for fewer than two values); a
+    point when every value is equal."""
+    from scipy import stats
+
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        return np.nan, np.nan
+    m, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
+    if se == 0:
+        return m, m
+    h = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1)) * se
+    return m - h, m + h
+
+
+def aged_table(data: ReportData) -> pd.DataFrame:
+    """Per trace, memory and scheme (report order): allocator pressure on aged memory, the
+    mean over ager seeds where there are several -- page-table requests and the share
+    that found their free list empty, failed requests and the frames compaction would
+    migrate for them, 2 MiB blocks blocked by page tables (wasted EPT included) at the
+    page-table peak, and on synthetic memory the pressure margin."""
+    a = data.aged
+    cols = ["pt_requests", "pt_requests_split", "alloc_failures", "compaction_pages", "tables_blocked_peak",
+            "pressure_margin_pages"]
+    d = a.assign(tables_blocked_peak=a["huge_page_tables_peak"] + a["huge_wasted_ept_peak"])
+    if "pressure_margin_pages" not in d:
+        d["pressure_margin_pages"] = np.nan
+    g = d.groupby(["trace", "memory", "scheme"], sort=False)[cols].mean().reset_index()
+    g["split_share"] = g["pt_requests_split"] / g["pt_requests"].where(g["pt_requests"] > 0)
+    return g[["trace", "memory", "scheme", "pt_requests", "pt_requests_split", "split_share", "alloc_failures",
+              "compaction_pages", "tables_blocked_peak", "pressure_margin_pages"]]
+
+
+def aged_figure_data(data: ReportData) -> pd.DataFrame:
+    """Per memory and scheme, over all aged traces: the share of page-table requests that
+    found their free list empty (%), the 2 MiB blocks page tables block at their peak,
+    and the pressure margin (synthetic memory) -- each summed over traces per ager seed,
+    then the mean over seeds with its 95 % t interval (no interval for one seed)."""
+    a = data.aged.assign(tables_blocked_peak=data.aged["huge_page_tables_peak"] + data.aged["huge_wasted_ept_peak"],
+                         ager_seed=data.aged["ager_seed"].fillna(0))
+    if "pressure_margin_pages" not in a:
+        a["pressure_margin_pages"] = np.nan
+    per_seed = a.groupby(["memory", "scheme", "ager_seed"], sort=False).agg(
+        pt_requests=("pt_requests", "sum"), pt_requests_split=("pt_requests_split", "sum"),
+        tables_blocked_peak=("tables_blocked_peak", "sum"),
+        pressure_margin_pages=("pressure_margin_pages", lambda x: x.sum(min_count=1))).reset_index()
+    per_seed["split_share_pct"] = 100 * per_seed["pt_requests_split"] / per_seed["pt_requests"].where(
+        per_seed["pt_requests"] > 0)
+    rows = []
+    for (memory, scheme), d in per_seed.groupby(["memory", "scheme"], sort=False):
+        row = {"memory": memory, "scheme": scheme, "ager_seeds": len(d)}
+        for col in ("split_share_pct", "tables_blocked_peak", "pressure_margin_pages"):
+            x = d[col].to_numpy(float)
+            row[col] = float(np.nanmean(x)) if np.isfinite(x).any() else np.nan
+            row[f"{col}_low"], row[f"{col}_high"] = _t_interval(x)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -45,6 +45,18 @@ def freemaps() -> list[dict]:
     return [{**m, "path": root.joinpath(m["file"])} for m in manifest.get("freemap", [])]
 
 
+def warmup_trace() -> str | None:
+    """The corpus trace that ages memory in the report (MANIFEST `warmup = true`: the perf
+    kmem trace, the whole machine's allocations), or None."""
+    return next((str(t["path"]) for t in corpus() if t.get("warmup")), None)
+
+
+def default_freemap() -> str | None:
+    """The corpus's recorded free map (the first of MANIFEST [[freemap]]), or None."""
+    maps = freemaps()
+    return str(maps[0]["path"]) if maps else None
+
+
 def default_traces() -> dict:
     """The bundled traces (synthetic presets, seed 1) and the recorded corpus, by name."""
     out = {Path(p).name.split(".")[0]: str(p) for p in bundled_traces()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 import sys
 
 from ptpair import registry
@@ -13,7 +14,7 @@ HELP = "the full comparative report: HTML, Markdown, figures, data, manifest"
 
 # --quick: a fast look -- fewer seeds, shorter replicates, a shorter memory ladder, no timing
 QUICK = dict(seeds=3, seed_events=1500, breakeven_fractions=(0.0, 0.5, 1.0), breakeven_seeds=2,
-             memory_fractions=(0.95, 1.0, 1.1), samples=50, windows=100, walk=False)
+             memory_fractions=(0.95, 1.0, 1.1), samples=50, windows=100, walk=False, ager_seeds=2)
 
 
 def add_arguments(p) -> None:
@@ -36,6 +37,12 @@ def add_arguments(p) -> None:
     p.add_argument("--seeds", type=options.positive, default=None, help="seeds per synthetic workload (default: 6)")
     p.add_argument("--seed-events", type=options.positive, default=None,
                    help="events per seed replicate (default: 5000)")
+    p.add_argument("--initial", metavar="FILE|live",
+                   help="the free map of the aged-memory section (default: the corpus's; live: this machine's now, "
+                        "needs root)")
+    p.add_argument("--ager-seeds", type=options.positive, default=None,
+                   help="synthetic ager seeds per unusable-index level (default: 3, 2 with --quick)")
+    p.add_argument("--no-aged", dest="aged", action="store_false", help="leave out the aged-memory section")
     p.add_argument("--quick", action="store_true",
                    help="fewer seeds and shorter ladders, no walk timing: a fast first look")
     p.add_argument("--walk", dest="walk", action="store_true", default=None,
@@ -73,6 +80,19 @@ def params(args):
         kw["seeds"] = args.seeds
     if args.seed_events is not None:
         kw["seed_events"] = args.seed_events
+    if args.ager_seeds is not None:
+        kw["ager_seeds"] = args.ager_seeds
+    kw["aged"] = args.aged
+    if args.initial == "live":
+        from ptpair.traces.freemap import capture_to_cache
+
+        args.initial = capture_to_cache()
+        print(f"ptpair: this machine's free map saved to {args.initial}", file=sys.stderr)
+    if args.initial:
+        from ptpair.sim.initial import map_frames
+
+        map_frames(args.initial)  # a bad map is an error now, not in a worker
+        kw["freemap"] = str(Path(args.initial).resolve())
     return ReportParams(**kw)
 
 
