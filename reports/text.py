@@ -80,8 +80,8 @@ def paired_lines(frame, baseline: str) -> list[str]:
             continue
         d = v(s, "pt_pages_final") - v(baseline, "pt_pages_final")
         base = v(baseline, "pt_pages_final")
-        ratio = v(s, "pt_pages_final") / base if base else float("nan")
-        out.append(f"  {s:15s} page-table pages {d:+d} ({ratio:.3f}x), peak "
+        ratio = f"{v(s, 'pt_pages_final') / base:.3f}x" if base else "no pages at the end"
+        out.append(f"  {s:15s} page-table pages {d:+d} ({ratio}), peak "
                    f"{v(s, 'pt_pages_peak') - v(baseline, 'pt_pages_peak'):+d}, allocation failures "
                    f"{v(s, 'alloc_failures') - v(baseline, 'alloc_failures'):+d}")
     if {"pair", "separate", "separate-eager"} <= set(frame.index):

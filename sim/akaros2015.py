@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
+from ptpair.sim.buddy import M_FREE_PAGES, M_MEM_END, N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_unlink
 from ptpair.traces.freemap import carve_free
 
@@ -59,7 +59,7 @@ def akaros_alloc(b, k):
         start = f
     else:
         b.meta[M_SCAN_ALLOCS] += 1
-        i = b.meta[M_FRAMES] - 1  # top frame of the window tried
+        i = b.meta[M_MEM_END] - 1  # top frame of the window tried (holes ending memory: not scanned)
         start = NIL
         while i - n + 1 >= 0:
             j = i

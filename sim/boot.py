@@ -35,13 +35,13 @@ import numpy as np
 from ptpair.sim._jit import kernel
 from ptpair.sim.akaros2015 import akaros_push
 from ptpair.sim.buddy import (
-    M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_POLICY, POLICY_ADDRESS, insert_free,
+    M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_POLICY, POLICY_ADDRESS, insert_free,
 )
 from ptpair import registry
 from ptpair.sim.mobility import (
     MT_MOVABLE, MT_UNMOVABLE, N_MT, PAGEBLOCK_FRAMES, PAGEBLOCK_ORDER, account, add_free,
 )
-from ptpair.sim.occupancy import OWN_BACKGROUND, mark_hole, occupy_background
+from ptpair.sim.occupancy import mark_hole, occupy_background
 from ptpair.traces.format import MAX_ORDER
 from ptpair.traces.freemap import FREE, HOLE, USED
 
@@ -129,9 +129,4 @@ def boot(b, start: np.ndarray, length: np.ndarray, state: np.ndarray) -> None:
     _boot(b, int(b.meta[M_ALLOCATOR]), start, length, state, blk_f, blk_k)
 
 
-def background_frames(b) -> np.ndarray:
-    """The frames the background owner holds (ascending)."""
-    return np.flatnonzero(b.own == OWN_BACKGROUND)
-
-
-__all__ = ["boot", "pristine_runs", "background_frames", "M_BACKGROUND", "M_HOLES"]
+__all__ = ["boot", "pristine_runs"]

@@ -48,6 +48,7 @@ M_HW_LIVE = 4  # frames allocated when the high water mark last rose
 M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
 M_BACKGROUND = 47  # frames the initial state's background owner holds (sim/boot.py)
 M_HOLES = 48  # frames of the initial state that are not memory (sim/boot.py)
+M_MEM_END = 49  # one past the last frame that is memory: the frames after it are all holes
 META_LEN = 50  # slots 6..23 belong to the other allocators (sim/akaros2015.py, sim/mobility.py), 24..46 to
 # sim/occupancy.py
 
@@ -73,6 +74,7 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
         raise ValueError(f"memory must be 1 .. 2^31-2 frames, got {n_frames}")
     meta = np.zeros(META_LEN, np.int64)
     meta[M_FRAMES] = n_frames
+    meta[M_MEM_END] = n_frames
     meta[M_POLICY] = policy
     bm_off = np.zeros(N_ORDERS + 1, np.int64)
     sm_off = np.zeros(N_ORDERS + 1, np.int64)

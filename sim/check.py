@@ -21,8 +21,7 @@ import numpy as np
 from ptpair.errors import InvariantError
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
-from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
-from ptpair.sim.occupancy import OWN_BACKGROUND, OWN_HOLE
+from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_MEM_END, N_ORDERS
 from ptpair.sim.pagetable import (
     H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_RECLAIM,
     T_SLOTS_FREE,
@@ -86,12 +85,18 @@ def check_state(m) -> None:
     claim(frames2m, np.full(len(frames2m), IDX_BITS, np.int64))
     hl = (t.h_used != 0) & (t.h_state == H_LIVE)
     claim(t.h_frame[hl], t.h_order[hl].astype(np.int64))
-    background = np.flatnonzero(b.own == OWN_BACKGROUND)
-    holes = np.flatnonzero(b.own == OWN_HOLE)
+    # holes: unmovable but not allocated; background: allocated frames nothing above holds
+    am = np.unpackbits(b.am.view(np.uint8), bitorder="little")[:n].astype(bool)
+    um = np.unpackbits(b.um.view(np.uint8), bitorder="little")[:n].astype(bool)
+    um[int(b.meta[M_MEM_END]):] = True  # the holes that end memory are not marked
+    holes = np.flatnonzero(um & ~am)
+    background = np.flatnonzero(am & (np.cumsum(owner)[:n] == 0))
     claim(background, np.zeros(len(background), np.int64))
     claim(holes, np.zeros(len(holes), np.int64))
     if len(background) != int(b.meta[M_BACKGROUND]) or len(holes) != int(b.meta[M_HOLES]):
-        raise InvariantError("the background or hole count differs from the frames marked so")
+        raise InvariantError(f"{len(background)} allocated frames are held by no table, data page or kalloc, "
+                             f"but {int(b.meta[M_BACKGROUND])} are background (or the holes differ from "
+                             f"{int(b.meta[M_HOLES])})")
 
     held = np.cumsum(owner)[:n]
     if np.any(held > 1):

@@ -26,7 +26,7 @@ import numpy as np
 from ptpair.sim.buddy import (
     M_BACKGROUND, M_FRAMES, M_HIGH_WATER, M_HW_LIVE, BuddyState,
 )
-from ptpair.sim.occupancy import M_VERSION, N_UNMOVABLE, OWN_BACKGROUND, OWN_HOLE, OWN_TABLE
+from ptpair.sim.occupancy import M_VERSION, N_UNMOVABLE, OWN_BACKGROUND, OWN_TABLE
 from ptpair.traces.format import TraceError
 
 
@@ -126,14 +126,12 @@ def forget(b: BuddyState) -> BuddyState:
 
     b = copy_state(b)
     n = int(b.meta[M_FRAMES])
-    allocated = np.unpackbits(b.am.view(np.uint8), bitorder="little")[:n].astype(bool)
-    allocated &= b.own != OWN_HOLE
-    b.own[allocated] = OWN_BACKGROUND
+    allocated = np.unpackbits(b.am.view(np.uint8), bitorder="little")[:n]
     b.um[:] |= b.am  # every allocated frame is now unmovable
     pb_unmov = b.pb_unmov.reshape(-1, N_UNMOVABLE)
     pb_unmov[:] = 0
     pb_unmov[:, OWN_BACKGROUND - OWN_TABLE] = b.pb_used
-    b.meta[M_BACKGROUND] = int(allocated.sum())
+    b.meta[M_BACKGROUND] = int(allocated.sum(dtype=np.int64))
     b.meta[M_VERSION] += 1
     if len(b.pb_alloc) > 1:  # linux: every allocated frame counts as unmovable in its pageblock
         per = b.pb_alloc.reshape(-1, N_MT)

@@ -10,9 +10,11 @@ and `page_free`, which record here, for the block they hand out or take back:
   unmovable ones by class (page tables, unmovable kallocs, background); `pb_hole`, its
   frames that are not memory (an initial state's holes).
 
-Background and hole frames (sim/boot.py) are marked frame by frame, `own[f]` set on each,
-for they are never freed: `own[f] == OWN_BACKGROUND` names exactly the background frames.
-Holes are set in `um` but not `am`: no window reaches them, and they cost nothing.
+Background and hole frames (sim/boot.py) are marked in the bitmaps a word at a time and
+never get an `own` (they are never freed; writing a byte per frame would cost the boot of
+a large map more than its replay): background frames are set in `am` and `um` and are
+the allocated frames nothing else holds; holes are set in `um` only -- no window reaches
+them, and they cost nothing. sim/check.py finds both so.
 
 From these, at a failed request of order k, `compaction_cost` finds the cheapest aligned
 2^k-frame window holding no unmovable frame -- the allocated frames direct compaction
@@ -27,7 +29,7 @@ import numpy as np
 
 from ptpair.sim import counters as C
 from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_BACKGROUND, M_FRAMES, M_HOLES, META_LEN, N_ORDERS
+from ptpair.sim.buddy import M_BACKGROUND, M_FRAMES, M_HOLES, M_MEM_END, META_LEN, N_ORDERS
 
 # owner classes; the unmovable ones are those >= OWN_TABLE, in the order of HUGE_CLASSES
 OWN_DATA = 0  # a data frame of a process (movable)
@@ -35,7 +37,6 @@ OWN_KALLOC_MOVABLE = 1  # a kernel allocation whose migratetype is movable
 OWN_TABLE = 2  # a page-table frame: KPT or EPT, root or not
 OWN_KALLOC = 3  # any other kernel allocation (unmovable or reclaimable)
 OWN_BACKGROUND = 4  # frames held by the initial state for the whole replay (sim/boot.py)
-OWN_HOLE = 5  # frames of the initial state that are not memory
 N_UNMOVABLE = 3  # table, kalloc, background: pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE]
 
 PB_SHIFT = 9  # a 2 MiB block: 512 frames (x86-64 pageblock_order)
@@ -156,29 +157,59 @@ def _occupy_slow(b, f, k, own, on):
 
 
 @kernel
+def _set_range(bm, f, n):
+    """Set the bits of frames [f, f + n): bit by bit at the ragged ends, whole words
+    between (boot marks millions of frames; the word loop compiles to a memset)."""
+    end = f + n
+    w0 = (f + 63) >> WORD_SHIFT  # the first whole word
+    w1 = end >> WORD_SHIFT  # one past the last whole word
+    if w0 >= w1:  # no whole word: bit by bit
+        for x in range(f, end):
+            bm[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
+        return
+    for x in range(f, w0 << WORD_SHIFT):
+        bm[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
+    for w in range(w0, w1):
+        bm[w] = _ALL
+    for x in range(w1 << WORD_SHIFT, end):
+        bm[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
+
+
+@kernel
+def _per_block(counts, stride, offset, f, n):
+    """Add to counts[pb * stride + offset] the frames of [f, f + n) in each 2 MiB block pb."""
+    x = f
+    while x < f + n:
+        pb = x >> PB_SHIFT
+        span = min(((pb + 1) << PB_SHIFT), f + n) - x
+        counts[pb * stride + offset] += span
+        x += span
+
+
+@kernel
 def occupy_background(b, f, n):
     """Frames [f, f + n) belong to the background owner (boot, never freed)."""
     b.meta[M_VERSION] += 1
     b.meta[M_BACKGROUND] += n
-    for x in range(f, f + n):
-        bit = _ONE << np.uint64(x & 63)
-        b.am[x >> WORD_SHIFT] |= bit
-        b.um[x >> WORD_SHIFT] |= bit
-        b.own[x] = OWN_BACKGROUND
-        pb = x >> PB_SHIFT
-        b.pb_used[pb] += 1
-        b.pb_unmov[pb * N_UNMOVABLE + OWN_BACKGROUND - OWN_TABLE] += 1
+    _set_range(b.am, f, n)
+    _set_range(b.um, f, n)
+    _per_block(b.pb_used, 1, 0, f, n)
+    _per_block(b.pb_unmov, N_UNMOVABLE, OWN_BACKGROUND - OWN_TABLE, f, n)
 
 
 @kernel
 def mark_hole(b, f, n):
-    """Frames [f, f + n) are not memory: in no window, in no 2 MiB block counted."""
+    """Frames [f, f + n) are not memory: in no window, in no 2 MiB block counted. Holes
+    that end memory only move its end (M_MEM_END): the window and 2 MiB block scans stop
+    there, so a map's unpopulated tail costs nothing (only its first word is marked, for
+    the windows that would reach into it)."""
     b.meta[M_VERSION] += 1
     b.meta[M_HOLES] += n
-    for x in range(f, f + n):
-        b.um[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
-        b.own[x] = OWN_HOLE
-        b.pb_hole[x >> PB_SHIFT] += 1
+    if f + n == b.meta[M_FRAMES]:
+        b.meta[M_MEM_END] = f
+        n = min(n, 64 - (f & 63)) if f & 63 else 0
+    _set_range(b.um, f, n)
+    _per_block(b.pb_hole, 1, 0, f, n)
 
 
 @kernel
@@ -186,7 +217,7 @@ def _window_cost(b, k):
     """The fewest allocated frames in an aligned 2^k-frame window without an unmovable
     frame, or -1 if every window holds one."""
     best = -1
-    words = len(b.am)
+    words = (b.meta[M_MEM_END] + 63) >> WORD_SHIFT
     if k >= WORD_SHIFT:
         span = 1 << (k - WORD_SHIFT)
         for w0 in range(0, words - span + 1, span):
@@ -251,7 +282,7 @@ def hugepage_blocks(b, pb_wasted, out, off):
     EPT frames per block (sim/pagetable.py)."""
     for i in range(N_HUGE):
         out[off + i] = 0
-    for pb in range(b.meta[M_FRAMES] >> PB_SHIFT):
+    for pb in range(b.meta[M_MEM_END] >> PB_SHIFT):
         if b.pb_hole[pb] != 0:
             continue
         if b.pb_used[pb] == 0:

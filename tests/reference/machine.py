@@ -108,6 +108,8 @@ class Akaros2015:
         self.n = n
         self.holes = state.count(HOLE)
         self.lst = [f for f in range(n) if state[f] == FREE]  # inserted ascending: the highest is the head
+        # the scan starts at the last frame that is memory (holes ending memory are not scanned)
+        self.top = max((f for f in range(n) if state[f] != HOLE), default=-1)
         self.free = set(self.lst)
         self.high_water = 0
         self.live_at_high_water = 0
@@ -123,7 +125,7 @@ class Akaros2015:
         else:
             self.scans += 1
             start = None
-            i = self.n - 1  # top frame of the window
+            i = self.top  # top frame of the window: the last frame that is memory
             while i - size + 1 >= 0:
                 j = i
                 busy = None

@@ -48,11 +48,24 @@ def test_report_has_every_part(report):
     kinds = {f["kind"] for f in man["figures"].values()}
     assert kinds == {"pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",
                      "hugepages", "minmem", "breakeven", "decomposition", "walk_cost", "akaros_2015",
-                     "linux_pageblocks"}
-    # the allocator-pressure answer is the frame-exact margin, with its table
+                     "linux_pageblocks", "aged_pressure"}
+    # the allocator-pressure answer is the frame-exact margin, with its table, and says on which memory
     ans = pd.read_csv(report / "data" / "answers.csv")
     assert set(ans.loc[ans["question"] == "allocator pressure", "unit"]) == {
-        "frames beyond the live data (smallest failure-free memory - peak of frames in use)"}
+        "frames beyond the live data (smallest failure-free memory - peak of frames in use), on pristine memory"}
+    aged_row = ans[ans["question"] == "allocator pressure (aged)"]
+    assert len(aged_row) == 1 and "synthetic U=0.9" in aged_row["unit"].iloc[0] and aged_row["seeds_n"].iloc[0] == 2
+    # the aged-memory section: the corpus map, the kmem-aged memory, three ager levels over two seeds
+    runs = pd.read_csv(report / "data" / "aged_runs.csv")
+    assert set(runs["memory"]) == {"free map", "kmem-aged", "synthetic U=0.1", "synthetic U=0.5", "synthetic U=0.9"}
+    assert set(runs["scheme"]) == {"pair", "separate", "separate-eager"}
+    synthetic = runs[runs["kind"] == "synthetic"]
+    assert len(synthetic) == 3 * 3 * 2 and synthetic["pressure_margin_pages"].notna().all()
+    assert (runs.loc[runs["kind"] == "free map", "background_pages"] > 0).all()
+    assert (abs(synthetic["unusable_index"] - synthetic["unusable_target"]) < 0.1).all()
+    assert set(man["aged_memory"]) >= {"freemap", "warmup", "ager_levels"} and len(
+        man["aged_memory"]["freemap"]["sha256"]) == 64
+    assert "Allocator pressure on aged memory" in (report / "report.md").read_text()
     mm = pd.read_csv(report / "data" / "minmem_exact.csv")
     assert (mm["pressure_margin_pages"] == mm["min_memory_pages"] - mm["peak_used_pages"]).all() and mm["verified"].all()
     assert {"pt_requests_split", "tight_compaction_pages"} <= set(pd.read_csv(report / "data" / "pressure.csv"))
