@@ -79,6 +79,8 @@ def aged_pressure(df: pd.DataFrame):
         low, high = (f"{col}_low", f"{col}_high") if f"{col}_low" in d else (None, None)
         schemes = grouped_bars(ax, d, "memory", col, low, high) if len(d) else schemes
         ax.set_ylabel(label)
+        top = float(d[[c for c in (col, high) if c]].max().max()) if len(d) else 0.0
+        ax.set_ylim(0, max(1.0, top * 1.1))  # all-zero panels keep 0 at the bottom
     scheme_legend(fig, schemes or [])
     fig.tight_layout()
     return fig

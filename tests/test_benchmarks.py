@@ -43,3 +43,12 @@ def test_bench_convert_runs():
     text = bench("bench_convert", "--kmem-mb", 1, "--strace-mb", 0.5, "--reference-mb", 0.5).stdout
     assert "perf kmem:" in text and "strace:" in text and "MB/s" in text
     assert "same events: True" in text  # the compiled strace reader against the Python one
+
+
+def test_bench_initial_reports_every_ratio():
+    out = last_json(bench("bench_initial", "--repeats", 1, "--trace", ROOT / "traces" / "corpus" / "make-j4.parquet",
+                          "--json"))
+    assert out["frames"] == 5505024 and out["events"] == 1323
+    for key in ("ratio_boot", "ratio_replay", "ratio_total", "ratio_start_to_scratch_replay"):
+        assert out[key] > 0
+        print(f"bench_initial (one repeat): {key} = {out[key]}")
