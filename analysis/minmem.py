@@ -105,11 +105,10 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     what `verified` means."""
     if not 1 <= step <= MAX_PAGES or max_probes < 1:
         raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
-    from ptpair.sim.initial import is_synthetic
+    from ptpair.sim.initial import fixed_memory
 
-    if age is not None and not is_synthetic(age):
-        raise ValueError("a minimum-memory search needs memory whose size can change: pristine or a synthetic "
-                         "ager, not a warm-up trace")
+    if fixed_memory(None, age):
+        raise ValueError(f"a minimum-memory search changes the memory size: {fixed_memory(None, age)}")
     if age is None:
         def start_free(pages: int) -> int:
             return pages

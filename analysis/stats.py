@@ -30,6 +30,7 @@ def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int |
     (analysis/minmem.py: a search of several replays per run; pristine or synthetic-aged
     memory only). `initial`, `age`: the memory to start from (sim/machine.Config)."""
     from ptpair.analysis.minmem import min_memory
+    from ptpair.sim.initial import fixed_memory
 
     rows = []
     for name, trace in traces.items():
@@ -37,8 +38,8 @@ def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int |
             r = replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age))
             row = {"trace": name, "scheme": s, **metrics_row(r)}
             if pressure:
-                if initial is not None:
-                    raise ValueError("the pressure margin needs memory whose size can change: not a free map")
+                if fixed_memory(initial, age):
+                    raise ValueError(f"the pressure margin searches the memory size: {fixed_memory(initial, age)}")
                 mm = min_memory(trace, s, policy, allocator, reclaim, age=age)
                 row.update(min_memory_pages=mm.min_memory_pages, pressure_margin_pages=mm.pressure_margin_pages)
             rows.append(row)

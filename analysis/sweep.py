@@ -137,7 +137,7 @@ def expand_grid(g: dict, base: Path = Path(".")) -> list[dict]:
 def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
     """The grid's initial-state axis: initial (free maps) x age (none, synthetic, traces)."""
     from ptpair.errors import TraceError
-    from ptpair.sim.initial import map_frames
+    from ptpair.sim.initial import fixed_memory, map_frames
     from ptpair.traces.ager import is_ager, parse_ager
 
     maps = [{}]
@@ -175,10 +175,13 @@ def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
     for m, a in itertools.product(maps, ages):
         if m and a and is_ager(a["age"]):
             continue  # the map says what memory holds: no synthetic ager on it
-        if minmem and (m or (a and not is_ager(a["age"]))):
-            raise GridError("minmem = true needs memory whose size can change: pristine or a synthetic ager, "
-                            "not a free map or a warm-up trace")
+        why = fixed_memory(m.get("initial"), a.get("age"))
+        if minmem and why:
+            raise GridError(f"minmem = true searches the memory size: {why} (use pristine memory or a synthetic ager)")
         out.append({**m, **a})
+    if not out:
+        raise GridError("every initial x age combination is a free map with a synthetic ager: a map says what "
+                        "memory holds, so it takes no ager")
     return out
 
 

@@ -166,7 +166,8 @@ def note_allocated(b, frame, k):
     b.meta[M_FREE_PAGES] -= 1 << k
     if frame + (1 << k) > b.meta[M_HIGH_WATER]:
         b.meta[M_HIGH_WATER] = frame + (1 << k)
-        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_FREE_PAGES]
+        # the trace's own live frames: not the initial state's background or holes
+        b.meta[M_HW_LIVE] = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_BACKGROUND] - b.meta[M_FREE_PAGES]
 
 
 @inline_kernel

@@ -39,6 +39,16 @@ def is_synthetic(age: str | None) -> bool:
     return is_ager(age)
 
 
+def fixed_memory(initial: str | None, age: str | None) -> str | None:
+    """Why a search or sweep may not change the memory size (a free map, a warm-up trace:
+    their memory is what it is), or None (pristine memory, the synthetic ager)."""
+    if initial is not None:
+        return "a free map fixes the memory size"
+    if age is not None and not is_synthetic(age):
+        return "a warm-up trace fixes the memory size"
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _freemap(path: str):
     from ptpair.traces.freemap import read_freemap, runs

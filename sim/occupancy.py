@@ -11,7 +11,8 @@ and `page_free`, which record here, for the block they hand out or take back:
   frames that are not memory (an initial state's holes).
 
 Background and hole frames (sim/boot.py) are marked in the bitmaps a word at a time and
-never get an `own` (they are never freed; writing a byte per frame would cost the boot of
+get no `own` of their own (they are never freed, and `own` is read only by a free; a warm-up's
+frames forgotten into background keep their stale heads; writing a byte per frame would cost the boot of
 a large map more than its replay): background frames are set in `am` and `um` and are
 the allocated frames nothing else holds; holes are set in `um` only -- no window reaches
 them, and they cost nothing. sim/check.py finds both so.

@@ -27,6 +27,7 @@ def run(args) -> int:
 
     if args.memory is not None or args.memory_pages is not None:
         raise UsageError("minmem searches the memory size: --memory does not apply")
+    options.resizable_memory(args, "minmem")  # before a live map is captured for nothing
     cfg = options.config(args)
     options.resizable_memory(cfg, "minmem")
     allocator, reclaim = cfg.allocator, cfg.reclaim

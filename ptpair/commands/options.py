@@ -128,19 +128,26 @@ def memory_pages(args) -> int | None:
     """Frames of simulated memory from the memory group (None: not given, no default);
     with --initial, the map's (giving a memory size too is a usage error)."""
     given = args.memory_pages if args.memory_pages is not None else args.memory
-    if getattr(args, "initial", None) == "live":  # captured once, saved, then a file like any other
-        from ptpair.traces.freemap import capture_to_cache
-
-        args.initial = capture_to_cache()
-        print(f"ptpair: this machine's free map saved to {args.initial} (rerun with --initial {args.initial})",
-              file=sys.stderr)
     if getattr(args, "initial", None) is not None:
         if given is not None:
             raise UsageError("--memory/--memory-pages with --initial: the memory is the free map's")
+        args.initial = resolve_live(args.initial)
         from ptpair.sim.initial import map_frames
 
         return map_frames(args.initial)
     return given if given is not None else args.memory_default
+
+
+def resolve_live(initial: str) -> str:
+    """--initial: `live` is this machine's free map, captured now and saved (its path is
+    returned and printed, so the run can be repeated); a file is itself."""
+    if initial != "live":
+        return initial
+    from ptpair.traces.freemap import capture_to_cache
+
+    path = capture_to_cache()
+    print(f"ptpair: this machine's free map saved to {path} (rerun with --initial {path})", file=sys.stderr)
+    return path
 
 
 def add_initial(p) -> None:
@@ -209,14 +216,13 @@ def config(args, scheme: str | None = None):
 
 
 def resizable_memory(cfg, what: str) -> None:
-    """A usage error unless the memory size of `cfg` may change (pristine or the synthetic
-    ager): `what` searches or varies it."""
-    from ptpair.sim.initial import is_synthetic
+    """A usage error unless the memory size of `cfg` (a Config, or the parsed options) may
+    change -- pristine or the synthetic ager: `what` searches or varies it."""
+    from ptpair.sim.initial import fixed_memory
 
-    if cfg.initial is not None:
-        raise UsageError(f"{what} with --initial: a free map fixes the memory size (use --age synthetic:...)")
-    if cfg.age is not None and not is_synthetic(cfg.age):
-        raise UsageError(f"{what} with --age TRACE: the warm-up fixes the memory size (use --age synthetic:...)")
+    why = fixed_memory(getattr(cfg, "initial", None), getattr(cfg, "age", None))
+    if why:
+        raise UsageError(f"{what} with --initial or --age TRACE: {why} (use --age synthetic:...)")
 
 
 def add_format(p) -> None:

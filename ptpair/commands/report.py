@@ -83,12 +83,8 @@ def params(args):
     if args.ager_seeds is not None:
         kw["ager_seeds"] = args.ager_seeds
     kw["aged"] = args.aged
-    if args.initial == "live":
-        from ptpair.traces.freemap import capture_to_cache
-
-        args.initial = capture_to_cache()
-        print(f"ptpair: this machine's free map saved to {args.initial}", file=sys.stderr)
     if args.initial:
+        args.initial = options.resolve_live(args.initial)
         from ptpair.sim.initial import map_frames
 
         map_frames(args.initial)  # a bad map is an error now, not in a worker

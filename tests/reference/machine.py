@@ -50,7 +50,7 @@ class Buddy:
         self.order_at = {}  # first frame of a free block -> its order
         self.high_water = 0  # one past the highest frame ever allocated
         self.live_at_high_water = 0
-        self.holes = state.count(HOLE)
+        self.reserved = state.count(HOLE) + state.count(USED)  # neither free nor the trace's
         for f, k in reversed(boot_blocks(state)):  # freed to the tail: the lowest at the head
             self._put(f, k)
 
@@ -72,7 +72,7 @@ class Buddy:
                     self._put(f + (1 << j), j)
                 if f + (1 << k) > self.high_water:
                     self.high_water = f + (1 << k)
-                    self.live_at_high_water = self.n - self.holes - self.free_pages()
+                    self.live_at_high_water = self.n - self.reserved - self.free_pages()
                 return f
         return None
 
@@ -106,7 +106,7 @@ class Akaros2015:
 
     def __init__(self, n: int, state):
         self.n = n
-        self.holes = state.count(HOLE)
+        self.reserved = state.count(HOLE) + state.count(USED)  # neither free nor the trace's
         self.lst = [f for f in range(n) if state[f] == FREE]  # inserted ascending: the highest is the head
         # the scan starts at the last frame that is memory (holes ending memory are not scanned)
         self.top = max((f for f in range(n) if state[f] != HOLE), default=-1)
@@ -146,7 +146,7 @@ class Akaros2015:
             self.free.discard(f)
         if start + size > self.high_water:
             self.high_water = start + size
-            self.live_at_high_water = self.n - self.holes - len(self.free)
+            self.live_at_high_water = self.n - self.reserved - len(self.free)
         return start
 
     def free_block(self, f, k):
@@ -191,7 +191,7 @@ class LinuxMobility:
 
     def __init__(self, n: int, state):
         self.n = n
-        self.holes = state.count(HOLE)
+        self.reserved = state.count(HOLE) + state.count(USED)  # neither free nor the trace's
         self.lists = {(k, t): [] for k in range(MAX_ORDER + 1) for t in range(3)}
         self.order_at, self.list_mt, self.alloc_mt = {}, {}, {}
         self.pb_alloc = {}  # (pageblock, mt) -> allocated frames
@@ -298,7 +298,7 @@ class LinuxMobility:
         self._account(f, k, t, 1)
         if f + (1 << k) > self.high_water:
             self.high_water = f + (1 << k)
-            self.live_at_high_water = self.n - self.holes - self.free_pages()
+            self.live_at_high_water = self.n - self.reserved - self.free_pages()
         return f
 
     def free_block(self, f, k):
@@ -783,6 +783,7 @@ class Reference:
         new.background = self.background | set(self.frame_owners())
         b = self.buddy
         b.high_water = b.live_at_high_water = 0
+        b.reserved = len(new.holes) + len(new.background)
         if self.allocator == "akaros-2015":
             b.scanned = b.scans = 0
         if self.allocator == "linux":
