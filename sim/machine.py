@@ -19,7 +19,7 @@ from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_NAMES, N_MT
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import (
-    M_BACKGROUND, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, N_ORDERS, POLICIES, free_blocks,
+    M_BACKGROUND, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, N_ORDERS, POLICIES, free_blocks,
 )
 from ptpair.sim.core import (
     ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
@@ -121,7 +121,9 @@ class Machine:
         else:
             self.buddy = new_allocator(int(config.memory_pages), ALLOCATORS[config.allocator],
                                        POLICIES[config.policy], initial_runs(config))
-        self.tables = new_tables(int(config.memory_pages), max(n_procs, 1), reclaim=RECLAIMS[config.reclaim])
+        # per-frame table arrays cover the frames that are memory: holes ending a map cost nothing
+        self.tables = new_tables(int(self.buddy.meta[M_MEM_END]), max(n_procs, 1),
+                                 reclaim=RECLAIMS[config.reclaim])
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
         self.skipped_bad: dict[str, int] = {}  # impossible events skipped (--lenient), by reason
