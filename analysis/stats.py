@@ -1,11 +1,19 @@
 """Paired comparisons of schemes, across traces and across seeds of synthetic workloads.
 
-Every scheme replays the *same* trace, so comparisons are paired: per trace (or seed) the
-difference between a scheme and the baseline. Across seeds the table reports the mean
-difference with a bootstrap confidence interval (scipy.stats.bootstrap, BCa, on the
-paired differences), a paired Wilcoxon signed-rank test (scipy.stats.wilcoxon), and two
-effect sizes: Cohen's d_z (mean difference over its standard deviation) and the
-matched-pairs rank-biserial correlation (in [-1, 1]).
+Every scheme replays the *same* trace, so comparisons are paired: per trace, seed or
+recording, the difference between a scheme and the baseline. Across the units the table
+gives, per scheme and metric, an estimate with its matched interval and test
+(analysis/inference.py: Hodges-Lehmann with the exact Wilcoxon interval and test, or the
+mean with the t interval and paired t test), the level the interval attains, p adjusted
+across the table, the ratio of means with a paired bootstrap interval, the SD of the
+differences and two effect sizes: Cohen's d_z (mean difference over its standard
+deviation) and the matched-pairs rank-biserial correlation (in [-1, 1]). Rows that are
+identities of the simulation (every difference 0, all equal, or the same as an earlier
+row's) are named as such and not tested.
+
+Seeds of a synthetic workload measure the generator's variance at fixed settings, not the
+variance of real workloads; recordings of the same command (`ptpair record strace
+--repeat N`) are the real counterpart (`recording_runs`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.catalogue import metrics_row
+from ptpair.analysis.inference import (BOOTSTRAP_RESAMPLES, ESTIMATORS, adjust, hodges_lehmann, level_text,
+                                       max_wilcoxon_level, min_two_sided_p, ratio_of_means, t_interval, t_test,
+                                       wilcoxon)
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth
@@ -56,6 +67,43 @@ def seed_runs(workload: str, seeds, schemes, events: int, policy: str = "address
     return df.rename(columns={"trace": "seed"})
 
 
+def recording_runs(paths, schemes, policy: str = "address", memory_pages: int | None = 1 << 20,
+                   allocator: str = "buddy", reclaim: str = "empty", pressure: bool = False,
+                   initial: str | None = None, age: str | None = None) -> pd.DataFrame:
+    """`run_grid` over recordings of the same command taken as replicates (e.g. `ptpair
+    record strace --repeat N`); the unit column is `recording`, each file's name (its
+    path where two names are alike)."""
+    from pathlib import Path
+
+    from ptpair.traces.readers import read_any
+
+    paths = [Path(p) for p in paths]
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in paths]
+    if len(set(names)) < len(names):
+        raise ValueError(f"a recording is given twice: {', '.join(sorted(n for n in names if names.count(n) > 1))}")
+    traces = {n: read_any(p) for n, p in zip(names, paths)}
+    df = run_grid(traces, schemes, policy, memory_pages, allocator, reclaim, pressure, initial, age)
+    return df.rename(columns={"trace": "recording"})
+
+
+def per_unit_columns(df: pd.DataFrame, table: pd.DataFrame, by: str = "seed") -> pd.DataFrame:
+    """`table` with, per row, the scheme's value, the baseline's and their difference for
+    every unit: columns value_{by}{u}, baseline_{by}{u}, difference_{by}{u} (NaN where a
+    unit has no value)."""
+    units = list(dict.fromkeys(df[by]))
+    cols = {f"{k}_{by}{u}": [] for u in units for k in ("value", "baseline", "difference")}
+    for _, r in table.iterrows():
+        w = df.pivot(index=by, columns="scheme", values=r["metric"])
+        for u in units:
+            v, b = float(w.at[u, r["scheme"]]), float(w.at[u, r["baseline"]])
+            cols[f"value_{by}{u}"].append(v)
+            cols[f"baseline_{by}{u}"].append(b)
+            cols[f"difference_{by}{u}"].append(v - b)
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
+
+
 def paired_differences(df: pd.DataFrame, baseline: str = "separate", by: str = "trace",
                        metrics=DEFAULT_METRICS) -> pd.DataFrame:
     """Per unit (`by`) and scheme: metric, its baseline value, difference and ratio."""
@@ -89,67 +137,123 @@ def decompose(df: pd.DataFrame, metric: str = "pt_pages_final", by: str = "trace
     return out.reset_index()
 
 
+def _differences(df: pd.DataFrame, metric: str, scheme: str, baseline: str, by: str):
+    """(units, scheme values, baseline values) of `metric`, paired by `by`, in unit order;
+    units where either value is missing (NaN) are left out."""
+    w = df.pivot(index=by, columns="scheme", values=metric)
+    w = w[[scheme, baseline]].astype(float).dropna()
+    return list(w.index), w[scheme].to_numpy(), w[baseline].to_numpy()
+
+
+def identity_of(d: np.ndarray) -> str | None:
+    """'zero' when every difference is 0, 'constant' when all are equal and not 0: such a
+    row is an identity of the simulation, not a sample to test. None otherwise."""
+    if len(d) == 0:
+        return None
+    if np.all(d == 0):
+        return "zero"
+    if np.ptp(d) == 0:
+        return "constant"
+    return None
+
+
 def paired_stats(df: pd.DataFrame, metric: str, scheme: str, baseline: str = "separate",
-                 by: str = "seed", confidence: float = 0.95, n_resamples: int = 9999,
-                 random_state: int = 0) -> dict:
-    """Mean paired difference (scheme - baseline) with CI, Wilcoxon test and effect sizes."""
+                 by: str = "seed", confidence: float = 0.95, estimator: str = "hodges-lehmann",
+                 n_resamples: int = BOOTSTRAP_RESAMPLES, random_state: int = 0) -> dict:
+    """The paired comparison of `scheme` against `baseline` on `metric` over the units
+    `by` (seeds, recordings): the difference scheme - baseline per unit, its estimate,
+    interval and test as `estimator` pairs them (analysis/inference.py), the ratio of
+    means with a paired bootstrap interval, SD of the differences and two effect sizes.
+    Rows whose differences are all 0 or all equal get `identity` and no test (p NaN).
+    p is not adjusted here: see `stats_table`."""
     from scipy import stats
 
-    w = df.pivot(index=by, columns="scheme", values=metric)
-    d = (w[scheme] - w[baseline]).to_numpy(dtype=float)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose from {', '.join(ESTIMATORS)}")
+    units, x, y = _differences(df, metric, scheme, baseline, by)
+    d = x - y
     n = len(d)
-    out = {"metric": metric, "scheme": scheme, "baseline": baseline, "n": n,
-           "mean_difference": float(np.mean(d)) if n else np.nan,
+    ident = identity_of(d)
+    hl = estimator == "hodges-lehmann"
+    out = {"metric": metric, "scheme": scheme, "baseline": baseline, "n": n, "identity": ident,
+           "estimator": "Hodges-Lehmann" if hl else "mean",
+           "test": "Wilcoxon signed-rank (two-sided)" if hl else "paired t (two-sided)",
+           "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_level": confidence,
+           "ci_level_attained": np.nan, "statistic": np.nan, "p_value": np.nan, "p_method": None,
+           "mean_difference": float(d.mean()) if n else np.nan,
            "median_difference": float(np.median(d)) if n else np.nan,
-           "mean_ratio": float(np.mean(w[scheme] / w[baseline].replace(0, np.nan))) if n else np.nan,
-           "ci_level": confidence, "ci_low": np.nan, "ci_high": np.nan, "ci_method": "bootstrap BCa",
-           "test": "Wilcoxon signed-rank (paired, two-sided)", "statistic": np.nan, "p_value": np.nan,
+           "sd_difference": float(d.std(ddof=1)) if n >= 2 else np.nan,
            "cohens_dz": np.nan, "rank_biserial": np.nan}
-    if n >= 2 and np.ptp(d) > 0:
-        res = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                              method="BCa", random_state=random_state)
-        out["ci_low"], out["ci_high"] = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        out["cohens_dz"] = float(np.mean(d) / np.std(d, ddof=1))
-    elif n >= 1:  # every difference equal: the interval is that value
-        out["ci_low"] = out["ci_high"] = float(d[0])
+    r = ratio_of_means(x, y, confidence, n_resamples, random_state)
+    out.update(ratio=r.estimate, ratio_ci_low=r.low, ratio_ci_high=r.high)
+    if ident is not None:  # an identity: the value is exact, nothing to estimate or test
+        out.update(estimate=float(d[0]), ci_low=float(d[0]), ci_high=float(d[0]))
+        return out
+    if n == 0:
+        return out
+    iv = hodges_lehmann(d, confidence) if hl else t_interval(d, confidence)
+    t = wilcoxon(d) if hl else t_test(d)
+    out.update(estimate=iv.estimate, ci_low=iv.low, ci_high=iv.high, ci_level_attained=iv.attained,
+               statistic=t.statistic, p_value=t.p_value, p_method=t.method,
+               cohens_dz=float(d.mean() / d.std(ddof=1)))
     nz = d[d != 0]
-    if len(nz) >= 1:
-        t = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-        out["statistic"], out["p_value"] = float(t.statistic), float(t.pvalue)
-        ranks = stats.rankdata(np.abs(nz))
-        r_plus, r_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
-        out["rank_biserial"] = float((r_plus - r_minus) / ranks.sum())
-    else:
-        out["p_value"] = 1.0
-        out["rank_biserial"] = 0.0
-        if n >= 1:
-            out["cohens_dz"] = 0.0
+    ranks = stats.rankdata(np.abs(nz))
+    out["rank_biserial"] = float((ranks[nz > 0].sum() - ranks[nz < 0].sum()) / ranks.sum())
     return out
 
 
 def stats_table(df: pd.DataFrame, baseline: str = "separate", metrics=DEFAULT_METRICS, by: str = "seed",
-                confidence: float = 0.95) -> pd.DataFrame:
-    """paired_stats for every scheme other than the baseline and every metric."""
-    rows = [paired_stats(df, m, s, baseline, by, confidence)
-            for s in df["scheme"].unique() if s != baseline for m in metrics]
-    return pd.DataFrame(rows)
+                confidence: float = 0.95, estimator: str = "hodges-lehmann", adjustment: str = "holm") -> pd.DataFrame:
+    """`paired_stats` for every scheme other than the baseline (in the order they appear)
+    and every metric, with the p values adjusted across the table.
+
+    A row whose per-unit differences are exactly those of a row listed before it (pair's
+    wasted EPT pages are its page-table pages; separate-eager's page counts are pair's)
+    gets identity "same as METRIC/SCHEME" and no p. Identities -- zero, constant, same as
+    -- are not tests and stay out of the multiple-comparison family. Columns: those of
+    `paired_stats` plus `p_adjusted`; `attrs` holds the adjustment, estimator and level."""
+    rows, seen = [], {}
+    for s in dict.fromkeys(df["scheme"]):
+        if s == baseline:
+            continue
+        for m in metrics:
+            row = paired_stats(df, m, s, baseline, by, confidence, estimator)
+            units, x, y = _differences(df, m, s, baseline, by)
+            key = (tuple(units), (x - y).tobytes())
+            if row["identity"] is None and key in seen:
+                row.update(identity=f"same as {seen[key]}", statistic=np.nan, p_value=np.nan, p_method=None)
+            seen.setdefault(key, f"{m}/{s}")
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_adjusted"] = adjust(table["p_value"].to_numpy(float), adjustment)
+    table.attrs.update(adjustment=adjustment, estimator=estimator, ci_level=confidence, by=by, baseline=baseline)
+    return table
 
 
-def mean_ci(values, confidence: float = 0.95, n_resamples: int = 9999, random_state: int = 0) -> tuple:
-    """(mean, CI low, CI high) of independent values: bootstrap BCa, as paired_stats.
-    One value, or all equal: the interval is that value; no values: NaNs."""
-    from scipy import stats
+def level_warnings(table: pd.DataFrame, confidence: float) -> list[str]:
+    """What the sample size cannot show at significance level 1 - confidence: with the
+    Wilcoxon test, n non-zero differences give p >= 2 / 2^n, and the exact interval
+    reaches at most 1 - 2 / 2^n."""
+    if not len(table) or table.attrs.get("estimator") != "hodges-lehmann":
+        return []
+    alpha = 1 - confidence
+    tested = table[table["p_value"].notna()]
+    if not len(tested):
+        return []
+    n = int(tested["n"].max())
+    out = []
+    if min_two_sided_p(n) > alpha:
+        need = next(k for k in range(1, 64) if min_two_sided_p(k) <= alpha)
+        out.append(f"with n = {n} the smallest two-sided Wilcoxon p is {min_two_sided_p(n):.4g} > {alpha:.4g}: no "
+                   f"difference can be significant at that level (n >= {need} can; or --estimator mean)")
+    low = tested[tested["ci_level_attained"] < confidence - 1e-12]
+    if len(low):
+        out.append(f"with n = {n} the exact Wilcoxon interval reaches at most {level_text(max_wilcoxon_level(n))}, "
+                   f"not the {level_text(confidence)} asked for: the intervals shown are the widest, [min, max] of "
+                   "the differences")
+    return out
 
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return np.nan, np.nan, np.nan
-    m = float(v.mean())
-    if len(v) < 2 or np.ptp(v) == 0:
-        return m, m, m
-    res = stats.bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
-                          random_state=random_state)
-    return m, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
-
-__all__ = ["DEFAULT_METRICS", "mean_ci", "decompose", "paired_differences", "paired_stats", "run_grid",
-           "seed_runs", "stats_table"]
+__all__ = ["DEFAULT_METRICS", "decompose", "identity_of", "level_warnings", "paired_differences",
+           "paired_stats", "per_unit_columns", "recording_runs", "run_grid", "seed_runs", "stats_table"]

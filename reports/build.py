@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.experiments import ReportData, ReportParams, collect
+from ptpair.analysis.inference import level_text, max_wilcoxon_level, min_two_sided_p
 from ptpair.reports import plots, style, tables
+from ptpair.reports.text import SEEDS_CAVEAT, stats_rows
 from ptpair.traces import sources
 from ptpair.traces.sources import default_traces, load, source_sha256
 
@@ -74,9 +76,10 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
         ("minmem", "minmem", tables.minmem_figure_data(data),
          "Pressure margin -- the frames a scheme needs beyond its live data to run without failure (smallest "
          "failure-free memory, to the frame, minus the peak of frames in use) -- of each scheme minus separate's. "
-         f"Filled: the trace itself, exact. Hollow: mean paired difference over seeds 1-{data.params.seeds} of the "
-         f"synthetic workload of the same name ({data.params.seed_events} events), with its 95 % bootstrap (BCa) "
-         "interval."),
+         f"Filled: the trace itself, exact. Hollow: Hodges-Lehmann paired difference over seeds "
+         f"1-{data.params.seeds} of the synthetic workload of the same name ({data.params.seed_events} events), "
+         f"with its exact Wilcoxon interval (95 % asked; {level_text(max_wilcoxon_level(data.params.seeds))} at "
+         f"most with {data.params.seeds} seeds)."),
         ("decomposition", "decomposition", tables.decomposition_data(data),
          "Peak page-table memory of pair minus separate, split into waste (EPT pages of non-VMM processes: "
          "separate-eager - separate) and contiguity (pair - separate-eager)."),
@@ -138,14 +141,27 @@ def _ci(lo, hi) -> str:
 
 
 def _answer_rows(ans: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    head = ["trace", "question", "pair", "separate", "pair - separate", "95 % CI over seeds", "winner", "unit"]
+    head = ["trace", "question", "pair", "separate", "pair - separate", "interval over seeds", "winner", "unit"]
     rows = []
     for r in ans.itertuples():
         rel = "" if np.isnan(r.relative_difference) else f" ({r.relative_difference:+.1%})"
-        ci = _ci(r.seeds_ci_low, r.seeds_ci_high) + (f", n={r.seeds_n}" if r.seeds_n else "")
+        ci = (_ci(r.seeds_ci_low, r.seeds_ci_high) + ("" if np.isnan(r.seeds_ci_level) else
+                                                      f" {level_text(r.seeds_ci_level)}")
+              + (f", n={r.seeds_n}" if r.seeds_n else ""))
         rows.append([r.trace, r.question, _fmt(r.pair), _fmt(r.separate), f"{r.difference:+,.3g}{rel}", ci,
                      r.winner, r.unit])
     return head, rows
+
+
+def _seed_stats_view(stats: pd.DataFrame) -> pd.DataFrame:
+    """The across-seeds table as `ptpair stats` prints it (reports.text.stats_rows), per
+    workload, with the workload's adjustment named in its column."""
+    parts = []
+    for w, g in stats.groupby("workload", sort=False):
+        rows = stats_rows(g, adjustment="holm")
+        rows.insert(0, "workload", w)
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _md_table(head, rows) -> str:
@@ -271,9 +287,10 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
                   '<a href="#inputs">Inputs</a></nav>')
     d.h(2, "The answer", "answers")
     d.p("Per trace, the three questions the design raises, pair against separate; lower is better in every row. "
-        f"Intervals: 95 % bootstrap (BCa) intervals of the mean paired difference over seeds 1-{p.seeds} of the "
-        f"synthetic workload of the same name ({p.seed_events} events each, 4 GiB); a recorded trace has one exact "
-        "value and no interval. Figures: memory waste -- [page-table memory](#waste); allocator pressure -- "
+        f"Intervals: the exact Wilcoxon signed-rank interval of the Hodges-Lehmann paired difference over seeds "
+        f"1-{p.seeds} of the synthetic workload of the same name ({p.seed_events} events each, 4 GiB), 95 % asked, "
+        f"the level it attains beside it; on aged memory a t interval over ager seeds. {SEEDS_CAVEAT} A recorded "
+        "trace has one exact value and no interval. Figures: memory waste -- [page-table memory](#waste); allocator pressure -- "
         "[pressure margin](#minmem), on pristine memory, and on [aged memory](#aged); walk cost -- [walk cost](#walk_cost).")
     head, rows = _answer_rows(ans)
     d.table(head, rows, "answers", data="answers")
@@ -322,12 +339,15 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
         d.table(*_frame_rows(byname["linux_pageblocks"][2]), data="linux_pageblocks")
     d.h(2, "Across seeds", "seeds")
     d.p(f"Every scheme against `separate`, paired by seed, seeds 1-{p.seeds} of each synthetic workload "
-        f"({p.seed_events} events, 4 GiB). Mean difference with its 95 % bootstrap (BCa) interval, Wilcoxon "
-        "signed-rank p-value (two-sided), Cohen's d_z and the matched-pairs rank-biserial correlation.")
+        f"({p.seed_events} events, 4 GiB), as `ptpair stats` gives them: the Hodges-Lehmann estimate of the "
+        "difference with its exact Wilcoxon signed-rank interval (95 % asked, the level attained beside it), the "
+        "Wilcoxon signed-rank p (two-sided, exact) and p adjusted by Holm's method across the workload's tests, "
+        "the ratio of means with its paired bootstrap (BCa) interval, the SD of the differences and the "
+        f"matched-pairs rank-biserial correlation. Rows that are identities -- every difference 0, all equal, or "
+        f"the same as a row above -- are named and not tested. With {p.seeds} seeds the smallest two-sided "
+        f"Wilcoxon p is {min_two_sided_p(p.seeds):.4g}. {SEEDS_CAVEAT} Formulas: docs/analysis.md#statistics.")
     if len(stats):
-        cols = ["workload", "scheme", "metric", "n", "mean_difference", "ci_low", "ci_high", "p_value", "cohens_dz",
-                "rank_biserial"]
-        d.table(*_frame_rows(stats[cols]), data="seed_stats")
+        d.table(*_frame_rows(_seed_stats_view(stats)), data="seed_stats")
     d.h(2, "Inputs and reproducibility", "inputs")
     rows = [[i["name"], i["path"], f"{i['events']:,}", i["sha256"][:16] + "..."] for i in manifest["inputs"]]
     d.table(["trace", "file", "events", "sha256"], rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ptpair.analysis.stats import decompose, paired_stats
+from ptpair.analysis.stats import decompose, paired_stats, stats_table
 from ptpair.analysis.experiments import ReportData
 from ptpair.registry import BASELINE as BASE, PAIR
 from ptpair.traces import sources
@@ -52,26 +52,27 @@ def _winner(diff: float, lo: float, hi: float, question: str = "", no_vmm: bool 
 
 
 def answers(data: ReportData) -> pd.DataFrame:
-    """One row per (trace, question): pair, separate, pair - separate, the interval of
-    the mean difference over seeds of the trace's synthetic workload (bootstrap BCa,
-    95 %; NaN for a recorded trace), n seeds, and the winner (lower is better)."""
+    """One row per (trace, question): pair, separate, pair - separate, the exact Wilcoxon
+    interval of the Hodges-Lehmann difference over seeds of the trace's synthetic workload
+    (95 % asked, the level it attains beside it; NaN for a recorded trace), n seeds, and
+    the winner (lower is better)."""
     rows = []
     for trace in data.traces:
         w = sources.workload_of(data.traces[trace])
         seeds = data.seeds[data.seeds["workload"] == w] if len(data.seeds) and w else pd.DataFrame()
         for q, metric, unit, show, fig in QUESTIONS:
             a, b = _value(data, trace, PAIR, metric), _value(data, trace, BASE, metric)
-            lo = hi = np.nan
+            lo = hi = attained = np.nan
             n = 0
             if len(seeds) and {PAIR, BASE} <= set(seeds["scheme"]) and seeds[metric].notna().any():
                 st = paired_stats(seeds[seeds["scheme"].isin([PAIR, BASE])], metric, PAIR, BASE, "seed",
                                   CONFIDENCE)
-                lo, hi, n = show(st["ci_low"]), show(st["ci_high"]), st["n"]
+                lo, hi, n, attained = show(st["ci_low"]), show(st["ci_high"]), st["n"], st["ci_level_attained"]
             diff = show(a) - show(b)
             no_vmm = _value(data, trace, BASE, "ept_loads_per_write") == 0  # separate wrote no EPT entry
             rows.append({"trace": trace, "question": q, "unit": unit, "pair": show(a), "separate": show(b),
                          "difference": diff, "relative_difference": (a - b) / b if b else np.nan,
-                         "seeds_ci_low": lo, "seeds_ci_high": hi, "seeds_n": n,
+                         "seeds_ci_low": lo, "seeds_ci_high": hi, "seeds_ci_level": attained, "seeds_n": n,
                          "winner": _winner(diff, lo, hi, q, no_vmm), "figure": fig})
     rows += _aged_answers(data)
     return pd.DataFrame(rows)
@@ -100,7 +101,8 @@ def _aged_answers(data: ReportData) -> list[dict]:
                              "mean over ager seeds; interval over ager seeds)",
                      "pair": pa, "separate": se, "difference": pa - se,
                      "relative_difference": (pa - se) / se if se else np.nan, "seeds_ci_low": lo,
-                     "seeds_ci_high": hi, "seeds_n": len(diff), "winner": _winner(pa - se, lo, hi),
+                     "seeds_ci_high": hi, "seeds_ci_level": CONFIDENCE if lo == lo else np.nan,
+                     "seeds_n": len(diff), "winner": _winner(pa - se, lo, hi),
                      "figure": "aged_pressure"})
     return rows
 
@@ -166,9 +168,9 @@ def aged_figure_data(data: ReportData) -> pd.DataFrame:
 
 def minmem_figure_data(data: ReportData, metric: str = "pressure_margin_pages") -> pd.DataFrame:
     """The pressure margin (frames needed beyond the live data) of each scheme minus
-    separate's: exact per trace (kind 'trace'), and per synthetic workload the mean paired
-    difference over seeds with its bootstrap interval (kind 'seeds'; only the schemes the
-    seeds were searched for)."""
+    separate's: exact per trace (kind 'trace'), and per synthetic workload the
+    Hodges-Lehmann paired difference over seeds with its exact Wilcoxon interval (kind
+    'seeds'; only the schemes the seeds were searched for)."""
     rows = []
     mm = data.minmem.set_index(["trace", "scheme"])[metric]
     for (trace, scheme), v in mm.items():
@@ -184,8 +186,9 @@ def minmem_figure_data(data: ReportData, metric: str = "pressure_margin_pages") 
             if scheme == BASE or dd[metric].isna().any():
                 continue
             st = paired_stats(dd, metric, scheme, BASE, "seed", CONFIDENCE)
-            rows.append({"trace": w, "scheme": scheme, "kind": "seeds", "difference_pages": st["mean_difference"],
-                         "ci_low_pages": st["ci_low"], "ci_high_pages": st["ci_high"], "n": st["n"]})
+            rows.append({"trace": w, "scheme": scheme, "kind": "seeds", "difference_pages": st["estimate"],
+                         "ci_low_pages": st["ci_low"], "ci_high_pages": st["ci_high"],
+                         "ci_level": st["ci_level_attained"], "n": st["n"]})
     return pd.DataFrame(rows)
 
 
@@ -254,17 +257,18 @@ def kernel_data(data: ReportData, kernel: str) -> pd.DataFrame:
 def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_peak", "pressure_margin_pages",
                                            "alloc_failures", "pt_requests_split",
                                            "ept_loads_per_write")) -> pd.DataFrame:
-    """Every scheme against separate, per synthetic workload, over seeds (paired)."""
-    rows = []
+    """Every scheme against separate, per synthetic workload, over seeds (paired):
+    analysis.stats.stats_table per workload -- Hodges-Lehmann with the exact Wilcoxon
+    interval and test, identities not tested, p adjusted by Holm's method within the
+    workload's table. Metrics a workload lacks for some seed are left out."""
+    frames = []
     s = data.seeds
     for w in dict.fromkeys(s["workload"]):
         d = s[s["workload"] == w]
-        for scheme in dict.fromkeys(d["scheme"]):
-            if scheme == BASE:
-                continue
-            for m in metrics:
-                dd = d[d["scheme"].isin([scheme, BASE])]
-                if dd[m].isna().any():
-                    continue
-                rows.append({"workload": w, **paired_stats(dd, m, scheme, BASE, "seed", CONFIDENCE)})
-    return pd.DataFrame(rows)
+        have = [m for m in metrics if m in d and not d[m].isna().any()]
+        t = stats_table(d, BASE, have, "seed", CONFIDENCE)
+        frames.append(t.assign(tests=int(t["p_value"].notna().sum())).assign(workload=w))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    return out[["workload", *[c for c in out.columns if c != "workload"]]]

@@ -102,11 +102,96 @@ def frame_text(df, title: str | None = None) -> str:
     return f"{title}\n{body}" if title else body
 
 
-def stats_title(workload: str, seeds: list, events: int, baseline: str, confidence: float) -> str:
-    return (f"{workload}, seeds {seeds[0]}..{seeds[-1]} (n = {len(seeds)}), {events} events each; "
-            f"difference = scheme - {baseline}, paired by seed;\n"
-            f"{int(confidence * 100)}% bootstrap (BCa) confidence interval of the mean difference; "
-            f"Wilcoxon signed-rank test (two-sided); effect sizes Cohen's d_z and rank-biserial r")
+def units_text(units: list) -> str:
+    """Seeds as written: runs of consecutive integers as A-B, others listed:
+    [1, 5, 9] -> '1, 5, 9'; [1, 2, 3, 7] -> '1-3, 7'."""
+    parts, i = [], 0
+    while i < len(units):
+        j = i
+        while j + 1 < len(units) and isinstance(units[j], int) and units[j + 1] == units[j] + 1:
+            j += 1
+        parts.append(f"{units[i]}-{units[j]}" if j > i + 1 else
+                     ", ".join(str(u) for u in units[i:j + 1]))
+        i = j + 1
+    return ", ".join(parts)
+
+
+SEEDS_CAVEAT = ("Seeds measure the synthetic generator's variance at fixed settings, not the variance of real "
+                "workloads; for that, record the same command N times (ptpair record strace --repeat N) and pass "
+                "the recordings (ptpair stats --traces FILE...).")
+
+
+def stats_title(what: str, by: str, units: list, baseline: str, table) -> str:
+    """The header of `ptpair stats`: what was compared over which units, and which
+    estimate, interval, test and adjustment the table shows (table.attrs, see
+    analysis.stats.stats_table)."""
+    from ptpair.analysis.inference import ADJUSTMENT_NAMES, level_text
+
+    at = table.attrs
+    level = level_text(at["ci_level"])
+    tests = int(table["p_value"].notna().sum()) if len(table) else 0
+    if at["estimator"] == "hodges-lehmann":
+        how = (f"estimate: Hodges-Lehmann (median of the Walsh averages of the differences); interval: exact "
+               f"Wilcoxon signed-rank, {level} asked, the level attained per row; test: Wilcoxon signed-rank "
+               f"(two-sided); effect size: rank-biserial r")
+    else:
+        how = (f"estimate: mean difference; interval: Student t, {level}; test: paired t (two-sided); "
+               f"effect size: Cohen's d_z")
+    lines = [f"{what}; {by}s {units_text(units)} (n = {len(units)});",
+             f"difference = scheme - {baseline}, paired by {by}; {how};",
+             f"p adjusted across the {tests} tests of this table: {ADJUSTMENT_NAMES[at['adjustment']]}; identities "
+             f"(every difference 0, all equal, or the same as a row above) are not tested;",
+             f"ratio: mean(scheme) / mean({baseline}), {level} paired bootstrap (BCa) interval."]
+    if by == "seed":
+        lines.append(SEEDS_CAVEAT)
+    return "\n".join(lines)
+
+
+def _num(v: float) -> str:
+    import math
+
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
+
+
+def _p(v: float) -> str:
+    import math
+
+    return "-" if v is None or math.isnan(v) else f"{v:.4g}"
+
+
+def stats_rows(table, adjustment: str | None = None):
+    """`ptpair stats`'s table as text columns: identities spelled out in place of an
+    estimate, the interval with the level it attains, raw and adjusted p (`adjustment`,
+    default the table's), the ratio."""
+    import pandas as pd
+
+    from ptpair.analysis.inference import level_text
+
+    adj = adjustment or table.attrs.get("adjustment", "none")
+    rows = []
+    for _, r in table.iterrows():
+        ident = r["identity"] if isinstance(r["identity"], str) else None
+        est = interval = p = padj = effect = "-"
+        if ident == "zero":
+            est = "n/a (all differences 0)"
+        elif ident == "constant":
+            est = f"all {r['n']} differences = {_num(r['estimate'])}"
+        else:
+            est = _num(r["estimate"])
+            attained = r["ci_level_attained"]
+            interval = (f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
+                        + ("" if attained != attained else f" {level_text(attained)}"))
+            effect = _num(r["rank_biserial"] if r["estimator"] == "Hodges-Lehmann" else r["cohens_dz"])
+            if ident:
+                p = ident
+            else:
+                p, padj = _p(r["p_value"]), _p(r["p_adjusted"])
+        ratio = "-" if r["ratio"] != r["ratio"] else (
+            f"{r['ratio']:.4g} [{r['ratio_ci_low']:.4g}, {r['ratio_ci_high']:.4g}]")
+        rows.append({"metric": r["metric"], "scheme": r["scheme"], "n": r["n"], "difference": est,
+                     "interval (attained level)": interval, "p": p, f"p ({adj})": padj, "ratio [interval]": ratio,
+                     "sd": _num(r["sd_difference"]), "effect": effect})
+    return pd.DataFrame(rows)
 
 
 def breakeven_fit_line(f: dict) -> str:

@@ -148,7 +148,7 @@ def test_compare_shows_differences_and_decomposition():
 def test_stats_and_breakeven_commands():
     p = ptpair("stats", "--seeds", "1-4", "--events", 800, "--schemes", "pair", "--memory", "256MiB")
     assert p.returncode == 0, p.stderr
-    assert "n = 4" in p.stdout and "Wilcoxon" in p.stdout and "95% bootstrap" in p.stdout
+    assert "n = 4" in p.stdout and "Wilcoxon" in p.stdout and "paired bootstrap" in p.stdout
     p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800, "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)

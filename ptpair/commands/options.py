@@ -110,6 +110,17 @@ def positive(text: str) -> int:
     return _integer(text, 1, None, "at least 1")
 
 
+def level(text: str) -> float:
+    """A confidence level, strictly between 0 and 1 (0.95, 0.975)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number such as 0.95") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text}: a confidence level is between 0 and 1 (e.g. 0.95)")
+    return v
+
+
 # --- option groups ---------------------------------------------------------------------
 DEFAULT_MEMORY = "4GiB"
 

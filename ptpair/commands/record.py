@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ptpair.commands import options
 from ptpair.commands.messages import report_counts
@@ -23,6 +24,9 @@ def add_arguments(p) -> None:
     r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
     r.add_argument("--raw", default=None, help="raw strace log (default: OUTPUT's stem + .strace.log)")
     r.add_argument("--populate", type=options.populate, default="all", help="all (default), none, or a fraction")
+    r.add_argument("--repeat", type=options.positive, default=1, metavar="N",
+                   help="run the command N times, one recording each (OUTPUT's stem + -1, -2, ...): replicates "
+                        "for ptpair stats --traces")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     r = rsub.add_parser("kmem", help="record the kernel's page allocations (perf kmem tracepoints, all CPUs)")
     r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
@@ -55,14 +59,34 @@ def _write(trace, output, raw=None) -> None:
     print(f"wrote {output}: {len(trace)} events" + (f" (raw log: {raw})" if raw else ""), file=sys.stderr)
 
 
+def replicate_paths(output, n: int) -> list[Path]:
+    """Where N recordings of one command go: OUTPUT itself for one; else OUTPUT's stem +
+    -1 .. -N (zero-padded to one width, so they sort in order), same suffixes."""
+    out = Path(output)
+    if n == 1:
+        return [out]
+    stem, dot, suffix = out.name.partition(".")
+    width = len(str(n))
+    return [out.with_name(f"{stem}-{i:0{width}d}{dot}{suffix}") for i in range(1, n + 1)]
+
+
 def run_strace(args) -> int:
     from ptpair.traces.record import raw_path, record_strace
 
-    raw = raw_path(args.output, args.raw, ".strace.log")
-    trace, status = record_strace(options.command_after_dashes(args.command), raw, args.populate)
-    if status:
-        print(f"ptpair record strace: the command exited with status {status}", file=sys.stderr)
-    _write(trace, args.output, raw)
+    command = options.command_after_dashes(args.command)
+    if args.repeat > 1 and args.raw:
+        raise UsageError("--raw names one log: with --repeat each recording keeps its own next to it")
+    outputs = replicate_paths(args.output, args.repeat)
+    for i, output in enumerate(outputs, 1):
+        raw = raw_path(output, args.raw, ".strace.log")
+        trace, status = record_strace(command, raw, args.populate)
+        if status:
+            print(f"ptpair record strace: the command exited with status {status}"
+                  + (f" (run {i} of {args.repeat})" if args.repeat > 1 else ""), file=sys.stderr)
+        _write(trace, output, raw)
+    if args.repeat > 1:
+        print(f"{args.repeat} recordings of the same command: ptpair stats --traces "
+              f"{' '.join(str(o) for o in outputs)}", file=sys.stderr)
     return 0
 
 
