@@ -211,13 +211,16 @@ def stats_table(df: pd.DataFrame, baseline: str = "separate", metrics=DEFAULT_ME
     wasted EPT pages are its page-table pages; separate-eager's page counts are pair's)
     gets identity "same as METRIC/SCHEME" and no p. Identities -- zero, constant, same as
     -- are not tests and stay out of the multiple-comparison family. Columns: those of
-    `paired_stats` plus `p_adjusted`; `attrs` holds the adjustment, estimator and level."""
+    `paired_stats` plus `p_adjusted`; `attrs` holds the adjustment, estimator and level.
+    A scheme without any value of a metric (NaN for every unit) has no row for it."""
     rows, seen = [], {}
     for s in dict.fromkeys(df["scheme"]):
         if s == baseline:
             continue
         for m in metrics:
             row = paired_stats(df, m, s, baseline, by, confidence, estimator)
+            if row["n"] == 0:  # the metric was not measured for this scheme (e.g. a margin not searched)
+                continue
             units, x, y = _differences(df, m, s, baseline, by)
             key = (tuple(units), (x - y).tobytes())
             if row["identity"] is None and key in seen:

@@ -21,7 +21,7 @@ _WHERE = {
     **dict.fromkeys(("detect", "read_any"), "ptpair.traces.readers"),
     **dict.fromkeys(("bundled_traces", "corpus", "default_traces", "synth_spec"), "ptpair.traces.sources"),
     **dict.fromkeys(("ReportParams", "collect", "grid_inputs"), "ptpair.analysis.experiments"),
-    **dict.fromkeys(("stats_table", "seed_runs"), "ptpair.analysis.stats"),
+    **dict.fromkeys(("stats_table", "seed_runs", "recording_runs"), "ptpair.analysis.stats"),
     "min_memory": "ptpair.analysis.minmem",
     "report": "ptpair.reports.build",
     **dict.fromkeys(("Trace", "TraceError", "encode"), "ptpair.traces.format"),

@@ -217,8 +217,8 @@ def pt_processes(df: pd.DataFrame):
 def minmem(df: pd.DataFrame):
     """The pressure margin -- frames a scheme needs beyond its live data to run without
     failure -- of each scheme minus separate's, per trace: the exact value for each trace
-    (filled), and for each synthetic workload the mean paired difference over seeds with
-    its bootstrap interval (hollow, with error bar).
+    (filled), and for each synthetic workload the Hodges-Lehmann paired difference over
+    seeds with its exact Wilcoxon interval (hollow, with error bar).
 
     Columns: trace, scheme, kind ('trace' or 'seeds'), difference_pages, ci_low_pages,
     ci_high_pages (NaN for one run).
@@ -250,7 +250,7 @@ def minmem(df: pd.DataFrame):
 
     extra = [Line2D([], [], color="grey", marker="o", linestyle="", label="this trace"),
              Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="",
-                    label="mean over seeds, 95 % CI")]
+                    label="Hodges-Lehmann over seeds, Wilcoxon interval")]
     scheme_legend(fig, schemes, extra)
     fig.tight_layout()
     return fig

@@ -101,7 +101,7 @@ def _aged_answers(data: ReportData) -> list[dict]:
                              "mean over ager seeds; interval over ager seeds)",
                      "pair": pa, "separate": se, "difference": pa - se,
                      "relative_difference": (pa - se) / se if se else np.nan, "seeds_ci_low": lo,
-                     "seeds_ci_high": hi, "seeds_ci_level": CONFIDENCE if lo == lo else np.nan,
+                     "seeds_ci_high": hi, "seeds_ci_level": CONFIDENCE if lo < hi else np.nan,
                      "seeds_n": len(diff), "winner": _winner(pa - se, lo, hi),
                      "figure": "aged_pressure"})
     return rows
@@ -260,12 +260,13 @@ def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_pea
     """Every scheme against separate, per synthetic workload, over seeds (paired):
     analysis.stats.stats_table per workload -- Hodges-Lehmann with the exact Wilcoxon
     interval and test, identities not tested, p adjusted by Holm's method within the
-    workload's table. Metrics a workload lacks for some seed are left out."""
+    workload's table. A metric is compared for the schemes that have it (the pressure
+    margin is searched for pair and separate only)."""
     frames = []
     s = data.seeds
     for w in dict.fromkeys(s["workload"]):
         d = s[s["workload"] == w]
-        have = [m for m in metrics if m in d and not d[m].isna().any()]
+        have = [m for m in metrics if m in d]
         t = stats_table(d, BASE, have, "seed", CONFIDENCE)
         frames.append(t.assign(tests=int(t["p_value"].notna().sum())).assign(workload=w))
     if not frames:
