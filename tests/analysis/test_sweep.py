@@ -99,11 +99,14 @@ def test_bench_sweep_runs_and_reports_its_figures():
     import sys
     from pathlib import Path
 
-    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_sweep", "--events", "600", "--seeds", "2"],
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_sweep", "--events", "600", "--seeds", "2",
+                          "--repeats", "2", "--json"],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2])
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["runs"] == 4
-    assert {"one_worker_s", "two_workers_s", "ratio"} <= out.keys()
+    assert out["runs"] == 4 and out["repeats"] == 2 and len(out["ratios"]) == 2
+    assert {"one_worker_s", "two_workers_s", "ratio", "ratio_low", "ratio_high", "ratio_coverage",
+            "cores_one_worker", "cores_two_workers", "scaling_shown", "verdict"} <= out.keys()
+    assert out["ratio_low"] <= out["ratio"] <= out["ratio_high"] and out["cores_two_workers"] > 0
     print(f"bench_sweep (small grid): {out}")
 
 
