@@ -21,11 +21,32 @@ A grid file (TOML) names the axes; every combination is one run:
 A run on a free map has the map's memory (the memory axis does not apply to it); `minmem`
 applies to pristine memory and to the synthetic ager only (the others fix the memory size).
 
-Each run is identified by a hash of its parameters (`run_id`). Finished runs are written
-at once, each atomically, to `OUT.parts/`; when all are done they are combined into OUT
-(atomically, sorted in grid order, so the file does not depend on the engine or on the
-order runs finished), and the parts are removed. A sweep that is interrupted and started
-again skips every run already in OUT or in OUT.parts/.
+Each run is identified by a hash of its parameters (`run_id`; not of the code: see
+below). Finished runs are written at once, each atomically, to `OUT.parts/` as
+`RUN_ID.parquet`, beside `grid.json` (the JSON list of the run ids the sweep will write to
+OUT, written before any part); when all are done they are combined into OUT (atomically,
+sorted in grid order, so the file does not depend on the engine or on the order runs
+finished), and the parts are removed. A sweep that is interrupted and started again skips
+every run already in OUT or in OUT.parts/.
+
+OUT holds one row per run: the run's parameters (`params` as `param_NAME` columns), every
+end-of-run figure, and the code that made the row -- `ptpair_version` and `git_commit`
+(ptpair/provenance.py: 40 hex digits, `+dirty` for uncommitted changes to the code; null
+when ptpair is not a git checkout). Its Parquet schema metadata `ptpair.grid` is the JSON
+list of its rows' run ids, in row order. The same rows give the same bytes.
+
+What OUT may be mixed with (each refusal a GridError before anything is written):
+* another grid: OUT, and OUT.parts/ (by its grid.json), must hold the same set of run ids
+  as the grid run now. With `merge=True` (`--merge`) both are kept: OUT's runs in OUT's
+  order, then finished parts of an unfinished sweep in its order, then this grid's other
+  runs in grid order -- that order is the new recorded grid (the unfinished runs of
+  another grid are not run: only their parameters' hashes are known). A file of a ptpair
+  without the metadata is judged by its rows (OUT is written only when every run of its
+  grid is done, so its rows are its grid); parts without grid.json by the runs they hold.
+* another ptpair: a finished row (in OUT or a part) whose (ptpair_version, git_commit) is
+  not this process's. With `allow_mixed_versions=True` (`--allow-mixed-versions`) such
+  rows are kept and their runs not redone. Rows of a ptpair that recorded no version count
+  as another version.
 """
 
 from __future__ import annotations
@@ -35,12 +56,13 @@ import itertools
 import json
 import os
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ptpair import registry
+from ptpair import provenance, registry
 from ptpair.errors import GridError  # noqa: F401  (re-exported)
 from ptpair.traces.sources import file_sha256
 from ptpair.traces.units import size_pages
@@ -220,6 +242,8 @@ def run_one(run: dict) -> dict:
         row.update(min_memory_pages=mm.min_memory_pages, peak_used_pages=mm.peak_used_pages,
                    pressure_margin_pages=mm.pressure_margin_pages, minmem_verified=mm.verified)
     row["hopeless_failures_by_order"] = json.dumps(r.pressure["hopeless_failures"])
+    # the code that made the row (where the run ran: a Dask worker may be another install)
+    row["ptpair_version"], row["git_commit"] = provenance.version(), provenance.git_commit()
     return row
 
 
@@ -287,37 +311,148 @@ class DaskEngine:
 
 
 # --- the sweep -------------------------------------------------------------------------
+GRID_KEY = b"ptpair.grid"  # OUT's Parquet schema metadata: the JSON list of its rows' run ids
+PARTS_GRID = "grid.json"   # in OUT.parts/: the run ids the unfinished sweep will write to OUT
+PROVENANCE = ("ptpair_version", "git_commit")  # per row: the code that made it (ptpair/provenance.py)
+
+
 @dataclass
 class SweepStatus:
     total: int
     skipped: int  # already done before this call
     ran: int
+    kept: int = 0  # rows of other grids kept in OUT (merge=True)
 
 
 def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _done_ids(out: Path) -> set[str]:
-    done = set()
-    if out.exists():
-        done |= set(pd.read_parquet(out, columns=["run_id"])["run_id"])
+@dataclass
+class _Prior:
+    """What an earlier sweep left at OUT: its grid, the finished parts' grid, the done runs."""
+    file_grid: list[str] | None   # OUT's run ids in row order (None: no OUT)
+    parts_grid: list[str] | None  # the unfinished sweep's run ids (None: no parts, or parts of an older ptpair)
+    part_ids: list[str]           # finished parts (run ids, sorted)
+
+    @property
+    def done(self) -> set[str]:
+        return set(self.file_grid or ()) | set(self.part_ids)
+
+
+def _file_grid(out: Path) -> list[str] | None:
+    """OUT's recorded grid; a file of an older ptpair (no metadata) is judged by its rows,
+    which are exactly the runs of the grid(s) that made it (OUT is written only when all are done)."""
+    if not out.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(out).metadata or {}
+    if GRID_KEY in meta:
+        return json.loads(meta[GRID_KEY])
+    return list(pd.read_parquet(out, columns=["run_id"])["run_id"])
+
+
+def _prior(out: Path) -> _Prior:
     parts = _parts_dir(out)
-    if parts.is_dir():
-        done |= {p.stem for p in parts.glob("*.parquet")}
-    return done
+    part_ids = sorted(p.stem for p in parts.glob("*.parquet")) if parts.is_dir() else []
+    grid_file = parts / PARTS_GRID
+    # a recorded grid with no finished part holds no work: any grid may take its place
+    parts_grid = json.loads(grid_file.read_text()) if part_ids and grid_file.exists() else None
+    return _Prior(_file_grid(out), parts_grid, part_ids)
 
 
-def sweep(runs: list[dict], out: str | os.PathLike, engine=None, progress: bool = True) -> SweepStatus:
-    """Run every run not already done, writing each as it finishes; then combine."""
-    from ptpair.traces.atomic import atomic_path
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
+def _check_grid(out: Path, prior: _Prior, ids: list[str]) -> None:
+    """A GridError unless OUT and OUT.parts/ hold runs of this grid (the same set of run ids)."""
+    ours = set(ids)
+    hint = "pass --merge to keep both (merge=True), or write to another file"
+    if prior.file_grid is not None and set(prior.file_grid) != ours:
+        theirs = set(prior.file_grid)
+        raise GridError(f"{out} holds {_runs(len(theirs))} of another grid ({len(theirs - ours)} not in this grid, "
+                        f"{len(ours - theirs)} of this grid's {len(ours)} not in it); {hint}")
+    parts = _parts_dir(out)
+    if prior.parts_grid is not None and set(prior.parts_grid) != ours:
+        theirs = set(prior.parts_grid)
+        raise GridError(f"{parts}/ holds an unfinished sweep of another grid ({len(prior.part_ids)} of its "
+                        f"{len(theirs)} runs done; {len(theirs - ours)} not in this grid, {len(ours - theirs)} of "
+                        f"this grid's {len(ours)} not in it); {hint}")
+    stray = set(prior.part_ids) - ours  # parts of an older ptpair, which did not record their grid
+    if prior.parts_grid is None and stray:
+        raise GridError(f"{parts}/ holds {_runs(len(prior.part_ids))} finished, {len(stray)} of them not in this "
+                        f"grid; {hint}")
+
+
+def _provenance_counts(path: Path) -> Counter:
+    """(ptpair_version, git_commit) -> rows of one Parquet file; (None, None) for rows of a
+    ptpair that did not record them, None for a missing commit (not a git checkout)."""
+    import pyarrow.parquet as pq
+
+    if not set(PROVENANCE) <= set(pq.read_schema(path).names):
+        return Counter({(None, None): pq.read_metadata(path).num_rows})
+    df = pd.read_parquet(path, columns=list(PROVENANCE))
+    return Counter(tuple(None if pd.isna(x) else x for x in pair)
+                   for pair in zip(df["ptpair_version"], df["git_commit"]))
+
+
+def _check_versions(out: Path, prior: _Prior, here: tuple[str, str | None]) -> None:
+    """A GridError if a finished row was made by another ptpair version or commit than
+    `here` (this process's (version, commit))."""
+    parts = _parts_dir(out)
+    sources = ([(str(out), [out])] if prior.file_grid is not None else []) + (
+        [(f"{parts}/", [parts / f"{i}.parquet" for i in prior.part_ids])] if prior.part_ids else [])
+    for where, files in sources:
+        counts = sum((_provenance_counts(f) for f in files), Counter())
+        other = sorted(((n, k) for k, n in counts.items() if k != here), key=lambda nk: (-nk[0], str(nk[1])))
+        if other:
+            made = "; ".join(f"{n} by {provenance.describe(*k)}" for n, k in other)
+            raise GridError(f"{where} holds {_runs(counts.total())} finished, {made}; this is "
+                            f"{provenance.describe(*here)}: resuming would mix their results with this version's; "
+                            "pass --allow-mixed-versions to keep them (allow_mixed_versions=True), or write to "
+                            "another file")
+
+
+def _merged(prior: _Prior, ids: list[str]) -> list[str]:
+    """The run ids OUT holds after merge=True: OUT's runs in its order, then the finished
+    parts in their grid's order, then this grid's runs not among them, in grid order. Runs
+    of an unfinished other grid that never finished are not in it (there is nothing to keep)."""
+    have = prior.done | set(ids)
+    seen, out = set(), []
+    for i in (prior.file_grid or []) + (prior.parts_grid or prior.part_ids) + ids:
+        if i in have and i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def sweep(runs: list[dict], out: str | os.PathLike, engine=None, progress: bool = True, merge: bool = False,
+          allow_mixed_versions: bool = False) -> SweepStatus:
+    """Run every run not already done, writing each as it finishes; then combine.
+
+    Refused (GridError, nothing written) when OUT or OUT.parts/ hold runs of another grid
+    (unless `merge`: OUT then holds both) or rows made by another ptpair version or commit
+    (unless `allow_mixed_versions`: those rows are kept and their runs not redone)."""
+    from ptpair.traces.atomic import atomic_path, write_text_atomic
 
     out = Path(out)
     engine = engine or LocalEngine()
-    done = _done_ids(out)
+    ids = [r["run_id"] for r in runs]
+    # looked up here, before any worker is forked: local workers inherit the cached commit
+    here = (provenance.version(), provenance.git_commit())
+    prior = _prior(out)
+    if not merge:
+        _check_grid(out, prior, ids)
+    if not allow_mixed_versions:
+        _check_versions(out, prior, here)
+    grid = _merged(prior, ids) if merge else ids
+    done = prior.done
     todo = [r for r in runs if r["run_id"] not in done]
     parts = _parts_dir(out)
     parts.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(parts / PARTS_GRID, json.dumps(grid))  # before any part: a part always has its grid
     bar = None
     if progress:
         from tqdm import tqdm
@@ -334,12 +469,17 @@ def sweep(runs: list[dict], out: str | os.PathLike, engine=None, progress: bool 
     finally:
         if bar:
             bar.close()
-    _combine(runs, out)
-    return SweepStatus(len(runs), len(runs) - len(todo), ran)
+    _combine(grid, out)
+    return SweepStatus(len(runs), len(runs) - len(todo), ran, len(set(grid) - set(ids)))
 
 
-def _combine(runs: list[dict], out: Path) -> None:
-    """Merge OUT and OUT.parts/ into OUT, rows in grid order, atomically."""
+def _combine(grid: list[str], out: Path) -> None:
+    """Merge OUT and OUT.parts/ into OUT, rows in `grid` order (run ids), atomically; the
+    row order is recorded as the file's grid (GRID_KEY). Deterministic: the same rows give
+    the same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from ptpair.traces.atomic import atomic_path
 
     parts = _parts_dir(out)
@@ -349,12 +489,15 @@ def _combine(runs: list[dict], out: Path) -> None:
     files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
     frames += [pd.read_parquet(p) for p in files]
     df = pd.concat(frames, ignore_index=True).drop_duplicates("run_id", keep="last")
-    order = {r["run_id"]: i for i, r in enumerate(runs)}
+    order = {run: i for i, run in enumerate(grid)}
     df["_order"] = df["run_id"].map(order).fillna(len(order)).astype(int)
     df = df.sort_values(["_order", "run_id"]).drop(columns="_order").reset_index(drop=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = {**(table.schema.metadata or {}), GRID_KEY: json.dumps(list(df["run_id"])).encode()}
     with atomic_path(out) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
     for p in files:
         p.unlink()
+    (parts / PARTS_GRID).unlink(missing_ok=True)  # last: until the parts are gone, they keep their grid
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()

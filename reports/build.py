@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ptpair import provenance
 from ptpair.analysis.experiments import ReportData, ReportParams, collect
 from ptpair.analysis.inference import level_text, max_wilcoxon_level, min_two_sided_p
 from ptpair.reports import plots, style, tables
@@ -351,8 +352,9 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
     d.h(2, "Inputs and reproducibility", "inputs")
     rows = [[i["name"], i["path"], f"{i['events']:,}", i["sha256"][:16] + "..."] for i in manifest["inputs"]]
     d.table(["trace", "file", "events", "sha256"], rows)
-    d.p(f"ptpair {manifest['ptpair_version']}" + (f", git {manifest['git_commit'][:12]}" if manifest["git_commit"]
-                                                   else "") + f"; style `{style_name}`. Every parameter, seed and "
+    commit = provenance.short(manifest["git_commit"])
+    d.p(f"ptpair {manifest['ptpair_version']}" + (f", git {commit}" if commit else "")
+        + f"; style `{style_name}`. Every parameter, seed and "
         "library version is in manifest.json; any figure can be rebuilt with "
         "`ptpair plot FIGURE --data DIR/data/FILE.csv`.")
     return d
@@ -366,18 +368,6 @@ def _html_page(doc: _Doc) -> str:
 
 
 # --- provenance ---------------------------------------------------------------------------
-def _git_commit() -> str | None:
-    import subprocess
-
-    src = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
     from importlib.metadata import PackageNotFoundError, version
     import platform
@@ -389,8 +379,8 @@ def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
             return None
 
     return {
-        "ptpair_version": ver("ptpair"),
-        "git_commit": _git_commit(),
+        "ptpair_version": provenance.version(),
+        "git_commit": provenance.git_commit(),
         "python": platform.python_version(),
         "libraries": {n: ver(n) for n in LIBRARIES},
         "inputs": [{"name": n, "path": p, "sha256": source_sha256(p), "events": len(load(p).op)}

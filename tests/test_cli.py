@@ -190,6 +190,26 @@ def test_sweep_command_and_bad_grid(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr and str(grid) in p.stderr
 
 
+def test_sweep_refuses_another_grid_into_its_output_unless_merged(tmp_path):
+    grid = tmp_path / "g.toml"
+    body = 'schemes = ["pair"]\nmemory = ["64MiB"]\n[synth]\nworkload = ["mixed"]\nevents = [300]\n'
+    grid.write_text(body + "seeds = [1]\n")
+    out = tmp_path / "r.parquet"
+    assert ptpair("sweep", grid, "-o", out, "--workers", 1, "--no-progress").returncode == 0
+    before = out.read_bytes()
+    grid.write_text(body + "seeds = [1, 2]\n")
+    p = ptpair("sweep", grid, "-o", out, "--workers", 1, "--no-progress")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.splitlines()) == 1
+    assert f"{out} holds 1 run of another grid" in p.stderr and "--merge" in p.stderr
+    assert out.read_bytes() == before and sorted(f.name for f in tmp_path.iterdir()) == ["g.toml", "r.parquet"]
+    p = ptpair("sweep", grid, "-o", out, "--workers", 1, "--no-progress", "--merge")
+    assert p.returncode == 0, p.stderr
+    assert "(1 already done, 1 run now)" in p.stderr
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == 2
+
+
 def test_kernel_presets_reach_the_replay():
     p = ptpair("replay", BUNDLED / "kernel-churn.csv", "--kernel", "akaros-2015", "--json", "--memory", "1GiB")
     assert p.returncode == 0, p.stderr
