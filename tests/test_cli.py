@@ -152,7 +152,10 @@ def test_stats_and_breakeven_commands():
     p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800, "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["runs"][0]["ratio"] == 2.0 and "naive_model_r2" in d["fit"]
+    assert d["runs"][0]["ratio"] == 2.0 and {"naive_model_r2", "naive_model_r2_nominal"} <= set(d["fit"])
+    assert d["fit"]["exact_model_max_error_pages"] == 0
+    p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800)
+    assert "largest error against the separate replay 0 pages" in p.stdout and "nominal fraction): R^2" in p.stdout
 
 
 def test_minmem_and_frag_commands(tmp_path):
