@@ -126,8 +126,8 @@ def _breakeven_caption(data: ReportData) -> str:
             f"model 2/(1+x): R² {_fmt(f['naive_model_r2'])} against s, {_fmt(f['naive_model_r2_nominal'])} "
             "against f (R² of the pair - separate difference over K against the fixed line 1 - x, nothing "
             "fitted). Right: against φ, the VMMs' share of KPT tables in the pair replay, with the closed-form "
-            "model 2/(1+φ), which predicts the separate replay from the pair replay's tables alone to within "
-            f"{f['exact_model_max_error_pages']:g} pages.")
+            "model 2/(1+φ), which predicts the separate replay from the pair replay's tables alone: largest "
+            f"error {f['exact_model_max_error_pages']:g} pages.")
 
 
 def _csv(df: pd.DataFrame, path: Path) -> None:

@@ -28,4 +28,4 @@ def test_breakeven_plots_nominal_and_realised_share():
 
 def test_breakeven_caption_states_both_fits():
     cap = _breakeven_caption(ReportData(traces={}, params=ReportParams(), breakeven=ROWS))
-    assert "R² " in cap and "against s" in cap and "against f" in cap and "within 0 pages" in cap
+    assert "R² " in cap and "against s" in cap and "against f" in cap and "largest error 0 pages" in cap
