@@ -31,6 +31,7 @@ def test_replay_json_has_the_documented_fields():
     assert {"pt_pages"} <= set(d["peak"]) and {"failed_maps", "failed_spawns", "walk"} <= set(d)
     # pid 1 is a VMM; text (0x400000) and stack (0x7fff...) need a root, 2 pml3, 2 pml2, 2 pml1
     assert f["ept_pages"] == 7 and f["data_pages"] == 5 + 33
+    assert f["vmm_kpt_pages"] == f["kpt_pages"] == 7  # the one live process is the VMM
     assert "timing" not in d
     assert "timing" in json.loads(ptpair("replay", DATA / "golden.csv", "--json", "--timing").stdout)
 
