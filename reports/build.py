@@ -84,9 +84,7 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
         ("decomposition", "decomposition", tables.decomposition_data(data),
          "Peak page-table memory of pair minus separate, split into waste (EPT pages of non-VMM processes: "
          "separate-eager - separate) and contiguity (pair - separate-eager)."),
-        ("breakeven", "breakeven", data.breakeven,
-         f"Page-table memory of pair over separate as the VMM fraction grows (`{data.params.breakeven_workload}`, "
-         f"{data.params.seed_events} events, seeds 1-{data.params.breakeven_seeds}), with the closed-form model."),
+        ("breakeven", "breakeven", data.breakeven, _breakeven_caption(data)),
         ("walk_cost", "walk_cost", tables.walk_cost_data(data),
          "Counted walk cost per page-table entry written: EPT dependent loads and table pages touched."),
     ]
@@ -115,6 +113,25 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
                       "Under a Linux-like mobility allocator: 2-MiB pageblocks polluted by unmovable pages at "
                       "the end, and migratetype fallbacks, at each trace's report memory."))
     return specs
+
+
+def _breakeven_caption(data: ReportData) -> str:
+    """The breakeven figure's caption, with the models' fit (analysis/breakeven.py: fit)."""
+    from ptpair.analysis.breakeven import fit
+
+    p = data.params
+    head = (f"Page-table memory of pair over separate as the VMM fraction grows (`{p.breakeven_workload}`, "
+            f"{p.seed_events} events, seeds 1-{p.breakeven_seeds}).")
+    if data.breakeven is None or not len(data.breakeven):
+        return head
+    f = fit(data.breakeven)
+    return (f"{head} Left: against the nominal VMM fraction f "
+            "of new images (filled) and the realised share s of live VMM processes (hollow), with the naive "
+            f"model 2/(1+x): R² {_fmt(f['naive_model_r2'])} against s, {_fmt(f['naive_model_r2_nominal'])} "
+            "against f (R² of the pair - separate difference over K against the fixed line 1 - x, nothing "
+            "fitted). Right: against φ, the VMMs' share of KPT tables in the pair replay, with the closed-form "
+            "model 2/(1+φ), which predicts the separate replay from the pair replay's tables alone: largest "
+            f"error {f['exact_model_max_error_pages']:g} pages.")
 
 
 def _csv(df: pd.DataFrame, path: Path) -> None:

@@ -257,24 +257,29 @@ def minmem(df: pd.DataFrame):
 
 
 def breakeven(df: pd.DataFrame):
-    """Pair's page-table memory over separate's against the VMM fraction (left) and
-    against phi, the VMMs' share of KPT tables (right), with the closed-form model
-    2 / (1 + phi) and the naive model 2 / (1 + f).
+    """Pair's page-table memory over separate's against the VMM share of processes (left):
+    the nominal fraction f the trace was synthesised with (filled) and the realised share s
+    of live VMM processes at the end of the replay (hollow), with the naive model
+    2 / (1 + x); and against phi, the VMMs' share of KPT tables in the pair replay (right),
+    with the closed-form model 2 / (1 + phi).
 
-    Columns: vmm_fraction, seed, phi, ratio.
+    Columns: vmm_fraction, vmm_process_share, phi (0..1), ratio.
     """
-    need(df, ["vmm_fraction", "phi", "ratio"], "breakeven")
+    need(df, ["vmm_fraction", "vmm_process_share", "phi", "ratio"], "breakeven")
     plt = load_pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=style.size(wide=True), sharey=True)
     dark = style.OKABE_ITO["black"]
-    f = np.linspace(0, 1, 101)
-    a.scatter(df["vmm_fraction"], df["ratio"], s=10, color=scheme_color("pair"), zorder=3, label="simulated")
-    a.plot(f, 2 / (1 + f), color=dark, linestyle="--", label="naive model 2/(1+f)")
-    a.set_xlabel("VMM fraction of processes f")
+    c = scheme_color("pair")
+    x = np.linspace(0, 1, 101)
+    a.scatter(df["vmm_fraction"], df["ratio"], s=10, color=c, zorder=3, label="against nominal f")
+    a.scatter(df["vmm_process_share"], df["ratio"], s=12, marker="s", facecolors="white", edgecolors=c,
+              linewidths=0.8, zorder=3, label="against realised s")
+    a.plot(x, 2 / (1 + x), color=dark, linestyle="--", label="naive model 2/(1+x)")
+    a.set_xlabel("VMM share of processes: nominal f, realised s")
     a.set_ylabel("page-table memory, pair / separate")
-    b.scatter(df["phi"], df["ratio"], s=10, color=scheme_color("pair"), zorder=3, label="simulated")
-    b.plot(f, 2 / (1 + f), color=dark, label="model 2/(1+φ)")
-    b.set_xlabel("VMM share of KPT tables φ")
+    b.scatter(df["phi"], df["ratio"], s=10, color=c, zorder=3, label="simulated")
+    b.plot(x, 2 / (1 + x), color=dark, label="model 2/(1+φ)")
+    b.set_xlabel("VMM share of KPT tables φ (pair replay)")
     for ax in (a, b):
         ax.axhline(1, color="grey", linewidth=0.6)
         ax.legend(loc="upper right")

@@ -195,7 +195,13 @@ def stats_rows(table, adjustment: str | None = None):
 
 
 def breakeven_fit_line(f: dict) -> str:
-    return (f"naive model phi = f: R^2 {f['naive_model_r2']:.3f}, fitted slope {f['fitted_slope']:.3f}; "
+    """`ptpair breakeven`'s summary of analysis.breakeven.fit: the exact model's largest
+    error (pages), the naive model against the realised and the nominal VMM share."""
+    return (f"model from the pair replay (K, K_v): largest error against the separate replay "
+            f"{f['exact_model_max_error_pages']:g} pages\n"
+            f"naive model phi = s (realised VMM share of processes): R^2 {f['naive_model_r2']:.3f}, "
+            f"fitted slope {f['fitted_slope']:.3f}; phi = f (nominal fraction): R^2 "
+            f"{f['naive_model_r2_nominal']:.3f}, fitted slope {f['fitted_slope_nominal']:.3f}\n"
             f"pair's overhead is below 10% once phi > {f['phi_for_10pct_overhead']:.3f}")
 
 

@@ -269,6 +269,7 @@ class Result:
         c = m.ctr
         t = m.tables
         alive = t.p_state == P_ALIVE
+        vmm = t.p_vmm != 0
         kpt_by_level = {LEVEL_NAMES[lv]: int(c[C.KPT + lv]) for lv in (3, 2, 1, 0)}
         kpt = sum(kpt_by_level.values())
         events = int(c[C.EVENTS])
@@ -287,7 +288,10 @@ class Result:
             "hole_pages": int(m.buddy.meta[M_HOLES]),
             "buddyinfo": m.buddyinfo(),
             "processes": int(alive.sum()),
-            "vmm_processes": int((alive & (t.p_vmm != 0)).sum()),
+            "vmm_processes": int((alive & vmm).sum()),
+            # KPT tables of live VMM processes, roots included: what a scheme that gives
+            # only VMMs an EPT twin would pay in EPT pages (analysis/breakeven.py)
+            "vmm_kpt_pages": int(t.p_tables[alive & vmm].sum()),
         }
         peak = {
             **{k: int(c[i]) for k, i in PEAK_COUNTERS},

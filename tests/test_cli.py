@@ -31,6 +31,7 @@ def test_replay_json_has_the_documented_fields():
     assert {"pt_pages"} <= set(d["peak"]) and {"failed_maps", "failed_spawns", "walk"} <= set(d)
     # pid 1 is a VMM; text (0x400000) and stack (0x7fff...) need a root, 2 pml3, 2 pml2, 2 pml1
     assert f["ept_pages"] == 7 and f["data_pages"] == 5 + 33
+    assert f["vmm_kpt_pages"] == f["kpt_pages"] == 7  # the one live process is the VMM
     assert "timing" not in d
     assert "timing" in json.loads(ptpair("replay", DATA / "golden.csv", "--json", "--timing").stdout)
 
@@ -152,7 +153,10 @@ def test_stats_and_breakeven_commands():
     p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800, "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["runs"][0]["ratio"] == 2.0 and "naive_model_r2" in d["fit"]
+    assert d["runs"][0]["ratio"] == 2.0 and {"naive_model_r2", "naive_model_r2_nominal"} <= set(d["fit"])
+    assert d["fit"]["exact_model_max_error_pages"] == 0
+    p = ptpair("breakeven", "--fractions", "0,1", "--seeds", "1", "--events", 800)
+    assert "largest error against the separate replay 0 pages" in p.stdout and "nominal fraction): R^2" in p.stdout
 
 
 def test_minmem_and_frag_commands(tmp_path):

@@ -30,12 +30,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"runs": df.to_dict(orient="records"), "fit": f}, indent=2, default=float))
         return 0
-    g = df.groupby("vmm_fraction")[["phi", "vmm_process_share", "pt_pair", "pt_separate", "difference",
-                                    "ratio", "model_ratio"]].mean().reset_index().round(4)
+    g = df.groupby("vmm_fraction")[["vmm_process_share", "phi", "pt_pair", "pt_separate", "difference",
+                                    "model_difference", "ratio", "model_ratio"]].mean().reset_index().round(4)
     if args.csv:
         sys.stdout.write(g.to_csv(index=False))
         return 0
     print(frame_text(g, "pair against separate by VMM fraction (means over seeds); "
-                        "model: PT_pair / PT_separate = 2 / (1 + phi), phi = VMMs' share of KPT tables"))
+                        "vmm_process_share = realised share s of VMM processes;\n"
+                        "model: PT_pair / PT_separate = 2 / (1 + phi), phi = VMMs' share of KPT tables "
+                        "in the pair replay"))
     print(breakeven_fit_line(f))
     return 0

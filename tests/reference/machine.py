@@ -892,4 +892,5 @@ class Reference:
             background_pages=len(self.background), hole_pages=len(self.holes),
             processes=sum(1 for p in self.procs.values() if not p.failed),
             vmm_processes=sum(1 for p in self.procs.values() if not p.failed and p.vmm),
+            vmm_kpt_pages=sum(1 for proc, _ in self.live_tables() if proc.vmm),
         )

@@ -34,7 +34,7 @@ def compare(res, ref):
     f = res.final
     assert f["kpt_pages_by_level"] == r["kpt_pages_by_level"]
     for key in ("ept_pages", "wasted_ept_pages", "data_pages", "gigantic_pages", "kalloc_pages",
-                "free_pages", "buddyinfo", "processes", "vmm_processes"):
+                "free_pages", "buddyinfo", "processes", "vmm_processes", "vmm_kpt_pages"):
         assert f[key] == r[key], key
     peak = dict(res.peak)
     at_peak = peak.pop("buddyinfo_at_peak_used")
