@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ESTIMATORS = ("hodges-lehmann", "mean")
-ADJUSTMENTS = ("holm", "bh", "none")
+from ptpair.registry import ADJUSTMENTS, ESTIMATORS  # (re-exported: the choices live in the registry)
+
 ADJUSTMENT_NAMES = {"holm": "Holm (step-down, family-wise error)",
                     "bh": "Benjamini-Hochberg (false discovery rate)", "none": "none"}
 
 # The signed-rank null distribution is computed exactly up to this many differences
-# (O(n^3) work: 0.1 s at this size); beyond it the normal approximation is used.
+# (O(n^3) work); beyond it the normal approximation is used.
 EXACT_MAX_N = 400
 # Exact sign-flip enumeration of the test with tied |d| costs 2^n; beyond this many
 # non-zero differences the test falls back to the normal approximation (scipy's own).

@@ -78,6 +78,10 @@ DEFAULT_MACHINE = ("buddy", "empty")  # (allocator, reclaim) without --kernel
 FORMATS = ("canonical", "strace", "kmem")  # input formats (traces/readers.py)
 WORKLOADS = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")  # traces/synth.py
 FIGURE_FORMATS = ("svg", "pdf", "png")
+# paired statistics (analysis/inference.py): the estimator (with its interval and test) and
+# the p adjustment across a table; the first of each is the default
+ESTIMATORS = ("hodges-lehmann", "mean")
+ADJUSTMENTS = ("holm", "bh", "none")
 
 # Figure kinds (reports/plots.py draws one per kind). Per-trace kinds are named KIND__TRACE.
 PER_TRACE_FIGURES = ("pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",

@@ -14,8 +14,6 @@ HELP = "paired statistics of schemes across seeds of a synthetic workload, or ac
 
 
 def add_arguments(p) -> None:
-    from ptpair.analysis.inference import ADJUSTMENTS, ESTIMATORS
-
     p.add_argument("--workload", default=None, choices=registry.WORKLOADS, help="synthetic workload (default mixed)")
     p.add_argument("--seeds", type=options.seeds, default=None, help="A-B or A,B,C (default 1-10)")
     p.add_argument("--events", type=options.positive, default=5000)
@@ -25,10 +23,10 @@ def add_arguments(p) -> None:
     p.add_argument("--baseline", default=registry.BASELINE, choices=registry.SCHEME_NAMES)
     p.add_argument("--confidence", type=options.level, default=0.95, help="interval level, in (0, 1); the tests' "
                    "significance level is 1 - this (default 0.95)")
-    p.add_argument("--estimator", choices=ESTIMATORS, default=ESTIMATORS[0],
+    p.add_argument("--estimator", choices=registry.ESTIMATORS, default=registry.ESTIMATORS[0],
                    help="hodges-lehmann (default: with the exact Wilcoxon interval and test) or mean (with the t "
                         "interval and the paired t test)")
-    p.add_argument("--adjust", choices=ADJUSTMENTS, default=ADJUSTMENTS[0],
+    p.add_argument("--adjust", choices=registry.ADJUSTMENTS, default=registry.ADJUSTMENTS[0],
                    help="p adjustment across the table: holm (default), bh (Benjamini-Hochberg) or none")
     p.add_argument("--pressure", action="store_true",
                    help="also the pressure margin (frames needed beyond the live data; a minimum-memory "
