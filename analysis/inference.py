@@ -81,35 +81,55 @@ def _walsh_averages(d: np.ndarray) -> np.ndarray:
     return np.sort((d[i] + d[j]) / 2.0)
 
 
-def hodges_lehmann(d, level: float = 0.95) -> Interval:
-    """Hodges-Lehmann estimate of the centre of the paired differences `d` with the
-    exact Wilcoxon signed-rank interval [W_(k), W_(M+1-k)] of the M = n(n+1)/2 sorted
-    Walsh averages, k - 1 the largest c with P(T+ <= c) <= (1 - level) / 2.
-
-    When n is too small for the level (2 / 2^n > 1 - level), the interval is the widest
-    one, [min d, max d], and `attained` says how much it covers. Its coverage is exact for
-    continuous differences; with tied differences the same order statistics are used.
-    n >= 2 needed (NaNs otherwise)."""
-    d = np.asarray(d, float)
-    n = len(d)
-    if n < 2:
-        return Interval(float(d[0]) if n else np.nan, np.nan, np.nan, level, np.nan)
-    w = _walsh_averages(d)
-    m = len(w)
+def wilcoxon_rank(n: int, level: float) -> tuple[int, float]:
+    """(k, attained level) of the exact Wilcoxon interval [W_(k), W_(M+1-k)] with n
+    differences: k - 1 is the largest c with P(T+ <= c) <= (1 - level) / 2, and the
+    interval covers with probability 1 - 2 P(T+ <= k - 1) (continuous differences).
+    When n is too small for the level (2 / 2^n > 1 - level), k = 1: the widest interval,
+    [min d, max d]. Beyond EXACT_MAX_N, the normal approximation to T+ (Hollander, Wolfe &
+    Chicken, section 3.2) and the level asked."""
     alpha = 1.0 - level
     if n <= EXACT_MAX_N:
         cdf = signed_rank_cdf(n)
         ok = np.nonzero(cdf <= alpha / 2 * (1 + 1e-12))[0]  # tolerance: float sums of 2^-n terms
         c = int(ok[-1]) if len(ok) else 0
-        k = c + 1
-        attained = 1.0 - 2.0 * float(cdf[c])
-    else:  # normal approximation to the signed-rank distribution (Hollander et al., 3.2)
-        from scipy import stats
+        return c + 1, 1.0 - 2.0 * float(cdf[c])
+    from scipy import stats
 
-        z = stats.norm.ppf(1 - alpha / 2)
-        k = max(1, int(np.floor(m / 2 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24))))
-        attained = level
-    return Interval(float(np.median(w)), float(w[k - 1]), float(w[m - k]), level, attained)
+    z = stats.norm.ppf(1 - alpha / 2)
+    m = n * (n + 1) / 2
+    return max(1, int(np.floor(m / 2 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24)))), level
+
+
+def hodges_lehmann(d, level: float = 0.95) -> Interval:
+    """Hodges-Lehmann estimate of the centre of the paired differences `d` (the median of
+    the M = n(n+1)/2 Walsh averages) with the exact Wilcoxon signed-rank interval
+    [W_(k), W_(M+1-k)] of the sorted Walsh averages (`wilcoxon_rank`).
+
+    For distinct, non-zero differences the interval is exactly the set of shifts the
+    exact signed-rank test does not reject at 1 - `attained`. With tied or zero
+    differences (integer page counts) the same order statistics are used, while the test
+    (`wilcoxon`) handles ties and zeros its own way: the two can then disagree near the
+    boundary (see `agrees`). n >= 2 needed (NaNs otherwise); NaN differences are an error."""
+    d = np.asarray(d, float)
+    if np.isnan(d).any():
+        raise ValueError("differences contain NaN: leave out the units without a value first")
+    n = len(d)
+    if n < 2:
+        return Interval(float(d[0]) if n else np.nan, np.nan, np.nan, level, np.nan)
+    w = _walsh_averages(d)
+    k, attained = wilcoxon_rank(n, level)
+    return Interval(float(np.median(w)), float(w[k - 1]), float(w[len(w) - k]), level, attained)
+
+
+def agrees(iv: Interval, p: float) -> bool | None:
+    """Whether interval and test tell the same story about 0: the interval excludes 0
+    exactly when the test rejects at 1 - its attained level (p <= that, up to float
+    rounding). None when either is missing."""
+    if np.isnan(iv.low) or np.isnan(p) or np.isnan(iv.attained):
+        return None
+    excludes = iv.low > 0 or iv.high < 0
+    return bool(excludes == (p <= (1 - iv.attained) * (1 + 1e-9)))
 
 
 def t_interval(d, level: float = 0.95) -> Interval:
@@ -195,40 +215,53 @@ def adjust(p, method: str = "holm") -> np.ndarray:
     return out
 
 
+@dataclass
+class Ratio:
+    estimate: float  # mean(x) / mean(y)
+    low: float
+    high: float
+    method: str  # how the interval was found: "BCa", "percentile" (BCa undefined), "exact" or ""
+
+
 def ratio_of_means(x, y, level: float = 0.95, n_resamples: int = BOOTSTRAP_RESAMPLES,
-                   random_state: int = 0) -> Interval:
-    """mean(x) / mean(y) of paired samples with a paired bootstrap (BCa) interval
-    (scipy.stats.bootstrap, resampling pairs; the percentile interval where BCa is
-    undefined, as with a few pairs). NaN when mean(y) is 0; a point when x / y is the same
-    for every pair."""
+                   random_state: int = 0) -> Ratio:
+    """mean(x) / mean(y) of paired samples with a paired bootstrap interval at `level`
+    (scipy.stats.bootstrap, pairs resampled): BCa, or the percentile interval where BCa is
+    undefined (few pairs). The bootstrap's level is nominal, not exact. NaN when mean(y)
+    is 0; a point when x / y is the same for every pair; NaN bounds when some resample's
+    baseline mean is 0 (a ratio without a finite bound)."""
     from scipy import stats
 
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) == 0 or y.mean() == 0:
-        return Interval(np.nan, np.nan, np.nan, level, np.nan)
+        return Ratio(np.nan, np.nan, np.nan, "")
     r = float(x.mean() / y.mean())
     if len(x) < 2 or (np.all(y != 0) and np.ptp(x / np.where(y != 0, y, 1)) == 0):
-        return Interval(r, r, r, level, level)
+        return Ratio(r, r, r, "exact")
     ci = (np.nan, np.nan)
-    # BCa first; with few pairs its acceleration can be undefined (NaN): then percentiles
-    for method in ("BCa", "percentile"):
+    for method in ("BCa", "percentile"):  # BCa's acceleration can be undefined (NaN) with few pairs
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning: answered by the fallback
             res = stats.bootstrap((x, y), lambda a, b, axis: a.mean(axis) / b.mean(axis), paired=True,
                                   vectorized=True, confidence_level=level, n_resamples=n_resamples, method=method,
                                   random_state=random_state)
-        ci = (res.confidence_interval.low, res.confidence_interval.high)
+        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
         if np.isfinite(ci).all():
-            break
-    return Interval(r, float(ci[0]), float(ci[1]), level, level)
+            return Ratio(r, ci[0], ci[1], method)
+    return Ratio(r, np.nan, np.nan, "")
 
 
 def level_text(level: float) -> str:
-    """0.95 -> '95%', 0.975 -> '97.5%', 0.9375 -> '93.75%': rounded to 0.01 %, never
-    truncated."""
-    return f"{round(level * 100, 2):g}%"
+    """0.95 -> '95%', 0.975 -> '97.5%', 0.9375 -> '93.75%', 0.99999 -> '99.999%': rounded
+    to 0.01 %, with more digits where that would read 100 %; never truncated."""
+    v = level * 100
+    for digits in (2, 4, 6, 8):
+        t = round(v, digits)
+        if t < 100 or v >= 100:
+            break
+    return f"{t:g}%"
 
 
-__all__ = ["ADJUSTMENTS", "ESTIMATORS", "Interval", "Test", "adjust", "hodges_lehmann", "level_text",
-           "max_wilcoxon_level", "min_two_sided_p", "ratio_of_means", "signed_rank_cdf", "t_interval", "t_test",
-           "wilcoxon"]
+__all__ = ["ADJUSTMENTS", "ESTIMATORS", "Interval", "Ratio", "Test", "adjust", "agrees", "hodges_lehmann",
+           "level_text", "max_wilcoxon_level", "min_two_sided_p", "ratio_of_means", "signed_rank_cdf", "t_interval",
+           "t_test", "wilcoxon", "wilcoxon_rank"]

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.catalogue import metrics_row
-from ptpair.analysis.inference import (BOOTSTRAP_RESAMPLES, ESTIMATORS, adjust, hodges_lehmann, level_text,
-                                       max_wilcoxon_level, min_two_sided_p, ratio_of_means, t_interval, t_test,
-                                       wilcoxon)
+from ptpair.analysis.inference import (BOOTSTRAP_RESAMPLES, ESTIMATORS, adjust, agrees, hodges_lehmann,
+                                       level_text, max_wilcoxon_level, min_two_sided_p, ratio_of_means, t_interval,
+                                       t_test, wilcoxon)
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth
@@ -180,12 +180,13 @@ def paired_stats(df: pd.DataFrame, metric: str, scheme: str, baseline: str = "se
            "test": "Wilcoxon signed-rank (two-sided)" if hl else "paired t (two-sided)",
            "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_level": confidence,
            "ci_level_attained": np.nan, "statistic": np.nan, "p_value": np.nan, "p_method": None,
+           "nonzero": int(np.count_nonzero(d)), "agrees": None,
            "mean_difference": float(d.mean()) if n else np.nan,
            "median_difference": float(np.median(d)) if n else np.nan,
            "sd_difference": float(d.std(ddof=1)) if n >= 2 else np.nan,
            "cohens_dz": np.nan, "rank_biserial": np.nan}
     r = ratio_of_means(x, y, confidence, n_resamples, random_state)
-    out.update(ratio=r.estimate, ratio_ci_low=r.low, ratio_ci_high=r.high)
+    out.update(ratio=r.estimate, ratio_ci_low=r.low, ratio_ci_high=r.high, ratio_ci_method=r.method)
     if ident is not None:  # an identity: the value is exact, nothing to estimate or test
         out.update(estimate=float(d[0]), ci_low=float(d[0]), ci_high=float(d[0]))
         return out
@@ -194,7 +195,7 @@ def paired_stats(df: pd.DataFrame, metric: str, scheme: str, baseline: str = "se
     iv = hodges_lehmann(d, confidence) if hl else t_interval(d, confidence)
     t = wilcoxon(d) if hl else t_test(d)
     out.update(estimate=iv.estimate, ci_low=iv.low, ci_high=iv.high, ci_level_attained=iv.attained,
-               statistic=t.statistic, p_value=t.p_value, p_method=t.method,
+               statistic=t.statistic, p_value=t.p_value, p_method=t.method, agrees=agrees(iv, t.p_value),
                cohens_dz=float(d.mean() / d.std(ddof=1)))
     nz = d[d != 0]
     ranks = stats.rankdata(np.abs(nz))
@@ -235,27 +236,39 @@ def stats_table(df: pd.DataFrame, baseline: str = "separate", metrics=DEFAULT_ME
 
 
 def level_warnings(table: pd.DataFrame, confidence: float) -> list[str]:
-    """What the sample size cannot show at significance level 1 - confidence: with the
-    Wilcoxon test, n non-zero differences give p >= 2 / 2^n, and the exact interval
-    reaches at most 1 - 2 / 2^n."""
+    """What the sample cannot show, per tested row of a Hodges-Lehmann table, at
+    significance level 1 - confidence: with m non-zero differences the Wilcoxon test gives
+    p >= 2 / 2^m; with n differences the exact interval reaches at most 1 - 2 / 2^n; and
+    rows whose interval and test disagree about 0 (possible with tied or zero
+    differences). One line per case, naming the rows."""
     if not len(table) or table.attrs.get("estimator") != "hodges-lehmann":
         return []
     alpha = 1 - confidence
     tested = table[table["p_value"].notna()]
-    if not len(tested):
-        return []
-    n = int(tested["n"].max())
     out = []
-    if min_two_sided_p(n) > alpha:
-        need = next(k for k in range(1, 64) if min_two_sided_p(k) <= alpha)
-        out.append(f"with n = {n} the smallest two-sided Wilcoxon p is {min_two_sided_p(n):.4g} > {alpha:.4g}: no "
-                   f"difference can be significant at that level (n >= {need} can; or --estimator mean)")
+    for m, rows in tested.groupby("nonzero", sort=True):
+        if min_two_sided_p(int(m)) > alpha:
+            need = next(k for k in range(1, 64) if min_two_sided_p(k) <= alpha)
+            out.append(f"with {m} non-zero differences the smallest two-sided Wilcoxon p is "
+                       f"{min_two_sided_p(int(m)):.4g} > {alpha:.4g}: no such row can be significant at that level "
+                       f"({_names(rows)}; {need} non-zero differences can, or --estimator mean)")
     low = tested[tested["ci_level_attained"] < confidence - 1e-12]
-    if len(low):
-        out.append(f"with n = {n} the exact Wilcoxon interval reaches at most {level_text(max_wilcoxon_level(n))}, "
-                   f"not the {level_text(confidence)} asked for: the intervals shown are the widest, [min, max] of "
-                   "the differences")
+    for n, rows in low.groupby("n", sort=True):
+        out.append(f"with n = {n} the exact Wilcoxon interval reaches at most {level_text(max_wilcoxon_level(int(n)))}"
+                   f", not the {level_text(confidence)} asked for: the interval shown is the widest, [min, max] of the "
+                   f"differences ({_names(rows)})")
+    split = tested[tested["agrees"] == False]  # noqa: E712  (None: not compared)
+    if len(split):
+        out.append(f"interval and test disagree about 0 for {_names(split)}: the differences tie or include 0, "
+                   "where the test (exact over sign flips of mid-ranks) and the interval (order statistics of Walsh "
+                   "averages) part near the boundary; read p for the test")
     return out
+
+
+def _names(rows: pd.DataFrame, most: int = 4) -> str:
+    """'metric/scheme' of up to `most` rows, then how many more."""
+    names = [f"{m}/{s}" for m, s in zip(rows["metric"], rows["scheme"])]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 __all__ = ["DEFAULT_METRICS", "decompose", "identity_of", "level_warnings", "paired_differences",

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ptpair import provenance
 from ptpair.analysis.experiments import ReportData, ReportParams, collect
-from ptpair.analysis.inference import level_text, max_wilcoxon_level, min_two_sided_p
+from ptpair.analysis.inference import level_text, min_two_sided_p, wilcoxon_rank
 from ptpair.reports import plots, style, tables
 from ptpair.reports.text import SEEDS_CAVEAT, stats_rows
 from ptpair.traces import sources
@@ -79,8 +79,8 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
          "failure-free memory, to the frame, minus the peak of frames in use) -- of each scheme minus separate's. "
          f"Filled: the trace itself, exact. Hollow: Hodges-Lehmann paired difference over seeds "
          f"1-{data.params.seeds} of the synthetic workload of the same name ({data.params.seed_events} events), "
-         f"with its exact Wilcoxon interval (95 % asked; {level_text(max_wilcoxon_level(data.params.seeds))} at "
-         f"most with {data.params.seeds} seeds)."),
+         f"with its exact Wilcoxon interval (95 % asked, {level_text(wilcoxon_rank(data.params.seeds, 0.95)[1])} "
+         f"attained with {data.params.seeds} seeds)."),
         ("decomposition", "decomposition", tables.decomposition_data(data),
          "Peak page-table memory of pair minus separate, split into waste (EPT pages of non-VMM processes: "
          "separate-eager - separate) and contiguity (pair - separate-eager)."),

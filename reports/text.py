@@ -141,7 +141,8 @@ def stats_title(what: str, by: str, units: list, baseline: str, table) -> str:
              f"difference = scheme - {baseline}, paired by {by}; {how};",
              f"p adjusted across the {tests} tests of this table: {ADJUSTMENT_NAMES[at['adjustment']]}; identities "
              f"(every difference 0, all equal, or the same as a row above) are not tested;",
-             f"ratio: mean(scheme) / mean({baseline}), {level} paired bootstrap (BCa) interval."]
+             f"ratio: mean(scheme) / mean({baseline}), {level} paired bootstrap interval (BCa; percentile where BCa is "
+             "undefined); * after p: interval and test disagree about 0 (tied or zero differences)."]
     if by == "seed":
         lines.append(SEEDS_CAVEAT)
     return "\n".join(lines)
@@ -185,9 +186,11 @@ def stats_rows(table, adjustment: str | None = None):
             if ident:
                 p = ident
             else:
-                p, padj = _p(r["p_value"]), _p(r["p_adjusted"])
+                split = r.get("agrees") is not None and r.get("agrees") == False  # noqa: E712  (None/NaN: not compared)
+                p, padj = _p(r["p_value"]) + ("*" if split else ""), _p(r["p_adjusted"])
         ratio = "-" if r["ratio"] != r["ratio"] else (
-            f"{r['ratio']:.4g} [{r['ratio_ci_low']:.4g}, {r['ratio_ci_high']:.4g}]")
+            f"{r['ratio']:.4g} [{r['ratio_ci_low']:.4g}, {r['ratio_ci_high']:.4g}]" if r["ratio_ci_low"] == r["ratio_ci_low"]
+            else f"{r['ratio']:.4g} [no finite interval]")
         rows.append({"metric": r["metric"], "scheme": r["scheme"], "n": r["n"], "difference": est,
                      "interval (attained level)": interval, "p": p, f"p ({adj})": padj, "ratio [interval]": ratio,
                      "sd": _num(r["sd_difference"]), "effect": effect})

@@ -57,12 +57,15 @@ def test_stats_over_recordings_as_replicates(tmp_path):
     assert d["note"] is None and len(d["rows"][0]["per_recording"]) == 3
     p = ptpair("stats", "--traces", *files, "--seeds", "1-3")
     assert p.returncode == 2 and "--traces" in p.stderr and "Traceback" not in p.stderr
+    p = ptpair("stats", "--traces", files[0])  # one recording shows no variation
+    assert p.returncode == 2 and "at least two" in p.stderr
 
 
-@pytest.mark.parametrize("bad", ["1.5", "0", "high"])
-def test_a_bad_level_is_refused(bad):
-    p = ptpair("stats", "--confidence", bad)
-    assert p.returncode == 2 and "--confidence" in p.stderr and "Traceback" not in p.stderr
+@pytest.mark.parametrize("bad", [("--confidence", "1.5"), ("--confidence", "0"), ("--confidence", "high"),
+                                 ("--seeds", "1,1,5")])
+def test_a_bad_level_or_a_repeated_seed_is_refused(bad):
+    p = ptpair("stats", *bad)
+    assert p.returncode == 2 and bad[0] in p.stderr and "Traceback" not in p.stderr
 
 
 def test_record_strace_repeat_writes_one_recording_per_run(tmp_path):

@@ -79,6 +79,8 @@ def seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a range A-B or a list A,B,C") from None
     if not out:
         raise argparse.ArgumentTypeError(f"{text!r}: no seeds")
+    if len(set(out)) < len(out):  # a seed twice would be one replicate counted twice
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is given twice")
     return out
 
 

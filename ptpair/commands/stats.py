@@ -4,6 +4,7 @@ across recordings of one command taken as replicates."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from ptpair import registry
@@ -44,6 +45,8 @@ def _runs(args, schemes, cfg):
     if args.traces:
         if args.workload or args.seeds:
             raise UsageError("--traces takes recordings as the replicates: --workload and --seeds do not apply")
+        if len(args.traces) < 2:
+            raise UsageError("--traces needs at least two recordings of the command: one gives no variation")
         df = recording_runs(args.traces, schemes, args.policy, cfg.memory_pages, **machine)
         return df, "recording", list(dict.fromkeys(df["recording"])), "recordings of one command as replicates"
     workload, seeds = args.workload or "mixed", args.seeds or list(range(1, 11))
@@ -67,7 +70,7 @@ def run(args) -> int:
         for w in warnings:
             print(f"ptpair stats: warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps(_json(table, df, by, units, warnings), indent=2))
+        print(json.dumps(_json(table, df, by, units, warnings), indent=2, allow_nan=False))
         return 0
     if args.csv:
         sys.stdout.write(per_unit_columns(df, table, by).to_csv(index=False))
@@ -79,18 +82,16 @@ def run(args) -> int:
 
 
 JSON_ROW = ("metric", "scheme", "identity", "estimate", "ci_low", "ci_high", "ci_level_attained", "p_value",
-            "p_adjusted", "ratio", "ratio_ci_low", "ratio_ci_high", "n", "sd_difference", "mean_difference",
-            "median_difference", "cohens_dz", "rank_biserial", "p_method")
+            "p_adjusted", "ratio", "ratio_ci_low", "ratio_ci_high", "n", "nonzero", "sd_difference", "mean_difference",
+            "median_difference", "cohens_dz", "rank_biserial", "p_method", "agrees", "ratio_ci_method")
 
 
 def _clean(v):
-    """JSON value: NaN -> null, numpy scalars -> Python."""
-    if v is None:
-        return None
-    if isinstance(v, str):
+    """JSON value: NaN and infinities -> null (JSON has neither), numpy scalars -> Python."""
+    if v is None or isinstance(v, str):
         return v
     v = v.item() if hasattr(v, "item") else v
-    return None if isinstance(v, float) and v != v else v
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _json(table, df, by, units, warnings) -> dict:

@@ -86,8 +86,30 @@ def test_ratio_of_means():
     r = ratio_of_means(x, y)
     assert r.estimate == pytest.approx(61 / 30) and r.low < r.estimate < r.high
     assert ratio_of_means(2 * y, y).low == ratio_of_means(2 * y, y).high == 2.0  # the same ratio every pair
+    assert r.method == "BCa" and ratio_of_means(2 * y, y).method == "exact"
     assert np.isnan(ratio_of_means(x, 0 * y).estimate)  # baseline mean 0: no ratio
 
 
 def test_levels_are_shown_without_truncation():
-    assert [level_text(v) for v in (0.95, 0.975, 0.9375, 0.951171875)] == ["95%", "97.5%", "93.75%", "95.12%"]
+    assert [level_text(v) for v in (0.95, 0.975, 0.9375, 0.951171875, 0.99999)] == [
+        "95%", "97.5%", "93.75%", "95.12%", "99.999%"]
+
+
+def test_large_samples_use_the_normal_approximation_to_the_rank_distribution():
+    from ptpair.analysis.inference import EXACT_MAX_N, wilcoxon_rank
+
+    n = EXACT_MAX_N + 100
+    k, attained = wilcoxon_rank(n, 0.95)
+    m = n * (n + 1) / 2
+    z = stats.norm.ppf(0.975)
+    assert k == int(np.floor(m / 2 - z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24))) and attained == 0.95
+    exact_k, exact_attained = wilcoxon_rank(EXACT_MAX_N, 0.95)  # the two paths meet at the boundary
+    assert abs(exact_attained - 0.95) < 0.001
+    d = np.random.default_rng(3).normal(0.5, 1.0, n)
+    iv = hodges_lehmann(d)
+    assert iv.low < iv.estimate < iv.high
+
+
+def test_nan_differences_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        hodges_lehmann([1.0, np.nan, 3.0])

@@ -119,3 +119,34 @@ def test_labels_keep_the_level_and_the_seeds_as_given():
 def test_paired_stats_leaves_out_units_without_a_value():
     df = _runs({"pair": {"pt": [110.0, 120.0, np.nan, 130.0]}}, 4)
     assert paired_stats(df, "pt", "pair")["n"] == 3
+
+
+def test_warnings_count_each_rows_non_zero_differences():
+    """The smallest Wilcoxon p depends on the non-zero differences of the row, not on n."""
+    df = _runs({"pair": {"pt": [110.0, 120.0, 100.0, 130.0, 115.0, 125.0],  # one zero: 5 non-zero
+                         "loads": [101.0, 102.0, 103.0, 104.0, 105.0, 106.0]}}, 6)
+    t = stats_table(df, "separate", ["pt", "loads"])
+    assert _row(t, "pt", "pair")["p_value"] == 0.0625 and _row(t, "pt", "pair")["nonzero"] == 5
+    w = level_warnings(t, 0.95)
+    assert len(w) == 1 and "5 non-zero differences" in w[0] and "pt/pair" in w[0] and "loads/pair" not in w[0]
+
+
+def test_interval_and_test_that_part_over_ties_are_flagged():
+    # tied differences: the exact sign-flip test over mid-ranks and the Walsh-average
+    # interval disagree about 0 here (p < 0.05, yet the interval reaches 0)
+    d = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
+    df = _runs({"pair": {"pt": [100 + x for x in d]}}, 10)
+    t = stats_table(df, "separate", ["pt"])
+    r = _row(t, "pt", "pair")
+    excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+    assert excludes != (r["p_value"] <= 1 - r["ci_level_attained"])  # they do part here
+    assert not r["agrees"]
+    assert any("disagree" in x for x in level_warnings(t, 0.95))
+    assert stats_rows(t)["p"].iloc[0].endswith("*")
+
+
+def test_a_ratio_without_a_finite_bound_is_missing_not_infinite():
+    from ptpair.analysis.inference import ratio_of_means
+
+    r = ratio_of_means([1.0, 2.0, 5.0, 4.0], [0.0, 0.0, 4.0, 0.0])  # resamples with a zero baseline mean
+    assert r.estimate == 3.0 and np.isnan(r.low) and np.isnan(r.high)
