@@ -39,7 +39,8 @@ def new_allocator(n_frames: int, allocator: int, policy: int, runs=None) -> Budd
     b = new_buddy(n_frames, policy, lists_for_all_frames=allocator != ALLOC_BUDDY, boot=False)
     if allocator == ALLOC_LINUX:
         n_pb = (n_frames + PAGEBLOCK_FRAMES - 1) // PAGEBLOCK_FRAMES
-        b = b._replace(head=np.full(N_ORDERS * N_MT, -1, np.int32), mt=np.zeros(n_frames, np.int8),
+        b = b._replace(head=np.full(N_ORDERS * N_MT, -1, np.int32), tail=np.full(N_ORDERS * N_MT, -1, np.int32),
+                       mt=np.zeros(n_frames, np.int8),
                        pb_type=np.zeros(n_pb, np.int8), pb_alloc=np.zeros(n_pb * N_MT, np.int32),
                        nr_free_mt=np.zeros(N_ORDERS * N_MT, np.int64))
     b.meta[M_ALLOCATOR] = allocator

@@ -18,7 +18,7 @@ the O(1) "is my buddy free at my order" test. Address-ordered free lists are two
 bitmaps per order (a bit per aligned block, a summary bit per 64-bit word), searched with
 count-trailing-zeros; `hint[k]` is a summary word below which all words are zero, so a
 search never rescans the empty low part. LIFO lists are doubly linked through
-`nxt`/`prv` (indexed by the block's first frame) with a head per order.
+`nxt`/`prv` (indexed by the block's first frame) with a head and a tail per order.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ _ZERO = np.uint64(0)
 # mt, pb_type, pb_alloc and nr_free_mt serve the mobility-grouping allocator
 # (sim/mobility.py); the others carry them at length 1. own, am, um, pb_used, pb_unmov and
 # pb_hole record who holds each frame, for every allocator (sim/occupancy.py).
-BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head mt pb_type pb_alloc "
-                                      "nr_free_mt own am um pb_used pb_unmov pb_hole")
+BuddyState = namedtuple("BuddyState", "meta blk nr_free bm bm_off sm sm_off hint nxt prv head tail mt pb_type "
+                                      "pb_alloc nr_free_mt own am um pb_used pb_unmov pb_hole")
 
 
 def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, boot: bool = True) -> BuddyState:
@@ -98,6 +98,7 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
         nxt=np.full(nlist, NIL, np.int32),
         prv=np.full(nlist, NIL, np.int32),
         head=np.full(N_ORDERS, NIL, np.int32),
+        tail=np.full(N_ORDERS, NIL, np.int32),
         mt=np.zeros(1, np.int8),
         pb_type=np.zeros(1, np.int8),
         pb_alloc=np.zeros(1, np.int32),

@@ -1,8 +1,12 @@
 """Doubly linked free lists threaded through per-frame arrays: the one list mechanism the
 LIFO buddy policy, Akaros's single-frame list and the per-migratetype Linux lists share.
 
-A list is named by its index `li` into `head`; `nxt[f]`/`prv[f]` link the block (or frame)
-starting at frame f. Pushing puts f at the head: the most recently added comes out first.
+A list is named by its index `li` into `head` and `tail`; `nxt[f]`/`prv[f]` link the block
+(or frame) starting at frame f, from the head towards the tail. Allocators take from the
+head. `list_push` puts f at the head (the most recently added comes out first, Linux's
+list_add); `list_push_tail` at the tail (it comes out last, list_add_tail), which is where
+Linux puts blocks it wants left alone for a while (boot memory, blocks whose buddy is
+likely to be freed soon, blocks moved between migratetypes).
 """
 
 from ptpair.sim._jit import inline_kernel
@@ -17,7 +21,21 @@ def list_push(b, li, f):
     b.prv[f] = NIL
     if h != NIL:
         b.prv[h] = f
+    else:
+        b.tail[li] = f
     b.head[li] = f
+
+
+@inline_kernel
+def list_push_tail(b, li, f):
+    t = b.tail[li]
+    b.prv[f] = t
+    b.nxt[f] = NIL
+    if t != NIL:
+        b.nxt[t] = f
+    else:
+        b.head[li] = f
+    b.tail[li] = f
 
 
 @inline_kernel
@@ -30,3 +48,5 @@ def list_unlink(b, li, f):
         b.head[li] = n
     if n != NIL:
         b.prv[n] = p
+    else:
+        b.tail[li] = p

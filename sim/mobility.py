@@ -7,7 +7,7 @@ requested as unmovable, data frames as movable, kernel allocations as the trace 
 
 * `__rmqueue_smallest`: the smallest sufficient free block on the request's own
   migratetype lists, taken from the list head; split by `expand()`, the upper halves
-  going to the request's migratetype lists.
+  going to the head of the request's migratetype lists.
 * `__rmqueue_fallback`, when that fails: the *largest* free block of a fallback type, the
   types tried in the kernel's order (unmovable -> reclaimable, movable; reclaimable ->
   unmovable, movable; movable -> reclaimable, unmovable) at each order from 10 down; a
@@ -16,20 +16,23 @@ requested as unmovable, data frames as movable, kernel allocations as the trace 
   order >= pageblock_order / 2 (= 4 in C's integer division), or an unmovable or
   reclaimable request. Each fallback is an `mm_page_alloc_extfrag` event.
 * `steal_suitable_fallback`: a fallback block of order >= 9 relabels all its pageblocks;
-  otherwise, if stealing is allowed, every free block of the pageblock moves to the
-  request's lists (`move_freepages_block`) and the pageblock is relabelled when its free
+  otherwise, if stealing is allowed and the pageblock lies wholly inside the zone
+  (`move_freepages_block` refuses one that reaches past its end), every free block of the
+  pageblock moves to the request's lists and the pageblock is relabelled when its free
   frames plus its frames "alike" the request number at least half a pageblock (alike: for
   a movable request, the movable frames allocated there; for the others, if the block
-  was movable, every allocated frame that is not movable, else none). Then
-  `__rmqueue_smallest` runs again.
+  was movable, every allocated frame that is not movable, else none); otherwise the found
+  block alone moves. Every move puts the block at the *tail* of its new list
+  (`move_to_free_list`: list_move_tail). Then `__rmqueue_smallest` runs again.
 * `__free_one_page`: a freed block goes to the lists of its pageblock's migratetype *at
   free time*, merging with free buddies as the plain buddy allocator does (all three
-  types are mergeable).
+  types are mergeable); the merged block goes to the tail when `buddy_merge_likely`
+  holds (below order 9, its parent's buddy is free), else to the head.
 
 Not modelled: per-CPU page lists, watermarks and reserves, highatomic and CMA types,
-zones, `ALLOC_NOFRAGMENT`, and the `buddy_merge_likely` tail placement (frees always go
-to the list head). Movable frames in a pageblock are counted exactly (the kernel counts
-PageLRU / __PageMovable pages).
+several zones, `ALLOC_NOFRAGMENT`, shuffling. Movable frames in a pageblock are counted
+exactly (the kernel counts PageLRU / __PageMovable pages). docs/semantics.md states each
+rule with the v6.6 function it follows.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 
 from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
-from ptpair.sim.freelist import NIL, list_push, list_unlink
+from ptpair.sim.freelist import NIL, list_push, list_push_tail, list_unlink
 
 PAGEBLOCK_ORDER = 9
 PAGEBLOCK_FRAMES = 1 << PAGEBLOCK_ORDER
@@ -56,17 +59,38 @@ M_FALLBACKS = 8  # mm_page_alloc_extfrag events
 M_FALLBACK_BY = 9  # + start_mt * 3 + fallback_mt (9 slots)
 M_POLLUTED = 18  # pageblocks holding at least one unmovable frame
 M_STEALS = 19  # pageblocks relabelled by steal_suitable_fallback
+# buddy_merge_likely() applies below order MAX_ORDER - 1 (v6.6: MAX_ORDER = 10, inclusive)
+MERGE_LIKELY_MAX_ORDER = N_ORDERS - 2
+
+
+@inline_kernel
+def _count_free(b, f, k, mt):
+    b.blk[f] = k
+    b.mt[f] = mt
+    b.nr_free[k] += 1
+    b.nr_free_mt[k * N_MT + mt] += 1
 
 
 @inline_kernel
 def add_free(b, f, k, mt):
-    """Put the free block at f (order k) at the head of list (k, mt)."""
-    li = k * N_MT + mt
-    b.blk[f] = k
-    b.mt[f] = mt
-    b.nr_free[k] += 1
-    b.nr_free_mt[li] += 1
-    list_push(b, li, f)
+    """Put the free block at f (order k) at the head of list (k, mt): add_to_free_list()."""
+    _count_free(b, f, k, mt)
+    list_push(b, k * N_MT + mt, f)
+
+
+@inline_kernel
+def add_free_tail(b, f, k, mt):
+    """Put the free block at f (order k) at the tail of list (k, mt): add_to_free_list_tail()."""
+    _count_free(b, f, k, mt)
+    list_push_tail(b, k * N_MT + mt, f)
+
+
+@inline_kernel
+def _move_tail(b, f, k, mt):
+    """move_to_free_list(): the free block at f (order k) to the tail of list (k, mt)
+    (list_move_tail), so that the blocks a steal moves are the last of their new list."""
+    _del(b, f)
+    add_free_tail(b, f, k, mt)
 
 
 @inline_kernel
@@ -148,23 +172,21 @@ def _fallback(b, k, mt):
             if b.pb_type[q] != mt:
                 b.pb_type[q] = mt
                 b.meta[M_STEALS] += 1
-        _del(b, page)
-        add_free(b, page, found, mt)
+        _move_tail(b, page, found, mt)
         return True
-    if not can_steal:
-        _del(b, page)
-        add_free(b, page, found, mt)
-        return True
-    # move_freepages_block: every free block of the pageblock, ascending
     start = pb << PAGEBLOCK_ORDER
-    end = min(start + PAGEBLOCK_FRAMES, b.meta[M_FRAMES])
+    # move_freepages_block() refuses a pageblock that reaches past the end of the zone
+    # (!zone_spans_pfn(zone, end_pfn)): then only the block moves, the label stays
+    if not can_steal or start + PAGEBLOCK_FRAMES > b.meta[M_FRAMES]:
+        _move_tail(b, page, found, mt)
+        return True
+    # move_freepages_block: every free block of the pageblock, ascending, each to the tail
     free_pages = 0
     x = start
-    while x < end:
+    while x < start + PAGEBLOCK_FRAMES:
         o = b.blk[x]
         if o >= 0:
-            _del(b, x)
-            add_free(b, x, o, mt)
+            _move_tail(b, x, o, mt)
             free_pages += 1 << o
             x += 1 << o
         else:
@@ -208,4 +230,20 @@ def mobility_free(b, frame, k):
         _del(b, buddy)
         frame = min(frame, buddy)
         k += 1
-    add_free(b, frame, k, mt)
+    if _buddy_merge_likely(b, frame, k, n):
+        add_free_tail(b, frame, k, mt)
+    else:
+        add_free(b, frame, k, mt)
+
+
+@inline_kernel
+def _buddy_merge_likely(b, frame, k, n):
+    """buddy_merge_likely(): a block of order k below MERGE_LIKELY_MAX_ORDER whose
+    order-(k+1) parent has a free order-(k+1) buddy goes to the tail of its list -- its own
+    buddy may be freed soon, and the four would then merge into an order-(k+2) block, so
+    it is better left unallocated for a while."""
+    if k >= MERGE_LIKELY_MAX_ORDER:
+        return False
+    parent = frame & ~(1 << k)  # buddy_pfn & pfn: the order-(k+1) block holding this one
+    parent_buddy = parent ^ (1 << (k + 1))
+    return parent_buddy < n and b.blk[parent_buddy] == k + 1

@@ -212,6 +212,14 @@ class LinuxMobility:
         self.lists[(k, t)].append(f)
         self.order_at[f], self.list_mt[f] = k, t
 
+    def _put_tail(self, f, k, t):
+        self.lists[(k, t)].insert(0, f)
+        self.order_at[f], self.list_mt[f] = k, t
+
+    def _move_tail(self, f, t):
+        """move_to_free_list(): to the tail of its order's list of type t."""
+        self._put_tail(f, self._take(f), t)
+
     def _take(self, f):
         k, t = self.order_at.pop(f), self.list_mt.pop(f)
         self.lists[(k, t)].remove(f)
@@ -256,22 +264,23 @@ class LinuxMobility:
         self.fallback_by[(t, fb)] = self.fallback_by.get((t, fb), 0) + 1
         pb = page >> PB_ORDER
         old = self.pb_type[pb]
-        if cur >= PB_ORDER or not can:
+        start = pb << PB_ORDER
+        # v6.6: whole blocks >= pageblock_order relabel their pageblocks; a block that may not
+        # steal, or whose pageblock reaches past the zone's end, moves alone
+        if cur >= PB_ORDER or not can or start + (1 << PB_ORDER) > self.n:
             if cur >= PB_ORDER:
                 for q in range(pb, pb + (1 << (cur - PB_ORDER))):
                     if self.pb_type[q] != t:
                         self.pb_type[q] = t
                         self.relabelled += 1
-            self._take(page)
-            self._put(page, cur, t)
+            self._move_tail(page, t)
             return True
-        start = pb << PB_ORDER
         free_pages = 0
         x = start
-        while x < min(start + (1 << PB_ORDER), self.n):
+        while x < start + (1 << PB_ORDER):
             if x in self.order_at:
-                o = self._take(x)
-                self._put(x, o, t)
+                o = self.order_at[x]
+                self._move_tail(x, t)
                 free_pages += 1 << o
                 x += 1 << o
             else:
@@ -308,7 +317,13 @@ class LinuxMobility:
             self._take(f ^ (1 << k))
             f = min(f, f ^ (1 << k))
             k += 1
-        self._put(f, k, t)
+        # buddy_merge_likely(): below order MAX_ORDER - 1, a block whose parent's buddy is free
+        # goes to the tail
+        parent = f & ~(1 << k)
+        if k < MAX_ORDER - 1 and self.order_at.get(parent ^ (1 << (k + 1))) == k + 1:
+            self._put_tail(f, k, t)
+        else:
+            self._put(f, k, t)
 
     def polluted(self):
         return sum(1 for (pb, t), v in self.pb_alloc.items() if t == UNMOVABLE and v > 0)

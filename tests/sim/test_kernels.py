@@ -140,9 +140,60 @@ def test_movable_request_that_cannot_steal_takes_the_smallest_fallback_block():
     f = page_alloc(b, 0, MT_MOVABLE, OWN)
     assert f == 1  # all free blocks moved to movable; the smallest (order 0 at 1) taken
     b = linux(16)  # a tiny zone: every fallback block is below order 4 and cannot be stolen
-    page_alloc(b, 0, MT_UNMOVABLE, OWN)  # block 0..15 (order 4 >= 4: stolen, relabelled unmovable)
-    assert b.pb_type.tolist() == [MT_UNMOVABLE]
+    # block 0..15 (order 4 >= 4: may steal) -- but its pageblock reaches past the zone's
+    # end, so move_freepages_block refuses it: the block alone moves, the label stays
+    page_alloc(b, 0, MT_UNMOVABLE, OWN)
+    assert b.pb_type.tolist() == [MT_MOVABLE] and int(b.meta[M_STEALS]) == 0
     # movable: largest unmovable is order 3 (8) < 4: no steal, so find_smallest takes the
     # order-0 block at 1 and only that block moves
     assert page_alloc(b, 0, MT_MOVABLE, OWN) == 1
-    assert b.pb_type.tolist() == [MT_UNMOVABLE]
+    assert b.pb_type.tolist() == [MT_MOVABLE]
+
+
+# --- Linux v6.6 list placement (mm/page_alloc.c), one hand-built case per rule ----------
+def lst_mt(b, k, mt):
+    """Free list (order k, migratetype mt), head first."""
+    out, f = [], int(b.head[k * 3 + mt])
+    while f != -1:
+        out.append(f)
+        f = int(b.nxt[f])
+    assert out[-1:] == ([int(b.tail[k * 3 + mt])] if out else [])
+    return out
+
+
+def test_v66_move_to_free_list_puts_moved_blocks_at_the_tail():
+    b = linux(1024)
+    assert page_alloc(b, 0, MT_MOVABLE, OWN) == 0  # pageblock 0 free: 1(0) 2(1) 4(2) .. 256(8)
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 512  # steals pageblock 1 (order 9): 513(0) .. 768(8)
+    for k, f in zip(range(1, 9), (514, 516, 520, 528, 544, 576, 640, 768)):
+        assert page_alloc(b, k, MT_UNMOVABLE, OWN) == f  # unmovable now has only 513 (order 0)
+    # an unmovable order-1 request steals pageblock 0: move_freepages_block moves each free
+    # block to the *tail* of its unmovable list (list_move_tail), so 1 goes behind 513
+    assert page_alloc(b, 1, MT_UNMOVABLE, OWN) == 2
+    assert lst_mt(b, 0, MT_UNMOVABLE) == [513, 1]
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 513
+
+
+def test_v66_free_goes_to_the_tail_when_a_merge_is_likely():
+    b = linux(1024)
+    assert [page_alloc(b, 0, MT_MOVABLE, OWN) for _ in range(6)] == [0, 1, 2, 3, 4, 5]  # free: 6(1) 8(3) ..
+    page_free(b, 0, 0)  # its parent 0-1's buddy 2-3 is busy: no merge likely, head
+    page_free(b, 4, 0)  # its parent 4-5's buddy 6-7 is a free order-1 block: buddy_merge_likely, tail
+    assert lst_mt(b, 0, MT_MOVABLE) == [0, 4]
+    page_free(b, 2, 0)  # 2's parent 2-3 has buddy 0-1, not free as an order-1 block: head
+    assert lst_mt(b, 0, MT_MOVABLE) == [2, 0, 4]
+    assert page_alloc(b, 0, MT_MOVABLE, OWN) == 2
+
+
+def test_v66_no_pageblock_move_past_the_end_of_the_zone():
+    b = linux(768)  # pageblock 1 is frames 512..767 of 512..1023: it reaches past the zone's end
+    assert page_alloc(b, 9, MT_MOVABLE, OWN) == 0
+    # unmovable falls back to 512 (order 8 < 9, may steal); move_freepages_block refuses the
+    # pageblock, so steal_suitable_fallback moves the one block and relabels nothing
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 512
+    assert b.pb_type.tolist() == [MT_MOVABLE, MT_MOVABLE] and int(b.meta[M_STEALS]) == 0
+    b = linux(1024)  # the same request where the pageblock is whole: it is claimed
+    assert page_alloc(b, 9, MT_MOVABLE, OWN) == 0
+    assert page_alloc(b, 8, MT_MOVABLE, OWN) == 512  # pageblock 1: 768(8) free
+    assert page_alloc(b, 0, MT_UNMOVABLE, OWN) == 768
+    assert b.pb_type.tolist() == [MT_MOVABLE, MT_UNMOVABLE] and int(b.meta[M_STEALS]) == 1
