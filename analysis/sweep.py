@@ -44,7 +44,8 @@ What OUT may be mixed with (each refusal a GridError before anything is written)
   without the metadata is judged by its rows (OUT is written only when every run of its
   grid is done, so its rows are its grid); parts without grid.json by the runs they hold.
 * another ptpair: a finished row (in OUT or a part) whose (ptpair_version, git_commit) is
-  not this process's. With `allow_mixed_versions=True` (`--allow-mixed-versions`) such
+  not this process's; likewise a row a worker returns now (a Dask worker with another
+  install), refused before it is written. With `allow_mixed_versions=True` (`--allow-mixed-versions`) such
   rows are kept and their runs not redone. Rows of a ptpair that recorded no version count
   as another version.
 """
@@ -461,6 +462,11 @@ def sweep(runs: list[dict], out: str | os.PathLike, engine=None, progress: bool 
     ran = 0
     try:
         for run, row in engine.map_unordered(run_one, todo):
+            made = (row["ptpair_version"], row["git_commit"])
+            if made != here and not allow_mixed_versions:  # a Dask worker with another install
+                raise GridError(f"run {run['run_id']} was made by {provenance.describe(*made)} on a worker; this is "
+                                f"{provenance.describe(*here)}: its rows would mix with this version's; give every "
+                                "worker this ptpair, or pass --allow-mixed-versions (allow_mixed_versions=True)")
             with atomic_path(parts / f"{run['run_id']}.parquet") as tmp:
                 pd.DataFrame([row]).to_parquet(tmp, index=False)
             ran += 1

@@ -241,3 +241,20 @@ def test_a_file_of_an_older_ptpair_is_judged_by_its_rows(tmp_path):
         sweep(runs, out, LocalEngine(1), progress=False)
     assert sweep(runs, out, LocalEngine(1), progress=False, allow_mixed_versions=True).ran == 0
     assert _grid_of(out) == [r["run_id"] for r in runs]  # recorded from now on
+
+
+def test_a_worker_with_another_ptpair_is_refused_as_its_row_arrives(tmp_path):
+    """A Dask worker may run another install: its row is refused before it is written."""
+    runs = expand_grid(SMALL)
+    out = tmp_path / "r.parquet"
+
+    class OtherInstall(LocalEngine):
+        def map_unordered(self, fn, tasks):
+            for t in tasks:
+                yield t, {**fn(t), "ptpair_version": "0.0.9"}
+
+    with pytest.raises(GridError, match=r"made by ptpair 0.0.9 .* on a worker.*--allow-mixed-versions"):
+        sweep(runs, out, OtherInstall(1), progress=False)
+    assert not out.exists() and not list((tmp_path / "r.parquet.parts").glob("*.parquet"))
+    st = sweep(runs, out, OtherInstall(1), progress=False, allow_mixed_versions=True)
+    assert st.ran == len(runs) and (pd.read_parquet(out)["ptpair_version"] == "0.0.9").all()
