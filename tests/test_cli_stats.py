@@ -59,6 +59,8 @@ def test_stats_over_recordings_as_replicates(tmp_path):
     assert p.returncode == 2 and "--traces" in p.stderr and "Traceback" not in p.stderr
     p = ptpair("stats", "--traces", files[0])  # one recording shows no variation
     assert p.returncode == 2 and "at least two" in p.stderr
+    p = ptpair("stats", "--traces", files[0], files[1], files[0])
+    assert p.returncode == 2 and "given twice" in p.stderr and "Traceback" not in p.stderr
 
 
 @pytest.mark.parametrize("bad", [("--confidence", "1.5"), ("--confidence", "0"), ("--confidence", "high"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 from ptpair import registry
@@ -47,6 +48,8 @@ def _runs(args, schemes, cfg):
             raise UsageError("--traces takes recordings as the replicates: --workload and --seeds do not apply")
         if len(args.traces) < 2:
             raise UsageError("--traces needs at least two recordings of the command: one gives no variation")
+        if len({os.path.realpath(t) for t in args.traces}) < len(args.traces):
+            raise UsageError("--traces: a recording is given twice (it would count as two replicates)")
         df = recording_runs(args.traces, schemes, args.policy, cfg.memory_pages, **machine)
         return df, "recording", list(dict.fromkeys(df["recording"])), "recordings of one command as replicates"
     workload, seeds = args.workload or "mixed", args.seeds or list(range(1, 11))
