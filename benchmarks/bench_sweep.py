@@ -8,7 +8,7 @@ The two are timed in turn, alternating which goes first (1,2 then 2,1, ...), so 
 drift in the machine's load falls on both. Reported: the median wall time of each, the
 median of the per-repeat ratios (2 workers / 1 worker) with a distribution-free
 order-statistic interval for that median (its coverage printed: with 5 repeats the interval
-is the range, 94 %), and the cores available during each configuration's runs: idle CPU
+is the range, 93.75 %), and the cores available during each configuration's runs: idle CPU
 time of the whole machine (/proc/stat: idle + iowait) plus the CPU time of this process
 tree (this process, the schedulers, the workers), over the wall time. Two workers can only
 beat one by half if two cores were free: the verdict says the scaling is not shown when
