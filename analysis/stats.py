@@ -166,11 +166,17 @@ def paired_stats(df: pd.DataFrame, metric: str, scheme: str, baseline: str = "se
     means with a paired bootstrap interval, SD of the differences and two effect sizes.
     Rows whose differences are all 0 or all equal get `identity` and no test (p NaN).
     p is not adjusted here: see `stats_table`."""
+    _, x, y = _differences(df, metric, scheme, baseline, by)
+    return _compare(metric, scheme, baseline, x, y, confidence, estimator, n_resamples, random_state)
+
+
+def _compare(metric: str, scheme: str, baseline: str, x: np.ndarray, y: np.ndarray, confidence: float,
+             estimator: str, n_resamples: int = BOOTSTRAP_RESAMPLES, random_state: int = 0) -> dict:
+    """`paired_stats` of the paired values x (scheme) and y (baseline), units already aligned."""
     from scipy import stats
 
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose from {', '.join(ESTIMATORS)}")
-    units, x, y = _differences(df, metric, scheme, baseline, by)
     d = x - y
     n = len(d)
     ident = identity_of(d)
@@ -219,13 +225,14 @@ def stats_table(df: pd.DataFrame, baseline: str = "separate", metrics=DEFAULT_ME
         if s == baseline:
             continue
         for m in metrics:
-            row = paired_stats(df, m, s, baseline, by, confidence, estimator)
-            if row["n"] == 0:  # the metric was not measured for this scheme (e.g. a margin not searched)
-                continue
             units, x, y = _differences(df, m, s, baseline, by)
+            if not units:  # the metric was not measured for this scheme (e.g. a margin not searched)
+                continue
+            row = _compare(m, s, baseline, x, y, confidence, estimator)
             key = (tuple(units), (x - y).tobytes())
             if row["identity"] is None and key in seen:
-                row.update(identity=f"same as {seen[key]}", statistic=np.nan, p_value=np.nan, p_method=None)
+                row.update(identity=f"same as {seen[key]}", statistic=np.nan, p_value=np.nan, p_method=None,
+                           agrees=None)
             seen.setdefault(key, f"{m}/{s}")
             rows.append(row)
     table = pd.DataFrame(rows)
