@@ -21,7 +21,7 @@ if kind != "huge":
     ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4-KiB pages only
 keep = []
 if kind == "huge":             # 66 MiB asking for huge pages (numpy does), 4-KiB pages beside them
-    m = mmap.mmap(-1, 66 << 20); keep.append(m)
+    m = mmap.mmap(-1, 66 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(m)  # not shmem
     m.madvise(mmap.MADV_HUGEPAGE)
     for i in range(0, 66 << 20, 4096): m[i] = 1
     s = mmap.mmap(-1, 64 << 10); keep.append(s)
