@@ -2,13 +2,15 @@
 
 Closed-form model, from the `pair` replay alone. Let K be the KPT table pages of live
 processes (roots included) and K_v those of them owned by live VMM processes, both
-measured at the end of the `pair` replay (`final.kpt_pages`, `final.vmm_kpt_pages`), and
-phi = K_v / K in [0, 1] the VMMs' share of KPT tables. Every KPT table has one EPT twin
-under `pair`; under `separate` only VMMs' tables have one (a process gets its twins when
-it becomes a VMM and loses them at exec; a fork's child starts without), so
+measured at the end of the `pair` replay (`final.kpt_pages` less `final.deposited_pte_pages`,
+`final.vmm_kpt_pages`), and phi = K_v / K in [0, 1] the VMMs' share of KPT tables. Every
+KPT table has one EPT twin under `pair`; under `separate` only VMMs' tables have one (a
+process gets its twins when it becomes a VMM and loses them at exec; a fork's child starts
+without). The D PTE tables deposited with anonymous 2 MiB pages have no twin under any
+scheme (docs/semantics.md#thp-deposits), so
 
-    PT_pair = 2 K,   PT_separate = K + K_v = K (1 + phi),
-    PT_pair - PT_separate = K - K_v = K (1 - phi),   PT_pair / PT_separate = 2 / (1 + phi).
+    PT_pair = 2 K + D,   PT_separate = K + K_v + D,
+    PT_pair - PT_separate = K - K_v = K (1 - phi),   PT_pair / PT_separate = 2 / (1 + phi) when D = 0.
 
 The model predicts the `separate` replay's page-table pages from figures that replay
 never sees, so the check can fail: it holds exactly, to the page, as long as no
@@ -48,13 +50,16 @@ def phi_threshold(x: float) -> float:
     return (1 - x) / (1 + x)
 
 
-def model(kpt_pages: int, vmm_kpt_pages: int) -> dict:
-    """The closed form from K and K_v (pages): phi (0..1, NaN if K = 0), PT_pair and PT_separate
-    (pages), their difference (pages) and ratio (1..2)."""
-    k, kv = kpt_pages, vmm_kpt_pages
+def model(kpt_pages: int, vmm_kpt_pages: int, deposited: int = 0) -> dict:
+    """The closed form from K and K_v (pages of KPT tables, the ones with an EPT twin under
+    pair) and D (PTE tables deposited with huge pages, which no scheme twins): phi (0..1, NaN
+    if K = 0), PT_pair = 2K + D and PT_separate = K + K_v + D (pages), their difference
+    (pages) and ratio (1..2; 2 / (1 + phi) when D = 0)."""
+    k, kv, d = kpt_pages, vmm_kpt_pages, deposited
     phi = kv / k if k else np.nan
-    return {"phi": phi, "model_pt_pair": 2 * k, "model_pt_separate": k + kv, "model_difference": k - kv,
-            "model_ratio": 2 / (1 + phi)}
+    sep = k + kv + d
+    return {"phi": phi, "model_pt_pair": 2 * k + d, "model_pt_separate": sep, "model_difference": k - kv,
+            "model_ratio": (2 * k + d) / sep if sep else np.nan}
 
 
 def _share(r: Result) -> float:
@@ -76,11 +81,15 @@ def point(workload: str, fraction: float, seed: int, events: int = 5000, memory_
     trace = synth(workload, seed=int(seed), events=events, vmm_fraction=float(fraction))
     pair = replay(trace, Config("pair", policy, memory_pages))
     sep = replay(trace, Config(against, policy, memory_pages))
-    m = model(pair.final["kpt_pages"], pair.final["vmm_kpt_pages"])
+    # K counts tables: the deposited PTE tables are KPT pages without an EPT twin
+    deposited = pair.final["deposited_pte_pages"]
+    k = pair.final["kpt_pages"] - deposited
+    m = model(k, pair.final["vmm_kpt_pages"], deposited)
     difference = pair.final["pt_pages"] - sep.final["pt_pages"]
     return {
         "vmm_fraction": float(fraction), "seed": int(seed), "against": against,
-        "kpt_pages": pair.final["kpt_pages"], "vmm_kpt_pages": pair.final["vmm_kpt_pages"], "phi": m["phi"],
+        "kpt_pages": k, "deposited_pte_pages": deposited, "vmm_kpt_pages": pair.final["vmm_kpt_pages"],
+        "phi": m["phi"],
         "vmm_process_share": _share(pair),
         "pt_pair": pair.final["pt_pages"], "pt_separate": sep.final["pt_pages"],
         "model_pt_separate": m["model_pt_separate"],

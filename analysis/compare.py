@@ -31,8 +31,11 @@ def results_frame(results: dict[str, Result]) -> pd.DataFrame:
 
 def compare(trace: Trace, schemes=DEFAULT_SCHEMES,
             policy: str = "address", memory_pages: int | None = None, allocator: str = "buddy",
-            reclaim: str = "empty", initial: str | None = None, age: str | None = None) -> tuple[pd.DataFrame, dict]:
+            reclaim: str = "empty", initial: str | None = None, age: str | None = None,
+            thp_deposit: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Replay `trace` under each scheme; returns (table, {scheme: Result}). `initial` (a
-    free map) and `age` (a warm-up trace or synthetic ager spec): see sim/machine.Config."""
-    results = {s: replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age)) for s in schemes}
+    free map), `age` (a warm-up trace or synthetic ager spec) and `thp_deposit`: see
+    sim/machine.Config."""
+    results = {s: replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age, thp_deposit))
+               for s in schemes}
     return compare_results(results), results

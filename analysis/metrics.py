@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: `ptpair replay` needs 
 def series_frame(result: Result) -> pd.DataFrame:
     """The sampled state with derived columns, one row per sample (needs sample_every).
 
-    Columns: events, kpt_pages (+ per level), ept_pages, wasted_ept_pages, pt_pages,
+    Columns: events, kpt_pages (+ per level, + deposited_pte_pages), ept_pages, wasted_ept_pages, pt_pages,
     data_pages, kalloc_pages, free_pages, free_blocks_0..10, unusable_index_0..10,
     fragmentation_index_0..10 (x1000, as the kernel), largest_free_order, failures_0..10
     (cumulative), failures (all orders).
@@ -32,7 +32,7 @@ def series_frame(result: Result) -> pd.DataFrame:
     if df is None:
         raise ValueError("the replay was not sampled: pass sample_every=K to replay()")
     nr = df[[f"free_blocks_{k}" for k in range(N_ORDERS)]].to_numpy()
-    df.insert(5, "kpt_pages", df[["kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4"]].sum(axis=1))
+    df.insert(5, "kpt_pages", df[["kpt_pml1", "kpt_pml2", "kpt_pml3", "kpt_pml4", "deposited_pte_pages"]].sum(axis=1))
     df.insert(8, "pt_pages", df["kpt_pages"] + df["ept_pages"])
     ui = pd.DataFrame(unusable_index(nr), columns=[f"unusable_index_{k}" for k in range(N_ORDERS)])
     fi = pd.DataFrame(fragmentation_index(nr), columns=[f"fragmentation_index_{k}" for k in range(N_ORDERS)])

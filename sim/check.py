@@ -11,7 +11,9 @@ first event after which one breaks. The invariants (docs/semantics.md#invariants
 * the EPT mirrors the KPT wherever a process has one: every table of a process whose mode
   has an EPT has its twin (unless an allocation failure left one out);
 * every table's entry count is its number of used entries, and under reclaim `empty` no
-  table below a root is empty.
+  table below a root is empty;
+* on a machine that deposits (docs/semantics.md#thp-deposits), each pml2 holds exactly one
+  deposited PTE table per anonymous 2 MiB page it maps, and no other table holds any.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
 from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_MEM_END, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_RECLAIM,
+    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_DEPOSIT, T_RECLAIM,
     T_SLOTS_FREE,
 )
 
@@ -83,6 +85,8 @@ def check_state(m) -> None:
     frames2m = np.unique(-leaf2m[leaf2m < 0] - 1)
     claim(frames4k, np.zeros(len(frames4k), np.int64))
     claim(frames2m, np.full(len(frames2m), IDX_BITS, np.int64))
+    deposited = _check_deposits(t, live, levels, leaf2m)
+    claim(deposited, np.zeros(len(deposited), np.int64))
     hl = (t.h_used != 0) & (t.h_state == H_LIVE)
     claim(t.h_frame[hl], t.h_order[hl].astype(np.int64))
     # holes: unmovable but not allocated; background: allocated frames nothing above holds
@@ -103,8 +107,10 @@ def check_state(m) -> None:
         raise InvariantError(f"frame {int(np.flatnonzero(held > 1)[0])} is handed out twice")
     if np.any(held == 0):
         raise InvariantError(f"frame {int(np.flatnonzero(held == 0)[0])} is neither free nor held (lost)")
+    if len(deposited) != int(c[C.DEPOSITED]):
+        raise InvariantError(f"{len(deposited)} PTE tables are deposited, the counter says {int(c[C.DEPOSITED])}")
     kpt = int(c[C.KPT:C.KPT + 4].sum())
-    if (int(b.meta[M_FREE_PAGES]) + kpt + int(c[C.EPT]) + int(c[C.DATA]) + int(c[C.KALLOC])
+    if (int(b.meta[M_FREE_PAGES]) + kpt + len(deposited) + int(c[C.EPT]) + int(c[C.DATA]) + int(c[C.KALLOC])
             + len(background) != n - len(holes)):
         raise InvariantError("page counters do not add up to memory")
     if kpt != len(live) or int(c[C.EPT]) != int(pair.sum()) + len(sep):
@@ -126,3 +132,29 @@ def check_state(m) -> None:
                 raise InvariantError("a process with an EPT has a KPT table without its EPT twin")
             if mode == MODE_LAZY and t.t_level[s] == ROOT_LEVEL and t.t_ept[s] < 0:
                 raise InvariantError("a separate-lazy VMM has no EPT root")
+
+
+def _check_deposits(t, live, levels, leaf2m) -> np.ndarray:
+    """The frames of every deposited PTE table, after checking that each pml2 holds one per
+    anonymous 2 MiB page it maps and that no other slot holds any."""
+    holders = np.flatnonzero(t.t_dep_head >= 0)
+    if int(t.meta[T_DEPOSIT]) == 0:
+        if len(holders):
+            raise InvariantError("a machine that deposits no PTE tables holds one")
+        return np.zeros(0, np.int64)
+    pml2 = live[levels == 2]
+    if not set(holders.tolist()) <= set(pml2.tolist()):
+        raise InvariantError("a PTE table is deposited with a table that is not a live pml2")
+    out = []
+    for s, row in zip(pml2.tolist(), leaf2m):
+        frames = -row[row < 0].astype(np.int64) - 1
+        want = int((t.huge_file[frames >> IDX_BITS] == 0).sum())
+        chain, f = [], int(t.t_dep_head[s])
+        while f >= 0 and len(chain) <= want:
+            chain.append(f)
+            f = int(t.dep_next[f])
+        if len(chain) != want or (chain and int(t.t_dep_tail[s]) != chain[-1]):
+            raise InvariantError(f"a pml2 maps {want} anonymous 2 MiB pages but holds {len(chain)} deposited "
+                                 f"PTE tables (or its list is broken)")
+        out.extend(chain)
+    return np.array(out, np.int64)

@@ -105,7 +105,7 @@ def fork(b, t, ctr, scheme, child, parent):
                 continue
             v3 = (i4 << 27) | (i3 << 18)
             if e3 < 0:
-                map_page(b, t, ctr, child, v3, 2, -e3 - 1)
+                map_page(b, t, ctr, child, v3, 2, -e3 - 1, 0)
                 continue
             s2 = e3 - 1
             for i2 in range(512):
@@ -114,13 +114,13 @@ def fork(b, t, ctr, scheme, child, parent):
                     continue
                 v2 = v3 | (i2 << 9)
                 if e2 < 0:
-                    map_page(b, t, ctr, child, v2, 1, -e2 - 1)
+                    map_page(b, t, ctr, child, v2, 1, -e2 - 1, 0)
                     continue
                 s1 = e2 - 1
                 for i1 in range(512):
                     e1 = t.ent[s1, i1]
                     if e1 != 0:
-                        map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1)
+                        map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1, 0)
 
 
 @inline_kernel
@@ -172,7 +172,8 @@ def _exhausted_span(t, p, v, end):
 
 @inline_kernel
 def _update_peaks(b, t, ctr):
-    kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3]
+    # deposited PTE tables are KPT pages (in VmPTE) at no level
+    kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3] + ctr[C.DEPOSITED]
     pt = kpt + ctr[C.EPT]
     used = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_FREE_PAGES]  # background included
     if pt > ctr[C.PEAK_PT] or ctr[C.EVENTS] == 1:
@@ -183,6 +184,8 @@ def _update_peaks(b, t, ctr):
         ctr[C.PEAK_KPT] = kpt
     if ctr[C.EPT] > ctr[C.PEAK_EPT]:
         ctr[C.PEAK_EPT] = ctr[C.EPT]
+    if ctr[C.DEPOSITED] > ctr[C.PEAK_DEPOSITED]:
+        ctr[C.PEAK_DEPOSITED] = ctr[C.DEPOSITED]
     if ctr[C.DATA] > ctr[C.PEAK_DATA]:
         ctr[C.PEAK_DATA] = ctr[C.DATA]
     ctr[C.PT_SUM] += pt
@@ -248,7 +251,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    if map_page(b, t, ctr, p, v, s, -1) == MAP_ALREADY:
+                    if map_page(b, t, ctr, p, v, s, -1, arg[i]) == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
             else:

@@ -38,4 +38,6 @@ HOPELESS = 65  # + k: failed requests of order k for which no window without unm
 PT_REQUESTS = 76  # successful page-table allocations (a pair is one)
 PT_SPLIT = 77  # of those, the ones whose own free list of their order was empty
 PEAK_HUGE = 78  # + i: hugepage_blocks after the first event at which PEAK_PT was reached (6 slots)
-LEN = PEAK_HUGE + 6
+DEPOSITED = PEAK_HUGE + 6  # PTE tables deposited with anonymous 2 MiB pages (KPT pages at no level)
+PEAK_DEPOSITED = DEPOSITED + 1
+LEN = PEAK_DEPOSITED + 1

@@ -36,7 +36,8 @@ DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
 WALK_COUNTERS = (("kpt_pages_touched", C.KPT_TOUCH), ("ept_pages_touched", C.EPT_TOUCH),
                  ("ept_dependent_loads", C.EPT_LOADS))
 # Result.peak and Result.counts, as named there
-PEAK_COUNTERS = (("pt_pages", C.PEAK_PT), ("kpt_pages", C.PEAK_KPT), ("ept_pages", C.PEAK_EPT),
+PEAK_COUNTERS = (("pt_pages", C.PEAK_PT), ("kpt_pages", C.PEAK_KPT), ("deposited_pte_pages", C.PEAK_DEPOSITED),
+                 ("ept_pages", C.PEAK_EPT),
                  ("wasted_ept_pages", C.PEAK_WASTE), ("data_pages", C.PEAK_DATA), ("used_pages", C.PEAK_USED))
 COUNT_COUNTERS = (("pages_mapped", C.MAPPED), ("pages_unmapped", C.UNMAPPED), ("pages_already_mapped", C.ALREADY),
                   ("tables_mirrored", C.MIRRORED), ("tables_copied", C.COPIES), ("vmm_transitions", C.VMM_EVENTS))
@@ -48,7 +49,7 @@ SAMPLE_COLUMNS = (
     + [f"failures_{k}" for k in range(N_ORDERS)]
     + ["processes", "vmm_processes", "compaction_pages"]
     + [f"hugepage_{name}" for name in HUGE_NAMES]
-    + ["pt_requests", "pt_requests_split"]
+    + ["pt_requests", "pt_requests_split", "deposited_pte_pages"]
 )
 
 
@@ -60,6 +61,9 @@ class Config:
     simulated memory, 1 .. 2^31 - 2 (default 4 GiB; with `initial`, the map's, which it
     may only repeat). initial: a free map file to start from; age: a warm-up trace, or a
     synthetic ager spec 'synthetic:free=F,unusable=U,seed=S' (sim/initial.py).
+    thp_deposit: a PTE table is deposited with every anonymous 2 MiB page, as Linux does
+    (docs/semantics.md#thp-deposits); None: yes, except under the akaros-2015 allocator
+    (Akaros has no transparent huge pages).
     """
 
     scheme: str = "pair"
@@ -69,6 +73,7 @@ class Config:
     reclaim: str = "empty"
     initial: str | None = None
     age: str | None = None
+    thp_deposit: bool | None = None
 
     def __post_init__(self):
         from ptpair.sim.initial import is_synthetic, map_frames
@@ -95,6 +100,9 @@ class Config:
             raise ValueError(f"unknown allocator {self.allocator!r}; choose from {', '.join(ALLOCATORS)}")
         if self.reclaim not in RECLAIMS:
             raise ValueError(f"unknown reclaim policy {self.reclaim!r}; choose from {', '.join(RECLAIMS)}")
+        if self.thp_deposit is None:
+            object.__setattr__(self, "thp_deposit", self.allocator != "akaros-2015")
+        object.__setattr__(self, "thp_deposit", bool(self.thp_deposit))
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
         if self.policy not in POLICIES:
@@ -123,7 +131,7 @@ class Machine:
                                        POLICIES[config.policy], initial_runs(config))
         # per-frame table arrays cover the frames that are memory: holes ending a map cost nothing
         self.tables = new_tables(int(self.buddy.meta[M_MEM_END]), max(n_procs, 1),
-                                 reclaim=RECLAIMS[config.reclaim])
+                                 reclaim=RECLAIMS[config.reclaim], deposit=config.thp_deposit)
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
         self.skipped_bad: dict[str, int] = {}  # impossible events skipped (--lenient), by reason
@@ -169,7 +177,7 @@ class Machine:
                                                c[C.KALLOC], b.meta[M_FREE_PAGES]],
             allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS], self._process_counts(),
             [c[C.COMPACT:C.COMPACT + N_ORDERS].sum()], self.hugepage_blocks(),
-            [c[C.PT_REQUESTS], c[C.PT_SPLIT]]]).astype(np.int64)
+            [c[C.PT_REQUESTS], c[C.PT_SPLIT], c[C.DEPOSITED]]]).astype(np.int64)
         if self.samples and self.samples[-1][0] == row[0]:
             return  # already sampled at this event
         self.samples.append(row)
@@ -271,12 +279,16 @@ class Result:
         alive = t.p_state == P_ALIVE
         vmm = t.p_vmm != 0
         kpt_by_level = {LEVEL_NAMES[lv]: int(c[C.KPT + lv]) for lv in (3, 2, 1, 0)}
-        kpt = sum(kpt_by_level.values())
+        deposited = int(c[C.DEPOSITED])
+        kpt = sum(kpt_by_level.values()) + deposited  # deposited tables are KPT pages at no level
         events = int(c[C.EVENTS])
         writes = int(c[C.WRITES])
         final = {
             "kpt_pages_by_level": kpt_by_level,
             "kpt_pages": kpt,
+            # PTE tables deposited with anonymous 2 MiB pages (Linux's THP): in kpt_pages and
+            # VmPTE, at no level (docs/semantics.md#thp-deposits)
+            "deposited_pte_pages": deposited,
             "ept_pages": int(c[C.EPT]),
             "wasted_ept_pages": int(c[C.EPT_WASTE]),
             "pt_pages": kpt + int(c[C.EPT]),

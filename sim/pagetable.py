@@ -19,6 +19,10 @@ the table's kind:
 * KIND_SEP  -- an order-0 KPT page and a separately allocated order-0 EPT page;
 * KIND_PAIR -- one order-1 block: KPT page at the lower frame, EPT page at frame + 1.
 
+A pml2 table also holds the PTE tables Linux deposits with its anonymous 2 MiB pages
+(`t_dep_head`, `t_dep_tail`, `dep_next`; see `deposit` below): spare order-0 KPT pages
+that no entry points to, counted as KPT pages but at no level.
+
 Slots come from a stack of free slot numbers, so freed slots are reused first and the
 pool's resident size follows the peak number of live tables. The pool never grows in
 the middle of an event: the event loop checks that the event's worst case fits and
@@ -39,6 +43,7 @@ from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim import counters as C
 from ptpair.sim.handles import h_rehash, new_handle_arrays
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
+from ptpair.traces.format import MAP_FILE
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
 # An entry of a level-l table (pml1 = 1 .. pml4 = 4) spans 2^(PML1_SHIFT + IDX_BITS * (l - 1))
@@ -79,7 +84,9 @@ T_SLOTS_FREE = 0
 T_G_FREE = 1
 T_RECLAIM = 2
 T_H_COUNT = 3  # entries in the handle table (sim/handles.py)
-T_META_LEN = 4
+T_DEPOSIT = 4  # 1: a PTE table is deposited with every anonymous 2 MiB page (Linux's THP)
+T_META_LEN = 5
+
 
 # scratch: allocation log for rolling back a page that cannot be mapped
 S_LOG_N = 0
@@ -94,12 +101,13 @@ Tables = namedtuple(
     "Tables",
     "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
     "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
-    "h_key h_used h_frame h_order h_state meta scratch t_owner pb_wasted",
+    "h_key h_used h_frame h_order h_state meta scratch t_owner pb_wasted "
+    "t_dep_head t_dep_tail dep_next huge_file",
 )
 
 
 def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: int = 4096,
-               g_cap: int = 64, reclaim: int = RECLAIM_EMPTY) -> Tables:
+               g_cap: int = 64, reclaim: int = RECLAIM_EMPTY, deposit: bool = False) -> Tables:
     t = Tables(
         ent=np.zeros((slot_cap, ENTRIES), np.int32),
         t_kpt=np.full(slot_cap, -1, np.int32),
@@ -125,10 +133,18 @@ def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: in
         t_owner=np.full(slot_cap, -1, np.int32),  # the process of a live table; -1: a free slot
         # EPT frames of processes that are not VMMs, per 2 MiB block (sim/occupancy.py)
         pb_wasted=np.zeros((n_frames + (1 << PB_SHIFT) - 1) >> PB_SHIFT, np.int32),
+        # the PTE tables deposited with a pml2's anonymous 2 MiB pages, as a list through
+        # dep_next (indexed by frame) from the slot's head to its tail; -1 ends it
+        t_dep_head=np.full(slot_cap, -1, np.int32),
+        t_dep_tail=np.full(slot_cap, -1, np.int32),
+        dep_next=np.full(n_frames if deposit else 0, -1, np.int32),
+        # 1 for a 2 MiB data block holding a file-backed page (indexed by frame >> IDX_BITS)
+        huge_file=np.zeros(((n_frames >> IDX_BITS) + 1) if deposit else 0, np.int8),
     )
     t.meta[T_SLOTS_FREE] = slot_cap
     t.meta[T_G_FREE] = g_cap
     t.meta[T_RECLAIM] = reclaim
+    t.meta[T_DEPOSIT] = int(deposit)
     return t
 
 
@@ -147,7 +163,8 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
         free = int(t.meta[T_SLOTS_FREE])
         d["ent"] = _grow1(t.ent, slot_cap, 0)
         for name, fill in (("t_kpt", -1), ("t_ept", -1), ("t_kind", 0), ("t_cnt", 0), ("t_level", 0),
-                           ("t_parent", -1), ("t_pidx", 0), ("t_owner", -1)):
+                           ("t_parent", -1), ("t_pidx", 0), ("t_owner", -1), ("t_dep_head", -1),
+                           ("t_dep_tail", -1)):
             d[name] = _grow1(t[t._fields.index(name)], slot_cap, fill)
         # new slots go below the existing free ones, so low slot numbers stay preferred
         slots = np.empty(slot_cap, np.int32)
@@ -264,6 +281,8 @@ def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
         t.ent[parent, pidx] = s + 1
         t.t_cnt[parent] += 1
     t.t_owner[s] = p
+    t.t_dep_head[s] = -1
+    t.t_dep_tail[s] = -1
     ctr[C.KPT + level - 1] += 1
     if ept >= 0:
         count_ept(t, ctr, p, 1, ept)
@@ -382,6 +401,54 @@ def _count_write(t, ctr, leaf_slot, leaf_level):
             ctr[C.EPT_LOADS] += levels
 
 
+# --- THP deposits ------------------------------------------------------------------
+# Linux allocates a PTE table with every anonymous 2 MiB page it maps
+# (mm/huge_memory.c: __do_huge_pmd_anonymous_page, and copy_huge_pmd at fork) and
+# deposits it with the pml2 (pgtable_trans_huge_deposit), so that splitting the huge page
+# later never has to allocate; the table is counted in VmPTE (mm_inc_nr_ptes) and freed
+# when the huge page is unmapped (zap_huge_pmd: zap_deposited_table). The deposits of a
+# pml2 form a list whose order decides which frame each unmap frees. From its head, the
+# list [h, x1 .. xn] becomes [new, x1 .. xn, h] on a deposit (list_add after the head,
+# then the new table is the head) and [x1 .. xn] on a withdraw, which returns h
+# (mm/pgtable-generic.c: pgtable_trans_huge_deposit / pgtable_trans_huge_withdraw).
+@inline_kernel
+def deposit(t, s, f):
+    """Deposit PTE table frame f with pml2 table s."""
+    h = t.t_dep_head[s]
+    if h < 0:
+        t.dep_next[f] = -1
+        t.t_dep_tail[s] = f
+    else:
+        rest = t.dep_next[h]
+        if rest < 0:
+            t.dep_next[f] = h
+        else:
+            t.dep_next[t.t_dep_tail[s]] = h
+            t.dep_next[f] = rest
+        t.dep_next[h] = -1
+        t.t_dep_tail[s] = h
+    t.t_dep_head[s] = f
+
+
+@inline_kernel
+def withdraw(t, s):
+    """Take the head of pml2 table s's deposits (there is one); returns its frame."""
+    h = t.t_dep_head[s]
+    nxt = t.dep_next[h]
+    t.t_dep_head[s] = nxt
+    if nxt < 0:
+        t.t_dep_tail[s] = -1
+    t.dep_next[h] = -1
+    return h
+
+
+@inline_kernel
+def _deposits(t, frame):
+    """True if mapping the 2 MiB data block at `frame` deposits a PTE table: the machine
+    deposits and the page is anonymous."""
+    return t.meta[T_DEPOSIT] != 0 and t.huge_file[frame >> IDX_BITS] == 0
+
+
 MAP_OK = 0
 MAP_ALREADY = 1
 MAP_FAILED = 2
@@ -404,13 +471,15 @@ def is_mapped(t, p, vpn, s):
 
 
 @kernel
-def map_page(b, t, ctr, p, vpn, s, share):
+def map_page(b, t, ctr, p, vpn, s, share, flags):
     """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
 
     Missing tables are created top down; then a data frame is allocated, or, when
-    `share` >= 0 (fork), frame `share` gains a reference. A page whose slot is in use
-    (mapped at any size, or for a huge page holding a lower table) is left as it is.
+    `share` >= 0 (fork), frame `share` gains a reference; then, for an anonymous 2 MiB
+    page on a machine that deposits, the PTE table deposited with it. A page whose slot
+    is in use (mapped at any size, or for a huge page holding a lower table) is left as
+    it is. `flags`: the map event's arg (MAP_FILE), for a new 2 MiB page.
     """
     leaf_level = s + 1
     lazy = t.p_mode[p] == MODE_LAZY
@@ -441,7 +510,31 @@ def map_page(b, t, ctr, p, vpn, s, share):
     i = (vpn >> (IDX_BITS * (leaf_level - 1))) & IDX_MASK
     if t.ent[cur, i] != 0:
         return MAP_ALREADY
-    if share >= 0:
+    if s == 1 and t.meta[T_DEPOSIT] != 0:
+        # the data block first (a fork shares the parent's), then the table
+        if share >= 0:
+            frame = share
+        else:
+            frame = _alloc(b, t, ctr, IDX_BITS, OWN_DATA)
+            if frame < 0:
+                rollback(b, t, ctr, p)
+                ctr[C.FAILED_MAPS] += 1
+                return MAP_FAILED
+            t.huge_file[frame >> IDX_BITS] = flags & MAP_FILE
+        if _deposits(t, frame):
+            d = _alloc(b, t, ctr, 0, OWN_TABLE)
+            if d < 0:
+                rollback(b, t, ctr, p)
+                ctr[C.FAILED_MAPS] += 1
+                return MAP_FAILED
+            deposit(t, cur, d)
+            ctr[C.DEPOSITED] += 1
+        if share >= 0:
+            t.refcnt[frame] += 1
+        else:
+            t.refcnt[frame] = 1
+            ctr[C.DATA] += 1 << IDX_BITS
+    elif share >= 0:
         frame = share
         if s == 2:
             t.g_ref[frame] += 1
@@ -487,6 +580,10 @@ def unmap_entry(b, t, ctr, p, slot, i, s):
             t.meta[T_G_FREE] = top + 1
             ctr[C.GIGANTIC] -= 1
     else:
+        if s == 1 and _deposits(t, frame):
+            # zap_huge_pmd frees the deposited table (zap_deposited_table), then the page
+            page_free(b, withdraw(t, slot), 0)
+            ctr[C.DEPOSITED] -= 1
         t.refcnt[frame] -= 1
         if t.refcnt[frame] == 0:
             order = IDX_BITS * s

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from ptpair.traces.format import VA_LIMIT, Trace
+from ptpair.traces.format import MAP_FILE, VA_LIMIT, Trace
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -27,7 +27,8 @@ HUGE2M_BASES = [0x200000 * 5, 0x40000000 * 2, 0x7E0000000000]
 HUGE1G_BASES = [0x40000000 * 9, 0x7C0000000000]
 
 
-def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge: bool = True) -> Trace:
+def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge: bool = True,
+                 huge2m: float = 0.05) -> Trace:
     rows = []
     alive: set[int] = set()
     handles: set[int] = set()
@@ -49,8 +50,10 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
         if r < 0.45:
             size = 4096
             base = rnd.choice(BASES)
-            if huge and rnd.random() < 0.05:
+            flags = 0
+            if huge and rnd.random() < huge2m:
                 size, base = 2 << 20, rnd.choice(HUGE2M_BASES)
+                flags = MAP_FILE if rnd.random() < 0.3 else 0  # file-backed: no deposited table
             elif huge and rnd.random() < 0.03:
                 size, base = 1 << 30, rnd.choice(HUGE1G_BASES)
             va = base + rnd.randrange(0, 64) * 4096 + rnd.choice([0, 0, 123])
@@ -59,7 +62,7 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
             if size > 4096:
                 length = rnd.choice([1, size, 2 * size])
             va = min(va, VA_LIMIT - size)
-            row(p, "map", va, min(length, VA_LIMIT - va), page_size=size)
+            row(p, "map", va, min(length, VA_LIMIT - va), arg=flags, page_size=size)
         elif r < 0.62:
             va = rnd.choice(BASES + HUGE2M_BASES) + rnd.randrange(0, 64) * 4096
             length = rnd.choice([4096, 10 * 4096, rnd.randrange(1, 40) * 4096 + 7, 1 << 30])

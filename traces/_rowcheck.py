@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from ptpair.traces.format import (MAX_ORDER, MIGRATETYPES, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_UNMAP,
+from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_UNMAP,
                                   PAGE_SIZES, VA_LIMIT)
 
 _PS_4K, _PS_2M, _PS_1G = PAGE_SIZES
@@ -85,6 +85,8 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
         bad |= ranged & ((not has_va) | (not has_ln) | (length <= 0) | (a < 0) | (a >= VA_LIMIT)
                          | (length > VA_LIMIT - a))
         bad |= needs_arg & (not has_arg)
+        # a map's arg holds its flags: 0 anonymous, MAP_FLAGS_MAX (1) file-backed
+        bad |= (op == OP_MAP) & ((_value(arg, has_arg, i) < 0) | (_value(arg, has_arg, i) > MAP_FLAGS_MAX))
         bad |= kalloc & ((not has_order) | (o < 0) | (o > MAX_ORDER))
         bad |= (s != _PS_4K) & (s != _PS_2M) & (s != _PS_1G)
         bad |= has_mt & kalloc & ((m < 0) | (m >= _N_MT))

@@ -41,6 +41,10 @@ NEEDS_PID = frozenset(range(len(OPS))) - {OP_KALLOC, OP_KFREE}
 NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP))
 NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
 NEEDS_ORDER = frozenset((OP_KALLOC,))
+# A map's arg: flags, 0 when empty. MAP_FILE: the pages are file-backed (page cache, shmem,
+# DAX or hugetlbfs), so Linux deposits no PTE table with a 2 MiB one (docs/semantics.md)
+MAP_FILE = 1
+MAP_FLAGS_MAX = MAP_FILE
 
 
 def op_mask(op: np.ndarray, ops) -> np.ndarray:
@@ -203,6 +207,8 @@ def validate(trace: Trace, first_line: int = 2, checker: RowChecker | None = Non
     ps_ok = (trace.page_size == PAGE_SIZES[0]) | (trace.page_size == PAGE_SIZES[1]) | (trace.page_size == PAGE_SIZES[2])
     fail(~ps_ok, "bad page size",
          lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
+    fail((op == OP_MAP) & ((trace.arg < 0) | (trace.arg > MAP_FLAGS_MAX)), "bad map flags",
+         lambda r: f"a map's arg is its flags: 0 (anonymous) or {MAP_FILE} (file-backed), got {int(trace.arg[r])}")
     ka = op == OP_KALLOC
     fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)), "order outside 0..10",
          lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")

@@ -9,7 +9,9 @@ that vanish exit.
 
 Pages of a 2 MiB transparent huge page mapped by one pml2 entry are recorded as one
 2 MiB page when the frame numbers show it (readable as root: 512 present pages, 2 MiB
-aligned, frames contiguous from a 512-aligned frame); otherwise pages are 4 KiB.
+aligned, frames contiguous from a 512-aligned frame); otherwise pages are 4 KiB. A 2 MiB
+page any of whose pages pagemap marks file-page or shared-anon (bit 61) is recorded
+file-backed (the map's arg MAP_FILE): Linux deposits no PTE table with it.
 Inaccessible reservations (`---p`) hold no pages and are skipped; `[vsyscall]` lies
 above the 47-bit user space and is skipped.
 
@@ -26,11 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptpair.traces.format import PAGE_SIZE, PAGE_SIZES, VA_LIMIT, Trace
+from ptpair.traces.format import MAP_FILE, PAGE_SIZE, PAGE_SIZES, VA_LIMIT, Trace
 
 HUGE_PAGES = PAGE_SIZES[1] // PAGE_SIZE  # 4-KiB pages in a 2 MiB page (512)
 PM_PRESENT = np.uint64(1 << 63)
 PM_SWAPPED = np.uint64(1 << 62)
+PM_FILE = np.uint64(1 << 61)  # file page or shared anonymous (shmem)
 PM_PFN_MASK = np.uint64((1 << 55) - 1)
 READ_CHUNK_PAGES = 1 << 18  # pagemap is read 2 MiB (of entries) at a time
 
@@ -49,6 +52,7 @@ class ProcessPages:
     small: np.ndarray  # virtual page numbers of present/swapped 4-KiB pages
     huge: np.ndarray  # virtual page numbers (of 4-KiB units, 512-aligned) of 2 MiB pages
     vmpte_kb: int | None
+    huge_file: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of those, file-backed
 
 
 def _comm(pid: int) -> str:
@@ -86,7 +90,7 @@ def _ranges(pid: int) -> list[tuple[int, int]]:
 def read_process(pid: int) -> ProcessPages:
     """The present (or swapped) pages of a live process. Raises SnapshotError if it is gone
     or its pagemap cannot be read."""
-    small, huge = [], []
+    small, huge, huge_file = [], [], []
     try:
         ranges = _ranges(pid)
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -109,12 +113,15 @@ def read_process(pid: int) -> ProcessPages:
                 present = (e[there] & PM_PRESENT) != 0
                 is_huge = _huge_runs(vpn, pfn, present)
                 if is_huge.any():
-                    huge.append(vpn[is_huge][::HUGE_PAGES])
+                    heads = vpn[is_huge][::HUGE_PAGES]
+                    huge.append(heads)
+                    file_page = (e[there][is_huge] & PM_FILE) != 0
+                    huge_file.append(heads[file_page.reshape(-1, HUGE_PAGES).any(axis=1)])
                 small.append(vpn[~is_huge])
     finally:
         os.close(fd)
     cat = (lambda xs: np.unique(np.concatenate(xs)) if xs else np.zeros(0, np.int64))
-    return ProcessPages(pid, _comm(pid), cat(small), cat(huge), vmpte_kb(pid))
+    return ProcessPages(pid, _comm(pid), cat(small), cat(huge), vmpte_kb(pid), cat(huge_file))
 
 
 def _huge_runs(vpn: np.ndarray, pfn: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -146,7 +153,7 @@ def _runs(pages: np.ndarray, step: int = 1) -> list[tuple[int, int]]:
 class SnapshotSeries:
     """Rows of a canonical trace built from successive snapshots."""
 
-    rows: list = field(default_factory=list)  # (pid, op, va, length, page_size, time, comm)
+    rows: list = field(default_factory=list)  # (pid, op, va, length, page_size, time, comm, arg)
     last: dict = field(default_factory=dict)  # pid -> ProcessPages
     vmpte: list = field(default_factory=list)  # (snapshot, time, pid, comm, vmpte_kb, pages, huge)
     count: int = 0
@@ -157,30 +164,34 @@ class SnapshotSeries:
             seen.add(p.pid)
             prev = self.last.get(p.pid)
             if prev is None:
-                self.rows.append((p.pid, "spawn", 0, 0, PAGE_SIZE, t, p.comm))
+                self.rows.append((p.pid, "spawn", 0, 0, PAGE_SIZE, t, p.comm, 0))
                 old_s = old_h = np.zeros(0, np.int64)
             else:
                 old_s, old_h = prev.small, prev.huge
             for pages, size, step in ((np.setdiff1d(old_s, p.small), PAGE_SIZE, 1),
                                       (np.setdiff1d(old_h, p.huge), PAGE_SIZE * HUGE_PAGES, HUGE_PAGES)):
                 for first, n in _runs(pages, step):
-                    self.rows.append((p.pid, "unmap", first * PAGE_SIZE, n * size, size, t, p.comm))
-            for pages, size, step in ((np.setdiff1d(p.huge, old_h), PAGE_SIZE * HUGE_PAGES, HUGE_PAGES),
-                                      (np.setdiff1d(p.small, old_s), PAGE_SIZE, 1)):
+                    self.rows.append((p.pid, "unmap", first * PAGE_SIZE, n * size, size, t, p.comm, 0))
+            new_h = np.setdiff1d(p.huge, old_h)
+            is_file = np.isin(new_h, p.huge_file)
+            for pages, size, step, flags in ((new_h[~is_file], PAGE_SIZE * HUGE_PAGES, HUGE_PAGES, 0),
+                                             (new_h[is_file], PAGE_SIZE * HUGE_PAGES, HUGE_PAGES, MAP_FILE),
+                                             (np.setdiff1d(p.small, old_s), PAGE_SIZE, 1, 0)):
                 for first, n in _runs(pages, step):
-                    self.rows.append((p.pid, "map", first * PAGE_SIZE, n * size, size, t, p.comm))
+                    self.rows.append((p.pid, "map", first * PAGE_SIZE, n * size, size, t, p.comm, flags))
             self.last[p.pid] = p
             self.vmpte.append((self.count, t, p.pid, p.comm, p.vmpte_kb, len(p.small), len(p.huge)))
         for pid in sorted(set(self.last) - seen):  # gone since the last snapshot
-            self.rows.append((pid, "exit", 0, 0, PAGE_SIZE, t, self.last[pid].comm))
+            self.rows.append((pid, "exit", 0, 0, PAGE_SIZE, t, self.last[pid].comm, 0))
             del self.last[pid]
         self.count += 1
 
     def trace(self, source: str = "<snapshot>"):
-        cols = list(zip(*self.rows)) if self.rows else [[] for _ in range(7)]
+        cols = list(zip(*self.rows)) if self.rows else [[] for _ in range(8)]
         return Trace.from_columns(source=source, pid=np.array(cols[0], np.int64),
                                   op=list(cols[1]) if self.rows else np.zeros(0, np.int8),
                                   va=np.array(cols[2], np.int64), length=np.array(cols[3], np.int64),
+                                  arg=np.array(cols[7], np.int64),
                                   page_size=np.array(cols[4], np.int64), time=np.array(cols[5], np.float64),
                                   comm=np.array(cols[6], object))
 

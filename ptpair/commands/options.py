@@ -205,6 +205,12 @@ def add_machine(p, multi: bool = False) -> None:
     p.add_argument("--kernel", choices=sorted(registry.BY_KERNEL), default=None, help=f"preset: {presets}")
 
 
+def add_thp_deposit(p) -> None:
+    p.add_argument("--thp-deposit", choices=("on", "off"), default=None,
+                   help="deposit a PTE table with every anonymous 2 MiB page, as Linux does (default: on, off under "
+                        "the akaros-2015 allocator; docs/semantics.md#thp-deposits)")
+
+
 def add_policy(p) -> None:
     p.add_argument("--policy", default="address", choices=registry.POLICIES,
                    help="buddy free-list policy (default: address)")
@@ -222,8 +228,10 @@ def config(args, scheme: str | None = None):
 
     allocator, reclaim = kernel_options(args)
     try:
+        deposit = getattr(args, "thp_deposit", None)
         return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim,
-                      initial=getattr(args, "initial", None), age=getattr(args, "age", None))
+                      initial=getattr(args, "initial", None), age=getattr(args, "age", None),
+                      thp_deposit=None if deposit is None else deposit == "on")
     except ValueError as e:  # a combination the options cannot make (a map and a synthetic ager)
         raise UsageError(str(e)) from None
 

@@ -349,6 +349,7 @@ class Table:
     parent: "Table | None"
     index: int  # entry of the parent that points here
     entries: dict = field(default_factory=dict)  # index -> Table or Leaf
+    deposits: list = field(default_factory=list)  # pml2: deposited PTE table frames, head first
 
 
 @dataclass
@@ -367,7 +368,7 @@ class Proc:
 
 class Reference:
     def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True,
-                 allocator="buddy", reclaim="empty", initial=None):
+                 allocator="buddy", reclaim="empty", initial=None, thp_deposit=None):
         """`initial`: the initial state, a FREE / USED / HOLE per frame (len memory_pages);
         None: every frame free."""
         state = [FREE] * memory_pages if initial is None else [int(x) for x in initial]
@@ -377,6 +378,9 @@ class Reference:
         self.scheme = scheme
         self.reclaim = reclaim
         self.allocator = allocator
+        # a PTE table deposited with each anonymous 2 MiB page (Linux's THP), except on Akaros
+        self.thp_deposit = allocator != "akaros-2015" if thp_deposit is None else thp_deposit
+        self.file_huge = set()  # first frames of 2 MiB data blocks that are file-backed
         self.track_peaks = track_peaks  # peaks cost a full state scan per event
         self.buddy = {"buddy": lambda: Buddy(memory_pages, policy, state),
                       "akaros-2015": lambda: Akaros2015(memory_pages, state),
@@ -391,8 +395,8 @@ class Reference:
         self.c = dict(failed_maps=0, failed_spawns=0, skipped=0, already=0, mapped=0, unmapped=0,
                       writes=0, kpt_touch=0, ept_touch=0, ept_loads=0, copies=0, mirrored=0,
                       vmm_events=0, events=0)
-        self.peak = dict(pt_pages=0, kpt_pages=0, ept_pages=0, wasted_ept_pages=0, data_pages=0,
-                         used_pages=0)
+        self.peak = dict(pt_pages=0, kpt_pages=0, deposited_pte_pages=0, ept_pages=0, wasted_ept_pages=0,
+                         data_pages=0, used_pages=0)
         self.pt_sum = 0  # page-table pages after each event, summed (for the mean)
         self.peak_buddyinfo = [0] * (MAX_ORDER + 1)
         self.owned: dict[int, tuple[int, int]] = {}  # first frame of an allocated block -> (order, owner)
@@ -553,7 +557,10 @@ class Reference:
             t = e
         return ((vpn >> (9 * size)) & 511) in t.entries
 
-    def map_page(self, proc, vpn, size, share=None):
+    def _deposits(self, frame):
+        return self.thp_deposit and frame not in self.file_huge
+
+    def map_page(self, proc, vpn, size, share=None, flags=0):
         if proc.mode == LAZY and self.is_mapped(proc, vpn, size):
             return "already"
         self.log, self.created, self.twinned = [], [], []
@@ -581,7 +588,25 @@ class Reference:
         i = (vpn >> (9 * size)) & 511
         if i in t.entries:
             return "already"
-        if share is not None:
+        if size == 1 and self.thp_deposit:  # the data block (or the parent's), then the table
+            frame = share
+            if frame is None:
+                frame = self._alloc(9, MOVABLE, DATA)
+                if frame is None:
+                    self._rollback()
+                    self.c["failed_maps"] += 1
+                    return "failed"
+                (self.file_huge.add if flags & 1 else self.file_huge.discard)(frame)
+            if self._deposits(frame):
+                d = self._alloc(0)
+                if d is None:
+                    self._rollback()
+                    self.c["failed_maps"] += 1
+                    return "failed"
+                # Linux's list: [h, x1 .. xn] becomes [d, x1 .. xn, h]
+                t.deposits = [d] + t.deposits[1:] + t.deposits[:1]
+            self.refs[(1, frame)] = self.refs.get((1, frame), 0) + 1
+        elif share is not None:
             frame = share
             self.refs[(size, frame)] += 1
         elif size == 2:
@@ -607,6 +632,8 @@ class Reference:
         leaf = t.entries.pop(i)
         self.c["unmapped"] += 1
         self._count_write(t, leaf.size)
+        if leaf.size == 1 and self._deposits(leaf.frame):
+            self._free(t.deposits.pop(0), 0)  # the deposited table first, then the page
         key = (leaf.size, leaf.frame)
         self.refs[key] -= 1
         if self.refs[key] == 0:
@@ -726,7 +753,7 @@ class Reference:
         if cp.failed or self.procs[parent].failed:
             return
         for _, _, vpn, leaf in self.leaves(self.procs[parent]):
-            self.map_page(cp, vpn, leaf.size, share=leaf.frame)
+            self.map_page(cp, vpn, leaf.size, share=leaf.frame)  # (a 2 MiB page's flags are its frame's)
 
     def event(self, pid, op, va=0, length=0, arg=0, order=0, page_size=4096, migratetype=0):
         """One event; raises ValueError for an impossible one (like the core's errors)."""
@@ -755,7 +782,7 @@ class Reference:
             end = (((va + length - 1) >> shift) + 1) * step
             if op == "map":
                 for v in range(first, end, step):
-                    if self.map_page(proc, v, size) == "already":
+                    if self.map_page(proc, v, size, flags=arg) == "already":
                         self.c["already"] += 1
             else:
                 self.unmap_range(proc, first, end)
@@ -792,7 +819,8 @@ class Reference:
         """A new machine on this one's memory, everything allocated now forgotten into
         background (`--age TRACE`): same free lists and pageblock labels, fresh processes,
         handles and counters."""
-        new = Reference(self.scheme, "address", 1, self.track_peaks, "buddy", self.reclaim)
+        new = Reference(self.scheme, "address", 1, self.track_peaks, "buddy", self.reclaim,
+                        thp_deposit=self.thp_deposit)
         new.allocator, new.n, new.buddy = self.allocator, self.n, self.buddy
         new.holes = set(self.holes)
         new.background = self.background | set(self.frame_owners())
@@ -819,21 +847,23 @@ class Reference:
 
     def state(self):
         kpt = [0, 0, 0, 0]
-        ept = waste = 0
+        ept = waste = deposited = 0
         for proc, t in self.live_tables():
             kpt[t.level - 1] += 1
+            deposited += len(t.deposits)
             if t.ept is not None:
                 ept += 1
                 waste += not proc.vmm
         data = sum(1 << (9 * s) for (s, _) in self.refs if s < 2)
         kalloc = sum(1 << h[1] for h in self.handles.values() if h)
-        return dict(kpt=kpt, ept=ept, waste=waste, data=data, kalloc=kalloc,
+        return dict(kpt=kpt, deposited=deposited, ept=ept, waste=waste, data=data, kalloc=kalloc,
                     gigantic=sum(1 for (s, _) in self.refs if s == 2),
                     free=self.buddy.free_pages())
 
     def _update_peaks(self):
         s = self.state()
-        cur = dict(pt_pages=sum(s["kpt"]) + s["ept"], kpt_pages=sum(s["kpt"]), ept_pages=s["ept"],
+        kpt = sum(s["kpt"]) + s["deposited"]  # deposited tables are KPT pages at no level
+        cur = dict(pt_pages=kpt + s["ept"], kpt_pages=kpt, deposited_pte_pages=s["deposited"], ept_pages=s["ept"],
                    wasted_ept_pages=s["waste"], data_pages=s["data"],
                    used_pages=self.n - len(self.holes) - s["free"])
         self.pt_sum += cur["pt_pages"]
@@ -848,7 +878,7 @@ class Reference:
         """The invariants of docs/semantics.md#invariants; raises AssertionError naming the
         broken one."""
         s = self.state()
-        used = sum(s["kpt"]) + s["ept"] + s["data"] + s["kalloc"] + len(self.background)
+        used = sum(s["kpt"]) + s["deposited"] + s["ept"] + s["data"] + s["kalloc"] + len(self.background)
         memory = self.n - len(self.holes)
         assert used + s["free"] == memory, f"pages not conserved: {used} + {s['free']} != {memory}"
         owner = {}
@@ -881,6 +911,10 @@ class Reference:
                 assert t.ept is not None, "a process with an EPT has a KPT table with no EPT twin"
             if self.reclaim == "empty":
                 assert t.level == 4 or len(t.entries) > 0, "an empty table was not freed"
+            anon = sum(1 for e in t.entries.values() if isinstance(e, Leaf) and e.size == 1 and self._deposits(e.frame))
+            assert len(t.deposits) == (anon if t.level == 2 else 0), "deposited tables differ from anonymous 2 MiB pages"
+            for d in t.deposits:
+                claim(d, 0, "deposited")
         for (size, f) in self.refs:
             if size < 2:
                 claim(f, 9 * size, "data")
@@ -895,6 +929,7 @@ class Reference:
         s = self.state()
         return dict(
             kpt_pages_by_level=dict(pml4=s["kpt"][3], pml3=s["kpt"][2], pml2=s["kpt"][1], pml1=s["kpt"][0]),
+            kpt_pages=sum(s["kpt"]) + s["deposited"], deposited_pte_pages=s["deposited"],
             ept_pages=s["ept"], wasted_ept_pages=s["waste"], data_pages=s["data"],
             gigantic_pages=s["gigantic"], kalloc_pages=s["kalloc"], free_pages=s["free"],
             buddyinfo=self.buddy.buddyinfo(), peak=dict(self.peak),

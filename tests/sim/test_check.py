@@ -18,7 +18,7 @@ CONFIGS = [("pair", "address", "buddy", "empty"), ("separate", "lifo", "buddy", 
            ("separate-eager", "lifo", "linux", "exit")]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(rnd=st.randoms(use_true_random=False), cfg=st.sampled_from(CONFIGS), memory=st.sampled_from([96, 1024, 8192]))
 def test_invariants_hold_after_every_event_of_the_compiled_core(rnd, cfg, memory):
     scheme, policy, allocator, reclaim = cfg

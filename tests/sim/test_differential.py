@@ -15,8 +15,9 @@ from tests.reference.machine import Reference
 SCHEME_NAMES = list(SCHEMES)
 
 
-def reference_replay(trace, scheme, policy, memory_pages, check=False, allocator="buddy", reclaim="empty"):
-    ref = Reference(scheme, policy, memory_pages, allocator=allocator, reclaim=reclaim)
+def reference_replay(trace, scheme, policy, memory_pages, check=False, allocator="buddy", reclaim="empty",
+                     thp_deposit=None):
+    ref = Reference(scheme, policy, memory_pages, allocator=allocator, reclaim=reclaim, thp_deposit=thp_deposit)
     for i in range(len(trace)):
         ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
                   int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
@@ -33,7 +34,7 @@ def compare(res, ref):
     r = ref.result()
     f = res.final
     assert f["kpt_pages_by_level"] == r["kpt_pages_by_level"]
-    for key in ("ept_pages", "wasted_ept_pages", "data_pages", "gigantic_pages", "kalloc_pages",
+    for key in ("kpt_pages", "deposited_pte_pages", "ept_pages", "wasted_ept_pages", "data_pages", "gigantic_pages", "kalloc_pages",
                 "free_pages", "buddyinfo", "processes", "vmm_processes", "vmm_kpt_pages"):
         assert f[key] == r[key], key
     peak = dict(res.peak)
@@ -82,7 +83,7 @@ KERNELS = st.sampled_from([("buddy", "empty"), ("buddy", "exit"), ("akaros-2015"
                            ("akaros-2015", "empty"), ("linux", "empty"), ("linux", "exit")])
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(rnd=st.randoms(use_true_random=False), scheme=st.sampled_from(SCHEME_NAMES),
        policy=st.sampled_from(["address", "lifo"]), memory=st.sampled_from([48, 256, 1000, 4096, 1 << 14]),
        n=st.integers(1, 120), kernel=KERNELS)
@@ -97,7 +98,7 @@ def test_core_matches_reference(rnd, scheme, policy, memory, n, kernel):
     assert m.free_blocks() == ref.buddy.blocks()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(rnd=st.randoms(use_true_random=False), scheme=st.sampled_from(SCHEME_NAMES),
        policy=st.sampled_from(["address", "lifo"]), memory=st.sampled_from([64, 700, 2048, 1 << 14]),
        kernel=KERNELS)
@@ -120,6 +121,37 @@ def test_invariants_after_every_event(rnd, scheme, policy, memory, kernel):
         assert used + r.final["free_pages"] == memory
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(rnd=st.randoms(use_true_random=False), scheme=st.sampled_from(SCHEME_NAMES),
+       memory=st.sampled_from([1100, 2048, 4096, 1 << 14]), kernel=KERNELS, deposit=st.booleans(),
+       per_event=st.booleans())
+def test_thp_deposits_match_reference(rnd, scheme, memory, kernel, deposit, per_event):
+    """Traces rich in 2 MiB pages (anonymous and file-backed), with and without deposits:
+    the same deposited tables, freed in the same order (free lists equal), invariants kept."""
+    allocator, reclaim = kernel
+    trace = random_trace(rnd, 70, huge2m=0.5)
+    ev = encode(trace)
+    m = Machine(Config(scheme, "address", memory, allocator, reclaim, thp_deposit=deposit), ev.n_procs)
+    if per_event:
+        from ptpair.sim.check import check_state
+
+        ref = Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim, thp_deposit=deposit)
+        for i in range(len(trace)):
+            m.run(ev, i, i + 1)
+            check_state(m)
+            ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
+                      int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
+            ref.check_invariants()
+            assert m.free_blocks() == ref.buddy.blocks(), f"free lists differ after event {i}"
+    else:
+        m.run(ev)
+        ref = reference_replay(trace, scheme, "address", memory, allocator=allocator, reclaim=reclaim,
+                               thp_deposit=deposit)
+    compare(m.result(), ref)
+    if not deposit:
+        assert m.result().final["deposited_pte_pages"] == 0
+
+
 def test_pool_growth_matches_reference():
     """Tiny initial pools force many grow-and-resume cycles mid-trace."""
     rnd = random.Random(7)
@@ -128,7 +160,7 @@ def test_pool_growth_matches_reference():
     from ptpair.sim.pagetable import new_tables
 
     m = Machine(Config("separate", "lifo", 1 << 14), ev.n_procs)
-    m.tables = new_tables(1 << 14, ev.n_procs, handle_cap=2, slot_cap=2, g_cap=1)
+    m.tables = new_tables(1 << 14, ev.n_procs, handle_cap=2, slot_cap=2, g_cap=1, deposit=True)
     m.run(ev)
     ref = reference_replay(trace, "separate", "lifo", 1 << 14)
     compare(m.result(), ref)

@@ -16,10 +16,17 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/pagemap"), reason
 
 CHILD = r"""
 import ctypes, mmap, sys, time
-ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4-KiB pages only
 kind = sys.argv[1]
+if kind != "huge":
+    ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4-KiB pages only
 keep = []
-if kind == "dense":            # 48 MiB touched page by page
+if kind == "huge":             # 66 MiB asking for huge pages (numpy does), 4-KiB pages beside them
+    m = mmap.mmap(-1, 66 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(m)  # not shmem
+    m.madvise(mmap.MADV_HUGEPAGE)
+    for i in range(0, 66 << 20, 4096): m[i] = 1
+    s = mmap.mmap(-1, 64 << 10); keep.append(s)
+    for i in range(0, 64 << 10, 4096): s[i] = 1
+elif kind == "dense":            # 48 MiB touched page by page
     m = mmap.mmap(-1, 48 << 20); keep.append(m)
     for i in range(0, 48 << 20, 4096): m[i] = 1
 elif kind == "sparse":         # one page every 4 MiB over 2 GiB: a pml1 table per page
@@ -44,8 +51,10 @@ def _child(kind):
 
 
 def _tables(trace):
-    lv = api.replay(trace, api.Config("separate", "address", 1 << 20)).final["kpt_pages_by_level"]
-    return lv["pml3"] + lv["pml2"] + lv["pml1"]
+    """pml3 + pml2 + pml1 tables and deposited PTE tables of a replay under separate."""
+    final = api.replay(trace, api.Config("separate", "address", 1 << 20)).final
+    lv = final["kpt_pages_by_level"]
+    return lv["pml3"] + lv["pml2"] + lv["pml1"] + final["deposited_pte_pages"]
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
@@ -58,6 +67,36 @@ def test_replayed_snapshot_matches_linux_vmpte(kind):
         assert pages >= (12288 if kind == "dense" else 512)
         # Linux's VmPTE (kB) = 4 x (pml3 + pml2 + pml1 tables); the root is not counted
         assert vmpte == 4 * _tables(s.trace())
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read()
+    except OSError:
+        return "[never]"
+
+
+@pytest.mark.skipif("[never]" in _thp_mode(), reason="transparent huge pages are off")
+@pytest.mark.skipif(os.geteuid() != 0, reason="frame numbers (to see 2 MiB pages) need root")
+def test_replayed_snapshot_with_huge_pages_matches_linux_vmpte():
+    """Linux deposits a PTE table with each anonymous 2 MiB page and counts it in VmPTE:
+    the replay's deposited tables make up the difference, to the page."""
+    p = _child("huge")
+    try:
+        s = snapshot([p.pid])
+        (_, _, pid, _, vmpte, pages, huge), = s.vmpte
+        if huge == 0:
+            pytest.skip("the kernel gave the process no 2 MiB page")
+        trace = s.trace()
+        final = api.replay(trace, api.Config("separate", "address", 1 << 20)).final
+        assert final["deposited_pte_pages"] == huge >= 20
+        assert vmpte == 4 * _tables(trace)
+        no_deposit = api.replay(trace, api.Config("separate", "address", 1 << 20, thp_deposit=False)).final
+        assert vmpte == 4 * (sum(no_deposit["kpt_pages_by_level"].values()) - 1 + huge)
     finally:
         p.kill()
         p.wait()
