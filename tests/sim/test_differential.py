@@ -134,22 +134,8 @@ def test_thp_deposits_match_reference(rnd, scheme, memory, kernel, deposit, per_
     trace = random_trace(rnd, 70, huge2m=0.5)
     ev = encode(trace)
     m = Machine(Config(scheme, "address", memory, allocator, reclaim, thp_deposit=deposit), ev.n_procs)
-    if per_event:
-        from ptpair.sim.check import check_state
-
-        ref = Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim, thp_deposit=deposit)
-        for i in range(len(trace)):
-            m.run(ev, i, i + 1)
-            check_state(m)
-            ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
-                      int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
-            ref.check_invariants()
-            assert m.free_blocks() == ref.buddy.blocks(), f"free lists differ after event {i}"
-    else:
-        m.run(ev)
-        ref = reference_replay(trace, scheme, "address", memory, allocator=allocator, reclaim=reclaim,
-                               thp_deposit=deposit)
-    compare(m.result(), ref)
+    _replay_both(m, ev, trace, per_event, Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim,
+                                                    thp_deposit=deposit))
     if not deposit:
         assert m.result().final["deposited_pte_pages"] == 0
 
@@ -167,22 +153,32 @@ def test_vma_events_match_reference(rnd, scheme, memory, kernel, pt_reclaim, per
     ev = encode(trace)
     pr = pt_reclaim if reclaim == "linux" else None
     m = Machine(Config(scheme, "address", memory, allocator, reclaim, pt_reclaim=pr), ev.n_procs)
+    _replay_both(m, ev, trace, per_event, Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim,
+                                                    pt_reclaim=pt_reclaim))
+
+
+def _replay_both(m, ev, trace, per_event, ref):
+    """Replay `trace` on the core machine `m` and the reference `ref`: whole, or event by
+    event with every invariant and the free lists checked after each; then compare."""
     if per_event:
         from ptpair.sim.check import check_state
 
-        ref = Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim, pt_reclaim=pt_reclaim)
         for i in range(len(trace)):
             m.run(ev, i, i + 1)
             check_state(m)
-            ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
-                      int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
+            _ref_event(ref, trace, i)
             ref.check_invariants()
             assert m.free_blocks() == ref.buddy.blocks(), f"free lists differ after event {i}"
     else:
         m.run(ev)
-        ref = reference_replay(trace, scheme, "address", memory, allocator=allocator, reclaim=reclaim,
-                               pt_reclaim=pt_reclaim)
+        for i in range(len(trace)):
+            _ref_event(ref, trace, i)
     compare(m.result(), ref)
+
+
+def _ref_event(ref, trace, i):
+    ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]), int(trace.arg[i]),
+              int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
 
 
 def test_pool_growth_matches_reference():
