@@ -32,10 +32,11 @@ def results_frame(results: dict[str, Result]) -> pd.DataFrame:
 def compare(trace: Trace, schemes=DEFAULT_SCHEMES,
             policy: str = "address", memory_pages: int | None = None, allocator: str = "buddy",
             reclaim: str = "empty", initial: str | None = None, age: str | None = None,
-            thp_deposit: bool | None = None) -> tuple[pd.DataFrame, dict]:
+            thp_deposit: bool | None = None, pt_reclaim: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Replay `trace` under each scheme; returns (table, {scheme: Result}). `initial` (a
-    free map), `age` (a warm-up trace or synthetic ager spec) and `thp_deposit`: see
+    free map), `age` (a warm-up trace or synthetic ager spec), `thp_deposit` and `pt_reclaim`: see
     sim/machine.Config."""
-    results = {s: replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age, thp_deposit))
+    results = {s: replay(trace, Config(s, policy, memory_pages, allocator, reclaim, initial, age, thp_deposit,
+                                         pt_reclaim))
                for s in schemes}
     return compare_results(results), results

@@ -54,7 +54,7 @@ PAIR, BASELINE = "pair", "separate"
 ALLOCATORS = ("buddy", "akaros-2015", "linux")  # sim/allocator.py: the code is the position
 ALLOCATOR_HELP = "page allocator: buddy (default), akaros-2015, or linux (grouping by mobility)"
 POLICIES = ("address", "lifo")  # buddy free-list order (docs/semantics.md#allocator)
-RECLAIMS = ("empty", "exit")  # free a table once empty, or only at exit (Akaros)
+RECLAIMS = ("empty", "exit", "linux")  # free a table once empty, only at exit (Akaros), or as Linux does (VMAs)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Kernel:
 
 KERNELS = (
     Kernel("akaros-2015", "akaros-2015", "exit", ("separate-lazy", "pair")),
-    Kernel("linux", "linux", "empty", None),
+    Kernel("linux", "linux", "linux", None),
 )
 BY_KERNEL = {k.name: k for k in KERNELS}
 DEFAULT_MACHINE = ("buddy", "empty")  # (allocator, reclaim) without --kernel

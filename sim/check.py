@@ -10,8 +10,10 @@ first event after which one breaks. The invariants (docs/semantics.md#invariants
 * each pair's EPT page is its KPT page + 1 (order-1 aligned under a buddy allocator);
 * the EPT mirrors the KPT wherever a process has one: every table of a process whose mode
   has an EPT has its twin (unless an allocation failure left one out);
-* every table's entry count is its number of used entries, and under reclaim `empty` no
-  table below a root is empty;
+* every table's entry count is its number of used entries, and under reclaim `empty` (and
+  `linux`, for a process without VMAs) no table below a root is empty;
+* each process's VMAs (reclaim `linux`) are sorted, disjoint and not touching, in a block
+  of the pool of its own; a process that is not alive has none;
 * on a machine that deposits (docs/semantics.md#thp-deposits), each pml2 holds exactly one
   deposited PTE table per anonymous 2 MiB page it maps, and no other table holds any.
 """
@@ -25,8 +27,8 @@ from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
 from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_MEM_END, N_ORDERS
 from ptpair.sim.pagetable import (
-    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, ROOT_LEVEL, T_DEPOSIT, T_RECLAIM,
-    T_SLOTS_FREE,
+    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_DEPOSIT,
+    T_RECLAIM, T_SLOTS_FREE, T_V_TOP,
 )
 
 
@@ -77,8 +79,13 @@ def check_state(m) -> None:
     if np.any(used != t.t_cnt[live]):
         raise InvariantError("a table's entry count differs from its used entries")
     levels = t.t_level[live]
-    if int(t.meta[T_RECLAIM]) == RECLAIM_EMPTY and np.any((levels < ROOT_LEVEL) & (used == 0)):
+    reclaim = int(t.meta[T_RECLAIM])
+    # under linux, a process without VMAs frees its tables as under empty
+    frees_empty = (np.full(len(live), reclaim == RECLAIM_EMPTY) if reclaim != RECLAIM_LINUX
+                   else t.p_vma[t.t_owner[live]] == 0)
+    if np.any(frees_empty & (levels < ROOT_LEVEL) & (used == 0)):
         raise InvariantError("an empty table was not freed")
+    _check_vmas(t)
     leaf4k = rows[levels == 1]
     frames4k = np.unique(leaf4k[leaf4k > 0] - 1)
     leaf2m = rows[levels == 2]
@@ -158,3 +165,23 @@ def _check_deposits(t, live, levels, leaf2m) -> np.ndarray:
                                  f"PTE tables (or its list is broken)")
         out.extend(chain)
     return np.array(out, np.int64)
+
+
+def _check_vmas(t) -> None:
+    alive = t.p_state == P_ALIVE
+    if np.any((t.p_vma != 0) & ~alive) or np.any((t.p_vcnt > 0) & ~alive):
+        raise InvariantError("a process that is not alive has VMAs")
+    if np.any(t.p_vcnt > t.p_vcap):
+        raise InvariantError("a process has more VMAs than its block holds")
+    top = int(t.meta[T_V_TOP])
+    blocks = sorted((int(o), int(c)) for o, c in zip(t.p_voff[t.p_vcap > 0], t.p_vcap[t.p_vcap > 0]))
+    for (o1, c1), (o2, _) in zip(blocks, blocks[1:]):
+        if o1 + c1 > o2:
+            raise InvariantError("two processes' VMA blocks overlap")
+    if blocks and blocks[-1][0] + blocks[-1][1] > top:
+        raise InvariantError("a VMA block lies beyond the pool's top")
+    for p in np.flatnonzero(t.p_vcnt > 0):
+        o, n = int(t.p_voff[p]), int(t.p_vcnt[p])
+        s, e = t.v_s[o:o + n], t.v_e[o:o + n]
+        if np.any(e <= s) or np.any(s[1:] <= e[:-1]):
+            raise InvariantError(f"the VMAs of process {p} are not sorted, disjoint and apart")

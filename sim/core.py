@@ -17,24 +17,29 @@ from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
 from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
-from ptpair.sim.pagetable import (
+from ptpair.sim.pagetable import (  # noqa: I001
+    SPAN_PML1,
     H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_EMPTY, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_RECLAIM, T_SLOTS_FREE, USER_VPN_LIMIT, free_table,
-    free_tables_postorder, log_reset, map_page, new_table, rollback, unmap_range,
+    RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE,
+    T_V_TOP, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder, keeps_tables, log_reset, map_page,
+    new_table, reclaim_pte_tables, rollback, unmap_range,
 )
+from ptpair.sim.vmas import vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, \
+    vma_room
 from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.traces.format import (
-    OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_SPAWN, OP_UNMAP, OP_VMM,
-    PAGE_SHIFT,
+    OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE, OP_SPAWN,
+    OP_UNMAP, OP_VMM, PAGE_SHIFT,
 )
 
 STATUS_DONE = 0
 STATUS_GROW = 1
 STATUS_ERROR = 2
 GROW_HANDLES = 1  # code of a STATUS_GROW for the handle table
+GROW_VMAS = 2  # code of a STATUS_GROW for the VMA pool (need: its ranges to carve)
 
 ERR_NOT_ALIVE = 1
 ERR_ALREADY_ALIVE = 2
@@ -77,13 +82,63 @@ def spawn(b, t, ctr, scheme, p):
 
 @kernel
 def teardown(b, t, ctr, p):
-    """exit: unmap everything in ascending order, then free the root."""
-    unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT)
-    if t.meta[T_RECLAIM] != RECLAIM_EMPTY:
+    """exit: unmap everything in ascending order, then free the root (with VMAs under
+    reclaim linux: exit_mmap zaps every page, then free_pgtables frees every table)."""
+    keep = keeps_tables(t, p)
+    unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT, keep)
+    if keep:
         free_tables_postorder(b, t, ctr, p)  # unmap left them, even empty
     free_table(b, t, ctr, p, t.p_root[p])
     t.p_root[p] = -1
     t.p_state[p] = P_NONE
+    t.p_vma[p] = 0
+    vma_free_block(t, p)
+
+
+@kernel
+def release(b, t, ctr, p, lo, hi):
+    """munmap of 4-KiB pages [lo, hi) under reclaim linux (process with VMAs): zap the
+    pages, free the tables free_pgtables frees, forget the range.
+
+    free_pgtables (mm/memory.c) takes the removed VMAs in order, gathering each with the
+    next while that starts within PMD_SIZE of its end, and frees each group's tables
+    between floor = the end of the VMA before the hole and ceiling = the start of the
+    next removed VMA, or of the VMA after the hole."""
+    unmap_range(b, t, ctr, p, lo, hi, True)
+    off, n = t.p_voff[p], t.p_vcnt[p]
+    a = vma_first_end_after(t, p, lo)
+    z = a
+    while z < n and t.v_s[off + z] < hi:
+        z += 1
+    if a < z:
+        floor = lo if t.v_s[off + a] < lo else (t.v_e[off + a - 1] if a > 0 else 0)
+        ceiling = hi if t.v_e[off + z - 1] > hi else (t.v_s[off + z] if z < n else USER_VPN_LIMIT)
+        j = a
+        while j < z:
+            start = max(t.v_s[off + j], lo)
+            end = min(t.v_e[off + j], hi)
+            while j + 1 < z and t.v_s[off + j + 1] <= end + SPAN_PML1:
+                j += 1
+                end = min(t.v_e[off + j], hi)
+            top = max(t.v_s[off + j + 1], lo) if j + 1 < z else ceiling
+            free_pgd_range(b, t, ctr, p, start, end, floor, top)
+            j += 1
+    vma_remove(t, p, lo, hi)
+
+
+@kernel
+def dontneed(b, t, ctr, p, lo, hi):
+    """MADV_DONTNEED of 4-KiB pages [lo, hi) under reclaim linux (process with VMAs):
+    zap the pages, tables kept; with PT_RECLAIM, madvise zaps VMA by VMA
+    (madvise_walk_vmas) and frees the PTE tables each zap empties whole."""
+    unmap_range(b, t, ctr, p, lo, hi, True)
+    if t.meta[T_PT_RECLAIM] == 0:
+        return
+    off, n = t.p_voff[p], t.p_vcnt[p]
+    j = vma_first_end_after(t, p, lo)
+    while j < n and t.v_s[off + j] < hi:
+        reclaim_pte_tables(b, t, ctr, p, max(t.v_s[off + j], lo), min(t.v_e[off + j], hi))
+        j += 1
 
 
 @kernel
@@ -93,6 +148,10 @@ def fork(b, t, ctr, scheme, child, parent):
         return
     if t.p_state[parent] != P_ALIVE:
         return  # a parent whose spawn failed has no pages: the child starts empty
+    if t.p_vma[parent] != 0:  # dup_mmap: the VMAs first (the core made room for them)
+        vma_reserve_block(t, t.meta, T_V_TOP, child, t.p_vcnt[parent] + 2)
+        vma_copy(t, child, parent)
+        t.p_vma[child] = 1
     root = t.p_root[parent]
     for i4 in range(512):
         e4 = t.ent[root, i4]
@@ -209,6 +268,14 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             return i, STATUS_GROW, 0, need, need_g
         if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.h_key):
             return i, STATUS_GROW, GROW_HANDLES, 0, 0
+        if t.meta[T_RECLAIM] == RECLAIM_LINUX:  # a VMA event may need a bigger block
+            carve = 0
+            if o == OP_RESERVE or o == OP_RELEASE:
+                carve = vma_room(t, p, t.p_vcnt[p] + 1)
+            elif o == OP_FORK and t.p_vma[arg[i]] != 0:
+                carve = vma_room(t, p, t.p_vcnt[arg[i]] + 2)
+            if t.meta[T_V_TOP] + carve > len(t.v_s):
+                return i, STATUS_GROW, GROW_VMAS, carve, 0
 
         # --- life-cycle checks ---------------------------------------------------
         state = t.p_state[p]
@@ -230,7 +297,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             continue
 
         # --- the event -------------------------------------------------------------
-        if o == OP_MAP or o == OP_UNMAP:
+        if o == OP_MAP or o == OP_UNMAP or o == OP_RESERVE or o == OP_RELEASE or o == OP_DONTNEED:
             shift = PAGE_SHIFT + IDX_BITS * s
             step = 1 << (IDX_BITS * s)  # 4-KiB pages per page of this size
             first = (va[i] >> shift) * step
@@ -254,8 +321,22 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                     if map_page(b, t, ctr, p, v, s, -1, arg[i]) == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
+            elif o == OP_UNMAP:
+                unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
+            elif t.meta[T_RECLAIM] != RECLAIM_LINUX:
+                if o != OP_RESERVE:  # a VMA's pages go as an unmap's; reserve changes nothing
+                    unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
+            elif o == OP_RESERVE:
+                vma_reserve_block(t, t.meta, T_V_TOP, p, t.p_vcnt[p] + 1)
+                vma_add(t, p, first, end)
+                t.p_vma[p] = 1
+            elif t.p_vma[p] == 0:  # no VMAs known: as under reclaim empty
+                unmap_range(b, t, ctr, p, first, end, False)
+            elif o == OP_RELEASE:
+                vma_reserve_block(t, t.meta, T_V_TOP, p, t.p_vcnt[p] + 1)
+                release(b, t, ctr, p, first, end)
             else:
-                unmap_range(b, t, ctr, p, first, end)
+                dontneed(b, t, ctr, p, first, end)
         elif o == OP_SPAWN:
             spawn(b, t, ctr, scheme, p)
         elif o == OP_VMM:

@@ -22,7 +22,7 @@ from ptpair.sim.buddy import (
     M_BACKGROUND, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, N_ORDERS, POLICIES, free_blocks,
 )
 from ptpair.sim.core import (
-    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
+    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
 )
 from ptpair.sim.pagetable import (
     KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
@@ -64,6 +64,10 @@ class Config:
     thp_deposit: a PTE table is deposited with every anonymous 2 MiB page, as Linux does
     (docs/semantics.md#thp-deposits); None: yes, except under the akaros-2015 allocator
     (Akaros has no transparent huge pages).
+    pt_reclaim: under reclaim `linux`, MADV_DONTNEED (a `dontneed` event) frees the PTE
+    tables it empties whole, as Linux 6.14+ with CONFIG_PT_RECLAIM does
+    (docs/semantics.md#page-table-reclaim); None: as the trace's recorded machine says
+    (`replay` reads it), on where it says nothing. Only for reclaim `linux`.
     """
 
     scheme: str = "pair"
@@ -74,6 +78,7 @@ class Config:
     initial: str | None = None
     age: str | None = None
     thp_deposit: bool | None = None
+    pt_reclaim: bool | None = None
 
     def __post_init__(self):
         from ptpair.sim.initial import is_synthetic, map_frames
@@ -103,6 +108,10 @@ class Config:
         if self.thp_deposit is None:
             object.__setattr__(self, "thp_deposit", self.allocator != "akaros-2015")
         object.__setattr__(self, "thp_deposit", bool(self.thp_deposit))
+        if self.pt_reclaim is not None:
+            if self.reclaim != "linux":
+                raise ValueError(f"pt_reclaim is a rule of reclaim linux, not of reclaim {self.reclaim}")
+            object.__setattr__(self, "pt_reclaim", bool(self.pt_reclaim))
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
         if self.policy not in POLICIES:
@@ -131,7 +140,8 @@ class Machine:
                                        POLICIES[config.policy], initial_runs(config))
         # per-frame table arrays cover the frames that are memory: holes ending a map cost nothing
         self.tables = new_tables(int(self.buddy.meta[M_MEM_END]), max(n_procs, 1),
-                                 reclaim=RECLAIMS[config.reclaim], deposit=config.thp_deposit)
+                                 reclaim=RECLAIMS[config.reclaim], deposit=config.thp_deposit,
+                                 pt_reclaim=config.pt_reclaim is not False)
         self.ctr = np.zeros(C.LEN, np.int64)
         self.samples: list[np.ndarray] = []
         self.skipped_bad: dict[str, int] = {}  # impossible events skipped (--lenient), by reason
@@ -195,6 +205,10 @@ class Machine:
                 break
             if status == STATUS_GROW and code == GROW_HANDLES:
                 self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.h_key))
+                continue
+            if status == STATUS_GROW and code == GROW_VMAS:
+                pool = len(self.tables.v_s)
+                self.tables = grow_tables(self.tables, vma_pool=max(2 * pool, pool + need))
                 continue
             if status == STATUS_GROW:
                 t = self.tables

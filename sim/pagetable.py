@@ -42,6 +42,7 @@ from ptpair.sim.allocator import needs_split, page_alloc, page_free
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim import counters as C
 from ptpair.sim.handles import h_rehash, new_handle_arrays
+from ptpair.sim.vmas import new_vma_arrays
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
 from ptpair.traces.format import MAP_FILE
 
@@ -64,11 +65,14 @@ KIND_PAIR = 2
 MODE_LAZY = 3
 
 # --- reclaim policies (when empty tables are freed) ---------------------------------
-# empty: as soon as they are empty (Linux's free_pgtables); exit: only at exit/exec
-# (Akaros in 2015: unmap frees data frames only)
+# empty: as soon as they are empty; exit: only at exit/exec (Akaros in 2015: unmap frees
+# data frames only); linux: as Linux frees them, from the processes' VMAs (free_pgtables
+# at munmap, PT_RECLAIM at MADV_DONTNEED, everything at exit; `free_pgd_range` below) --
+# for a process whose trace has no VMA events, as `empty`
 RECLAIMS = {name: code for code, name in enumerate(registry.RECLAIMS)}
 RECLAIM_EMPTY = RECLAIMS["empty"]
 RECLAIM_EXIT = RECLAIMS["exit"]
+RECLAIM_LINUX = RECLAIMS["linux"]
 
 # --- process states ----------------------------------------------------------------
 P_NONE = 0  # never spawned, or exited
@@ -85,7 +89,9 @@ T_G_FREE = 1
 T_RECLAIM = 2
 T_H_COUNT = 3  # entries in the handle table (sim/handles.py)
 T_DEPOSIT = 4  # 1: a PTE table is deposited with every anonymous 2 MiB page (Linux's THP)
-T_META_LEN = 5
+T_PT_RECLAIM = 5  # 1: MADV_DONTNEED frees the PTE tables it empties whole (CONFIG_PT_RECLAIM)
+T_V_TOP = 6  # the top of the VMA pool (sim/vmas.py)
+T_META_LEN = 7
 
 
 # scratch: allocation log for rolling back a page that cannot be mapped
@@ -102,12 +108,14 @@ Tables = namedtuple(
     "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
     "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
     "h_key h_used h_frame h_order h_state meta scratch t_owner pb_wasted "
-    "t_dep_head t_dep_tail dep_next huge_file",
+    "t_dep_head t_dep_tail dep_next huge_file "
+    "p_vma v_s v_e v_free p_voff p_vcap p_vcnt",
 )
 
 
 def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: int = 4096,
-               g_cap: int = 64, reclaim: int = RECLAIM_EMPTY, deposit: bool = False) -> Tables:
+               g_cap: int = 64, reclaim: int = RECLAIM_EMPTY, deposit: bool = False,
+               pt_reclaim: bool = False) -> Tables:
     t = Tables(
         ent=np.zeros((slot_cap, ENTRIES), np.int32),
         t_kpt=np.full(slot_cap, -1, np.int32),
@@ -140,11 +148,16 @@ def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: in
         dep_next=np.full(n_frames if deposit else 0, -1, np.int32),
         # 1 for a 2 MiB data block holding a file-backed page (indexed by frame >> IDX_BITS)
         huge_file=np.zeros(((n_frames >> IDX_BITS) + 1) if deposit else 0, np.int8),
+        # 1 for a process whose trace gave it VMAs (a `reserve`): under reclaim linux its
+        # tables are freed by VMA rules, else as under `empty`
+        p_vma=np.zeros(n_procs, np.int8),
+        **new_vma_arrays(n_procs, 1024 if reclaim == RECLAIM_LINUX else 0),
     )
     t.meta[T_SLOTS_FREE] = slot_cap
     t.meta[T_G_FREE] = g_cap
     t.meta[T_RECLAIM] = reclaim
     t.meta[T_DEPOSIT] = int(deposit)
+    t.meta[T_PT_RECLAIM] = int(pt_reclaim)
     return t
 
 
@@ -155,7 +168,7 @@ def _grow1(a: np.ndarray, n: int, fill) -> np.ndarray:
 
 
 def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None,
-                n_procs: int | None = None, handle_cap: int | None = None) -> Tables:
+                n_procs: int | None = None, handle_cap: int | None = None, vma_pool: int | None = None) -> Tables:
     """A copy of `t` with larger pools; live content and free stacks carried over."""
     d = t._asdict()
     if slot_cap is not None and slot_cap > len(t.t_kpt):
@@ -188,8 +201,11 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
         d["meta"] = meta
     if n_procs is not None and n_procs > len(t.p_root):
         for name, fill in (("p_root", -1), ("p_state", 0), ("p_mode", 0), ("p_vmm", 0), ("p_ept", 0),
-                           ("p_tables", 0)):
+                           ("p_tables", 0), ("p_vma", 0), ("p_voff", 0), ("p_vcap", 0), ("p_vcnt", 0)):
             d[name] = _grow1(t[t._fields.index(name)], n_procs, fill)
+    if vma_pool is not None and vma_pool > len(t.v_s):
+        d["v_s"] = _grow1(t.v_s, vma_pool, 0)
+        d["v_e"] = _grow1(t.v_e, vma_pool, 0)
     if handle_cap is not None and handle_cap > len(t.h_key):
         d.update(new_handle_arrays(handle_cap))
         new = Tables(**d)
@@ -563,9 +579,9 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
 
 
 @kernel
-def unmap_entry(b, t, ctr, p, slot, i, s):
+def unmap_entry(b, t, ctr, p, slot, i, s, keep):
     """Remove leaf entry i of table `slot` (page size class s), release its frame when
-    this was its last mapping, then free every table left empty, bottom up."""
+    this was its last mapping, then, unless `keep`, free every table left empty, bottom up."""
     e = t.ent[slot, i]
     frame = e - 1 if e > 0 else -e - 1
     t.ent[slot, i] = 0
@@ -589,8 +605,8 @@ def unmap_entry(b, t, ctr, p, slot, i, s):
             order = IDX_BITS * s
             page_free(b, frame, order)
             ctr[C.DATA] -= 1 << order
-    if t.meta[T_RECLAIM] != RECLAIM_EMPTY:
-        return  # tables stay, even empty, until exit
+    if keep:
+        return  # tables stay, even empty (reclaim exit, or linux: see free_pgd_range)
     cur = slot
     while t.t_level[cur] < ROOT_LEVEL and t.t_cnt[cur] == 0:
         parent = t.t_parent[cur]
@@ -598,9 +614,18 @@ def unmap_entry(b, t, ctr, p, slot, i, s):
         cur = parent
 
 
+@inline_kernel
+def keeps_tables(t, p):
+    """True if unmapping leaves p's emptied tables in place: reclaim `exit`, or `linux`
+    for a process with VMAs (whose tables only free_pgd_range and PT_RECLAIM free)."""
+    r = t.meta[T_RECLAIM]
+    return r == RECLAIM_EXIT or (r == RECLAIM_LINUX and t.p_vma[p] != 0)
+
+
 @kernel
-def unmap_range(b, t, ctr, p, lo, hi):
-    """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending.
+def unmap_range(b, t, ctr, p, lo, hi, keep):
+    """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending (`keep`:
+    tables left empty stay, see unmap_entry).
 
     Walks only present entries, so unmapping the whole address space costs what is
     mapped, not 2^35 steps. A table freed during the walk has all-zero entries and no
@@ -618,7 +643,7 @@ def unmap_range(b, t, ctr, p, lo, hi):
             if e3 == 0:
                 continue
             if e3 < 0:
-                unmap_entry(b, t, ctr, p, s3, i3, 2)
+                unmap_entry(b, t, ctr, p, s3, i3, 2, keep)
                 continue
             s2 = e3 - 1
             b2 = b3 + (i3 << 18)
@@ -627,13 +652,13 @@ def unmap_range(b, t, ctr, p, lo, hi):
                 if e2 == 0:
                     continue
                 if e2 < 0:
-                    unmap_entry(b, t, ctr, p, s2, i2, 1)
+                    unmap_entry(b, t, ctr, p, s2, i2, 1, keep)
                     continue
                 s1 = e2 - 1
                 b1 = b2 + (i2 << 9)
                 for i1 in range(max(lo, b1) - b1, min(hi, b1 + ENTRIES) - b1):
                     if t.ent[s1, i1] != 0:
-                        unmap_entry(b, t, ctr, p, s1, i1, 0)
+                        unmap_entry(b, t, ctr, p, s1, i1, 0, keep)
 
 
 @kernel
@@ -659,3 +684,74 @@ def free_tables_postorder(b, t, ctr, p):
             free_table(b, t, ctr, p, s2)
         free_table(b, t, ctr, p, s3)
 
+
+
+# --- Linux's page-table freeing (reclaim linux) --------------------------------------
+# Spans, in 4-KiB pages, of one table of each level below the root: pml1 2 MiB, pml2
+# 1 GiB, pml3 512 GiB.
+SPAN_PML1 = ENTRIES
+SPAN_PML2 = ENTRIES * ENTRIES
+SPAN_PML3 = ENTRIES * ENTRIES * ENTRIES
+
+
+@inline_kernel
+def _within(base, span, floor, ceiling):
+    return base >= floor and base + span <= ceiling
+
+
+@kernel
+def free_pgd_range(b, t, ctr, p, lo, hi, floor, ceiling):
+    """Free the tables of p that overlap 4-KiB page numbers [lo, hi) and whose whole span
+    lies in [floor, ceiling): Linux's free_pgd_range (mm/memory.c), which free_pgtables
+    calls after a munmap has zapped the pages, with floor = the previous VMA's end and
+    ceiling = the next one's start, so that no table a remaining VMA can use is freed.
+
+    In Linux's order: a pml2's pml1s ascending, then the pml2, and a pml3 after its
+    pml2s (free_pte_range, free_pmd_range, free_pud_range). A table that still holds an
+    entry is kept -- possible only in a trace that maps pages outside every VMA, which
+    Linux cannot have."""
+    root = t.p_root[p]
+    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
+        e4 = t.ent[root, i4]
+        if e4 <= 0:
+            continue
+        s3 = e4 - 1
+        b3 = i4 << 27
+        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + SPAN_PML3) - 1 - b3) >> 18) + 1):
+            e3 = t.ent[s3, i3]
+            if e3 <= 0:
+                continue
+            s2 = e3 - 1
+            b2 = b3 + (i3 << 18)
+            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + SPAN_PML2) - 1 - b2) >> 9) + 1):
+                e2 = t.ent[s2, i2]
+                b1 = b2 + (i2 << 9)
+                if e2 > 0 and t.t_cnt[e2 - 1] == 0 and _within(b1, SPAN_PML1, floor, ceiling):
+                    free_table(b, t, ctr, p, e2 - 1)
+            if t.t_cnt[s2] == 0 and _within(b2, SPAN_PML2, floor, ceiling):
+                free_table(b, t, ctr, p, s2)
+        if t.t_cnt[s3] == 0 and _within(b3, SPAN_PML3, floor, ceiling):
+            free_table(b, t, ctr, p, s3)
+
+
+@kernel
+def reclaim_pte_tables(b, t, ctr, p, lo, hi):
+    """PT_RECLAIM (Linux 6.14+, mm/pt_reclaim.c): after MADV_DONTNEED zapped [lo, hi)
+    (4-KiB page numbers, within one VMA), free each PTE table whose whole 2 MiB span the
+    range covers (reclaim_pt_is_enabled: the zap covers PMD_SIZE of it) and that is
+    empty; pml2 and pml3 tables stay."""
+    root = t.p_root[p]
+    v = ((lo + SPAN_PML1 - 1) >> IDX_BITS) << IDX_BITS  # the first whole span
+    while v + SPAN_PML1 <= hi:
+        e4 = t.ent[root, (v >> 27) & IDX_MASK]
+        if e4 <= 0:
+            v = ((v >> 27) + 1) << 27
+            continue
+        e3 = t.ent[e4 - 1, (v >> 18) & IDX_MASK]
+        if e3 <= 0:
+            v = ((v >> 18) + 1) << 18
+            continue
+        e2 = t.ent[e3 - 1, (v >> 9) & IDX_MASK]
+        if e2 > 0 and t.t_cnt[e2 - 1] == 0:
+            free_table(b, t, ctr, p, e2 - 1)
+        v += SPAN_PML1

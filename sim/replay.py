@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from ptpair.sim.machine import Config, Machine, ReplayError, Result
 from ptpair.traces.format import PidMap, Trace, TraceError, encode
@@ -22,6 +23,16 @@ def _run_checked(m: Machine, ev, chunk: Trace, line: int, sample_every, lenient)
         except InvariantError as e:
             raise InvariantError(f"{chunk.source}:{chunk.line_of(i, line)}: invariant broken after this "
                                  f"event: {e}") from None
+
+
+def _recorded_pt_reclaim(trace) -> bool:
+    """PT_RECLAIM as the trace's recorded machine had it; on where nothing is recorded
+    (the default of x86-64 Linux since 6.14)."""
+    from ptpair.traces.machineinfo import pt_reclaim_of, read_machine
+
+    machine = trace.machine if isinstance(trace, Trace) else read_machine(trace)
+    known = pt_reclaim_of(machine)
+    return True if known is None else known
 
 
 def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sample_every: int | None = None,
@@ -60,6 +71,8 @@ def replay(trace: Trace | str | os.PathLike, config: Config | None = None, sampl
         from ptpair.traces.canonical import iter_trace
 
         chunks = iter_trace(trace, batch_rows)
+    if config.reclaim == "linux" and config.pt_reclaim is None:
+        config = replace(config, pt_reclaim=_recorded_pt_reclaim(trace))
     m = Machine(config)
     pid_map = PidMap()
 

@@ -27,8 +27,14 @@ HUGE2M_BASES = [0x200000 * 5, 0x40000000 * 2, 0x7E0000000000]
 HUGE1G_BASES = [0x40000000 * 9, 0x7C0000000000]
 
 
+# 2 MiB-aligned bases of VMA events, so that releases and MADV_DONTNEEDs cover whole PTE tables
+VMA_BASES = [0x400000, 0x200000 * 7, 0x40000000 * 3, 0x40000000 * 3 - 0x200000, (1 << 39) - 0x400000]
+
+
 def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge: bool = True,
-                 huge2m: float = 0.05) -> Trace:
+                 huge2m: float = 0.05, vmas: float = 0.0) -> Trace:
+    """`vmas`: the share of a process's events that are VMA events (reserve, release,
+    dontneed), over ranges that meet the mapped ones."""
     rows = []
     alive: set[int] = set()
     handles: set[int] = set()
@@ -46,6 +52,13 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
             alive.add(p)
             continue
         p = rnd.choice(sorted(alive))
+        if rnd.random() < vmas:
+            op = rnd.choice(["reserve", "reserve", "release", "dontneed"])
+            va = rnd.choice(VMA_BASES + BASES) + rnd.choice([0, 0, rnd.randrange(0, 1024) * 4096])
+            length = rnd.choice([4096, 4 * 4096, 2 << 20, 4 << 20, rnd.randrange(1, 2048) * 4096, 1 << 30])
+            va = min(va, VA_LIMIT - 4096)
+            row(p, op, va, min(length, VA_LIMIT - va))
+            continue
         r = rnd.random()
         if r < 0.45:
             size = 4096

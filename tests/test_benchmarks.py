@@ -48,7 +48,7 @@ def test_bench_convert_runs():
 def test_bench_initial_reports_every_ratio():
     out = last_json(bench("bench_initial", "--repeats", 1, "--trace", ROOT / "traces" / "corpus" / "make-j4.parquet",
                           "--json"))
-    assert out["frames"] == 5505024 and out["events"] == 1323
+    assert out["frames"] == 5505024 and out["events"] == 2945
     for key in ("ratio_boot", "ratio_replay", "ratio_total", "ratio_start_to_scratch_replay"):
         assert out[key] > 0
         print(f"bench_initial (one repeat): {key} = {out[key]}")

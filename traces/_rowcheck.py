@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from numba import njit
 
-from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_UNMAP,
-                                  PAGE_SIZES, VA_LIMIT)
+from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_DONTNEED, OP_FORK, OP_KALLOC,
+                                  OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE, OP_UNMAP, PAGE_SIZES, VA_LIMIT)
 
 _PS_4K, _PS_2M, _PS_1G = PAGE_SIZES
 _N_MT = len(MIGRATETYPES)
@@ -65,7 +65,7 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
     for i in range(n):
         op = op_lut[op_idx[i]]
         kalloc = op == OP_KALLOC
-        ranged = (op == OP_MAP) | (op == OP_UNMAP)
+        ranged = (op == OP_MAP) | (op == OP_UNMAP) | (op == OP_RESERVE) | (op == OP_RELEASE) | (op == OP_DONTNEED)
         kfree = op == OP_KFREE
         needs_arg = (op == OP_FORK) | kalloc | kfree
         has_pid = _present(pid, pid_b, pid_o, i)

@@ -7,6 +7,7 @@ reports every bad cell as `file:line: what is wrong`.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -189,6 +190,14 @@ def read_trace(path: str | os.PathLike, fmt_hint: str | None = None, lenient: bo
 
     `lenient`: skip bad rows instead of stopping at the first (counted by reason in
     `Trace.skipped`; `Trace.lines` keeps the real line of each row kept)."""
+    trace = _read_trace(path, fmt_hint, lenient)
+    from ptpair.traces.machineinfo import read_machine
+
+    trace.machine = read_machine(path)
+    return trace
+
+
+def _read_trace(path, fmt_hint, lenient) -> Trace:
     path = Path(path)
     source = str(path)
     kind = _kind(path, source, fmt_hint)
@@ -262,28 +271,41 @@ def write_trace(trace: Trace, path: str | os.PathLike) -> None:
     """Write CSV or Parquet by the file's suffix, atomically (temp file, then rename)."""
     from ptpair.traces.atomic import atomic_path
 
+    from ptpair.traces.machineinfo import metadata, sidecar
+
     path = Path(path)
     table = _table_for_write(trace)
+    machine = getattr(trace, "machine", None)
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            if machine:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata(machine)})
             pq.write_table(table, tmp, compression="zstd", **_PARQUET_ENCODINGS)
         else:
             from pyarrow import csv
 
             table = table.set_column(1, "op", table.column("op").cast(pa.string()))
             csv.write_csv(table, tmp, csv.WriteOptions(quoting_style="needed"))
+    if path.suffix != ".parquet":  # a CSV's recorded machine is beside it (never a stale one)
+        side = sidecar(path)
+        if machine:
+            with atomic_path(side) as tmp:
+                Path(tmp).write_text(json.dumps(machine, sort_keys=True, indent=1) + "\n")
+        elif side.exists():
+            side.unlink()
 
 
-def write_parquet_chunks(chunks, path: str | os.PathLike) -> int:
+def write_parquet_chunks(chunks, path: str | os.PathLike, machine: dict | None = None) -> int:
     """Write an iterable of Trace chunks as one Parquet trace, a row group per chunk,
     atomically; returns the rows written. Memory holds one chunk at a time: for traces
     generated or converted piece by piece that would not fit whole. Every chunk must
-    have the same optional columns."""
+    have the same optional columns. `machine`: the recorded machine to store."""
     import pyarrow.parquet as pq
 
     from ptpair.traces.atomic import atomic_path
+    from ptpair.traces.machineinfo import metadata
 
     rows = 0
     with atomic_path(Path(path)) as tmp:
@@ -291,6 +313,8 @@ def write_parquet_chunks(chunks, path: str | os.PathLike) -> int:
         try:
             for chunk in chunks:
                 table = _table_for_write(chunk)
+                if machine:
+                    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata(machine)})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", **_PARQUET_ENCODINGS)
                 writer.write_table(table)

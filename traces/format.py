@@ -25,8 +25,12 @@ PAGE_SIZES = (1 << PAGE_SHIFT, 1 << HUGE_2M_SHIFT, 1 << HUGE_1G_SHIFT)
 
 # --- operations ---------------------------------------------------------------------
 # The code of an op is its index in OPS; the compiled core switches on these codes.
-OPS = ("spawn", "map", "unmap", "vmm", "fork", "exec", "exit", "kalloc", "kfree")
-OP_SPAWN, OP_MAP, OP_UNMAP, OP_VMM, OP_FORK, OP_EXEC, OP_EXIT, OP_KALLOC, OP_KFREE = range(len(OPS))
+# VMA events (reserve, release, dontneed) come last, so that the older codes keep theirs:
+# a process's mmap, munmap and madvise(MADV_DONTNEED) of an address range, for Linux's
+# page-table reclaim (docs/semantics.md#page-table-reclaim)
+OPS = ("spawn", "map", "unmap", "vmm", "fork", "exec", "exit", "kalloc", "kfree", "reserve", "release", "dontneed")
+(OP_SPAWN, OP_MAP, OP_UNMAP, OP_VMM, OP_FORK, OP_EXEC, OP_EXIT, OP_KALLOC, OP_KFREE, OP_RESERVE, OP_RELEASE,
+ OP_DONTNEED) = range(len(OPS))
 OP_CODE = {name: code for code, name in enumerate(OPS)}
 
 REQUIRED_COLUMNS = ("pid", "op", "va", "length", "arg", "order")
@@ -38,7 +42,7 @@ ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 # Which cells an op must have (others may be empty). Kernel allocations belong to no
 # process: a kalloc or kfree may leave its pid empty, which reads as pid 0.
 NEEDS_PID = frozenset(range(len(OPS))) - {OP_KALLOC, OP_KFREE}
-NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP))
+NEEDS_RANGE = frozenset((OP_MAP, OP_UNMAP, OP_RESERVE, OP_RELEASE, OP_DONTNEED))
 NEEDS_ARG = frozenset((OP_FORK, OP_KALLOC, OP_KFREE))
 NEEDS_ORDER = frozenset((OP_KALLOC,))
 # A map's arg: flags, 0 when empty. MAP_FILE: the pages are file-backed (page cache, shmem,
@@ -103,6 +107,7 @@ class Trace:
     lines: np.ndarray | None = None  # line of each row, where bad rows were skipped (--lenient)
     skipped: dict = field(default_factory=dict)  # rows skipped by reason (--lenient)
     first_bad: tuple | None = None  # (line, message) of the earliest bad row skipped
+    machine: dict | None = None  # the recorded machine (traces/machineinfo.py), if known
 
     def line_of(self, row: int, first_line: int = 2) -> int:
         return int(self.lines[row]) if self.lines is not None else first_line + row
@@ -116,7 +121,8 @@ class Trace:
                      "gfp_flags"):
             v = getattr(self, name)
             cols[name] = None if v is None else v[keep]
-        return Trace(**cols, source=self.source, lines=lines, skipped=dict(self.skipped), first_bad=self.first_bad)
+        return Trace(**cols, source=self.source, lines=lines, skipped=dict(self.skipped), first_bad=self.first_bad,
+                     machine=self.machine)
 
     def __len__(self) -> int:
         return len(self.op)

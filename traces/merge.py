@@ -21,7 +21,7 @@ import numpy as np
 
 from ptpair.traces.format import OP_CODE, Trace, TraceError
 
-LIFE_OPS = ("spawn", "fork", "exec", "exit", "map", "unmap", "vmm")
+LIFE_OPS = ("spawn", "fork", "exec", "exit", "map", "unmap", "vmm", "reserve", "release", "dontneed")
 _OPTIONAL = ("time", "comm", "migratetype", "gfp_flags")
 
 
@@ -75,4 +75,9 @@ def merge(traces: list[Trace], align: str = "none") -> tuple[Trace, str | None]:
             parts = [getattr(t, name) if getattr(t, name) is not None
                      else np.full(len(t), fill, dtype=object if fill is None else np.int8) for t in traces]
             cols[name] = cat([np.asarray(p, dtype=object if fill is None else np.int8) for p in parts])[order]
-    return Trace.from_columns(source="+".join(t.source for t in traces), **cols), note
+    out = Trace.from_columns(source="+".join(t.source for t in traces), **cols)
+    machines = [t.machine for t in traces if t.machine]
+    # recorded on one machine: the merge keeps it (recordings of two machines keep neither)
+    if machines and all(m == machines[0] for m in machines):
+        out.machine = machines[0]
+    return out, note

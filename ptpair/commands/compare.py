@@ -17,6 +17,7 @@ def add_arguments(p) -> None:
                    help=f"scheme the differences are taken against (default: {registry.BASELINE})")
     options.add_machine(p, multi=True)
     options.add_thp_deposit(p)
+    options.add_pt_reclaim(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="every scheme's full result as JSON")
     out.add_argument("--csv", action="store_true", help="the table as CSV")
@@ -35,7 +36,7 @@ def run(args) -> int:
     for n, path in enumerate(paths):
         trace = api.read_any(path, args.format, populate=args.populate)
         table, results = api.compare(trace, args.schemes, args.policy, pages, allocator, reclaim, cfg.initial,
-                                     cfg.age, cfg.thp_deposit)
+                                     cfg.age, cfg.thp_deposit, cfg.pt_reclaim)
         if args.json:
             out_json[str(path)] = {s: r.to_dict() for s, r in results.items()}
         elif args.csv:

@@ -26,7 +26,9 @@ def run(args) -> int:
         # canonical to Parquet: streamed a chunk at a time, memory bounded whatever the length
         from ptpair.traces.format import ALL_COLUMNS
 
-        rows = api.write_parquet_chunks(api.iter_trace(src, columns=ALL_COLUMNS), args.output)
+        from ptpair.traces.machineinfo import read_machine
+
+        rows = api.write_parquet_chunks(api.iter_trace(src, columns=ALL_COLUMNS), args.output, read_machine(src))
         print(f"wrote {args.output}: {rows} events", file=sys.stderr)
         return 0
     trace = api.read_any(args.input if len(args.input) > 1 else src, args.format, lenient=args.lenient,

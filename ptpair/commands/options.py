@@ -200,7 +200,8 @@ def add_machine(p, multi: bool = False) -> None:
     add_policy(p)
     p.add_argument("--allocator", choices=registry.ALLOCATORS, default=None, help=registry.ALLOCATOR_HELP)
     p.add_argument("--reclaim", choices=registry.RECLAIMS, default=None,
-                   help="free empty page tables at once (empty, default) or only at exit (Akaros)")
+                   help="when page tables are freed: once empty (empty, default), only at exit (exit, Akaros), "
+                        "or as Linux does from the trace's VMA events (linux; docs/semantics.md#page-table-reclaim)")
     presets = "; ".join(f"{k.name} = --allocator {k.allocator} --reclaim {k.reclaim}" for k in registry.KERNELS)
     p.add_argument("--kernel", choices=sorted(registry.BY_KERNEL), default=None, help=f"preset: {presets}")
 
@@ -209,6 +210,12 @@ def add_thp_deposit(p) -> None:
     p.add_argument("--thp-deposit", choices=("on", "off"), default=None,
                    help="deposit a PTE table with every anonymous 2 MiB page, as Linux does (default: on, off under "
                         "the akaros-2015 allocator; docs/semantics.md#thp-deposits)")
+
+
+def add_pt_reclaim(p) -> None:
+    p.add_argument("--pt-reclaim", choices=("on", "off"), default=None,
+                   help="under --reclaim linux: MADV_DONTNEED frees the PTE tables it empties whole (Linux 6.14+, "
+                        "CONFIG_PT_RECLAIM; default: as the trace's recorded machine says, else on)")
 
 
 def add_policy(p) -> None:
@@ -229,9 +236,11 @@ def config(args, scheme: str | None = None):
     allocator, reclaim = kernel_options(args)
     try:
         deposit = getattr(args, "thp_deposit", None)
+        pt_reclaim = getattr(args, "pt_reclaim", None)
         return Config(scheme or args.scheme, args.policy, memory_pages(args), allocator, reclaim,
                       initial=getattr(args, "initial", None), age=getattr(args, "age", None),
-                      thp_deposit=None if deposit is None else deposit == "on")
+                      thp_deposit=None if deposit is None else deposit == "on",
+                      pt_reclaim=None if pt_reclaim is None else pt_reclaim == "on")
     except ValueError as e:  # a combination the options cannot make (a map and a synthetic ager)
         raise UsageError(str(e)) from None
 

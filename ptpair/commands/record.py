@@ -53,8 +53,10 @@ def run(args) -> int:
 
 def _write(trace, output, raw=None) -> None:
     from ptpair.traces.canonical import write_trace
+    from ptpair.traces.machineinfo import this_machine
 
     report_counts(trace)
+    trace.machine = this_machine()  # what the replay under --reclaim linux follows
     write_trace(trace, output)
     print(f"wrote {output}: {len(trace)} events" + (f" (raw log: {raw})" if raw else ""), file=sys.stderr)
 
@@ -101,6 +103,7 @@ def run_kmem(args) -> int:
 
 def run_snapshot(args) -> int:
     from ptpair.traces.canonical import write_trace
+    from ptpair.traces.machineinfo import this_machine
     from ptpair.traces.record import vmpte_path, write_vmpte
     from ptpair.traces.snapshot import snapshot
 
@@ -117,6 +120,7 @@ def run_snapshot(args) -> int:
         for _, why in skipped:
             print(f"ptpair record snapshot: skipped {why}", file=sys.stderr)
     trace = series.trace(str(args.output))
+    trace.machine = this_machine()
     write_trace(trace, args.output)
     side = vmpte_path(args.output)
     write_vmpte(series, side)

@@ -16,6 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("trace", help="a trace in any supported format (canonical CSV or Parquet, strace, kmem)")
     options.add_machine(p)
     options.add_thp_deposit(p)
+    options.add_pt_reclaim(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timing", action="store_true", help="include read and replay times")
     p.add_argument("--lenient", action="store_true",

@@ -364,11 +364,12 @@ class Proc:
     mode: str
     vmm: bool = False
     failed: bool = False
+    vmas: list | None = None  # reclaim linux: sorted, merged (start, end) page ranges; None: no VMA event yet
 
 
 class Reference:
     def __init__(self, scheme="pair", policy="address", memory_pages=1 << 20, track_peaks=True,
-                 allocator="buddy", reclaim="empty", initial=None, thp_deposit=None):
+                 allocator="buddy", reclaim="empty", initial=None, thp_deposit=None, pt_reclaim=True):
         """`initial`: the initial state, a FREE / USED / HOLE per frame (len memory_pages);
         None: every frame free."""
         state = [FREE] * memory_pages if initial is None else [int(x) for x in initial]
@@ -377,6 +378,7 @@ class Reference:
         self.holes = {x for x in range(memory_pages) if state[x] == HOLE}  # not memory
         self.scheme = scheme
         self.reclaim = reclaim
+        self.pt_reclaim = pt_reclaim
         self.allocator = allocator
         # a PTE table deposited with each anonymous 2 MiB page (Linux's THP), except on Akaros
         self.thp_deposit = allocator != "akaros-2015" if thp_deposit is None else thp_deposit
@@ -628,7 +630,11 @@ class Reference:
         self.next_gid += 1
         return self.next_gid - 1
 
-    def unmap_entry(self, t, i):
+    def keeps(self, proc):
+        """Unmapping leaves emptied tables: reclaim exit, or linux for a process with VMAs."""
+        return self.reclaim == "exit" or (self.reclaim == "linux" and proc.vmas is not None)
+
+    def unmap_entry(self, t, i, keep):
         leaf = t.entries.pop(i)
         self.c["unmapped"] += 1
         self._count_write(t, leaf.size)
@@ -642,8 +648,8 @@ class Reference:
                 self.free_gids.append(leaf.frame)
             else:
                 self._free(leaf.frame, 9 * leaf.size)
-        if self.reclaim != "empty":
-            return  # tables stay until exit
+        if keep:
+            return  # tables stay until exit (or Linux's free_pgtables)
         while t.level < 4 and not t.entries:
             parent = t.parent
             self._free_table(t)
@@ -668,9 +674,78 @@ class Reference:
         walk(proc.root, 0)
         return out
 
-    def unmap_range(self, proc, lo, hi):
+    def unmap_range(self, proc, lo, hi, keep=None):
+        keep = self.keeps(proc) if keep is None else keep
         for t, i, _, _ in self.leaves(proc, lo, hi):
-            self.unmap_entry(t, i)
+            self.unmap_entry(t, i, keep)
+
+    # --- Linux's page-table freeing (reclaim linux), straight from mm/memory.c ---------
+    @staticmethod
+    def _pieces(vmas, lo, hi):
+        return [(max(s, lo), min(e, hi)) for s, e in vmas if s < hi and e > lo]
+
+    def _free_empty_within(self, proc, lo, hi, floor, ceiling):
+        """free_pgd_range: post-order, free every empty table overlapping [lo, hi) whose span
+        lies within [floor, ceiling)."""
+        def walk(t, base):
+            span = 1 << (9 * t.level)
+            for i in sorted(t.entries):
+                e = t.entries.get(i)
+                if isinstance(e, Table):
+                    walk(e, base + i * (span >> 9))
+            if (t.level < 4 and not t.entries and base < hi and base + span > lo
+                    and floor <= base and base + span <= ceiling):
+                self._free_table(t)
+        walk(proc.root, 0)
+
+    def release(self, proc, lo, hi):
+        self.unmap_range(proc, lo, hi, True)
+        vmas = proc.vmas
+        pieces = self._pieces(vmas, lo, hi)
+        if pieces:
+            before = [e for s, e in vmas if e <= lo] + [lo for s, e in vmas if s < lo < e]
+            after = [s for s, e in vmas if s >= hi] + [hi for s, e in vmas if s < hi < e]
+            floor = max(before, default=0)
+            ceiling = min(after, default=USER_PAGES)
+            groups = []  # free_pgtables: a VMA joins the group while it starts within 2 MiB of its end
+            for s, e in pieces:
+                if groups and s <= groups[-1][1] + 512:
+                    groups[-1][1] = e
+                else:
+                    groups.append([s, e])
+            for g, (s, e) in enumerate(groups):
+                top = groups[g + 1][0] if g + 1 < len(groups) else ceiling
+                self._free_empty_within(proc, s, e, floor, top)
+        proc.vmas = [(s, min(e, lo)) for s, e in vmas if s < lo] + [(max(s, hi), e) for s, e in vmas if e > hi]
+        proc.vmas = sorted(v for v in proc.vmas if v[0] < v[1])
+
+    def reserve(self, proc, lo, hi):
+        out = []
+        for s, e in sorted((proc.vmas or []) + [(lo, hi)]):
+            if out and s <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((s, e))
+        proc.vmas = out
+
+    def dontneed(self, proc, lo, hi):
+        self.unmap_range(proc, lo, hi, True)
+        if not self.pt_reclaim:
+            return
+        for s, e in self._pieces(proc.vmas, lo, hi):
+            for t, i, v, pml1 in self._pml1_tables(proc):
+                if s <= v and v + 512 <= e and not pml1.entries:
+                    self._free_table(pml1)
+
+    def _pml1_tables(self, proc):
+        out = []
+        for i4, t3 in sorted(proc.root.entries.items()):
+            for i3, t2 in sorted(t3.entries.items()):
+                if isinstance(t2, Table):
+                    for i2, t1 in sorted(t2.entries.items()):
+                        if isinstance(t1, Table):
+                            out.append((t2, i2, (i4 << 27) | (i3 << 18) | (i2 << 9), t1))
+        return out
 
     def tables_preorder(self, proc):
         out = []
@@ -699,8 +774,9 @@ class Reference:
 
     def exit(self, pid):
         proc = self.procs.pop(pid)
-        self.unmap_range(proc, 0, USER_PAGES)
-        if self.reclaim != "empty":  # depth-first: pml1s, then their pml2, the pml3 last
+        keep = self.keeps(proc)
+        self.unmap_range(proc, 0, USER_PAGES, keep)
+        if keep:  # depth-first: pml1s, then their pml2, the pml3 last
             for i4 in sorted(proc.root.entries):
                 t3 = proc.root.entries[i4]
                 for i3 in sorted(t3.entries):
@@ -752,6 +828,8 @@ class Reference:
         cp = self.spawn(child)
         if cp.failed or self.procs[parent].failed:
             return
+        if self.procs[parent].vmas is not None:
+            cp.vmas = list(self.procs[parent].vmas)
         for _, _, vpn, leaf in self.leaves(self.procs[parent]):
             self.map_page(cp, vpn, leaf.size, share=leaf.frame)  # (a 2 MiB page's flags are its frame's)
 
@@ -774,7 +852,7 @@ class Reference:
                 if self.track_peaks:
                     self._update_peaks()
                 return
-        if op in ("map", "unmap"):
+        if op in ("map", "unmap", "reserve", "release", "dontneed"):
             size = {4096: 0, 2 << 20: 1, 1 << 30: 2}[page_size]
             step = 1 << (9 * size)
             shift = 12 + 9 * size
@@ -784,8 +862,19 @@ class Reference:
                 for v in range(first, end, step):
                     if self.map_page(proc, v, size, flags=arg) == "already":
                         self.c["already"] += 1
-            else:
+            elif op == "unmap":
                 self.unmap_range(proc, first, end)
+            elif self.reclaim != "linux":
+                if op != "reserve":
+                    self.unmap_range(proc, first, end)
+            elif op == "reserve":
+                self.reserve(proc, first, end)
+            elif proc.vmas is None:
+                self.unmap_range(proc, first, end, False)
+            elif op == "release":
+                self.release(proc, first, end)
+            else:
+                self.dontneed(proc, first, end)
         elif op == "spawn":
             self.spawn(pid)
         elif op == "vmm":

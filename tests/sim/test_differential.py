@@ -16,8 +16,9 @@ SCHEME_NAMES = list(SCHEMES)
 
 
 def reference_replay(trace, scheme, policy, memory_pages, check=False, allocator="buddy", reclaim="empty",
-                     thp_deposit=None):
-    ref = Reference(scheme, policy, memory_pages, allocator=allocator, reclaim=reclaim, thp_deposit=thp_deposit)
+                     thp_deposit=None, pt_reclaim=True):
+    ref = Reference(scheme, policy, memory_pages, allocator=allocator, reclaim=reclaim, thp_deposit=thp_deposit,
+                    pt_reclaim=pt_reclaim)
     for i in range(len(trace)):
         ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
                   int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
@@ -80,7 +81,8 @@ def compare(res, ref):
 
 
 KERNELS = st.sampled_from([("buddy", "empty"), ("buddy", "exit"), ("akaros-2015", "exit"),
-                           ("akaros-2015", "empty"), ("linux", "empty"), ("linux", "exit")])
+                           ("akaros-2015", "empty"), ("linux", "empty"), ("linux", "exit"), ("buddy", "linux"),
+                           ("linux", "linux")])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
@@ -132,24 +134,51 @@ def test_thp_deposits_match_reference(rnd, scheme, memory, kernel, deposit, per_
     trace = random_trace(rnd, 70, huge2m=0.5)
     ev = encode(trace)
     m = Machine(Config(scheme, "address", memory, allocator, reclaim, thp_deposit=deposit), ev.n_procs)
+    _replay_both(m, ev, trace, per_event, Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim,
+                                                    thp_deposit=deposit))
+    if not deposit:
+        assert m.result().final["deposited_pte_pages"] == 0
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(rnd=st.randoms(use_true_random=False), scheme=st.sampled_from(SCHEME_NAMES),
+       memory=st.sampled_from([300, 2048, 1 << 14]), kernel=KERNELS, pt_reclaim=st.booleans(),
+       per_event=st.booleans())
+def test_vma_events_match_reference(rnd, scheme, memory, kernel, pt_reclaim, per_event):
+    """Traces with VMA events (reserve, release, dontneed) under every reclaim rule, with
+    and without PT_RECLAIM: Linux's free_pgtables floors and ceilings and PT_RECLAIM free
+    the same tables in the same order (free lists equal), invariants kept."""
+    allocator, reclaim = kernel
+    trace = random_trace(rnd, 90, huge2m=0.1, vmas=0.3)
+    ev = encode(trace)
+    pr = pt_reclaim if reclaim == "linux" else None
+    m = Machine(Config(scheme, "address", memory, allocator, reclaim, pt_reclaim=pr), ev.n_procs)
+    _replay_both(m, ev, trace, per_event, Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim,
+                                                    pt_reclaim=pt_reclaim))
+
+
+def _replay_both(m, ev, trace, per_event, ref):
+    """Replay `trace` on the core machine `m` and the reference `ref`: whole, or event by
+    event with every invariant and the free lists checked after each; then compare."""
     if per_event:
         from ptpair.sim.check import check_state
 
-        ref = Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim, thp_deposit=deposit)
         for i in range(len(trace)):
             m.run(ev, i, i + 1)
             check_state(m)
-            ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]),
-                      int(trace.arg[i]), int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
+            _ref_event(ref, trace, i)
             ref.check_invariants()
             assert m.free_blocks() == ref.buddy.blocks(), f"free lists differ after event {i}"
     else:
         m.run(ev)
-        ref = reference_replay(trace, scheme, "address", memory, allocator=allocator, reclaim=reclaim,
-                               thp_deposit=deposit)
+        for i in range(len(trace)):
+            _ref_event(ref, trace, i)
     compare(m.result(), ref)
-    if not deposit:
-        assert m.result().final["deposited_pte_pages"] == 0
+
+
+def _ref_event(ref, trace, i):
+    ref.event(int(trace.pid[i]), OPS[trace.op[i]], int(trace.va[i]), int(trace.length[i]), int(trace.arg[i]),
+              int(trace.order[i]), int(trace.page_size[i]), int(trace.migratetype[i]))
 
 
 def test_pool_growth_matches_reference():

@@ -85,8 +85,8 @@ def test_a_log_without_f_is_one_process(tmp_path):
                  "exit_group(0)                           = ?\n"
                  "+++ exited with 0 +++\n")
     got = events(read_strace(p))
-    assert [o for _, o, *_ in got] == ["spawn", "exec", "map", "exit"]
-    assert got[2][2:4] == (0x7F0000000000, 12288)
+    assert [o for _, o, *_ in got] == ["spawn", "exec", "reserve", "map", "exit"]
+    assert got[2][2:4] == got[3][2:4] == (0x7F0000000000, 12288)
 
 
 @pytest.mark.parametrize("populate", ["none", 0.5, "all"])

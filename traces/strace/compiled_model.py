@@ -16,15 +16,16 @@ from numba import njit
 
 from ptpair.traces.format import OP_CODE
 from ptpair.traces.strace.compiled_spaces import (MIN_BLOCK, _accessible_of, _add, _alloc, _free, _protect,
-                                                  _remove)
+                                                  _remove, _span)
 from ptpair.traces.strace.model import CLONE_THREAD, CLONE_VFORK, CLONE_VM, PAGE_SIZE, VA_LIMIT
-from ptpair.traces.strace.scan import ACCESSIBLE, UNMAP_ADVICE, _grow
+from ptpair.traces.strace.scan import ACCESSIBLE, DONTNEED_ADVICE, UNMAP_ADVICE, _grow
 from ptpair.traces.strace.scan_words import (BRK, CLONE3, END, EXECVE, EXECVEAT, FORK, MADVISE, MMAP, MMAP2,
                                              MREMAP, MUNMAP, PKEY_MPROTECT)
 
 OK, GIVE_UP = 0, 1
 POPULATE_ALL, POPULATE_NONE, POPULATE_FRACTION = 0, 1, 2
 OP_MAP, OP_UNMAP = OP_CODE["map"], OP_CODE["unmap"]
+OP_RESERVE, OP_RELEASE, OP_DONTNEED = OP_CODE["reserve"], OP_CODE["release"], OP_CODE["dontneed"]
 OP_SPAWN, OP_FORK, OP_EXEC, OP_EXIT = OP_CODE["spawn"], OP_CODE["fork"], OP_CODE["exec"], OP_CODE["exit"]
 # rows: pid, op, va, length (bytes), arg, line; times apart (float)
 R_PID, R_OP, R_VA, R_LEN, R_ARG, R_LINE = range(6)
@@ -272,14 +273,19 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             OL, OH = _grow(OL, 2 * room), _grow(OH, 2 * room)
         o = off[sp]
         a0, a1, a2 = args[i, 0], args[i, 1], args[i, 2]
-        # each change: the ranges to unmap (u0, u1) then to map (m0, m1), as the Python
-        # model emits them
-        u0 = u1 = m0 = m1 = 0
+        # each change: the range to unmap, release or dontneed (u0, u1; its op uop), the
+        # range to reserve (r0, r1), then to map (m0, m1), as the Python model emits them
+        u0 = u1 = r0 = r1 = m0 = m1 = 0
+        uop = OP_RELEASE
         opened = 0
         if nm == MMAP or nm == MMAP2:
             acc = 1 if flags[i] & ACCESSIBLE else 0
             length = _page_up(a1)
+            lo_, hi_ = _span(S, E, o, cnt[sp], ret[i], ret[i] + length)
+            if hi_ > lo_:  # MAP_FIXED over mappings: Linux unmaps them first
+                u0, u1 = ret[i], ret[i] + length
             cnt[sp] = _add(S, E, A, o, cnt[sp], ret[i], ret[i] + length, acc, PS, PE, PA)
+            r0, r1 = ret[i], ret[i] + length
             if acc:
                 m0, m1 = ret[i], ret[i] + length
         elif nm == MUNMAP:
@@ -295,6 +301,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             old = brk_cur[sp]
             if new_brk > old:
                 m0, m1 = _page_up(old), _page_up(new_brk)
+                r0, r1 = m0, m1
                 cnt[sp] = _add(S, E, A, o, cnt[sp], m0, m1, 1, PS, PE, PA)
             elif new_brk < old:
                 u0, u1 = _page_up(new_brk), _page_up(old)
@@ -306,18 +313,22 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             cnt[sp] = _remove(S, E, A, o, cnt[sp], a0, a0 + old_len, PS, PE, PA)
             u0, u1 = a0, a0 + old_len
             cnt[sp] = _add(S, E, A, o, cnt[sp], ret[i], ret[i] + new_len, acc, PS, PE, PA)
+            r0, r1 = ret[i], ret[i] + new_len
             if acc:
                 m0, m1 = ret[i], ret[i] + new_len
         elif nm == MADVISE:
             if flags[i] & UNMAP_ADVICE:
                 u0, u1 = a0, a0 + _page_up(a1)
+                uop = OP_DONTNEED if flags[i] & DONTNEED_ADVICE else OP_UNMAP
         else:  # mprotect, pkey_mprotect
             acc = 1 if flags[i] & ACCESSIBLE else 0
             cnt[sp], opened = _protect(S, E, A, o, cnt[sp], a0, a0 + _page_up(a1), acc, PS, PE, PA, OL, OH)
         pid = ids[sp]
-        # unmap (model._Builder.unmap), then map (_Builder.map) of each range
+        # unmap (model._Builder.unmap), reserve (_Builder.reserve), then map (_Builder.map)
         if u1 > u0 and u0 < VA_LIMIT and mode != POPULATE_NONE:
-            k = _emit(rows, times, k, pid, OP_UNMAP, u0, min(u1, VA_LIMIT) - u0, 0, ti, li)
+            k = _emit(rows, times, k, pid, uop, u0, min(u1, VA_LIMIT) - u0, 0, ti, li)
+        if r1 > r0 and r1 <= VA_LIMIT and mode != POPULATE_NONE:
+            k = _emit(rows, times, k, pid, OP_RESERVE, r0, r1 - r0, 0, ti, li)
         for r in range(opened + 1):
             lo, hi = (m0, m1) if r == opened else (OL[r], OH[r])
             if hi <= lo:

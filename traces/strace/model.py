@@ -2,11 +2,13 @@
 
 Semantics (docs/trace-format.md#strace-logs):
 
-* mmap/mmap2 -> `map` of the returned range (length rounded up to pages); munmap ->
-  `unmap`; brk -> map/unmap of the heap's change since the address space's first brk;
-  mremap -> unmap old + map new; madvise(MADV_DONTNEED|MADV_FREE|MADV_REMOVE) ->
-  `unmap`; mprotect changes no table, but see the populate model. Failed calls change
-  nothing.
+* VMAs: mmap/mmap2 -> `reserve` of the returned range (length rounded up to pages),
+  after a `release` of it if it replaces mappings (MAP_FIXED), then `map` of it;
+  munmap -> `release`; brk -> reserve + map of the heap's growth since the address
+  space's first brk, release of its shrinking; mremap -> release old, reserve + map new;
+  madvise(MADV_DONTNEED) -> `dontneed`, madvise(MADV_FREE|MADV_REMOVE) -> `unmap` (the
+  pages go, the tables stay: docs/semantics.md#page-table-reclaim); mprotect changes no
+  table, but see the populate model. Failed calls change nothing.
 * execve/execveat success -> `exec`; fork/vfork/clone/clone3 without CLONE_VM -> `fork`;
   a vfork child (CLONE_VM|CLONE_VFORK) borrows its parent's address space, creating no
   tables, until its execve gives it its own (`spawn`); threads (CLONE_THREAD, or CLONE_VM
@@ -39,7 +41,7 @@ from ptpair.traces.units import PAGE_SIZE, VA_LIMIT  # noqa: F401  (the compiled
 CLONE_VM = 0x00000100
 CLONE_VFORK = 0x00004000
 CLONE_THREAD = 0x00010000
-UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")
+UNMAP_ADVICE = ("MADV_DONTNEED", "MADV_FREE", "MADV_REMOVE")  # the first: `dontneed`, the others `unmap`
 DROPPED_HIGH = "outside the 47-bit address space"  # mappings dropped (counted, not refused): a Trace.skipped key
 
 
@@ -154,12 +156,18 @@ class _Builder:
             end = start + max(1, math.ceil(n * self.populate)) * PAGE_SIZE
         self.emit(sp.owner, OP_CODE["map"], start, end - start, t=t, line=line)
 
-    def unmap(self, sp: _Space, start: int, end: int, t, line):
+    def unmap(self, sp: _Space, start: int, end: int, t, line, op="unmap"):
+        """An unmap, release or dontneed of [start, end) (clipped to the address space)."""
         if end <= start or start >= VA_LIMIT:
             return
         if self.populate == "none":
             return
-        self.emit(sp.owner, OP_CODE["unmap"], start, min(end, VA_LIMIT) - start, t=t, line=line)
+        self.emit(sp.owner, OP_CODE[op], start, min(end, VA_LIMIT) - start, t=t, line=line)
+
+    def reserve(self, sp: _Space, start: int, end: int, t, line):
+        if end <= start or end > VA_LIMIT or self.populate == "none":
+            return  # (a range beyond the address space is counted as dropped by `map`)
+        self.emit(sp.owner, OP_CODE["reserve"], start, end - start, t=t, line=line)
 
     # -- processes
     def new_process(self, tid: int, t, line, parent_pid: int | None = None):
@@ -282,13 +290,17 @@ def _apply(b: _Builder, c: Call) -> None:
             length = _page_up(_int(a[1]))
             acc = _accessible(a[2])
             start = c.ret
+            lo, hi = sp._span(start, start + length)
+            if hi > lo:  # MAP_FIXED over mappings: Linux unmaps them first
+                b.unmap(sp, start, start + length, t, line, "release")
             sp.add(start, start + length, acc)
+            b.reserve(sp, start, start + length, t, line)
             if acc:
                 b.map(sp, start, start + length, t, line)
         elif name == "munmap":
             start, length = _int(a[0]), _page_up(_int(a[1]))
             sp.remove(start, start + length)
-            b.unmap(sp, start, start + length, t, line)
+            b.unmap(sp, start, start + length, t, line, "release")
         elif name == "brk":
             new = c.ret
             if sp.brk_start is None:
@@ -296,24 +308,27 @@ def _apply(b: _Builder, c: Call) -> None:
                 return
             old = sp.brk_cur
             if new > old:
+                b.reserve(sp, _page_up(old), _page_up(new), t, line)
                 b.map(sp, _page_up(old), _page_up(new), t, line)
                 sp.add(_page_up(old), _page_up(new), True)
             elif new < old:
-                b.unmap(sp, _page_up(new), _page_up(old), t, line)
+                b.unmap(sp, _page_up(new), _page_up(old), t, line, "release")
                 sp.remove(_page_up(new), _page_up(old))
             sp.brk_cur = new
         elif name == "mremap":
             old, old_len, new_len = _int(a[0]), _page_up(_int(a[1])), _page_up(_int(a[2]))
             acc = sp.accessible_of(old)
             sp.remove(old, old + old_len)
-            b.unmap(sp, old, old + old_len, t, line)
+            b.unmap(sp, old, old + old_len, t, line, "release")
             sp.add(c.ret, c.ret + new_len, acc)
+            b.reserve(sp, c.ret, c.ret + new_len, t, line)
             if acc:
                 b.map(sp, c.ret, c.ret + new_len, t, line)
         elif name == "madvise":
-            if any(adv in a[2] for adv in UNMAP_ADVICE):
+            advice = next((adv for adv in UNMAP_ADVICE if adv in a[2]), None)
+            if advice is not None:
                 start, length = _int(a[0]), _page_up(_int(a[1]))
-                b.unmap(sp, start, start + length, t, line)
+                b.unmap(sp, start, start + length, t, line, "dontneed" if advice == UNMAP_ADVICE[0] else "unmap")
         elif name in ("mprotect", "pkey_mprotect"):
             start, length = _int(a[0]), _page_up(_int(a[1]))
             for lo, hi in sp.protect(start, start + length, _accessible(a[2])):

@@ -42,6 +42,7 @@ UNSURE, NO_RESULT = -1, -2  # _finish: give up; no result (a bad line)
 # the flags word of a memory call's third argument
 ACCESSIBLE = 1  # a prot without PROT_NONE that is not 0 (model._accessible)
 UNMAP_ADVICE = 2  # MADV_DONTNEED, MADV_FREE or MADV_REMOVE (model.UNMAP_ADVICE)
+DONTNEED_ADVICE = 4  # MADV_DONTNEED (or _LOCKED): a `dontneed` event, the others an `unmap`
 
 
 @njit(cache=True)
@@ -83,8 +84,10 @@ def _memory_args(buf, a, b, name, out, starts, ends):
             pb -= 1
         if name == MADVISE:
             need_int = 0
-            if (_find(buf, pa, pb, W_DONTNEED) >= 0 or _find(buf, pa, pb, W_FREE) >= 0
-                    or _find(buf, pa, pb, W_REMOVE) >= 0):
+            if _find(buf, pa, pb, W_DONTNEED) >= 0:
+                out[3] = UNMAP_ADVICE | DONTNEED_ADVICE
+                need_int = 0b011
+            elif _find(buf, pa, pb, W_FREE) >= 0 or _find(buf, pa, pb, W_REMOVE) >= 0:
                 out[3] = UNMAP_ADVICE
                 need_int = 0b011
         else:  # mmap, mmap2 (length), mprotect, pkey_mprotect (start, length)
