@@ -332,14 +332,17 @@ def _line(b: _Builder, pid, tid, t, rest, no):
             del b.spaces[pid]
 
 
-def read_perf(path, thp_mode: str | None = None, lenient: bool = False) -> Trace:
-    """The canonical trace of a `perf script` text file (see the module docstring).
-    `thp_mode`: the recorded machine's transparent-huge-page mode (always, madvise,
-    never); by default this machine's."""
-    path = Path(path)
-    if thp_mode is None:
-        from ptpair.traces.machineinfo import this_machine
+THP_MODES = ("always", "madvise", "never")
+DEFAULT_THP_MODE = "madvise"  # Linux's default (CONFIG_TRANSPARENT_HUGEPAGE_MADVISE) and most distributions'
 
-        thp_mode = this_machine().get("thp_enabled") or "madvise"
+
+def read_perf(path, thp_mode: str = DEFAULT_THP_MODE, lenient: bool = False) -> Trace:
+    """The canonical trace of a `perf script` text file (see the module docstring).
+    `thp_mode`: the recorded machine's transparent-huge-page mode (THP_MODES; `ptpair
+    record perf` passes the recording machine's). A default that does not depend on the
+    machine converting keeps a conversion the same everywhere."""
+    path = Path(path)
+    if thp_mode not in THP_MODES:
+        raise ValueError(f"unknown THP mode {thp_mode!r}; choose from {', '.join(THP_MODES)}")
     with open(path, encoding="utf-8", errors="replace") as f:
         return convert_lines(f, str(path), thp_mode, lenient)

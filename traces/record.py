@@ -194,8 +194,8 @@ def _vmpte_sampler(which, interval: float, stop, samples: list) -> None:
 
     while True:
         last = stop.is_set()
-        t = time.monotonic()
         for pid in sorted(which()):
+            t = time.monotonic()  # each process's own moment: the replay is taken up to it
             kb = vmpte_kb(pid)
             if kb is None:
                 continue
@@ -210,7 +210,7 @@ def _vmpte_sampler(which, interval: float, stop, samples: list) -> None:
 
 
 def record_perf(command: list[str], raw, all_processes: bool = False, duration: float | None = None,
-                on_recording=None, vmpte_interval: float = 0.25):
+                on_recording=None, vmpte_interval: float = 0.1):
     """Record page faults, the memory syscalls and process exits (PERF_EVENTS) with perf's
     mapping and task records, while `command` runs (its process tree; with
     `all_processes`, every process that starts meanwhile, and the command is optional),
@@ -292,9 +292,10 @@ def record_perf(command: list[str], raw, all_processes: bool = False, duration: 
                                    text=True)
             if q.returncode:
                 raise RecordError(f"perf script failed: {q.stderr.strip()[-300:]}")
-    from ptpair.traces.perf import read_perf
+    from ptpair.traces.machineinfo import this_machine
+    from ptpair.traces.perf import DEFAULT_THP_MODE, read_perf
 
-    trace = read_perf(raw)
+    trace = read_perf(raw, this_machine().get("thp_enabled") or DEFAULT_THP_MODE)
     return trace, samples, status
 
 

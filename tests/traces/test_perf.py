@@ -124,6 +124,13 @@ def test_a_process_started_during_the_recording_replays_to_its_vmpte(tmp_path):
     tables = lv["pml3"] + lv["pml2"] + lv["pml1"] + r.final["deposited_pte_pages"]
     assert r.final["deposited_pte_pages"] >= 6  # the MADV_HUGEPAGE region came as 2 MiB pages
     assert tables * 4 == want
-    samples = (tmp_path / "all.vmpte.csv").read_text().splitlines()
-    assert samples[0] == "time,pid,comm,vmpte_kb"
-    assert any(line.split(",")[1] == str(child.pid) for line in samples[1:])
+    # the VmPTE samples taken while it recorded, next to the replay at the same moments
+    from ptpair.analysis.vmpte import check_vmpte, read_samples
+
+    checked = check_vmpte(trace, read_samples(tmp_path / "all.vmpte.csv"))
+    last = checked[checked.pid == child.pid].iloc[-1]
+    assert last.vmpte_kb == want and last.replayed_kb == want
+    cli = subprocess.run([sys.executable, "-m", "ptpair", "check-vmpte", str(out), "-o", str(tmp_path / "c.csv")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert f"pid {child.pid} (python)" in cli.stdout and f"VmPTE {want} kB, replayed {want} kB" in cli.stdout
