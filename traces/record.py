@@ -187,6 +187,44 @@ def _descendants(root: int) -> set[int]:
     return out
 
 
+def _enable(ctl: str, ack: str, rec) -> None:
+    """Tell a perf started disabled (`-D -1 --control fifo:CTL,ACK`) to enable its events,
+    and wait for its acknowledgement -- without hanging if perf has exited instead."""
+    import errno
+    import select
+
+    def alive():
+        if rec.poll() is not None:
+            raise RecordError(f"perf record exited (status {rec.returncode}) before recording: "
+                              f"{(rec.stderr.read() or '').strip()[-300:]}")
+
+    a = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:  # a FIFO opens for writing only once perf has opened it for reading
+            try:
+                c = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                alive()
+                time.sleep(0.01)
+        try:
+            os.write(c, b"enable\n")
+        finally:
+            os.close(c)
+        reply = b""
+        while b"\n" not in reply:
+            alive()
+            if select.select([a], [], [], 0.1)[0]:
+                chunk = os.read(a, 64)
+                if not chunk:  # no writer yet (perf has not opened it): EOF at once
+                    time.sleep(0.01)
+                reply += chunk
+    finally:
+        os.close(a)
+
+
 def _vmpte_sampler(which, interval: float, stop, samples: list) -> None:
     """Append (monotonic time, pid, comm, VmPTE kB) for each process `which()` names, every
     `interval` seconds until `stop` is set, and once more at the end."""
@@ -245,10 +283,7 @@ def record_perf(command: list[str], raw, all_processes: bool = False, duration: 
                 os.mkfifo(ack)
                 rec = subprocess.Popen([*base, "-a", "-D", "-1", f"--control=fifo:{ctl},{ack}"],
                                        stderr=subprocess.PIPE, text=True, start_new_session=True)
-                with open(ctl, "w") as c, open(ack) as a:  # enable, and wait until perf says it is on
-                    c.write("enable\n")
-                    c.flush()
-                    a.readline()
+                _enable(ctl, ack, rec)
                 which = lambda: _pids() - before - {rec.pid}  # noqa: E731
             else:
                 rec = subprocess.Popen([*base, "--", *command], stderr=subprocess.PIPE, text=True,
