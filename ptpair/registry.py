@@ -75,7 +75,7 @@ KERNELS = (
 BY_KERNEL = {k.name: k for k in KERNELS}
 DEFAULT_MACHINE = ("buddy", "empty")  # (allocator, reclaim) without --kernel
 
-FORMATS = ("canonical", "strace", "kmem")  # input formats (traces/readers.py)
+FORMATS = ("canonical", "strace", "kmem", "perf")  # input formats (traces/readers.py)
 WORKLOADS = ("fork-heavy", "kernel-churn", "mixed", "sparse", "vmm-heavy")  # traces/synth.py
 FIGURE_FORMATS = ("svg", "pdf", "png")
 # paired statistics (analysis/inference.py): the estimator (with its interval and test) and

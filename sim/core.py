@@ -22,7 +22,7 @@ from ptpair.sim.pagetable import (  # noqa: I001
     H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
     RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE,
     T_V_TOP, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder, keeps_tables, log_reset, map_page,
-    new_table, reclaim_pte_tables, rollback, unmap_range,
+    new_table, pmd_none, reclaim_pte_tables, rollback, unmap_range,
 )
 from ptpair.sim.vmas import vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, \
     vma_room
@@ -31,8 +31,8 @@ from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.traces.format import (
-    OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE, OP_SPAWN,
-    OP_UNMAP, OP_VMM, PAGE_SHIFT,
+    MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE,
+    OP_RESERVE, OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT,
 )
 
 STATUS_DONE = 0
@@ -306,8 +306,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
                 # twins of existing tables: those keep the page-by-page path
                 bulk = s == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
+                thp = s == 0 and (arg[i] & MAP_THP) != 0
                 v = first
                 while v < end:
+                    if thp and pmd_none(t, p, v):
+                        # the fault maps the aligned 2 MiB page around v (anonymous)
+                        if map_page(b, t, ctr, p, (v >> IDX_BITS) << IDX_BITS, 1, -1, arg[i] & MAP_FILE) == MAP_ALREADY:
+                            ctr[C.ALREADY] += 1
+                        v = ((v >> IDX_BITS) + 1) << IDX_BITS
+                        continue
                     if bulk and b.meta[M_FREE_PAGES] == 0:
                         n, k = _exhausted_span(t, p, v, end)
                         if n > 0:

@@ -487,6 +487,24 @@ def is_mapped(t, p, vpn, s):
 
 
 @kernel
+def pmd_none(t, p, vpn):
+    """True if the pml2 entry over 4-KiB page `vpn` of p is empty (no pml1 table, no 2 MiB
+    page; the tables above may be missing too): where Linux's fault maps a transparent
+    huge page (`pmd_none(*vmf->pmd)` in __handle_mm_fault)."""
+    cur = t.p_root[p]
+    level = ROOT_LEVEL
+    while level > 2:
+        e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
+        if e < 0:
+            return False  # a 1 GiB page covers it
+        if e == 0:
+            return True
+        cur = e - 1
+        level -= 1
+    return t.ent[cur, (vpn >> IDX_BITS) & IDX_MASK] == 0
+
+
+@kernel
 def map_page(b, t, ctr, p, vpn, s, share, flags):
     """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.

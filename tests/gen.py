@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from ptpair.traces.format import MAP_FILE, VA_LIMIT, Trace
+from ptpair.traces.format import MAP_FILE, MAP_THP, VA_LIMIT, Trace
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -32,9 +32,10 @@ VMA_BASES = [0x400000, 0x200000 * 7, 0x40000000 * 3, 0x40000000 * 3 - 0x200000, 
 
 
 def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge: bool = True,
-                 huge2m: float = 0.05, vmas: float = 0.0) -> Trace:
+                 huge2m: float = 0.05, vmas: float = 0.0, thp: float = 0.0) -> Trace:
     """`vmas`: the share of a process's events that are VMA events (reserve, release,
-    dontneed), over ranges that meet the mapped ones."""
+    dontneed), over ranges that meet the mapped ones; `thp`: the share of 4-KiB maps that
+    are faults where transparent huge pages apply (MAP_THP)."""
     rows = []
     alive: set[int] = set()
     handles: set[int] = set()
@@ -75,6 +76,8 @@ def random_trace(rnd: random.Random, n_events: int = 60, max_pid: int = 6, huge:
             if size > 4096:
                 length = rnd.choice([1, size, 2 * size])
             va = min(va, VA_LIMIT - size)
+            if size == 4096 and rnd.random() < thp:
+                flags = MAP_THP | (MAP_FILE if rnd.random() < 0.2 else 0)
             row(p, "map", va, min(length, VA_LIMIT - va), arg=flags, page_size=size)
         elif r < 0.62:
             va = rnd.choice(BASES + HUGE2M_BASES) + rnd.randrange(0, 64) * 4096

@@ -231,7 +231,8 @@ def _table_for_write(trace: Trace) -> pa.Table:
     """Arrow table with empty (null) cells where an op does not use a field."""
     op = trace.op
     rng = np.isin(op, list(fmt.NEEDS_RANGE))
-    argm = np.isin(op, list(fmt.NEEDS_ARG))
+    # a map's arg is its flags: written where set (an empty cell reads as 0)
+    argm = np.isin(op, list(fmt.NEEDS_ARG)) | ((op == fmt.OP_MAP) & (trace.arg != 0))
     ordm = np.isin(op, list(fmt.NEEDS_ORDER))
     psm = rng & (trace.page_size != fmt.PAGE_SIZE)
     cols = {

@@ -48,7 +48,11 @@ NEEDS_ORDER = frozenset((OP_KALLOC,))
 # A map's arg: flags, 0 when empty. MAP_FILE: the pages are file-backed (page cache, shmem,
 # DAX or hugetlbfs), so Linux deposits no PTE table with a 2 MiB one (docs/semantics.md)
 MAP_FILE = 1
-MAP_FLAGS_MAX = MAP_FILE
+# MAP_THP: a 4-KiB map in a region where transparent huge pages apply (a fault recorded by
+# `perf`): the page comes as a 2 MiB anonymous page when the aligned 2 MiB around it has
+# no table or page yet, as Linux's do_huge_pmd_anonymous_page maps it (docs/semantics.md)
+MAP_THP = 2
+MAP_FLAGS_MAX = MAP_FILE | MAP_THP
 
 
 def op_mask(op: np.ndarray, ops) -> np.ndarray:
@@ -214,7 +218,8 @@ def validate(trace: Trace, first_line: int = 2, checker: RowChecker | None = Non
     fail(~ps_ok, "bad page size",
          lambda r: f"page_size {int(trace.page_size[r])} is not one of 4096, 2097152, 1073741824")
     fail((op == OP_MAP) & ((trace.arg < 0) | (trace.arg > MAP_FLAGS_MAX)), "bad map flags",
-         lambda r: f"a map's arg is its flags: 0 (anonymous) or {MAP_FILE} (file-backed), got {int(trace.arg[r])}")
+         lambda r: f"a map's arg is its flags: 0 (anonymous), {MAP_FILE} (file-backed), {MAP_THP} (transparent "
+                   f"huge page where it can be) or {MAP_FILE | MAP_THP}, got {int(trace.arg[r])}")
     ka = op == OP_KALLOC
     fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)), "order outside 0..10",
          lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")

@@ -3,6 +3,8 @@
     canonical   ptpair's own CSV or Parquet (docs/trace-format.md)
     strace      `strace -f -tt -e trace=memory,process` logs (traces/strace/)
     kmem        `perf script` of the kmem page-allocator tracepoints (traces/kmem.py)
+    perf        `perf script` of page faults, memory syscalls and perf's mapping and task
+                records (`ptpair record perf`, traces/perf.py)
 
 A snapshot series (`ptpair record snapshot`) is written as a canonical trace, so it
 needs no reader of its own. `read_any` turns any of them into one canonical Trace; the
@@ -19,6 +21,7 @@ from ptpair.registry import FORMATS
 from ptpair.traces.format import Trace, TraceError
 
 _KMEM = re.compile(r"kmem:mm_page_(alloc|free|free_batched):")
+_PERF = re.compile(r"exceptions:page_fault_(user|kernel):|PERF_RECORD_MMAP2 ")
 
 
 def detect(path: str | os.PathLike) -> str:
@@ -40,6 +43,8 @@ def detect(path: str | os.PathLike) -> str:
         return "canonical"
     if _KMEM.search(text):
         return "kmem"
+    if _PERF.search(text):
+        return "perf"
     from ptpair.traces.strace import looks_like_strace
 
     if looks_like_strace(text):
@@ -47,7 +52,7 @@ def detect(path: str | os.PathLike) -> str:
     if not text.strip():
         raise TraceError(source, None, "empty file")
     raise TraceError(source, 1, "unknown format: not a canonical trace (CSV with a header naming 'op', or "
-                                "Parquet), an strace log or perf script kmem output; --format overrides")
+                                "Parquet), an strace log, or perf script output of kmem or of page faults; --format overrides")
 
 
 def read_any(paths, fmt: str | None = None, lenient: bool = False, populate="all") -> Trace:
@@ -68,6 +73,10 @@ def read_any(paths, fmt: str | None = None, lenient: bool = False, populate="all
         from ptpair.traces.kmem import read_kmem
 
         return read_kmem(paths[0], lenient=lenient)
+    if kind == "perf":
+        from ptpair.traces.perf import read_perf
+
+        return read_perf(paths[0], lenient=lenient)
     from ptpair.traces.canonical import read_trace
 
     return read_trace(paths[0], lenient=lenient)

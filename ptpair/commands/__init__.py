@@ -20,7 +20,7 @@ from ptpair.errors import (
 
 # In the order `ptpair --help` lists them.
 VERBS = ("replay", "validate", "compare", "synth", "stats", "breakeven", "sweep", "minmem", "frag", "record",
-         "walkbench", "report", "plot", "convert", "merge")
+         "walkbench", "report", "plot", "convert", "merge", "check-vmpte")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ptpair {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     for verb in VERBS:
-        mod = importlib.import_module(f"ptpair.commands.{verb}")
+        mod = importlib.import_module(f"ptpair.commands.{verb.replace('-', '_')}")
         p = sub.add_parser(verb, help=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(func=mod.run)

@@ -33,6 +33,15 @@ def add_arguments(p) -> None:
     r.add_argument("--raw", default=None, help="raw perf script output (default: OUTPUT's stem + .kmem.txt)")
     r.add_argument("--seconds", type=float, default=5.0, help="how long, when no command is given (default 5)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded while it runs)")
+    r = rsub.add_parser("perf", help="record the pages processes touch (page faults), their mappings and life "
+                                     "cycle with perf; VmPTE of each process sampled beside")
+    r.add_argument("-o", "--output", required=True, help="canonical trace (.csv or .parquet)")
+    r.add_argument("--raw", default=None, help="raw perf script output (default: OUTPUT's stem + .perf.txt)")
+    r.add_argument("--all", action="store_true",
+                   help="every process started during the recording (machine-wide), not only the command's")
+    r.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="with --all and no command: stop after S seconds (default: at SIGINT/SIGTERM)")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded with its process tree)")
     r = rsub.add_parser("freemap", help="the free frames of one zone now (/proc/kpageflags; needs root), for "
                                         "replays that start from this machine's memory")
     r.add_argument("-o", "--output", required=True, help="free map (.parquet)")
@@ -48,15 +57,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     return {"buddyinfo": run_buddyinfo, "strace": run_strace, "kmem": run_kmem, "snapshot": run_snapshot,
-            "freemap": run_freemap}[args.what](args)
+            "freemap": run_freemap, "perf": run_perf}[args.what](args)
 
 
-def _write(trace, output, raw=None) -> None:
+def _write(trace, output, raw=None, **recording) -> None:
     from ptpair.traces.canonical import write_trace
     from ptpair.traces.machineinfo import this_machine
 
     report_counts(trace)
-    trace.machine = this_machine()  # what the replay under --reclaim linux follows
+    trace.machine = {**this_machine(), **recording}  # what the replay under --reclaim linux follows
     write_trace(trace, output)
     print(f"wrote {output}: {len(trace)} events" + (f" (raw log: {raw})" if raw else ""), file=sys.stderr)
 
@@ -98,6 +107,29 @@ def run_kmem(args) -> int:
     command = options.command_after_dashes(args.command) or ["sleep", str(args.seconds)]
     raw = raw_path(args.output, args.raw, ".kmem.txt")
     _write(record_kmem(command, raw), args.output, raw)
+    return 0
+
+
+def run_perf(args) -> int:
+    from ptpair.traces.perf import LOST
+    from ptpair.traces.record import raw_path, record_perf, vmpte_path, write_vmpte_samples
+
+    command = options.command_after_dashes(args.command)
+    if args.duration is not None and (not args.all or command):
+        raise UsageError("--duration is for --all without a command (a command's recording ends with it)")
+    raw = raw_path(args.output, args.raw, ".perf.txt")
+    trace, samples, status = record_perf(command, raw, args.all, args.duration,
+                                         on_recording=lambda: print("recording", file=sys.stderr, flush=True))
+    if status:
+        print(f"ptpair record perf: the command exited with status {status}", file=sys.stderr)
+    lost = trace.skipped.get(LOST, 0)
+    if lost:
+        print(f"ptpair record perf: perf lost {lost} events (its buffer was full): the trace misses them",
+              file=sys.stderr)
+    _write(trace, args.output, raw, lost_events=lost)
+    side = vmpte_path(args.output)
+    write_vmpte_samples(samples, side)
+    print(f"VmPTE of the recorded processes over time: {side} ({len(samples)} samples)", file=sys.stderr)
     return 0
 
 

@@ -630,6 +630,18 @@ class Reference:
         self.next_gid += 1
         return self.next_gid - 1
 
+    @staticmethod
+    def _pmd_none(proc, vpn):
+        t = proc.root
+        for level in (4, 3):
+            e = t.entries.get((vpn >> (9 * (level - 1))) % 512)
+            if e is None:
+                return True
+            if isinstance(e, Leaf):
+                return False
+            t = e
+        return ((vpn >> 9) % 512) not in t.entries
+
     def keeps(self, proc):
         """Unmapping leaves emptied tables: reclaim exit, or linux for a process with VMAs."""
         return self.reclaim == "exit" or (self.reclaim == "linux" and proc.vmas is not None)
@@ -859,9 +871,16 @@ class Reference:
             first = (va >> shift) * step
             end = (((va + length - 1) >> shift) + 1) * step
             if op == "map":
-                for v in range(first, end, step):
+                v = first
+                while v < end:
+                    if size == 0 and arg & 2 and self._pmd_none(proc, v):  # MAP_THP: a 2 MiB page
+                        if self.map_page(proc, v - v % 512, 1, flags=arg & 1) == "already":
+                            self.c["already"] += 1
+                        v = v - v % 512 + 512
+                        continue
                     if self.map_page(proc, v, size, flags=arg) == "already":
                         self.c["already"] += 1
+                    v += step
             elif op == "unmap":
                 self.unmap_range(proc, first, end)
             elif self.reclaim != "linux":

@@ -128,10 +128,11 @@ def test_invariants_after_every_event(rnd, scheme, policy, memory, kernel):
        memory=st.sampled_from([1100, 2048, 4096, 1 << 14]), kernel=KERNELS, deposit=st.booleans(),
        per_event=st.booleans())
 def test_thp_deposits_match_reference(rnd, scheme, memory, kernel, deposit, per_event):
-    """Traces rich in 2 MiB pages (anonymous and file-backed), with and without deposits:
-    the same deposited tables, freed in the same order (free lists equal), invariants kept."""
+    """Traces rich in 2 MiB pages (anonymous and file-backed, and faults where transparent
+    huge pages apply: MAP_THP), with and without deposits: the same deposited tables,
+    freed in the same order (free lists equal), invariants kept."""
     allocator, reclaim = kernel
-    trace = random_trace(rnd, 70, huge2m=0.5)
+    trace = random_trace(rnd, 70, huge2m=0.5, thp=0.3)
     ev = encode(trace)
     m = Machine(Config(scheme, "address", memory, allocator, reclaim, thp_deposit=deposit), ev.n_procs)
     _replay_both(m, ev, trace, per_event, Reference(scheme, "address", memory, allocator=allocator, reclaim=reclaim,

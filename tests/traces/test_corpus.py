@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2] / "traces" / "corpus"
 
 
 def test_manifest_describes_every_file():
-    assert {t["recorder"] for t in CORPUS} == {"strace", "perf kmem", "merge", "snapshot"}
+    assert {t["recorder"] for t in CORPUS} == {"strace", "perf kmem", "merge", "snapshot", "perf"}
     on_disk = {p.name for p in ROOT.glob("*.parquet")}
     maps = sources.freemaps()
     assert on_disk == {t["file"] for t in CORPUS} | {m["file"] for m in maps}
@@ -48,6 +48,18 @@ def test_raw_logs_convert_to_the_corpus_traces(t, tmp_path):
     got = api.read_any(raw)
     want = api.read_trace(t["path"])
     assert np.array_equal(_events(got), _events(want))
+
+
+@pytest.mark.parametrize("t", [t for t in CORPUS if t["recorder"] == "perf"], ids=lambda t: t["name"])
+def test_perf_recordings_replay_to_their_vmpte_samples(t):
+    """The page tables of each process replayed up to each VmPTE sample's moment (under
+    --kernel linux) equal the kernel's own VmPTE then, within 2 % for at least 95 % of
+    the samples (those of processes the trace holds at that moment)."""
+    from ptpair.analysis.vmpte import agreement, check_vmpte, read_samples
+
+    checked = check_vmpte(api.read_trace(t["path"]), read_samples(ROOT / t["vmpte"]))
+    a = agreement(checked)
+    assert a["samples"] >= 2 and a["share_within"] >= 0.95, checked.to_string()
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -1,0 +1,136 @@
+"""`ptpair record perf`: a process started during `record perf --all` replays to its own VmPTE."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from pathlib import Path
+
+import pytest
+
+from ptpair import api
+from ptpair.traces.format import MAP_FILE, MAP_THP, OPS, Trace, TraceError
+from ptpair.traces.perf import BEFORE, LOST, NOT_PERF, UNRECORDED_PARENT, read_perf
+from ptpair.traces.readers import detect
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "perf"
+
+
+def test_small_log_gives_the_hand_checked_trace():
+    # small.perf.txt: records perf synthesized for a process running before (ignored), its
+    # fault (counted), a child of it that execs, execve's own mappings (MMAP2 outside a
+    # syscall), kernel and user faults, an mmap whose MMAP2 shows the merged VMA, a THP
+    # region, lost events, a thread's madvise, a failed munmap, brk, a fork and exits
+    t = read_perf(DATA / "small.perf.txt", thp_mode="madvise")
+    got = list(zip(t.pid.tolist(), [OPS[o] for o in t.op], t.va.tolist(), t.length.tolist(), t.arg.tolist()))
+    assert got == [
+        (1000, "spawn", 0, 0, 0), (1000, "exec", 0, 0, 0),
+        (1000, "reserve", 0x7FFC89ADF000, 0x21000, 0), (1000, "reserve", 0x559A6FAFD000, 0xD000, 0),
+        (1000, "map", 0x7FFC89AFE000, 4096, 0), (1000, "map", 0x559A6FAFD000, 4096, MAP_FILE),
+        (1000, "reserve", 0x7F0000200000, 0x400000, 0), (1000, "map", 0x7F0000200000, 4096, MAP_THP),
+        (1000, "map", 0x7F0000000000, 4096, 0), (1000, "dontneed", 0x7F0000400000, 0x200000, 0),
+        (1000, "release", 0x7F0000000000, 0x1000, 0), (1000, "reserve", 0x559A9C2C8000, 0x21000, 0),
+        (1002, "fork", 0, 0, 1000), (1002, "exit", 0, 0, 0)]
+    assert t.skipped == {UNRECORDED_PARENT: 1, BEFORE: 1, LOST: 7}
+    assert t.line_of(0) == 5 and t.line_of(len(t) - 1) == 32
+    assert detect(DATA / "small.perf.txt") == "perf"
+    # THP `never`: no MAP_THP; `always`: every anonymous fault whose 2 MiB fits its VMA
+    never = read_perf(DATA / "small.perf.txt", thp_mode="never")
+    assert not (never.arg & MAP_THP).any()
+
+
+def test_map_flags_survive_csv_and_parquet(tmp_path):
+    t = Trace.from_columns(pid=[1, 1, 1, 1], op=["spawn", "map", "map", "map"], va=[0, 0, 1 << 21, 1 << 22],
+                           length=[0, 4096, 4096, 4096], arg=[0, MAP_FILE, MAP_THP, 0])
+    for suffix in (".csv", ".parquet"):
+        api.write_trace(t, tmp_path / f"t{suffix}")
+        assert api.read_trace(tmp_path / f"t{suffix}").arg.tolist() == [0, MAP_FILE, MAP_THP, 0]
+
+
+def test_a_bad_line_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.perf.txt"
+    lines = (DATA / "small.perf.txt").read_text().splitlines()
+    lines[9] = lines[9].replace("address=0x559a6fafd010", "address=zz")
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceError, match=r"bad.perf.txt:10: "):
+        read_perf(p)
+    lenient = read_perf(p, lenient=True)
+    assert lenient.skipped[NOT_PERF] == 1 and len(lenient) == 13
+
+
+CHILD = r"""
+import ctypes, mmap, sys, time
+M = 2 << 20
+keep = []
+a = mmap.mmap(-1, 16 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(a)
+for i in range(0, 16 * M, 4096): a[i] = 1                      # dense
+s = mmap.mmap(-1, 1 << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(s)
+for i in range(0, 1 << 30, 8 * M): s[i] = 1                    # sparse: a table per page
+h = mmap.mmap(-1, 12 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(h)
+h.madvise(mmap.MADV_HUGEPAGE)
+for i in range(0, 12 * M, 4096): h[i] = 1                      # transparent huge pages
+a.madvise(mmap.MADV_DONTNEED, 0, 4 * M)                        # whole tables: reclaimed
+u = mmap.mmap(-1, 6 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, 6 * M, 4096): u[i] = 1
+u.close()                                                      # munmap
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def _vmpte(pid):
+    m = re.search(r"VmPTE:\s+(\d+)", open(f"/proc/{pid}/status").read())
+    return int(m.group(1))
+
+
+def _perf_works():
+    if shutil.which("perf") is None:
+        return "perf is not installed"
+    p = subprocess.run(["perf", "record", "-q", "-e", "exceptions:page_fault_user", "-o", "/dev/null", "--", "true"],
+                       capture_output=True, text=True)
+    return None if p.returncode == 0 else f"perf cannot record page faults here: {p.stderr.strip()[-200:]}"
+
+
+WHY = _perf_works()
+
+
+@pytest.mark.skipif(WHY is not None, reason=WHY or "")
+def test_a_process_started_during_the_recording_replays_to_its_vmpte(tmp_path):
+    out = tmp_path / "all.parquet"
+    rec = subprocess.Popen([sys.executable, "-m", "ptpair", "record", "perf", "--all", "-o", str(out)],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert rec.stderr.readline().strip() == "recording"
+        child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        want = _vmpte(child.pid)
+        rec.send_signal(2)  # SIGINT: the recording ends cleanly
+        _, err = rec.communicate(timeout=300)
+        assert rec.returncode == 0, err
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    assert _vmpte(child.pid) == want  # (it slept: nothing changed since)
+    child.kill()
+    trace = api.read_trace(out)
+    mine = trace.drop(trace.pid != child.pid, 2)
+    assert len(mine) > 100
+    r = api.replay(mine, api.Config("separate", "address", 1 << 21, "linux", "linux"))
+    lv = r.final["kpt_pages_by_level"]
+    tables = lv["pml3"] + lv["pml2"] + lv["pml1"] + r.final["deposited_pte_pages"]
+    assert r.final["deposited_pte_pages"] >= 6  # the MADV_HUGEPAGE region came as 2 MiB pages
+    assert tables * 4 == want
+    # the VmPTE samples taken while it recorded, next to the replay at the same moments
+    from ptpair.analysis.vmpte import check_vmpte, read_samples
+
+    checked = check_vmpte(trace, read_samples(tmp_path / "all.vmpte.csv"))
+    last = checked[checked.pid == child.pid].iloc[-1]
+    assert last.vmpte_kb == want and last.replayed_kb == want
+    cli = subprocess.run([sys.executable, "-m", "ptpair", "check-vmpte", str(out), "-o", str(tmp_path / "c.csv")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert f"pid {child.pid} (python)" in cli.stdout and f"VmPTE {want} kB, replayed {want} kB" in cli.stdout

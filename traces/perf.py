@@ -1,0 +1,348 @@
+"""`perf script` output of page faults, memory syscalls and process events -> canonical traces.
+
+    perf record -d -e exceptions:page_fault_user -e exceptions:page_fault_kernel \\
+        -e syscalls:sys_{enter,exit}_{mmap,munmap,mremap,brk,madvise} -e sched:sched_process_exit ...
+    perf script -F comm,pid,tid,time,event,trace --show-mmap-events --show-task-events
+
+      python3  6001/6001  58617.696035: PERF_RECORD_MMAP2 6001/6001: [0x7ffc89adf000(0x21000) @ ...]: rw-p [stack]
+      python3  6001/6001  58617.696132:   exceptions:page_fault_user: address=0x7f413cbc6b70 ip=... error_code=0x14
+
+strace sees mmap, not which pages a process touches; the kernel's fault tracepoints do.
+Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group id (the
+`pid` of `pid/tid`: threads share tables):
+
+* records perf synthesizes at the start from /proc (time 0) describe processes that were
+  running before the recording: their mappings hold pages the recording never saw, so
+  they and their events are left out (counted in `Trace.skipped`);
+* `PERF_RECORD_FORK(c:ct):(p:pt)` with c != p -> `fork` of c from p (a thread when c == p:
+  nothing); a parent the recording never saw begin (running before it started) has
+  unknown mappings, so its child is a `spawn` (empty) instead, marked in `Trace.skipped`
+  (`children of unrecorded processes`) -- exact again from its `exec`;
+* `PERF_RECORD_COMM exec` -> `exec` (a process first seen at its exec: `spawn`);
+  `sched:sched_process_exit` with `group_dead=true` -> `exit`; processes alive at the
+  end stay alive (the trace ends with them, as the machine did);
+* VMAs: `mmap` -> `reserve` of the range it returned, after a `release` of it where a
+  MAP_FIXED mapping replaces others; `PERF_RECORD_MMAP2` outside a syscall (the
+  mappings `execve` makes: stack, program, loader, vdso) -> `reserve` (inside one it
+  gives the VMA after merging, and whether it is file-backed); `munmap` -> `release`; `brk` growth -> `reserve`, shrinking -> `release`;
+  `mremap` -> `release` old, `reserve` new (the moved pages: see below);
+  `madvise(MADV_DONTNEED)` -> `dontneed`, `MADV_FREE`/`MADV_REMOVE` -> `unmap`,
+  `MADV_HUGEPAGE`/`MADV_NOHUGEPAGE` mark the range for transparent huge pages;
+* a fault (user, or kernel on a user address: the ELF loader, `read()` into a fresh
+  buffer) at address A -> `map` of A's page; in an anonymous VMA where transparent huge
+  pages apply (THP `always`, or `madvise` and the range marked) the map carries `MAP_THP`:
+  a 2 MiB page where the aligned 2 MiB around A lies in the VMA and has no PTE table yet
+  (the machine decides, docs/semantics.md#transparent-huge-page-faults), as
+  `do_huge_pmd_anonymous_page` does; a page of a file-backed or shared VMA carries
+  `MAP_FILE`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ptpair.traces.format import MAP_FILE, MAP_THP, OP_CODE, Trace, TraceError
+from ptpair.traces.units import PAGE_SIZE, VA_LIMIT
+
+MAP_SHARED, MAP_FIXED, NO_FD = 0x01, 0x10, 0xFFFFFFFF
+MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTNEED_LOCKED = 4, 8, 9, 14, 15, 24
+HUGE = 2 << 20
+UNRECORDED_PARENT = "children of unrecorded processes"
+BEFORE = "events of processes that began before the recording"
+LOST = "events perf lost (its buffer was full)"
+NOT_PERF = "not a perf script line"
+
+_HEAD = re.compile(r"^\s*(?P<comm>.*?)\s+(?P<pid>-?\d+)/(?P<tid>-?\d+)\s+(?P<time>\d+\.\d+):\s+(?P<rest>.*)$")
+_MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/(\d+): \[(0x[0-9a-f]+)\((0x[0-9a-f]+)\) @ \S+ \S+ \d+ \d+\]: "
+                    r"([r-][w-][x-][ps]) ?(.*)$")
+_FORK = re.compile(r"PERF_RECORD_FORK\((\d+):(\d+)\):\((\d+):(\d+)\)")
+_COMM_EXEC = re.compile(r"PERF_RECORD_COMM exec: .*:(\d+)/(\d+)$")
+_LOST = re.compile(r"PERF_RECORD_LOST\S*\s+lost:?\s*(\d+)")
+_EVENT = re.compile(r"^(\S+):\s*(.*)$")
+_KV = re.compile(r"(\w+)[=:] ?(\S+?),?(?=\s|$)")
+ANON_NAMES = ("//anon", "[stack]", "[heap]", "")
+
+
+def _num(text: str) -> int:
+    return int(text, 0)
+
+
+@dataclass
+class _Space:
+    """VMAs of one address space: sorted disjoint [start, end) with (file, thp) flags."""
+
+    vmas: list = field(default_factory=list)  # (start, end, file, thp)
+    brk: int | None = None
+
+    def copy(self) -> "_Space":
+        return _Space(list(self.vmas), self.brk)
+
+    def span(self, start, end):
+        lo = bisect.bisect_left(self.vmas, (start,))
+        if lo > 0 and self.vmas[lo - 1][1] > start:
+            lo -= 1
+        hi = bisect.bisect_left(self.vmas, (end,), lo)
+        return lo, hi
+
+    def remove(self, start, end):
+        lo, hi = self.span(start, end)
+        keep = []
+        for s, e, f, h in self.vmas[lo:hi]:
+            if s < start:
+                keep.append((s, start, f, h))
+            if e > end:
+                keep.append((end, e, f, h))
+        self.vmas[lo:hi] = keep
+
+    def add(self, start, end, file, thp=False):
+        self.remove(start, end)
+        bisect.insort(self.vmas, (start, end, file, thp))
+
+    def set_thp(self, start, end, thp):
+        lo, hi = self.span(start, end)
+        out = []
+        for s, e, f, h in self.vmas[lo:hi]:
+            a, b = max(s, start), min(e, end)
+            if s < a:
+                out.append((s, a, f, h))
+            out.append((a, b, f, thp))
+            if b < e:
+                out.append((b, e, f, h))
+        self.vmas[lo:hi] = out
+
+    def find(self, addr):
+        i = bisect.bisect_right(self.vmas, (addr, math.inf)) - 1
+        if i >= 0 and self.vmas[i][0] <= addr < self.vmas[i][1]:
+            return self.vmas[i]
+        return None
+
+
+class _Builder:
+    def __init__(self, thp_mode: str):
+        self.thp_mode = thp_mode
+        self.rows: list[tuple] = []  # (pid, op, va, length, arg, page_size, time, line)
+        self.spaces: dict[int, _Space] = {}
+        self.pending: dict[int, tuple] = {}  # tid -> (syscall, args, line) awaiting its exit
+        self.skipped = {UNRECORDED_PARENT: 0, BEFORE: 0, LOST: 0}
+
+    def emit(self, pid, op, va=0, length=0, arg=0, t=math.nan, line=0):
+        self.rows.append((pid, OP_CODE[op], va, length, arg, t, line))
+
+    def space(self, pid) -> _Space | None:
+        """The address space of a process whose beginning the recording saw, else None
+        (counted: it was running before, its mappings are unknown)."""
+        sp = self.spaces.get(pid)
+        if sp is None:
+            self.skipped[BEFORE] += 1
+        return sp
+
+    def reserve(self, pid, sp, start, end, file, t, line):
+        if end <= start or end > VA_LIMIT:
+            return
+        sp.add(start, end, file)
+        self.emit(pid, "reserve", start, end - start, t=t, line=line)
+
+    def release(self, pid, sp, start, end, t, line, op="release"):
+        end = min(end, VA_LIMIT)
+        if end <= start:
+            return
+        if op == "release":
+            sp.remove(start, end)
+        self.emit(pid, op, start, end - start, t=t, line=line)
+
+    def fault(self, pid, addr, t, line):
+        if addr >= VA_LIMIT or addr < 0:
+            return
+        sp = self.space(pid)
+        if sp is None:
+            return
+        v = sp.find(addr)
+        page = addr & ~(PAGE_SIZE - 1)
+        flags = 0
+        if v is not None:
+            s, e, file, thp = v
+            if file:
+                flags = MAP_FILE
+            elif self.thp_mode == "always" or (self.thp_mode == "madvise" and thp):
+                base = addr & ~(HUGE - 1)
+                if s <= base and base + HUGE <= e:
+                    flags = MAP_THP
+        self.emit(pid, "map", page, PAGE_SIZE, flags, t=t, line=line)
+
+
+def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
+    call = b.pending.pop(tid, None)
+    if call is None or call[0] != name:
+        return
+    args = call[1]
+    sp = b.space(pid)
+    if sp is None:
+        return
+    if name == "brk":
+        if sp.brk is None:
+            sp.brk = ret
+            return
+        old, new = _page_up(sp.brk), _page_up(ret)
+        if new > old:
+            b.reserve(pid, sp, old, new, False, t, line)
+        elif new < old:
+            b.release(pid, sp, new, old, t, line)
+        sp.brk = ret
+        return
+    if ret < 0 or ret >= 1 << 63:  # a failed call changes nothing
+        return
+    if name == "mmap":
+        start, length = ret, _page_up(args["len"])
+        file = args.get("file", args["flags"] & MAP_SHARED != 0 or args["fd"] != NO_FD)
+        if args["flags"] & MAP_FIXED and sp.span(start, start + length)[1] > sp.span(start, start + length)[0]:
+            b.release(pid, sp, start, start + length, t, line)  # MAP_FIXED over mappings: unmapped first
+        b.reserve(pid, sp, start, start + length, file, t, line)
+    elif name == "munmap":
+        start, length = args["addr"], _page_up(args["len"])
+        b.release(pid, sp, start, start + length, t, line)
+    elif name == "mremap":
+        old, old_len, new_len = args["addr"], _page_up(args["old_len"]), _page_up(args["new_len"])
+        v = sp.find(old)
+        file = bool(v and v[2])
+        b.release(pid, sp, old, old + old_len, t, line)
+        b.reserve(pid, sp, ret, ret + new_len, file, t, line)
+    elif name == "madvise":
+        start, length, advice = args["start"], _page_up(args["len_in"]), args["behavior"]
+        if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):
+            b.release(pid, sp, start, start + length, t, line, "dontneed")
+        elif advice in (MADV_FREE, MADV_REMOVE):
+            b.release(pid, sp, start, start + length, t, line, "unmap")
+        elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+            sp.set_thp(start, start + length, advice == MADV_HUGEPAGE)
+
+
+def _page_up(x: int) -> int:
+    return -(-x // PAGE_SIZE) * PAGE_SIZE
+
+
+SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise", "mprotect")
+
+
+def convert_lines(lines, source: str, thp_mode: str = "madvise", lenient: bool = False) -> Trace:
+    b = _Builder(thp_mode)
+    first_bad = None
+    bad = 0
+    for no, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        m = _HEAD.match(text)
+        if m is None:
+            if not lenient:
+                raise TraceError(source, no, f"not a perf script line (perf script -F comm,pid,tid,time,event,trace): "
+                                             f"{text.strip()[:60]!r}")
+            bad += 1
+            first_bad = first_bad or (no, NOT_PERF)
+            continue
+        pid, tid, t, rest = int(m["pid"]), int(m["tid"]), float(m["time"]), m["rest"]
+        try:
+            _line(b, pid, tid, t, rest, no)
+        except (KeyError, ValueError) as e:
+            if not lenient:
+                raise TraceError(source, no, f"cannot read this event: {rest.strip()[:60]!r}") from None
+            bad += 1
+            first_bad = first_bad or (no, str(e))
+    rows = b.rows
+    cols = list(zip(*rows)) if rows else [[]] * 7
+    trace = Trace.from_columns(source=source, pid=list(cols[0]), op=np.asarray(cols[1], np.int8), va=list(cols[2]),
+                               length=list(cols[3]), arg=list(cols[4]), time=list(cols[5]))
+    trace.lines = np.asarray(cols[6], np.int64) if rows else None
+    trace.skipped = {k: v for k, v in b.skipped.items() if v}
+    if bad:
+        trace.skipped[NOT_PERF] = bad
+        trace.first_bad = first_bad
+    return trace
+
+
+def _line(b: _Builder, pid, tid, t, rest, no):
+    if rest.startswith("PERF_RECORD_"):
+        if t == 0.0 and not rest.startswith("PERF_RECORD_LOST"):
+            return  # synthesized by perf from /proc for what ran before the recording began
+        if rest.startswith("PERF_RECORD_MMAP2"):
+            m = _MMAP2.match(rest)
+            if m is None:
+                raise ValueError("bad MMAP2 record")
+            p = int(m.group(1))
+            start, length = _num(m.group(3)), _num(m.group(4))
+            perms, name = m.group(5), m.group(6).strip()
+            file = perms[3] == "s" or name not in ANON_NAMES
+            call = b.pending.get(tid)
+            if call is not None:
+                # made by a syscall (mmap, brk, mremap): the record gives the VMA after
+                # merging with its neighbours, the syscall's exit the range it mapped
+                call[1]["file"] = file
+                return
+            sp = b.space(p)
+            if sp is not None:  # made by execve: the stack, the program, its loader, the vdso
+                b.reserve(p, sp, start, start + _page_up(length), file, t, no)
+        elif rest.startswith("PERF_RECORD_FORK"):
+            m = _FORK.match(rest)
+            child, parent = int(m.group(1)), int(m.group(3))
+            if child == parent or child in b.spaces:
+                return  # a thread; or a process already seen (its fork came late)
+            if parent in b.spaces:
+                b.emit(child, "fork", arg=parent, t=t, line=no)
+                b.spaces[child] = b.spaces[parent].copy()
+            else:
+                b.skipped[UNRECORDED_PARENT] += 1
+                b.emit(child, "spawn", t=t, line=no)
+                b.spaces[child] = _Space()
+        elif rest.startswith("PERF_RECORD_COMM exec"):
+            m = _COMM_EXEC.search(rest)
+            p = int(m.group(1)) if m else pid
+            if p in b.spaces:
+                b.emit(p, "exec", t=t, line=no)
+            else:
+                b.emit(p, "spawn", t=t, line=no)
+            b.spaces[p] = _Space()
+        elif rest.startswith("PERF_RECORD_LOST"):
+            m = _LOST.search(rest)
+            b.skipped[LOST] += int(m.group(1)) if m else 1
+        return  # other records (COMM, EXIT, MMAP of the kernel ...) change no table
+    m = _EVENT.match(rest)
+    if m is None:
+        raise ValueError("no event name")
+    event, fields = m.group(1), m.group(2)
+    if event in ("exceptions:page_fault_user", "exceptions:page_fault_kernel"):
+        kv = dict(_KV.findall(fields))
+        b.fault(pid, _num(kv["address"]), t, no)
+    elif event.startswith("syscalls:sys_enter_"):
+        name = event[len("syscalls:sys_enter_"):]
+        if name in SYSCALLS:
+            b.pending[tid] = (name, {k: _num(v) for k, v in _KV.findall(fields)}, no)
+    elif event.startswith("syscalls:sys_exit_"):
+        name = event[len("syscalls:sys_exit_"):]
+        if name in SYSCALLS:
+            ret = _num(fields.strip())
+            _syscall_exit(b, pid, tid, name, ret, t, no)
+    elif event == "sched:sched_process_exit":
+        kv = dict(_KV.findall(fields))
+        if kv.get("group_dead") == "true" and pid in b.spaces:
+            b.emit(pid, "exit", t=t, line=no)
+            del b.spaces[pid]
+
+
+THP_MODES = ("always", "madvise", "never")
+DEFAULT_THP_MODE = "madvise"  # Linux's default (CONFIG_TRANSPARENT_HUGEPAGE_MADVISE) and most distributions'
+
+
+def read_perf(path, thp_mode: str = DEFAULT_THP_MODE, lenient: bool = False) -> Trace:
+    """The canonical trace of a `perf script` text file (see the module docstring).
+    `thp_mode`: the recorded machine's transparent-huge-page mode (THP_MODES; `ptpair
+    record perf` passes the recording machine's). A default that does not depend on the
+    machine converting keeps a conversion the same everywhere."""
+    path = Path(path)
+    if thp_mode not in THP_MODES:
+        raise ValueError(f"unknown THP mode {thp_mode!r}; choose from {', '.join(THP_MODES)}")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return convert_lines(f, str(path), thp_mode, lenient)
