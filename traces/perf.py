@@ -25,7 +25,8 @@ Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group
   MAP_FIXED mapping replaces others; `PERF_RECORD_MMAP2` outside a syscall (the
   mappings `execve` makes: stack, program, loader, vdso) -> `reserve` (inside one it
   gives the VMA after merging, and whether it is file-backed); `munmap` -> `release`; `brk` growth -> `reserve`, shrinking -> `release`;
-  `mremap` -> `release` old, `reserve` new (the moved pages: see below);
+  `mremap` -> `release` old, `reserve` new where it moved the mapping (the moved pages:
+  see below), the growth or shrinking alone where it resized in place;
   `madvise(MADV_DONTNEED)` -> `dontneed`, `MADV_FREE`/`MADV_REMOVE` -> `unmap`,
   `MADV_HUGEPAGE`/`MADV_NOHUGEPAGE` mark the range for transparent huge pages;
 * a fault (user, or kernel on a user address: the ELF loader, `read()` into a fresh
@@ -210,8 +211,14 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
         old, old_len, new_len = args["addr"], _page_up(args["old_len"]), _page_up(args["new_len"])
         v = sp.find(old)
         file = bool(v and v[2])
-        b.release(pid, sp, old, old + old_len, t, line)
-        b.reserve(pid, sp, ret, ret + new_len, file, t, line)
+        if ret == old:  # resized in place: the pages stay
+            if new_len > old_len:
+                b.reserve(pid, sp, old + old_len, old + new_len, file, t, line)
+            elif new_len < old_len:
+                b.release(pid, sp, old + new_len, old + old_len, t, line)
+        else:
+            b.release(pid, sp, old, old + old_len, t, line)
+            b.reserve(pid, sp, ret, ret + new_len, file, t, line)
     elif name == "madvise":
         start, length, advice = args["start"], _page_up(args["len_in"]), args["behavior"]
         if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):
@@ -287,6 +294,8 @@ def _line(b: _Builder, pid, tid, t, rest, no):
                 b.reserve(p, sp, start, start + _page_up(length), file, t, no)
         elif rest.startswith("PERF_RECORD_FORK"):
             m = _FORK.match(rest)
+            if m is None:
+                raise ValueError("bad FORK record")
             child, parent = int(m.group(1)), int(m.group(3))
             if child == parent or child in b.spaces:
                 return  # a thread; or a process already seen (its fork came late)

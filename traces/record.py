@@ -195,8 +195,8 @@ def _enable(ctl: str, ack: str, rec) -> None:
 
     def alive():
         if rec.poll() is not None:
-            raise RecordError(f"perf record exited (status {rec.returncode}) before recording: "
-                              f"{(rec.stderr.read() or '').strip()[-300:]}")
+            raise RecordError(f"perf record exited (status {rec.returncode}) before recording (needs root or "
+                              "kernel.perf_event_paranoid <= -1, and tracefs/debugfs mounted)")
 
     a = os.open(ack, os.O_RDONLY | os.O_NONBLOCK)
     try:
@@ -270,6 +270,10 @@ def record_perf(command: list[str], raw, all_processes: bool = False, duration: 
         data = f"{d}/perf.data"
         base = [perf, "record", "-q", "-d", "-k", "mono", "-m", str(PERF_BUFFER_PAGES), *events, "-o", data]
         interrupted = []
+        # perf's stderr (and the command's, which inherits it) goes to a file: a pipe read
+        # only at the end would fill and block a chatty command
+        log = open(f"{d}/perf.stderr", "w+")
+        rec = sampler = None
 
         def on_signal(signum, frame):
             interrupted.append(signum)
@@ -282,14 +286,14 @@ def record_perf(command: list[str], raw, all_processes: bool = False, duration: 
                 os.mkfifo(ctl)
                 os.mkfifo(ack)
                 rec = subprocess.Popen([*base, "-a", "-D", "-1", f"--control=fifo:{ctl},{ack}"],
-                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                       stderr=log, start_new_session=True)
                 _enable(ctl, ack, rec)
                 which = lambda: _pids() - before - {rec.pid}  # noqa: E731
             else:
-                rec = subprocess.Popen([*base, "--", *command], stderr=subprocess.PIPE, text=True,
-                                       start_new_session=True)
+                rec = subprocess.Popen([*base, "--", *command], stderr=log, start_new_session=True)
                 which = lambda: _descendants(rec.pid)  # noqa: E731
-            sampler = threading.Thread(target=_vmpte_sampler, args=(which, vmpte_interval, stop, samples))
+            sampler = threading.Thread(target=_vmpte_sampler, args=(which, vmpte_interval, stop, samples),
+                                       daemon=True)
             sampler.start()
             if on_recording:
                 on_recording()
@@ -311,14 +315,28 @@ def record_perf(command: list[str], raw, all_processes: bool = False, duration: 
                     rec.send_signal(signal.SIGINT)
                 stop.set()
                 sampler.join()
-            _, err = rec.communicate()
+            rec.wait()
             if not all_processes:
                 status = rec.returncode
         finally:
+            # whatever happened (a command that cannot start, an interrupt), perf stops
+            stop.set()
+            if sampler is not None:
+                sampler.join()
+            if rec is not None and rec.poll() is None:
+                rec.send_signal(signal.SIGINT)
+                try:
+                    rec.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    rec.kill()
+                    rec.wait()
             for s, h in old.items():
                 signal.signal(s, h)
+        log.seek(0)
+        err = log.read()
+        log.close()
         if not os.path.exists(data):
-            why = err.strip().splitlines()[-1] if err and err.strip() else f"status {rec.returncode}"
+            why = err.strip().splitlines()[-1] if err.strip() else f"status {rec.returncode}"
             raise RecordError(f"perf record cannot trace page faults: {why} (needs root or "
                               "kernel.perf_event_paranoid <= -1, and tracefs/debugfs mounted)")
         with atomic_path(raw) as tmp:

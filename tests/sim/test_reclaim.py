@@ -42,9 +42,11 @@ def test_munmap_keeps_the_tables_a_neighbouring_vma_can_use():
     # munmap of [8 MiB, 11 MiB): the table of [10, 12) MiB also maps [11, 12) MiB: kept,
     # the one of [8, 10) MiB is freed
     assert _pml1(rows + [("release", base, 3 << 20)]) == 3
-    # under reclaim empty the emptied table goes at once; with a VMA beside it Linux keeps it
-    assert _pml1(rows + [("release", base, 1 << 20)]) == 4
-    assert _pml1(rows + [("release", base, 1 << 20)], reclaim="empty") == 4  # (pages remain in it)
+    # pages only in [8, 9) MiB, the VMA going on to 16 MiB: munmap of [8, 9) MiB empties the
+    # table of [8, 10) MiB; reclaim empty frees it at once, Linux keeps it (ceiling 9 MiB)
+    few = rows[:3] + [("map", base, 1 << 20)]
+    assert _pml1(few + [("release", base, 1 << 20)]) == 1
+    assert _pml1(few + [("release", base, 1 << 20)], reclaim="empty") == 0
     # munmap of a hole's neighbour later frees what the first munmap had to keep
     assert _pml1(rows + [("release", base, 3 << 20), ("release", base + (3 << 20), 5 << 20)]) == 0
 
@@ -56,7 +58,8 @@ def test_munmap_floor_and_ceiling_come_from_the_neighbours_after_the_hole():
             ("reserve", base + 4 * MIB2, MIB2), ("map", base + 2 * MIB2, 4096), ("map", base, 4096),
             ("map", base + 4 * MIB2, 4096)]
     assert _pml1(rows) == 3
-    # munmap of the middle one: its span [floor, ceiling) = [base + 2 MiB, base + 4 MiB) is its own
+    # munmap of the middle one: floor = base + 2 MiB (the first VMA's end), ceiling = base + 8
+    # MiB (the third's start): its table's span lies between
     assert _pml1(rows + [("release", base + 2 * MIB2, MIB2)]) == 2
     # munmap of 4 KiB inside the first VMA: the table is the VMA's own, still in use
     assert _pml1(rows + [("release", base, 4096)]) == 3
