@@ -1,7 +1,8 @@
 """`perf script` output of page faults, memory syscalls and process events -> canonical traces.
 
     perf record -d -e exceptions:page_fault_user -e exceptions:page_fault_kernel \\
-        -e syscalls:sys_{enter,exit}_{mmap,munmap,mremap,brk,madvise} -e sched:sched_process_exit ...
+        -e syscalls:sys_{enter,exit}_{mmap,munmap,mremap,brk,madvise,mprotect,mlock,mlock2,mlockall,munlockall} \\
+        -e sched:sched_process_exit ...
     perf script -F comm,pid,tid,time,event,trace --show-mmap-events --show-task-events
 
       python3  6001/6001  58617.696035: PERF_RECORD_MMAP2 6001/6001: [0x7ffc89adf000(0x21000) @ ...]: rw-p [stack]
@@ -29,6 +30,11 @@ Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group
   see below), the growth or shrinking alone where it resized in place;
   `madvise(MADV_DONTNEED)` -> `dontneed`, `MADV_FREE`/`MADV_REMOVE` -> `unmap`,
   `MADV_HUGEPAGE`/`MADV_NOHUGEPAGE` mark the range for transparent huge pages;
+  `mprotect` marks PROT_NONE ranges;
+* what the kernel maps without a fault: `mmap` with MAP_POPULATE (not MAP_NONBLOCK) or
+  MAP_LOCKED, `mlock`/`mlock2` (not MLOCK_ONFAULT), `mlockall(MCL_CURRENT)`, and every
+  later mmap or brk growth after `mlockall(MCL_FUTURE)` -> `map` of the range's pages in
+  accessible VMAs, with the flags a fault there would get;
 * a fault (user, or kernel on a user address: the ELF loader, `read()` into a fresh
   buffer) at address A -> `map` of A's page; in an anonymous VMA where transparent huge
   pages apply (THP `always`, or `madvise` and the range marked) the map carries `MAP_THP`:
@@ -52,6 +58,10 @@ from ptpair.traces.format import MAP_FILE, MAP_THP, OP_CODE, Trace, TraceError
 from ptpair.traces.units import PAGE_SIZE, VA_LIMIT
 
 MAP_SHARED, MAP_FIXED, NO_FD = 0x01, 0x10, 0xFFFFFFFF
+MAP_LOCKED, MAP_POPULATE, MAP_NONBLOCK = 0x2000, 0x8000, 0x10000
+PROT_ACCESS = 0x7  # PROT_READ | PROT_WRITE | PROT_EXEC: a mapping without any is PROT_NONE
+MLOCK_ONFAULT = 0x1  # mlock2
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 0x1, 0x2, 0x4  # mlockall
 MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTNEED_LOCKED = 4, 8, 9, 14, 15, 24
 HUGE = 2 << 20
 UNRECORDED_PARENT = "children of unrecorded processes"
@@ -70,16 +80,22 @@ _KV = re.compile(r"(\w+)[=:] ?(\S+?),?(?=\s|$)")
 ANON_NAMES = ("//anon", "[stack]", "[heap]", "")
 
 
+THP, NOACCESS = 3, 4  # flag indices of a VMA tuple
+
+
 def _num(text: str) -> int:
     return int(text, 0)
 
 
 @dataclass
 class _Space:
-    """VMAs of one address space: sorted disjoint [start, end) with (file, thp) flags."""
+    """VMAs of one address space: sorted disjoint [start, end) with their flags."""
 
-    vmas: list = field(default_factory=list)  # (start, end, file, thp)
+    vmas: list = field(default_factory=list)  # (start, end, file, thp, noaccess)
     brk: int | None = None
+    # mlockall(MCL_FUTURE): later mappings are populated (mm->def_flags gains VM_LOCKED);
+    # neither fork nor exec passes it on (mm_init keeps only VM_NOHUGEPAGE)
+    lock_future: bool = False
 
     def copy(self) -> "_Space":
         return _Space(list(self.vmas), self.brk)
@@ -94,28 +110,38 @@ class _Space:
     def remove(self, start, end):
         lo, hi = self.span(start, end)
         keep = []
-        for s, e, f, h in self.vmas[lo:hi]:
-            if s < start:
-                keep.append((s, start, f, h))
-            if e > end:
-                keep.append((end, e, f, h))
+        for v in self.vmas[lo:hi]:
+            if v[0] < start:
+                keep.append((v[0], start, *v[2:]))
+            if v[1] > end:
+                keep.append((end, v[1], *v[2:]))
         self.vmas[lo:hi] = keep
 
-    def add(self, start, end, file, thp=False):
+    def add(self, start, end, file, noaccess=False):
         self.remove(start, end)
-        bisect.insort(self.vmas, (start, end, file, thp))
+        bisect.insort(self.vmas, (start, end, file, False, noaccess))
 
-    def set_thp(self, start, end, thp):
+    def set_flag(self, start, end, index, value):
+        """Set flag `index` (THP or NOACCESS) of [start, end)'s pieces of VMAs, as
+        madvise and mprotect split a VMA they cover in part."""
         lo, hi = self.span(start, end)
         out = []
-        for s, e, f, h in self.vmas[lo:hi]:
-            a, b = max(s, start), min(e, end)
-            if s < a:
-                out.append((s, a, f, h))
-            out.append((a, b, f, thp))
-            if b < e:
-                out.append((b, e, f, h))
+        for v in self.vmas[lo:hi]:
+            a, b = max(v[0], start), min(v[1], end)
+            if v[0] < a:
+                out.append((v[0], a, *v[2:]))
+            changed = list(v)
+            changed[0], changed[1], changed[index] = a, b, value
+            out.append(tuple(changed))
+            if b < v[1]:
+                out.append((b, v[1], *v[2:]))
         self.vmas[lo:hi] = out
+
+    def pieces(self, start, end):
+        """The VMAs' parts inside [start, end), in address order."""
+        lo, hi = self.span(start, end)
+        for v in self.vmas[lo:hi]:
+            yield (max(v[0], start), min(v[1], end), *v[2:])
 
     def find(self, addr):
         i = bisect.bisect_right(self.vmas, (addr, math.inf)) - 1
@@ -143,11 +169,45 @@ class _Builder:
             self.skipped[BEFORE] += 1
         return sp
 
-    def reserve(self, pid, sp, start, end, file, t, line):
+    def reserve(self, pid, sp, start, end, file, t, line, noaccess=False, populate=False):
         if end <= start or end > VA_LIMIT:
             return
-        sp.add(start, end, file)
+        sp.add(start, end, file, noaccess)
         self.emit(pid, "reserve", start, end - start, t=t, line=line)
+        if populate or sp.lock_future:
+            self.populate(pid, sp, start, end, t, line)
+
+    def thp_applies(self, vma) -> bool:
+        return not vma[2] and (self.thp_mode == "always" or (self.thp_mode == "madvise" and vma[THP]))
+
+    def populate(self, pid, sp, start, end, t, line):
+        """Map every page of [start, end) that lies in an accessible VMA, as the kernel's
+        populate does without a fault (mm/gup.c `populate_vma_page_range`, which skips
+        PROT_NONE VMAs): the flags are those a fault there would get. One `map` per run
+        of pages with the same flags; an aligned 2 MiB run where THP applies carries
+        MAP_THP (the machine maps the huge page where no PTE table is there yet)."""
+        for a, e, file, thp, noaccess in sp.pieces(start, end):
+            if noaccess:
+                continue
+            vma = sp.find(a)
+            run_start, run_flags = a, None
+            v = a
+            while v < e:
+                base = v & ~(HUGE - 1)
+                stop = min(e, base + HUGE)
+                if file:
+                    flags = MAP_FILE
+                elif self.thp_applies(vma) and vma[0] <= base and base + HUGE <= vma[1]:
+                    flags = MAP_THP
+                else:
+                    flags = 0
+                if run_flags is not None and flags != run_flags:
+                    self.emit(pid, "map", run_start, v - run_start, run_flags, t=t, line=line)
+                    run_start = v
+                run_flags = flags
+                v = stop
+            if run_flags is not None:
+                self.emit(pid, "map", run_start, e - run_start, run_flags, t=t, line=line)
 
     def release(self, pid, sp, start, end, t, line, op="release"):
         end = min(end, VA_LIMIT)
@@ -167,12 +227,11 @@ class _Builder:
         page = addr & ~(PAGE_SIZE - 1)
         flags = 0
         if v is not None:
-            s, e, file, thp = v
-            if file:
+            if v[2]:
                 flags = MAP_FILE
-            elif self.thp_mode == "always" or (self.thp_mode == "madvise" and thp):
+            elif self.thp_applies(v):
                 base = addr & ~(HUGE - 1)
-                if s <= base and base + HUGE <= e:
+                if v[0] <= base and base + HUGE <= v[1]:
                     flags = MAP_THP
         self.emit(pid, "map", page, PAGE_SIZE, flags, t=t, line=line)
 
@@ -190,7 +249,7 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
             sp.brk = ret
             return
         old, new = _page_up(sp.brk), _page_up(ret)
-        if new > old:
+        if new > old:  # populated too under mlockall(MCL_FUTURE) (do_brk_flags, mm_populate)
             b.reserve(pid, sp, old, new, False, t, line)
         elif new < old:
             b.release(pid, sp, new, old, t, line)
@@ -199,11 +258,15 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
     if ret < 0 or ret >= 1 << 63:  # a failed call changes nothing
         return
     if name == "mmap":
-        start, length = ret, _page_up(args["len"])
-        file = args.get("file", args["flags"] & MAP_SHARED != 0 or args["fd"] != NO_FD)
-        if args["flags"] & MAP_FIXED and sp.span(start, start + length)[1] > sp.span(start, start + length)[0]:
+        start, length, flags = ret, _page_up(args["len"]), args["flags"]
+        file = args.get("file", flags & MAP_SHARED != 0 or args["fd"] != NO_FD)
+        if flags & MAP_FIXED and sp.span(start, start + length)[1] > sp.span(start, start + length)[0]:
             b.release(pid, sp, start, start + length, t, line)  # MAP_FIXED over mappings: unmapped first
-        b.reserve(pid, sp, start, start + length, file, t, line)
+        # mm/mmap.c do_mmap: a VM_LOCKED mapping, or MAP_POPULATE without MAP_NONBLOCK,
+        # is populated before the call returns
+        populate = flags & MAP_LOCKED != 0 or flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE
+        b.reserve(pid, sp, start, start + length, file, t, line, args.get("prot", PROT_ACCESS) & PROT_ACCESS == 0,
+                  populate)
     elif name == "munmap":
         start, length = args["addr"], _page_up(args["len"])
         b.release(pid, sp, start, start + length, t, line)
@@ -226,14 +289,31 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
         elif advice in (MADV_FREE, MADV_REMOVE):
             b.release(pid, sp, start, start + length, t, line, "unmap")
         elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
-            sp.set_thp(start, start + length, advice == MADV_HUGEPAGE)
+            sp.set_flag(start, start + length, THP, advice == MADV_HUGEPAGE)
+    elif name == "mprotect":
+        start = args["start"] & ~(PAGE_SIZE - 1)
+        sp.set_flag(start, _page_up(args["start"] + args["len"]), NOACCESS, args["prot"] & PROT_ACCESS == 0)
+    elif name in ("mlock", "mlock2"):
+        # mm/mlock.c do_mlock: the range's pages are populated unless MLOCK_ONFAULT
+        if not args.get("flags", 0) & MLOCK_ONFAULT:
+            b.populate(pid, sp, args["start"] & ~(PAGE_SIZE - 1), _page_up(args["start"] + args["len"]), t, line)
+    elif name == "mlockall":
+        flags = args["flags"]
+        if not flags & MCL_ONFAULT:
+            if flags & MCL_CURRENT:
+                b.populate(pid, sp, 0, VA_LIMIT, t, line)
+            sp.lock_future = bool(flags & MCL_FUTURE)
+        else:
+            sp.lock_future = False  # MCL_ONFAULT: locked on fault only, nothing populated
+    elif name == "munlockall":
+        sp.lock_future = False
 
 
 def _page_up(x: int) -> int:
     return -(-x // PAGE_SIZE) * PAGE_SIZE
 
 
-SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise", "mprotect")
+SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "mlock", "mlock2", "mlockall", "munlockall")
 
 
 def convert_lines(lines, source: str, thp_mode: str = "madvise", lenient: bool = False) -> Trace:

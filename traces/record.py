@@ -159,7 +159,8 @@ def write_buddyinfo_csv(rows, path) -> None:
 
 # --- perf: page faults, memory syscalls and process events (traces/perf.py) ----------
 PERF_EVENTS = ("exceptions:page_fault_user", "exceptions:page_fault_kernel",
-               *(f"syscalls:sys_{d}_{c}" for c in ("mmap", "munmap", "mremap", "brk", "madvise")
+               *(f"syscalls:sys_{d}_{c}" for c in ("mmap", "munmap", "mremap", "brk", "madvise", "mprotect",
+                                                   "mlock", "mlock2", "mlockall", "munlockall")
                  for d in ("enter", "exit")),
                "sched:sched_process_exit")
 PERF_SCRIPT = ("-F", "comm,pid,tid,time,event,trace", "--show-mmap-events", "--show-task-events",

@@ -42,6 +42,33 @@ def test_small_log_gives_the_hand_checked_trace():
     assert not (never.arg & MAP_THP).any()
 
 
+def test_what_the_kernel_maps_without_a_fault_is_populated():
+    # populate.perf.txt: mmap with MAP_POPULATE, with MAP_POPULATE | MAP_NONBLOCK (nothing),
+    # with MAP_LOCKED but PROT_NONE (nothing), then mprotect of part of it, MADV_HUGEPAGE of
+    # part, mlock2 across the two parts, mlock2 MLOCK_ONFAULT (nothing), a failed mlock,
+    # mlockall(MCL_CURRENT | MCL_FUTURE) (every accessible VMA; later brk and a file mmap
+    # populated), munlockall, mlockall(MCL_FUTURE) not passed on to a forked child, and
+    # mlockall(MCL_FUTURE | MCL_ONFAULT) (nothing)
+    t = read_perf(DATA / "populate.perf.txt", thp_mode="madvise")
+    got = list(zip(t.pid.tolist(), [OPS[o] for o in t.op], t.va.tolist(), t.length.tolist(), t.arg.tolist()))
+    b = 0x7F0000000000
+    mcl_current = [(2000, "map", b + 0x1000, 0x3000, 0), (2000, "map", b + 0x10000, 0x1000, 0),
+                   (2000, "map", b + 0x200000, 0x200000, MAP_THP), (2000, "map", b + 0x400000, 0x200000, 0)]
+    assert got == [
+        (2000, "spawn", 0, 0, 0), (2000, "exec", 0, 0, 0),
+        (2000, "reserve", b + 0x1000, 0x3000, 0), (2000, "map", b + 0x1000, 0x3000, 0),
+        (2000, "reserve", b + 0x10000, 0x1000, 0),
+        (2000, "reserve", b + 0x200000, 0x600000, 0),
+        (2000, "map", b + 0x200000, 0x200000, MAP_THP), (2000, "map", b + 0x400000, 0x101000, 0),
+        *mcl_current,
+        (2000, "reserve", 0x5600000000, 0x2000, 0), (2000, "map", 0x5600000000, 0x2000, 0),
+        (2000, "reserve", b + 0x900000, 0x2000, 0), (2000, "map", b + 0x900000, 0x2000, MAP_FILE),
+        (2000, "reserve", b + 0xA00000, 0x1000, 0),
+        (2001, "fork", 0, 0, 2000), (2001, "reserve", b + 0xB00000, 0x1000, 0),
+        (2000, "reserve", b + 0xC00000, 0x1000, 0), (2000, "map", b + 0xC00000, 0x1000, 0),
+        (2000, "reserve", b + 0xD00000, 0x1000, 0)]
+
+
 def test_map_flags_survive_csv_and_parquet(tmp_path):
     t = Trace.from_columns(pid=[1, 1, 1, 1], op=["spawn", "map", "map", "map"], va=[0, 0, 1 << 21, 1 << 22],
                            length=[0, 4096, 4096, 4096], arg=[0, MAP_FILE, MAP_THP, 0])
@@ -76,6 +103,11 @@ a.madvise(mmap.MADV_DONTNEED, 0, 4 * M)                        # whole tables: r
 u = mmap.mmap(-1, 6 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 for i in range(0, 6 * M, 4096): u[i] = 1
 u.close()                                                      # munmap
+f = mmap.mmap(-1, 6 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE); keep.append(f)
+l = mmap.mmap(-1, 8 * M, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); keep.append(l)
+libc = ctypes.CDLL(None, use_errno=True)
+base = ctypes.addressof(ctypes.c_char.from_buffer(l))
+assert libc.mlock(ctypes.c_void_p(base + 3 * M), ctypes.c_size_t(3 * M)) == 0, ctypes.get_errno()
 print("ready", flush=True)
 time.sleep(60)
 """
