@@ -41,6 +41,8 @@ def add_arguments(p) -> None:
                    help="every process started during the recording (machine-wide), not only the command's")
     r.add_argument("--duration", type=float, default=None, metavar="S",
                    help="with --all and no command: stop after S seconds (default: at SIGINT/SIGTERM)")
+    r.add_argument("--vmpte-interval", type=float, default=0.1, metavar="S",
+                   help="seconds between VmPTE samples of the recorded processes (default 0.1)")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (recorded with its process tree)")
     r = rsub.add_parser("freemap", help="the free frames of one zone now (/proc/kpageflags; needs root), for "
                                         "replays that start from this machine's memory")
@@ -117,9 +119,12 @@ def run_perf(args) -> int:
     command = options.command_after_dashes(args.command)
     if args.duration is not None and (not args.all or command):
         raise UsageError("--duration is for --all without a command (a command's recording ends with it)")
+    if not args.vmpte_interval > 0:
+        raise UsageError(f"--vmpte-interval must be positive seconds, not {args.vmpte_interval}")
     raw = raw_path(args.output, args.raw, ".perf.txt")
     trace, samples, status = record_perf(command, raw, args.all, args.duration,
-                                         on_recording=lambda: print("recording", file=sys.stderr, flush=True))
+                                         on_recording=lambda: print("recording", file=sys.stderr, flush=True),
+                                         vmpte_interval=args.vmpte_interval)
     if status:
         print(f"ptpair record perf: the command exited with status {status}", file=sys.stderr)
     lost = trace.skipped.get(LOST, 0)
