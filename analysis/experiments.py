@@ -23,7 +23,7 @@ import pandas as pd
 from ptpair import registry
 from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
 from ptpair.traces.sources import (
-    default_freemap, load, name_traces, synth_spec, warmup_trace, workload_of,
+    default_freemap, load, name_traces, synth_spec, vmpte_recordings, warmup_trace, workload_of,
 )
 from ptpair.traces.units import MIB_PAGES
 
@@ -58,6 +58,7 @@ class ReportParams:
     ager_seeds: int = 3  # synthetic ager seeds per unusable-index level (intervals)
     freemap: str | None = None  # the free map of the aged experiments (default: the corpus's)
     warmup: str | None = None  # the warm-up trace of the kmem-aged memory (default: the corpus's)
+    vmpte: bool = True  # the corpus's perf recordings replayed against their VmPTE samples (analysis/vmpte.py)
     workers: int | None = None  # local worker processes (default: all cores); not in the results
 
     def to_dict(self) -> dict:
@@ -85,6 +86,8 @@ class ReportData:
     walk: pd.DataFrame = field(default=None)  # trace, scheme, pattern, memory_pages, ns_per_lookup (+ CI), ...
     walk_info: dict = field(default=None)  # the machine the walks were timed on
     aged: pd.DataFrame = field(default=None)  # analysis/aged.py rows: trace, memory, scheme, metrics, ...
+    vmpte: pd.DataFrame = field(default=None)  # recording, time, pid, comm, replayed_kb, vmpte_kb
+    vmpte_inputs: list = field(default=None)  # the recordings behind `vmpte` (name, path, samples)
 
 
 # --- tasks (run in worker processes) -----------------------------------------------------
@@ -100,6 +103,11 @@ def run_task(task: tuple):
         from ptpair.analysis import aged
 
         return aged.run(task)
+    if kind == "vmpte":
+        _, name, path, samples = task
+        from ptpair.analysis.vmpte import over_time, read_samples
+
+        return over_time(load(path), read_samples(samples)).assign(recording=name)
     if kind == "minmem":
         _, name, path, scheme, policy = task
         return min_memory(load(path), scheme, policy).to_dict()
@@ -181,6 +189,8 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
     if warmup:  # its peak sizes the kmem-aged memory
         load(warmup)
         phase1.append(("minmem", WARMUP, warmup, registry.PAIR, p.policy))
+    recordings = vmpte_recordings() if p.vmpte else []
+    phase1 += [("vmpte", r["name"], r["path"], r["samples"]) for r in recordings]
     phase1 += [("seed", w, s, p.seed_events, tuple(p.schemes), p.policy)
                for w in p.workloads for s in range(1, p.seeds + 1)]
     phase1 += [("breakeven", p.breakeven_workload, f, s, p.seed_events, p.policy)
@@ -211,6 +221,10 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                     "tight_memory_pages": [tight[n] for n in mem]})
         data.seeds = pd.DataFrame([row for t in phase1 if t[0] == "seed" for row in r1[t]])
         data.breakeven = pd.DataFrame([r1[t] for t in phase1 if t[0] == "breakeven"])
+        if recordings:
+            frames = [r1[t] for t in phase1 if t[0] == "vmpte"]
+            data.vmpte = pd.concat(frames, ignore_index=True)[["recording", *frames[0].columns[:-1]]]
+            data.vmpte_inputs = recordings
 
         phase2 = []
         for n, path in traces.items():

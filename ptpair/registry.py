@@ -87,7 +87,7 @@ ADJUSTMENTS = ("holm", "bh", "none")
 PER_TRACE_FIGURES = ("pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",
                      "hugepages")
 FIGURES = PER_TRACE_FIGURES + ("minmem", "breakeven", "decomposition", "walk_cost", "akaros_2015",
-                               "linux_pageblocks", "walk_ns", "aged_pressure")
+                               "linux_pageblocks", "walk_ns", "aged_pressure", "vmpte")
 
 
 def kernel_machine(kernel: str | None) -> tuple[str, str]:

@@ -108,6 +108,13 @@ def figure_specs(data: ReportData) -> list[tuple[str, str, pd.DataFrame, str]]:
         specs.append(("akaros_2015", "akaros_2015", tables.kernel_data(data, "akaros-2015"),
                       "Akaros commit ddb9fa78's before (separate-lazy) and after (pair) under Akaros's 2015 allocator "
                       "(get_cont_pages scans downward; tables freed at exit), at each trace's report memory."))
+    if data.vmpte is not None and len(data.vmpte):
+        specs.append(("vmpte", "vmpte", data.vmpte,
+                      "The replay checked against Linux: for each `ptpair record perf` recording of the corpus, each "
+                      "process's page-table memory (pml3 + pml2 + pml1 + PTE tables deposited with its 2 MiB pages) "
+                      "as the replay under `--kernel linux` gives it, over time (lines, by command), and the VmPTE the "
+                      "kernel reported for it while it ran (circles); right: every sample against the replay at its "
+                      "moment."))
     if "linux" in data.params.kernels:
         specs.append(("linux_pageblocks", "linux_pageblocks", tables.kernel_data(data, "linux"),
                       "Under a Linux-like mobility allocator: 2-MiB pageblocks polluted by unmovable pages at "
@@ -288,6 +295,18 @@ def _aged_section(d: "_Doc", data: ReportData, fig) -> None:
     d.table(*_frame_rows(tables.aged_table(data)), data="aged")
 
 
+def _vmpte_section(d: "_Doc", data: ReportData, fig) -> None:
+    d.h(2, "Checked against Linux", "vmpte")
+    d.p("The simulator's page tables against the kernel's own count: `ptpair record perf` traced every page fault, "
+        "memory syscall and process event of a command while sampling each process's VmPTE (/proc/PID/status); "
+        "the trace replayed under `--kernel linux` (Linux's allocator and table reclaim, THP deposits) gives, at "
+        "each sample's moment, the process's page-table pages as VmPTE counts them. Samples taken while a process "
+        "was between a fault's trace event and its table allocation can differ by a table. "
+        "Semantics: docs/trace-format.md#perf-logs.")
+    fig("vmpte")
+    d.table(*_frame_rows(tables.vmpte_agreement(data)), data="vmpte_agreement")
+
+
 def _document(data: ReportData, specs, ans, stats, formats, style_name: str, manifest: dict) -> _Doc:
     d = _Doc(formats)
     p = data.params
@@ -301,7 +320,8 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
         "docs/analysis.md.")
     d.html.append('<nav><a href="#answers">Answers</a><a href="#waste">Memory waste</a>'
                   '<a href="#pressure">Allocator pressure</a><a href="#walk">Walk cost</a>'
-                  '<a href="#kernels">Kernel variants</a><a href="#seeds">Across seeds</a>'
+                  '<a href="#kernels">Kernel variants</a><a href="#vmpte">Checked against Linux</a>'
+                  '<a href="#seeds">Across seeds</a>'
                   '<a href="#inputs">Inputs</a></nav>')
     d.h(2, "The answer", "answers")
     d.p("Per trace, the three questions the design raises, pair against separate; lower is better in every row. "
@@ -355,6 +375,8 @@ def _document(data: ReportData, specs, ans, stats, formats, style_name: str, man
     if "linux_pageblocks" in byname:
         fig("linux_pageblocks")
         d.table(*_frame_rows(byname["linux_pageblocks"][2]), data="linux_pageblocks")
+    if "vmpte" in byname:
+        _vmpte_section(d, data, fig)
     d.h(2, "Across seeds", "seeds")
     d.p(f"Every scheme against `separate`, paired by seed, seeds 1-{p.seeds} of each synthetic workload "
         f"({p.seed_events} events, 4 GiB), as `ptpair stats` gives them: the Hodges-Lehmann estimate of the "
@@ -408,6 +430,9 @@ def manifest(data: ReportData, specs, style_name: str, formats) -> dict:
         "report_memory_pages": {r.trace: int(r.memory_pages) for r in data.memory.itertuples()},
         "aged_memory": _aged_inputs(data),
         "walk_timing": data.walk_info,
+        "vmpte_recordings": [{"name": r["name"], "path": r["path"], "sha256": source_sha256(r["path"]),
+                              "samples": r["samples"], "samples_sha256": source_sha256(r["samples"])}
+                             for r in data.vmpte_inputs or []],
         "style": style_name,
         "formats": list(formats),
         "figures": {name: {"kind": plots.kind_of(name), "data": f"data/{stem}.csv",
@@ -463,6 +488,8 @@ def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", f
             _csv(stats, tmp / "data" / "seed_stats.csv")
         _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
         _csv(tables.pressure_table(data), tmp / "data" / "pressure.csv")
+        if data.vmpte is not None and len(data.vmpte):
+            _csv(tables.vmpte_agreement(data), tmp / "data" / "vmpte_agreement.csv")
         if data.aged is not None and len(data.aged):
             _csv(tables.aged_table(data), tmp / "data" / "aged.csv")
             _csv(data.aged, tmp / "data" / "aged_runs.csv")

@@ -20,6 +20,7 @@ import pandas as pd
 from ptpair import registry
 from ptpair.reports import style
 from ptpair.reports.plot_pressure import aged_pressure, compaction, hugepages  # noqa: F401  (in FIGURES)
+from ptpair.reports.plot_vmpte import vmpte  # noqa: F401  (in FIGURES)
 from ptpair.reports.plotkit import (
     bar_pair, events_axis, grouped_bars, load_pyplot, mib, need, scheme_legend, stacked_over_time,
 )

@@ -273,3 +273,17 @@ def seed_stats(data: ReportData, metrics=("pt_pages_peak", "wasted_ept_pages_pea
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
     return out[["workload", *[c for c in out.columns if c != "workload"]]]
+
+
+def vmpte_agreement(data: ReportData) -> pd.DataFrame:
+    """Per recording: VmPTE samples, those the replay gives exactly and within 2 %, the
+    largest difference (kB)."""
+    from ptpair.analysis.vmpte import agreement
+
+    rows = []
+    for name, d in data.vmpte.groupby("recording", sort=False):
+        s = d[d["vmpte_kb"].notna()]
+        a = agreement(s.assign(diff_kb=s["replayed_kb"] - s["vmpte_kb"]))
+        rows.append({"recording": name, "processes": int(s["pid"].nunique()), "samples": a["samples"],
+                     "exact": a["exact"], "within_2pct": a["within"], "max_abs_diff_kb": a["max_abs_diff_kb"]})
+    return pd.DataFrame(rows)

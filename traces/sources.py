@@ -45,6 +45,16 @@ def freemaps() -> list[dict]:
     return [{**m, "path": root.joinpath(m["file"])} for m in manifest.get("freemap", [])]
 
 
+def vmpte_recordings() -> list[dict]:
+    """The corpus's `record perf` recordings with VmPTE samples beside them (MANIFEST
+    `vmpte`): one dict each with its `name`, trace `path` and `samples` path."""
+    from importlib.resources import files
+
+    root = files("ptpair.traces").joinpath("corpus")
+    return [{"name": t["name"], "path": str(t["path"]), "samples": str(root.joinpath(t["vmpte"]))}
+            for t in corpus() if t.get("vmpte")]
+
+
 def warmup_trace() -> str | None:
     """The corpus trace that ages memory in the report (MANIFEST `warmup = true`: the perf
     kmem trace, the whole machine's allocations), or None."""

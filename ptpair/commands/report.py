@@ -43,6 +43,8 @@ def add_arguments(p) -> None:
     p.add_argument("--ager-seeds", type=options.positive, default=None,
                    help="synthetic ager seeds per unusable-index level (default: 3, 2 with --quick)")
     p.add_argument("--no-aged", dest="aged", action="store_false", help="leave out the aged-memory section")
+    p.add_argument("--no-vmpte", dest="vmpte", action="store_false",
+                   help="leave out the check of the replay against Linux's VmPTE (the corpus's perf recordings)")
     p.add_argument("--quick", action="store_true",
                    help="fewer seeds and shorter ladders, no walk timing: a fast first look")
     p.add_argument("--walk", dest="walk", action="store_true", default=None,
@@ -83,6 +85,7 @@ def params(args):
     if args.ager_seeds is not None:
         kw["ager_seeds"] = args.ager_seeds
     kw["aged"] = args.aged
+    kw["vmpte"] = args.vmpte
     if args.initial:
         args.initial = options.resolve_live(args.initial)
         from ptpair.sim.initial import map_frames

@@ -48,7 +48,13 @@ def test_report_has_every_part(report):
     kinds = {f["kind"] for f in man["figures"].values()}
     assert kinds == {"pt_memory", "buddyinfo", "frag_index", "failures_memory", "pt_processes", "compaction",
                      "hugepages", "minmem", "breakeven", "decomposition", "walk_cost", "akaros_2015",
-                     "linux_pageblocks", "aged_pressure"}
+                     "linux_pageblocks", "aged_pressure", "vmpte"}
+    # the replay checked against Linux: the corpus's perf recordings, their samples agreeing
+    agree = pd.read_csv(report / "data" / "vmpte_agreement.csv")
+    assert set(agree["recording"]) == {"perf-make-j2", "perf-python-import-numpy"}
+    assert (agree["within_2pct"] >= 0.95 * agree["samples"]).all()
+    assert [len(r["samples_sha256"]) for r in man["vmpte_recordings"]] == [64, 64]
+    assert "Checked against Linux" in (report / "report.md").read_text()
     # the allocator-pressure answer is the frame-exact margin, with its table, and says on which memory
     ans = pd.read_csv(report / "data" / "answers.csv")
     assert set(ans.loc[ans["question"] == "allocator pressure", "unit"]) == {
