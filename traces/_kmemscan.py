@@ -2,13 +2,16 @@
 
 One pass over the file's bytes; per line that names `kmem:mm_page_`, the event, pid,
 time, pfn, order, migratetype, whether page=(nil), and the byte ranges of the command
-name and the gfp flags. Status per line: OK, or why it cannot be read.
+name and the gfp flags. Status per line: OK, or why it cannot be read. The columns
+before the event name are perf script's line grammar (traces/_perfline.py), shared with
+the page-fault scanner.
 """
 
 import numpy as np
 from numba import njit
 
-from ptpair.traces._intparse import parse_int
+from ptpair.traces._intparse import _is_space, parse_int
+from ptpair.traces._perfline import find, line_head, starts as _starts
 
 OK = 0
 BAD_LINE = 1  # a kmem event line whose layout is not perf script's
@@ -17,21 +20,6 @@ BAD_NUMBER = 3  # order or migratetype not a number
 EV_ALLOC, EV_FREE, EV_FREE_BATCHED = 0, 1, 2
 
 _NEEDLE = np.frombuffer(b"kmem:mm_page_", dtype=np.uint8)
-
-
-@njit(cache=True)
-def _is_space(c):
-    return c == 32 or c == 9 or c == 13
-
-
-@njit(cache=True)
-def _starts(buf, i, end, word):
-    if i + len(word) > end:
-        return False
-    for j in range(len(word)):
-        if buf[i + j] != word[j]:
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -65,14 +53,7 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
         while b < n and buf[b] != 10:
             b += 1
         line += 1
-        # find the event name
-        k = -1
-        i = a
-        while i + len(needle) <= b:
-            if buf[i] == 107 and _starts(buf, i, b, needle):  # 'k'
-                k = i
-                break
-            i += 1
+        k = find(buf, a, b, needle)  # the event name
         if k >= 0:
             line_no[row] = line
             st = OK
@@ -87,81 +68,9 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
             else:
                 st = BAD_LINE
             event[row] = ev
-            # backwards from the event: [period] time: [cpu] pid[/tid] comm
-            j = k - 1
-            while j >= a and _is_space(buf[j]):
-                j -= 1
-            tend = j + 1
-            if st == OK and (j < a or buf[j] != 58):  # a period column before the event name
-                while j >= a and not _is_space(buf[j]):
-                    j -= 1
-                while j >= a and _is_space(buf[j]):
-                    j -= 1
-                tend = j + 1
-            if st == OK and (j < a or buf[j] != 58):
+            ok, pid[row], _, time[row], comm_a[row], comm_b[row] = line_head(buf, a, k)
+            if not ok:
                 st = BAD_LINE
-            tstart = j
-            while tstart > a and not _is_space(buf[tstart - 1]):
-                tstart -= 1
-            if st == OK:
-                whole = 0
-                frac = 0.0
-                scale = 1.0
-                dot = False
-                digits = 0
-                for q in range(tstart, tend - 1):
-                    c = buf[q]
-                    if c == 46 and not dot:
-                        dot = True
-                    elif 48 <= c <= 57:
-                        digits += 1
-                        if dot:
-                            scale /= 10.0
-                            frac += (c - 48) * scale
-                        else:
-                            whole = whole * 10 + (c - 48)
-                    else:
-                        st = BAD_LINE
-                if digits == 0:
-                    st = BAD_LINE
-                time[row] = whole + frac
-            j = tstart - 1
-            while j >= a and _is_space(buf[j]):
-                j -= 1
-            if st == OK and j >= a and buf[j] == 93:  # ']' of the cpu column
-                while j >= a and buf[j] != 91:
-                    j -= 1
-                j -= 1
-                while j >= a and _is_space(buf[j]):
-                    j -= 1
-            pend = j + 1
-            while j >= a and not _is_space(buf[j]):
-                j -= 1
-            pstart = j + 1
-            if st == OK:
-                v, q, ok = _int(buf, pstart, pend)
-                if not ok:  # pid/tid
-                    slash = pstart
-                    while slash < pend and buf[slash] != 47:
-                        slash += 1
-                    v2 = 0
-                    ok = slash > pstart and slash < pend
-                    for q in range(pstart, slash):
-                        if not 48 <= buf[q] <= 57:
-                            ok = False
-                        else:
-                            v2 = v2 * 10 + (buf[q] - 48)
-                    v = v2
-                if not ok:
-                    st = BAD_LINE
-                pid[row] = v
-            while j >= a and _is_space(buf[j]):
-                j -= 1
-            ca = a
-            while ca <= j and _is_space(buf[ca]):
-                ca += 1
-            comm_a[row] = ca
-            comm_b[row] = j + 1 if j + 1 > ca else ca
             # the fields after the event name
             pfn[row] = -1
             order[row] = 0

@@ -9,6 +9,8 @@
       python3  6001/6001  58617.696132:   exceptions:page_fault_user: address=0x7f413cbc6b70 ip=... error_code=0x14
 
 strace sees mmap, not which pages a process touches; the kernel's fault tracepoints do.
+Lines are read by a compiled scanner (traces/_perfscan.py) on perf script's line grammar,
+which the kmem reader shares (traces/_perfline.py); what they mean is given here.
 Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group id (the
 `pid` of `pid/tid`: threads share tables):
 
@@ -37,7 +39,7 @@ Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group
   accessible VMAs, with the flags a fault there would get;
 * a fault (user, or kernel on a user address: the ELF loader, `read()` into a fresh
   buffer) at address A -> `map` of A's page; in an anonymous VMA where transparent huge
-  pages apply (THP `always`, or `madvise` and the range marked) the map carries `MAP_THP`:
+  pages apply (THP `always` unless MADV_NOHUGEPAGE, or `madvise` and MADV_HUGEPAGE) the map carries `MAP_THP`:
   a 2 MiB page where the aligned 2 MiB around A lies in the VMA and has no PTE table yet
   (the machine decides, docs/semantics.md#transparent-huge-page-faults), as
   `do_huge_pmd_anonymous_page` does; a page of a file-backed or shared VMA carries
@@ -48,7 +50,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,30 +69,15 @@ UNRECORDED_PARENT = "children of unrecorded processes"
 BEFORE = "events of processes that began before the recording"
 LOST = "events perf lost (its buffer was full)"
 NOT_PERF = "not a perf script line"
-
-_HEAD = re.compile(r"^\s*(?P<comm>.*?)\s+(?P<pid>-?\d+)/(?P<tid>-?\d+)\s+(?P<time>\d+\.\d+):\s+(?P<rest>.*)$")
-_MMAP2 = re.compile(r"PERF_RECORD_MMAP2 (\d+)/(\d+): \[(0x[0-9a-f]+)\((0x[0-9a-f]+)\) @ \S+ \S+ \d+ \d+\]: "
-                    r"([r-][w-][x-][ps]) ?(.*)$")
-_FORK = re.compile(r"PERF_RECORD_FORK\((\d+):(\d+)\):\((\d+):(\d+)\)")
-_COMM_EXEC = re.compile(r"PERF_RECORD_COMM exec: .*:(\d+)/(\d+)$")
-_LOST = re.compile(r"PERF_RECORD_LOST\S*\s+lost:?\s*(\d+)")
-_EVENT = re.compile(r"^(\S+):\s*(.*)$")
-_KV = re.compile(r"(\w+)[=:] ?(\S+?),?(?=\s|$)")
-ANON_NAMES = ("//anon", "[stack]", "[heap]", "")
-
-
 THP, NOACCESS = 3, 4  # flag indices of a VMA tuple
-
-
-def _num(text: str) -> int:
-    return int(text, 0)
+HUGEPAGE, NOHUGEPAGE = 1, -1  # a VMA's THP flag after madvise (0: neither)
 
 
 @dataclass
 class _Space:
     """VMAs of one address space: sorted disjoint [start, end) with their flags."""
 
-    vmas: list = field(default_factory=list)  # (start, end, file, thp, noaccess)
+    vmas: list = field(default_factory=list)  # (start, end, file, thp: HUGEPAGE/NOHUGEPAGE/0, noaccess)
     brk: int | None = None
     # mlockall(MCL_FUTURE): later mappings are populated (mm->def_flags gains VM_LOCKED);
     # neither fork nor exec passes it on (mm_init keeps only VM_NOHUGEPAGE)
@@ -119,7 +105,7 @@ class _Space:
 
     def add(self, start, end, file, noaccess=False):
         self.remove(start, end)
-        bisect.insort(self.vmas, (start, end, file, False, noaccess))
+        bisect.insort(self.vmas, (start, end, file, 0, noaccess))
 
     def set_flag(self, start, end, index, value):
         """Set flag `index` (THP or NOACCESS) of [start, end)'s pieces of VMAs, as
@@ -178,7 +164,14 @@ class _Builder:
             self.populate(pid, sp, start, end, t, line)
 
     def thp_applies(self, vma) -> bool:
-        return not vma[2] and (self.thp_mode == "always" or (self.thp_mode == "madvise" and vma[THP]))
+        """Whether a fault in this VMA can get a transparent huge page: anonymous, and THP
+        `always` unless MADV_NOHUGEPAGE, or `madvise` and MADV_HUGEPAGE
+        (mm/huge_memory.c `__thp_vma_allowable_orders`)."""
+        if vma[2]:
+            return False
+        if self.thp_mode == "always":
+            return vma[THP] != NOHUGEPAGE
+        return self.thp_mode == "madvise" and vma[THP] == HUGEPAGE
 
     def populate(self, pid, sp, start, end, t, line):
         """Map every page of [start, end) that lies in an accessible VMA, as the kernel's
@@ -255,7 +248,7 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
             b.release(pid, sp, new, old, t, line)
         sp.brk = ret
         return
-    if ret < 0 or ret >= 1 << 63:  # a failed call changes nothing
+    if ret < 0:  # a failed call (-errno) changes nothing
         return
     if name == "mmap":
         start, length, flags = ret, _page_up(args["len"]), args["flags"]
@@ -289,7 +282,7 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
         elif advice in (MADV_FREE, MADV_REMOVE):
             b.release(pid, sp, start, start + length, t, line, "unmap")
         elif advice in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
-            sp.set_flag(start, start + length, THP, advice == MADV_HUGEPAGE)
+            sp.set_flag(start, start + length, THP, HUGEPAGE if advice == MADV_HUGEPAGE else NOHUGEPAGE)
     elif name == "mprotect":
         start = args["start"] & ~(PAGE_SIZE - 1)
         sp.set_flag(start, _page_up(args["start"] + args["len"]), NOACCESS, args["prot"] & PROT_ACCESS == 0)
@@ -314,36 +307,61 @@ def _page_up(x: int) -> int:
 
 
 SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "mlock", "mlock2", "mlockall", "munlockall")
+# each syscall's fields in the order its sys_enter tracepoint prints them (the syscall's arguments)
+FIELDS = {"mmap": ("addr", "len", "prot", "flags", "fd", "off"), "munmap": ("addr", "len"),
+          "mremap": ("addr", "old_len", "new_len", "flags", "new_addr"), "brk": ("brk",),
+          "madvise": ("start", "len_in", "behavior"), "mprotect": ("start", "len", "prot"),
+          "mlock": ("start", "len"), "mlock2": ("start", "len", "flags"), "mlockall": ("flags",), "munlockall": ()}
 
 
-def convert_lines(lines, source: str, thp_mode: str = "madvise", lenient: bool = False) -> Trace:
+def convert_bytes(data: bytes, source: str, thp_mode: str = "madvise", lenient: bool = False) -> Trace:
+    """The canonical trace of `perf script` text (see the module docstring). Lines are
+    read by the compiled scanner (traces/_perfscan.py: perf script's line grammar, shared
+    with the kmem reader); their meaning is given here, in log order."""
+    from ptpair.traces import _perfscan as ps
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    cap = data.count(b"\n") + 1
+    i64 = lambda: np.zeros(cap, np.int64)  # noqa: E731
+    line_no, kind, status = i64(), np.zeros(cap, np.int8), np.zeros(cap, np.int8)
+    syscall, pid, tid, time = np.zeros(cap, np.int8), i64(), i64(), np.zeros(cap, np.float64)
+    values, count = np.zeros((cap, ps.MAX_VALUES), np.int64), i64()
+    line_a, event_a, line_b = i64(), i64(), i64()
+    names, lengths = ps.syscall_table(SYSCALLS)
+    rows, _ = ps.scan(buf, names, lengths, line_no, kind, status, syscall, pid, tid, time, values, count, line_a,
+                      event_a, line_b)
     b = _Builder(thp_mode)
     first_bad = None
     bad = 0
-    for no, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
-        m = _HEAD.match(text)
-        if m is None:
+    for r, (no, kd, st, sc, p, td, t, n) in enumerate(zip(
+            line_no[:rows].tolist(), kind[:rows].tolist(), status[:rows].tolist(), syscall[:rows].tolist(),
+            pid[:rows].tolist(), tid[:rows].tolist(), time[:rows].tolist(), count[:rows].tolist())):
+        if st != ps.OK:
+            if st == ps.NOT_PERF:
+                text = data[line_a[r]:line_b[r]].decode("utf-8", "replace").strip()
+                why = f"not a perf script line (perf script -F comm,pid,tid,time,event,trace): {text[:60]!r}"
+            else:
+                text = data[event_a[r]:line_b[r]].decode("utf-8", "replace").strip()
+                why = f"cannot read this event: {text[:60]!r}"
             if not lenient:
-                raise TraceError(source, no, f"not a perf script line (perf script -F comm,pid,tid,time,event,trace): "
-                                             f"{text.strip()[:60]!r}")
+                raise TraceError(source, no, why)
             bad += 1
-            first_bad = first_bad or (no, NOT_PERF)
+            first_bad = first_bad or (no, why)
             continue
-        pid, tid, t, rest = int(m["pid"]), int(m["tid"]), float(m["time"]), m["rest"]
+        v = values[r].tolist()
         try:
-            _line(b, pid, tid, t, rest, no)
-        except (KeyError, ValueError) as e:
+            _event(b, kd, p, td, t, no, SYSCALLS[sc] if sc >= 0 else None, v, n)
+        except KeyError as e:  # a syscall's field missing
+            why = f"cannot read this event: {data[event_a[r]:line_b[r]].decode('utf-8', 'replace')[:60]!r}"
             if not lenient:
-                raise TraceError(source, no, f"cannot read this event: {rest.strip()[:60]!r}") from None
+                raise TraceError(source, no, why) from e
             bad += 1
-            first_bad = first_bad or (no, str(e))
-    rows = b.rows
-    cols = list(zip(*rows)) if rows else [[]] * 7
+            first_bad = first_bad or (no, why)
+    rows_out = b.rows
+    cols = list(zip(*rows_out)) if rows_out else [[]] * 7
     trace = Trace.from_columns(source=source, pid=list(cols[0]), op=np.asarray(cols[1], np.int8), va=list(cols[2]),
                                length=list(cols[3]), arg=list(cols[4]), time=list(cols[5]))
-    trace.lines = np.asarray(cols[6], np.int64) if rows else None
+    trace.lines = np.asarray(cols[6], np.int64) if rows_out else None
     trace.skipped = {k: v for k, v in b.skipped.items() if v}
     if bad:
         trace.skipped[NOT_PERF] = bad
@@ -351,18 +369,14 @@ def convert_lines(lines, source: str, thp_mode: str = "madvise", lenient: bool =
     return trace
 
 
-def _line(b: _Builder, pid, tid, t, rest, no):
-    if rest.startswith("PERF_RECORD_"):
-        if t == 0.0 and not rest.startswith("PERF_RECORD_LOST"):
+def _event(b: _Builder, kind, pid, tid, t, no, syscall, v, n):
+    from ptpair.traces import _perfscan as ps
+
+    if kind >= ps.KIND_MMAP2:  # perf's own records
+        if t == 0.0 and kind != ps.KIND_LOST:
             return  # synthesized by perf from /proc for what ran before the recording began
-        if rest.startswith("PERF_RECORD_MMAP2"):
-            m = _MMAP2.match(rest)
-            if m is None:
-                raise ValueError("bad MMAP2 record")
-            p = int(m.group(1))
-            start, length = _num(m.group(3)), _num(m.group(4))
-            perms, name = m.group(5), m.group(6).strip()
-            file = perms[3] == "s" or name not in ANON_NAMES
+        if kind == ps.KIND_MMAP2:
+            start, length, file, p = v[0], v[1], bool(v[2]), v[3]
             call = b.pending.get(tid)
             if call is not None:
                 # made by a syscall (mmap, brk, mremap): the record gives the VMA after
@@ -372,11 +386,8 @@ def _line(b: _Builder, pid, tid, t, rest, no):
             sp = b.space(p)
             if sp is not None:  # made by execve: the stack, the program, its loader, the vdso
                 b.reserve(p, sp, start, start + _page_up(length), file, t, no)
-        elif rest.startswith("PERF_RECORD_FORK"):
-            m = _FORK.match(rest)
-            if m is None:
-                raise ValueError("bad FORK record")
-            child, parent = int(m.group(1)), int(m.group(3))
+        elif kind == ps.KIND_FORK:
+            child, parent = v[0], v[1]
             if child == parent or child in b.spaces:
                 return  # a thread; or a process already seen (its fork came late)
             if parent in b.spaces:
@@ -386,37 +397,24 @@ def _line(b: _Builder, pid, tid, t, rest, no):
                 b.skipped[UNRECORDED_PARENT] += 1
                 b.emit(child, "spawn", t=t, line=no)
                 b.spaces[child] = _Space()
-        elif rest.startswith("PERF_RECORD_COMM exec"):
-            m = _COMM_EXEC.search(rest)
-            p = int(m.group(1)) if m else pid
-            if p in b.spaces:
-                b.emit(p, "exec", t=t, line=no)
-            else:
-                b.emit(p, "spawn", t=t, line=no)
+        elif kind == ps.KIND_EXEC:
+            p = v[0] if v[0] >= 0 else pid
+            b.emit(p, "exec" if p in b.spaces else "spawn", t=t, line=no)
             b.spaces[p] = _Space()
-        elif rest.startswith("PERF_RECORD_LOST"):
-            m = _LOST.search(rest)
-            b.skipped[LOST] += int(m.group(1)) if m else 1
+        elif kind == ps.KIND_LOST:
+            b.skipped[LOST] += v[0]
         return  # other records (COMM, EXIT, MMAP of the kernel ...) change no table
-    m = _EVENT.match(rest)
-    if m is None:
-        raise ValueError("no event name")
-    event, fields = m.group(1), m.group(2)
-    if event in ("exceptions:page_fault_user", "exceptions:page_fault_kernel"):
-        kv = dict(_KV.findall(fields))
-        b.fault(pid, _num(kv["address"]), t, no)
-    elif event.startswith("syscalls:sys_enter_"):
-        name = event[len("syscalls:sys_enter_"):]
-        if name in SYSCALLS:
-            b.pending[tid] = (name, {k: _num(v) for k, v in _KV.findall(fields)}, no)
-    elif event.startswith("syscalls:sys_exit_"):
-        name = event[len("syscalls:sys_exit_"):]
-        if name in SYSCALLS:
-            ret = _num(fields.strip())
-            _syscall_exit(b, pid, tid, name, ret, t, no)
-    elif event == "sched:sched_process_exit":
-        kv = dict(_KV.findall(fields))
-        if kv.get("group_dead") == "true" and pid in b.spaces:
+    if kind == ps.KIND_FAULT:
+        b.fault(pid, v[0], t, no)
+    elif kind == ps.KIND_ENTER:
+        names = FIELDS[syscall]
+        if n < len(names):
+            raise KeyError(names[n])
+        b.pending[tid] = (syscall, dict(zip(names, v)), no)
+    elif kind == ps.KIND_EXIT:
+        _syscall_exit(b, pid, tid, syscall, v[0], t, no)
+    elif kind == ps.KIND_PROCESS_EXIT:
+        if v[0] and pid in b.spaces:
             b.emit(pid, "exit", t=t, line=no)
             del b.spaces[pid]
 
@@ -433,5 +431,8 @@ def read_perf(path, thp_mode: str = DEFAULT_THP_MODE, lenient: bool = False) -> 
     path = Path(path)
     if thp_mode not in THP_MODES:
         raise ValueError(f"unknown THP mode {thp_mode!r}; choose from {', '.join(THP_MODES)}")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return convert_lines(f, str(path), thp_mode, lenient)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise TraceError(str(path), None, f"cannot read: {e.strerror or e}") from None
+    return convert_bytes(data, str(path), thp_mode, lenient)

@@ -69,6 +69,28 @@ def test_what_the_kernel_maps_without_a_fault_is_populated():
         (2000, "reserve", b + 0xD00000, 0x1000, 0)]
 
 
+def test_thp_follows_the_mode_and_the_madvise_marks(tmp_path):
+    # two 4 MiB mappings, one marked MADV_HUGEPAGE, one MADV_NOHUGEPAGE, a fault in each
+    head = "prog  3000/3000  10.{:06d}: "
+    lines = ["bash  900/900  10.000000: PERF_RECORD_COMM exec: prog:3000/3000"]
+    for i, (addr, advice) in enumerate([(0x7F0000000000, 0xE), (0x7F0000400000, 0xF)]):
+        lines += [f"syscalls:sys_enter_mmap: addr: 0x0, len: 0x400000, prot: 0x3, flags: 0x22, fd: 0xffffffff, off: 0x0",
+                  f"syscalls:sys_exit_mmap: {addr:#x}",
+                  f"syscalls:sys_enter_madvise: start: {addr:#x}, len_in: 0x400000, behavior: {advice:#x}",
+                  "syscalls:sys_exit_madvise: 0x0", f"exceptions:page_fault_user: address={addr + 0x10:#x} error_code=0x6"]
+    log = tmp_path / "thp.perf.txt"
+    log.write_text(lines[0] + "\n" + "\n".join(head.format(i + 1) + x for i, x in enumerate(lines[1:])) + "\n")
+    for mode, want in [("always", [MAP_THP, 0]), ("madvise", [MAP_THP, 0]), ("never", [0, 0])]:
+        t = read_perf(log, thp_mode=mode)
+        assert t.arg[t.op == OPS.index("map")].tolist() == want, mode
+    # unmarked, `always` alone gives huge pages
+    plain = [x for x in log.read_text().splitlines() if "madvise" not in x]
+    log.write_text("\n".join(plain) + "\n")
+    for mode, want in [("always", [MAP_THP, MAP_THP]), ("madvise", [0, 0])]:
+        t = read_perf(log, thp_mode=mode)
+        assert t.arg[t.op == OPS.index("map")].tolist() == want, mode
+
+
 def test_map_flags_survive_csv_and_parquet(tmp_path):
     t = Trace.from_columns(pid=[1, 1, 1, 1], op=["spawn", "map", "map", "map"], va=[0, 0, 1 << 21, 1 << 22],
                            length=[0, 4096, 4096, 4096], arg=[0, MAP_FILE, MAP_THP, 0])
