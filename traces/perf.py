@@ -130,10 +130,27 @@ class _Space:
             yield (max(v[0], start), min(v[1], end), *v[2:])
 
     def find(self, addr):
+        i = self._index(addr)
+        return self.vmas[i] if i >= 0 else None
+
+    def _index(self, addr) -> int:
         i = bisect.bisect_right(self.vmas, (addr, math.inf)) - 1
-        if i >= 0 and self.vmas[i][0] <= addr < self.vmas[i][1]:
-            return self.vmas[i]
-        return None
+        return i if i >= 0 and self.vmas[i][0] <= addr < self.vmas[i][1] else -1
+
+    def merged(self, addr):
+        """The VMA holding addr as Linux keeps it: pieces that touch with the same flags
+        are one VMA (mm/vma.c merges touching anonymous mappings of the same flags), so
+        a 2 MiB page may span two mmaps. None where addr is in no VMA."""
+        i = self._index(addr)
+        if i < 0:
+            return None
+        lo = hi = i
+        v = self.vmas
+        while lo > 0 and v[lo - 1][1] == v[lo][0] and v[lo - 1][2:] == v[i][2:]:
+            lo -= 1
+        while hi + 1 < len(v) and v[hi][1] == v[hi + 1][0] and v[hi + 1][2:] == v[i][2:]:
+            hi += 1
+        return (v[lo][0], v[hi][1], *v[i][2:])
 
 
 class _Builder:
@@ -182,7 +199,7 @@ class _Builder:
         for a, e, file, thp, noaccess in sp.pieces(start, end):
             if noaccess:
                 continue
-            vma = sp.find(a)
+            vma = sp.merged(a)
             run_start, run_flags = a, None
             v = a
             while v < e:
@@ -216,7 +233,7 @@ class _Builder:
         sp = self.space(pid)
         if sp is None:
             return
-        v = sp.find(addr)
+        v = sp.merged(addr)
         page = addr & ~(PAGE_SIZE - 1)
         flags = 0
         if v is not None:

@@ -91,6 +91,20 @@ def test_thp_follows_the_mode_and_the_madvise_marks(tmp_path):
         assert t.arg[t.op == OPS.index("map")].tolist() == want, mode
 
 
+def test_touching_anonymous_mappings_are_one_vma_for_huge_pages(tmp_path):
+    # two 1 MiB mmaps that touch make one 2 MiB-aligned VMA, as Linux merges them: a fault
+    # in it gets a huge page under THP `always`
+    log = tmp_path / "merge.perf.txt"
+    lines = ["bash  900/900  10.000000: PERF_RECORD_COMM exec: prog:3000/3000"]
+    for i, addr in enumerate((0x7F0000100000, 0x7F0000000000)):
+        lines += [f"prog  3000/3000  10.{2 * i + 1:06d}: syscalls:sys_enter_mmap: addr: 0x0, len: 0x100000, prot: 0x3, "
+                  "flags: 0x22, fd: 0xffffffff, off: 0x0",
+                  f"prog  3000/3000  10.{2 * i + 2:06d}: syscalls:sys_exit_mmap: {addr:#x}"]
+    lines.append("prog  3000/3000  10.000009: exceptions:page_fault_user: address=0x7f0000000010 error_code=0x6")
+    log.write_text("\n".join(lines) + "\n")
+    assert read_perf(log, thp_mode="always").arg[-1] == MAP_THP
+
+
 def test_map_flags_survive_csv_and_parquet(tmp_path):
     t = Trace.from_columns(pid=[1, 1, 1, 1], op=["spawn", "map", "map", "map"], va=[0, 0, 1 << 21, 1 << 22],
                            length=[0, 4096, 4096, 4096], arg=[0, MAP_FILE, MAP_THP, 0])
