@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ptpair.traces._intparse import _is_space, parse_int
-from ptpair.traces._perfline import find, line_head, starts as _starts
+from ptpair.traces._perfline import find, line_end, line_head, starts as _starts
 
 OK = 0
 BAD_LINE = 1  # a kmem event line whose layout is not perf script's
@@ -49,9 +49,7 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
     w_mt = np.frombuffer(b"migratetype=", dtype=np.uint8)
     w_gfp = np.frombuffer(b"gfp_flags=", dtype=np.uint8)
     while a < n:
-        b = a
-        while b < n and buf[b] != 10:
-            b += 1
+        b = line_end(buf, a, n)
         line += 1
         k = find(buf, a, b, needle)  # the event name
         if k >= 0:

@@ -27,6 +27,15 @@ def starts(buf, i, end, word):
 
 
 @njit(cache=True)
+def line_end(buf, a, n):
+    """The index of the newline that ends the line starting at buf[a] (n at the end)."""
+    b = a
+    while b < n and buf[b] != 10:
+        b += 1
+    return b
+
+
+@njit(cache=True)
 def find(buf, i, end, word):
     """The first index >= i where buf[i:end] holds `word`, or -1."""
     first = word[0]

@@ -12,7 +12,7 @@ event whose fields cannot be read).
 import numpy as np
 from numba import njit
 
-from ptpair.traces._perfline import find, is_space, line_head, number, starts
+from ptpair.traces._perfline import find, is_space, line_end, line_head, number, starts
 
 OK, NOT_PERF, BAD_EVENT = 0, 1, 2
 # what a line is; values: what `values` holds for it
@@ -31,7 +31,11 @@ MAX_VALUES = 6
 _RECORD = np.frombuffer(b"PERF_RECORD_", dtype=np.uint8)
 _FAULT = np.frombuffer(b"exceptions:page_fault_", dtype=np.uint8)
 _SYSCALL = np.frombuffer(b"syscalls:sys_", dtype=np.uint8)
-_EXIT = np.frombuffer(b"sched:sched_process_exit:", dtype=np.uint8)
+_PROCESS_EXIT = np.frombuffer(b"sched:sched_process_exit:", dtype=np.uint8)
+_USER, _KERNEL = np.frombuffer(b"user:", dtype=np.uint8), np.frombuffer(b"kernel:", dtype=np.uint8)
+_ENTER, _EXIT_CALL = np.frombuffer(b"enter_", dtype=np.uint8), np.frombuffer(b"exit_", dtype=np.uint8)
+_ADDRESS = np.frombuffer(b"address=", dtype=np.uint8)
+_GROUP_DEAD = np.frombuffer(b"group_dead=true", dtype=np.uint8)
 
 
 def syscall_table(names) -> tuple[np.ndarray, np.ndarray]:
@@ -46,16 +50,12 @@ def syscall_table(names) -> tuple[np.ndarray, np.ndarray]:
 @njit(cache=True)
 def _syscall(buf, i, end, names, lengths):
     """(index of the syscall name at buf[i:], the index after its ':') or (-1, i)."""
+    colon = i
+    while colon < end and buf[colon] != 58:
+        colon += 1
     for s in range(len(lengths)):
-        n = lengths[s]
-        if i + n < end and buf[i + n] == 58:
-            same = True
-            for j in range(n):
-                if buf[i + j] != names[s, j]:
-                    same = False
-                    break
-            if same:
-                return s, i + n + 1
+        if lengths[s] == colon - i and starts(buf, i, end, names[s, :lengths[s]]):
+            return s, colon + 1
     return -1, i
 
 
@@ -202,19 +202,9 @@ def scan(buf, names, lengths, line_no, kind, status, syscall, pid, tid, time, va
          line_b):
     """Fill the output arrays for every non-blank line; returns (rows, lines in the file)."""
     n = len(buf)
-    row = 0
-    line = 0
-    a = 0
-    w_user = np.frombuffer(b"user:", dtype=np.uint8)
-    w_kernel = np.frombuffer(b"kernel:", dtype=np.uint8)
-    w_enter = np.frombuffer(b"enter_", dtype=np.uint8)
-    w_exit = np.frombuffer(b"exit_", dtype=np.uint8)
-    w_address = np.frombuffer(b"address=", dtype=np.uint8)
-    w_group_dead = np.frombuffer(b"group_dead=true", dtype=np.uint8)
+    row = line = a = 0
     while a < n:
-        b = a
-        while b < n and buf[b] != 10:
-            b += 1
+        b = line_end(buf, a, n)
         line += 1
         end = b
         while end > a and is_space(buf[end - 1]):
@@ -240,25 +230,25 @@ def scan(buf, names, lengths, line_no, kind, status, syscall, pid, tid, time, va
             k = find(buf, a, end, _FAULT)
             if k >= 0:
                 e = k + len(_FAULT)
-                if starts(buf, e, end, w_user) or starts(buf, e, end, w_kernel):
+                if starts(buf, e, end, _USER) or starts(buf, e, end, _KERNEL):
                     kd = KIND_FAULT
-                    values[row, 0], ok = _value_after(buf, e, end, w_address)
+                    values[row, 0], ok = _value_after(buf, e, end, _ADDRESS)
                     if not ok:
                         st = BAD_EVENT
         if k < 0:
             k = find(buf, a, end, _SYSCALL)
             if k >= 0:
                 e = k + len(_SYSCALL)
-                if starts(buf, e, end, w_enter):
-                    s, e = _syscall(buf, e + len(w_enter), end, names, lengths)
+                if starts(buf, e, end, _ENTER):
+                    s, e = _syscall(buf, e + len(_ENTER), end, names, lengths)
                     if s >= 0:
                         kd = KIND_ENTER
                         syscall[row] = s
                         count[row], ok = _fields(buf, e, end, values, row)
                         if not ok:
                             st = BAD_EVENT
-                elif starts(buf, e, end, w_exit):
-                    s, e = _syscall(buf, e + len(w_exit), end, names, lengths)
+                elif starts(buf, e, end, _EXIT_CALL):
+                    s, e = _syscall(buf, e + len(_EXIT_CALL), end, names, lengths)
                     if s >= 0:
                         kd = KIND_EXIT
                         syscall[row] = s
@@ -266,10 +256,10 @@ def scan(buf, names, lengths, line_no, kind, status, syscall, pid, tid, time, va
                         if not ok:
                             st = BAD_EVENT
         if k < 0:
-            k = find(buf, a, end, _EXIT)
+            k = find(buf, a, end, _PROCESS_EXIT)
             if k >= 0:
                 kd = KIND_PROCESS_EXIT
-                values[row, 0] = 1 if find(buf, k, end, w_group_dead) >= 0 else 0
+                values[row, 0] = 1 if find(buf, k, end, _GROUP_DEAD) >= 0 else 0
         if k < 0:
             k = _time_colon(buf, a, end)
         kind[row] = kd
