@@ -18,6 +18,19 @@ SCHEMES = ["pair", "separate", "separate-eager", "pair-on-vmm", "separate-lazy"]
 ROOT = Path(__file__).resolve().parents[2] / "traces" / "corpus"
 
 
+def test_what_the_report_reads_is_installed():
+    """A non-editable install (the README's main job) carries only package-data: every
+    corpus file the report reads must match one of its patterns."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    patterns = tomllib.loads((ROOT.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["ptpair.traces"]
+    needed = [f"corpus/{t['file']}" for t in CORPUS] + [f"corpus/{t['vmpte']}" for t in CORPUS if "vmpte" in t]
+    needed += [f"corpus/{m['file']}" for m in sources.freemaps()] + ["corpus/MANIFEST"]
+    assert [f for f in needed if not any(fnmatch(f, p) for p in patterns)] == []
+
+
 def test_manifest_describes_every_file():
     assert {t["recorder"] for t in CORPUS} == {"strace", "perf kmem", "merge", "snapshot", "perf"}
     on_disk = {p.name for p in ROOT.glob("*.parquet")}
