@@ -12,27 +12,28 @@ the state:
 Everything else -- allocation failures included -- is a result, counted, not an error.
 """
 
-from ptpair.sim._jit import inline_kernel, kernel
-
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
-from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
-from ptpair.sim.pagetable import (  # noqa: I001
-    SPAN_PML1,
-    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE,
-    T_V_TOP, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder, keeps_tables, log_reset, map_page,
-    new_table, pmd_none, reclaim_pte_tables, rollback, unmap_range,
-)
-from ptpair.sim.vmas import vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, \
-    vma_room
+from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
+from ptpair.sim.pagetable import (
+    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
+    RECLAIM_LINUX, ROOT_LEVEL, SPAN_PML1, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder,
+    keeps_tables, log_reset, map_page, new_table, pmd_none, reclaim_pte_tables, rollback, unmap_range
+)
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
+from ptpair.sim.slots import (
+    M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE, T_V_TOP
+)
+from ptpair.sim.vmas import (
+    vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, vma_room
+)
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import (
-    MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE,
-    OP_RESERVE, OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT,
+    MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE,
+    OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT
 )
 
 STATUS_DONE = 0

@@ -36,14 +36,17 @@ from collections import namedtuple
 import numpy as np
 
 from ptpair import registry
-from ptpair.sim._jit import inline_kernel, kernel
-
-from ptpair.sim.allocator import needs_split, page_alloc, page_free
-from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim import counters as C
+from ptpair.sim.allocator import needs_split, page_alloc, page_free
 from ptpair.sim.handles import h_rehash, new_handle_arrays
-from ptpair.sim.vmas import new_vma_arrays
+from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
+from ptpair.sim.slots import (
+    SCRATCH_LEN, S_CREATED, S_CREATED_N, S_LOG, S_LOG_N, S_TWIN, S_TWIN_N, T_DEPOSIT, T_G_FREE, T_META_LEN,
+    T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE
+)
+from ptpair.sim.vmas import new_vma_arrays
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import MAP_FILE
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
@@ -83,25 +86,6 @@ P_FAILED = 2  # its root could not be allocated: later events are skipped
 H_LIVE = 1
 H_FAILED = 2  # its kalloc failed: a kfree does nothing
 
-# meta slots of Tables.meta
-T_SLOTS_FREE = 0
-T_G_FREE = 1
-T_RECLAIM = 2
-T_H_COUNT = 3  # entries in the handle table (sim/handles.py)
-T_DEPOSIT = 4  # 1: a PTE table is deposited with every anonymous 2 MiB page (Linux's THP)
-T_PT_RECLAIM = 5  # 1: MADV_DONTNEED frees the PTE tables it empties whole (CONFIG_PT_RECLAIM)
-T_V_TOP = 6  # the top of the VMA pool (sim/vmas.py)
-T_META_LEN = 7
-
-
-# scratch: allocation log for rolling back a page that cannot be mapped
-S_LOG_N = 0
-S_LOG = 1  # pairs (frame, order) from here; at most 7 allocations for one page
-S_CREATED_N = 16
-S_CREATED = 17  # slots of tables created for the page; at most 3
-S_TWIN_N = 24
-S_TWIN = 25  # slots of existing tables that gained an EPT twin for the page; at most 3
-SCRATCH_LEN = 32
 
 Tables = namedtuple(
     "Tables",

@@ -15,13 +15,12 @@ the kind a process's tables get at spawn, and the kind after the process becomes
 import numpy as np
 
 from ptpair.registry import SCHEME_NAMES
-from ptpair.sim._jit import kernel
-
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import page_free
 from ptpair.sim.pagetable import (
-    KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, alloc_table_pages, count_ept, ept_no_longer_waste,
+    KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, alloc_table_pages, count_ept, ept_no_longer_waste
 )
+from ptpair.traces._jit import kernel
 
 # scheme -> (table kind at spawn, kind once the process is a VMM); the names and their
 # numbers (positions) come from ptpair/registry.py
