@@ -184,19 +184,19 @@ def fork(b, t, ctr, scheme, child, parent):
 
 
 @inline_kernel
-def _slots_needed(b, t, o, p, va, length, arg, s):
+def _slots_needed(b, t, o, p, va, length, arg, size):
     """Upper bound on new tables (and gigantic ids) one event can create."""
     free = b.meta[M_FREE_PAGES]
     if o == OP_MAP:
-        shift = PAGE_SHIFT + IDX_BITS * s
-        first = (va >> shift) << (IDX_BITS * s)
-        last = ((va + length - 1) >> shift) << (IDX_BITS * s)
+        shift = PAGE_SHIFT + IDX_BITS * size
+        first = (va >> shift) << (IDX_BITS * size)
+        last = ((va + length - 1) >> shift) << (IDX_BITS * size)
         n = ((last >> 27) - (first >> 27) + 1) + ((last >> 18) - (first >> 18) + 1)
-        if s == 0:
+        if size == 0:
             n += (last >> 9) - (first >> 9) + 1
-        if s == 2:
+        if size == 2:
             n = (last >> 27) - (first >> 27) + 1
-        return min(n, free + 1), ((last - first) >> 18) + 1 if s == 2 else 0
+        return min(n, free + 1), ((last - first) >> 18) + 1 if size == 2 else 0
     if o == OP_FORK:
         return min(t.p_tables[arg] + 1, free + 1), 0
     if o == OP_SPAWN or o == OP_EXEC:
@@ -263,8 +263,8 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
     for i in range(start, stop):
         o = op[i]
         p = pid[i]
-        s = psz[i]
-        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], s)
+        size = psz[i]
+        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
         if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
             return i, STATUS_GROW, 0, need, need_g
         if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.h_key):
@@ -299,15 +299,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
 
         # --- the event -------------------------------------------------------------
         if o == OP_MAP or o == OP_UNMAP or o == OP_RESERVE or o == OP_RELEASE or o == OP_DONTNEED:
-            shift = PAGE_SHIFT + IDX_BITS * s
-            step = 1 << (IDX_BITS * s)  # 4-KiB pages per page of this size
+            shift = PAGE_SHIFT + IDX_BITS * size
+            step = 1 << (IDX_BITS * size)  # 4-KiB pages per page of this size
             first = (va[i] >> shift) * step
             end = (((va[i] + length[i] - 1) >> shift) + 1) * step
             if o == OP_MAP:
                 # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
                 # twins of existing tables: those keep the page-by-page path
-                bulk = s == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
-                thp = s == 0 and (arg[i] & MAP_THP) != 0
+                bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
+                thp = size == 0 and (arg[i] & MAP_THP) != 0
                 v = first
                 while v < end:
                     if thp and pmd_none(t, p, v):
@@ -326,7 +326,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    if map_page(b, t, ctr, p, v, s, -1, arg[i]) == MAP_ALREADY:
+                    if map_page(b, t, ctr, p, v, size, -1, arg[i]) == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
             elif o == OP_UNMAP:

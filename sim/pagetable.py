@@ -455,11 +455,11 @@ MAP_FAILED = 2
 
 
 @kernel
-def is_mapped(t, p, vpn, s):
+def is_mapped(t, p, vpn, size):
     """True if the page's slot is in use: a huge page above it, or its entry set."""
     cur = t.p_root[p]
     level = ROOT_LEVEL
-    while level > s + 1:
+    while level > size + 1:
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
         if e < 0:
             return True
@@ -467,7 +467,7 @@ def is_mapped(t, p, vpn, s):
             return False
         cur = e - 1
         level -= 1
-    return t.ent[cur, (vpn >> (IDX_BITS * s)) & IDX_MASK] != 0
+    return t.ent[cur, (vpn >> (IDX_BITS * size)) & IDX_MASK] != 0
 
 
 @kernel
@@ -489,8 +489,8 @@ def pmd_none(t, p, vpn):
 
 
 @kernel
-def map_page(b, t, ctr, p, vpn, s, share, flags):
-    """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
+def map_page(b, t, ctr, p, vpn, size, share, flags):
+    """Map the page of size class `size` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
 
     Missing tables are created top down; then a data frame is allocated, or, when
@@ -499,9 +499,9 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
     is in use (mapped at any size, or for a huge page holding a lower table) is left as
     it is. `flags`: the map event's arg (MAP_FILE), for a new 2 MiB page.
     """
-    leaf_level = s + 1
+    leaf_level = size + 1
     lazy = t.p_mode[p] == MODE_LAZY
-    if lazy and is_mapped(t, p, vpn, s):
+    if lazy and is_mapped(t, p, vpn, size):
         return MAP_ALREADY  # checked first: a mapped page's walk creates no twin
     cur = t.p_root[p]
     log_reset(t)
@@ -528,7 +528,7 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
     i = (vpn >> (IDX_BITS * (leaf_level - 1))) & IDX_MASK
     if t.ent[cur, i] != 0:
         return MAP_ALREADY
-    if s == 1 and t.meta[T_DEPOSIT] != 0:
+    if size == 1 and t.meta[T_DEPOSIT] != 0:
         # the data block first (a fork shares the parent's), then the table
         if share >= 0:
             frame = share
@@ -554,18 +554,18 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
             ctr[C.DATA] += 1 << IDX_BITS
     elif share >= 0:
         frame = share
-        if s == 2:
+        if size == 2:
             t.g_ref[frame] += 1
         else:
             t.refcnt[frame] += 1
-    elif s == 2:
+    elif size == 2:
         top = t.meta[T_G_FREE] - 1
         t.meta[T_G_FREE] = top
         frame = t.g_stack[top]
         t.g_ref[frame] = 1
         ctr[C.GIGANTIC] += 1
     else:
-        order = IDX_BITS * s
+        order = IDX_BITS * size
         frame = _alloc(b, t, ctr, order, OWN_DATA)
         if frame < 0:
             rollback(b, t, ctr, p)
@@ -573,7 +573,7 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
             return MAP_FAILED
         t.refcnt[frame] = 1
         ctr[C.DATA] += 1 << order
-    t.ent[cur, i] = frame + 1 if s == 0 else -(frame + 1)
+    t.ent[cur, i] = frame + 1 if size == 0 else -(frame + 1)
     t.t_cnt[cur] += 1
     ctr[C.MAPPED] += 1
     _count_write(t, ctr, cur, leaf_level)
@@ -581,16 +581,16 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
 
 
 @kernel
-def unmap_entry(b, t, ctr, p, slot, i, s, keep):
-    """Remove leaf entry i of table `slot` (page size class s), release its frame when
+def unmap_entry(b, t, ctr, p, slot, i, size, keep):
+    """Remove leaf entry i of table `slot` (page size class `size`), release its frame when
     this was its last mapping, then, unless `keep`, free every table left empty, bottom up."""
     e = t.ent[slot, i]
     frame = e - 1 if e > 0 else -e - 1
     t.ent[slot, i] = 0
     t.t_cnt[slot] -= 1
     ctr[C.UNMAPPED] += 1
-    _count_write(t, ctr, slot, s + 1)
-    if s == 2:
+    _count_write(t, ctr, slot, size + 1)
+    if size == 2:
         t.g_ref[frame] -= 1
         if t.g_ref[frame] == 0:
             top = t.meta[T_G_FREE]
@@ -598,13 +598,13 @@ def unmap_entry(b, t, ctr, p, slot, i, s, keep):
             t.meta[T_G_FREE] = top + 1
             ctr[C.GIGANTIC] -= 1
     else:
-        if s == 1 and _deposits(t, frame):
+        if size == 1 and _deposits(t, frame):
             # zap_huge_pmd frees the deposited table (zap_deposited_table), then the page
             page_free(b, withdraw(t, slot), 0)
             ctr[C.DEPOSITED] -= 1
         t.refcnt[frame] -= 1
         if t.refcnt[frame] == 0:
-            order = IDX_BITS * s
+            order = IDX_BITS * size
             page_free(b, frame, order)
             ctr[C.DATA] -= 1 << order
     if keep:
