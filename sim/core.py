@@ -20,12 +20,15 @@ from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.pagetable import (
     H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_LINUX, ROOT_LEVEL, SPAN_PML1, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder,
-    keeps_tables, log_reset, map_page, new_table, pmd_none, reclaim_pte_tables, rollback, unmap_range
+    RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, log_reset, map_page, new_table, pmd_none,
+    rollback
 )
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.sim.slots import (
     M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE, T_V_TOP
+)
+from ptpair.sim.treewalk import (
+    SPAN_PML1, copy_pages, free_pgd_range, free_tables_postorder, reclaim_pte_tables, unmap_range
 )
 from ptpair.sim.vmas import (
     vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, vma_room
@@ -88,7 +91,7 @@ def teardown(b, t, ctr, p):
     keep = keeps_tables(t, p)
     unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT, keep)
     if keep:
-        free_tables_postorder(b, t, ctr, p)  # unmap left them, even empty
+        free_tables_postorder(b, t, ctr, p, 0, USER_VPN_LIMIT)  # unmap left them, even empty
     free_table(b, t, ctr, p, t.p_root[p])
     t.p_root[p] = -1
     t.p_state[p] = P_NONE
@@ -153,34 +156,7 @@ def fork(b, t, ctr, scheme, child, parent):
         vma_reserve_block(t, t.meta, T_V_TOP, child, t.p_vcnt[parent] + 2)
         vma_copy(t, child, parent)
         t.p_vma[child] = 1
-    root = t.p_root[parent]
-    for i4 in range(512):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        for i3 in range(512):
-            e3 = t.ent[s3, i3]
-            if e3 == 0:
-                continue
-            v3 = (i4 << 27) | (i3 << 18)
-            if e3 < 0:
-                map_page(b, t, ctr, child, v3, 2, -e3 - 1, 0)
-                continue
-            s2 = e3 - 1
-            for i2 in range(512):
-                e2 = t.ent[s2, i2]
-                if e2 == 0:
-                    continue
-                v2 = v3 | (i2 << 9)
-                if e2 < 0:
-                    map_page(b, t, ctr, child, v2, 1, -e2 - 1, 0)
-                    continue
-                s1 = e2 - 1
-                for i1 in range(512):
-                    e1 = t.ent[s1, i1]
-                    if e1 != 0:
-                        map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1, 0)
+    copy_pages(b, t, ctr, child, parent, 0, USER_VPN_LIMIT)
 
 
 @inline_kernel

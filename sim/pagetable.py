@@ -70,7 +70,7 @@ MODE_LAZY = 3
 # --- reclaim policies (when empty tables are freed) ---------------------------------
 # empty: as soon as they are empty; exit: only at exit/exec (Akaros in 2015: unmap frees
 # data frames only); linux: as Linux frees them, from the processes' VMAs (free_pgtables
-# at munmap, PT_RECLAIM at MADV_DONTNEED, everything at exit; `free_pgd_range` below) --
+# at munmap, PT_RECLAIM at MADV_DONTNEED, everything at exit; `free_pgd_range` in sim/treewalk.py) --
 # for a process whose trace has no VMA events, as `empty`
 RECLAIMS = {name: code for code, name in enumerate(registry.RECLAIMS)}
 RECLAIM_EMPTY = RECLAIMS["empty"]
@@ -625,135 +625,27 @@ def keeps_tables(t, p):
 
 
 @kernel
-def unmap_range(b, t, ctr, p, lo, hi, keep):
-    """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending (`keep`:
-    tables left empty stay, see unmap_entry).
-
-    Walks only present entries, so unmapping the whole address space costs what is
-    mapped, not 2^35 steps. A table freed during the walk has all-zero entries and no
-    slot is reused before the walk ends (it allocates nothing), so the loops may run on.
-    """
-    root = t.p_root[p]
-    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        b3 = i4 << 27
-        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + (1 << 27)) - 1 - b3) >> 18) + 1):
-            e3 = t.ent[s3, i3]
-            if e3 == 0:
-                continue
-            if e3 < 0:
-                unmap_entry(b, t, ctr, p, s3, i3, 2, keep)
-                continue
-            s2 = e3 - 1
-            b2 = b3 + (i3 << 18)
-            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + (1 << 18)) - 1 - b2) >> 9) + 1):
-                e2 = t.ent[s2, i2]
-                if e2 == 0:
-                    continue
-                if e2 < 0:
-                    unmap_entry(b, t, ctr, p, s2, i2, 1, keep)
-                    continue
-                s1 = e2 - 1
-                b1 = b2 + (i2 << 9)
-                for i1 in range(max(lo, b1) - b1, min(hi, b1 + ENTRIES) - b1):
-                    if t.ent[s1, i1] != 0:
-                        unmap_entry(b, t, ctr, p, s1, i1, 0, keep)
-
-
-@kernel
-def free_tables_postorder(b, t, ctr, p):
-    """Free every table below the root depth-first (reclaim at exit): for each pml3 in
-    ascending order, each of its pml2s ascending, that pml2's pml1s ascending and then the
-    pml2 itself, the pml3 last. The tables must hold no leaf."""
-    root = t.p_root[p]
-    for i4 in range(ENTRIES):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        for i3 in range(ENTRIES):
-            e3 = t.ent[s3, i3]
-            if e3 <= 0:
-                continue
-            s2 = e3 - 1
-            for i2 in range(ENTRIES):
-                e2 = t.ent[s2, i2]
-                if e2 > 0:
-                    free_table(b, t, ctr, p, e2 - 1)
-            free_table(b, t, ctr, p, s2)
-        free_table(b, t, ctr, p, s3)
-
-
-
-# --- Linux's page-table freeing (reclaim linux) --------------------------------------
-# Spans, in 4-KiB pages, of one table of each level below the root: pml1 2 MiB, pml2
-# 1 GiB, pml3 512 GiB.
-SPAN_PML1 = ENTRIES
-SPAN_PML2 = ENTRIES * ENTRIES
-SPAN_PML3 = ENTRIES * ENTRIES * ENTRIES
-
-
-@inline_kernel
-def _within(base, span, floor, ceiling):
-    return base >= floor and base + span <= ceiling
-
-
-@kernel
-def free_pgd_range(b, t, ctr, p, lo, hi, floor, ceiling):
-    """Free the tables of p that overlap 4-KiB page numbers [lo, hi) and whose whole span
-    lies in [floor, ceiling): Linux's free_pgd_range (mm/memory.c), which free_pgtables
-    calls after a munmap has zapped the pages, with floor = the previous VMA's end and
-    ceiling = the next one's start, so that no table a remaining VMA can use is freed.
-
-    In Linux's order: a pml2's pml1s ascending, then the pml2, and a pml3 after its
-    pml2s (free_pte_range, free_pmd_range, free_pud_range). A table that still holds an
-    entry is kept -- possible only in a trace that maps pages outside every VMA, which
-    Linux cannot have."""
-    root = t.p_root[p]
-    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        b3 = i4 << 27
-        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + SPAN_PML3) - 1 - b3) >> 18) + 1):
-            e3 = t.ent[s3, i3]
-            if e3 <= 0:
-                continue
-            s2 = e3 - 1
-            b2 = b3 + (i3 << 18)
-            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + SPAN_PML2) - 1 - b2) >> 9) + 1):
-                e2 = t.ent[s2, i2]
-                b1 = b2 + (i2 << 9)
-                if e2 > 0 and t.t_cnt[e2 - 1] == 0 and _within(b1, SPAN_PML1, floor, ceiling):
-                    free_table(b, t, ctr, p, e2 - 1)
-            if t.t_cnt[s2] == 0 and _within(b2, SPAN_PML2, floor, ceiling):
-                free_table(b, t, ctr, p, s2)
-        if t.t_cnt[s3] == 0 and _within(b3, SPAN_PML3, floor, ceiling):
-            free_table(b, t, ctr, p, s3)
-
-
-@kernel
-def reclaim_pte_tables(b, t, ctr, p, lo, hi):
-    """PT_RECLAIM (Linux 6.14+, mm/pt_reclaim.c): after MADV_DONTNEED zapped [lo, hi)
-    (4-KiB page numbers, within one VMA), free each PTE table whose whole 2 MiB span the
-    range covers (reclaim_pt_is_enabled: the zap covers PMD_SIZE of it) and that is
-    empty; pml2 and pml3 tables stay."""
-    root = t.p_root[p]
-    v = ((lo + SPAN_PML1 - 1) >> IDX_BITS) << IDX_BITS  # the first whole span
-    while v + SPAN_PML1 <= hi:
-        e4 = t.ent[root, (v >> 27) & IDX_MASK]
-        if e4 <= 0:
-            v = ((v >> 27) + 1) << 27
-            continue
-        e3 = t.ent[e4 - 1, (v >> 18) & IDX_MASK]
-        if e3 <= 0:
-            v = ((v >> 18) + 1) << 18
-            continue
-        e2 = t.ent[e3 - 1, (v >> 9) & IDX_MASK]
-        if e2 > 0 and t.t_cnt[e2 - 1] == 0:
-            free_table(b, t, ctr, p, e2 - 1)
-        v += SPAN_PML1
+def mirror_table(b, t, ctr, p, s, kind):
+    """Give table s an EPT twin of `kind` (become_vmm, sim/schemes.py): a separate EPT
+    page (KIND_SEP), or a move into a fresh pair block (KIND_PAIR: allocate it, copy,
+    free the old page). A failed allocation leaves the table as it was."""
+    if kind == KIND_SEP:
+        e = alloc_table_pages(b, ctr, 0)
+        if e < 0:
+            return
+        t.t_ept[s] = e
+        t.t_kind[s] = KIND_SEP
+        count_ept(t, ctr, p, 1, e)
+        if t.t_level[s] != ROOT_LEVEL:
+            ctr[C.MIRRORED] += 1
+    else:  # move into a fresh pair: allocate the block, copy, free the old page
+        f = alloc_table_pages(b, ctr, 1)
+        if f < 0:
+            return
+        old = t.t_kpt[s]
+        t.t_kpt[s] = f
+        t.t_ept[s] = f + 1
+        t.t_kind[s] = KIND_PAIR
+        page_free(b, old, 0)
+        count_ept(t, ctr, p, 1, f + 1)
+        ctr[C.COPIES] += 1
