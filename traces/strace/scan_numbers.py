@@ -11,8 +11,9 @@ octal or signed argument -- shapes strace does not write for the calls the model
 
 import numpy as np
 
+from ptpair.traces._intparse import _is_space as _ws
 from ptpair.traces._jit import scanner
-from ptpair.traces.strace.scan_words import W_NULL, _at, _digit, _ws
+from ptpair.traces.strace.scan_words import W_NULL, _at, _digit
 
 VALUE_LIMIT = 1 << 60  # larger numbers are left to Python (keeps start + length in int64)
 EXACT_FLOAT = 1 << 53  # a timestamp's digits beyond this would round: left to Python
