@@ -17,16 +17,24 @@ entries (post-order). What a visit does is the walk's `action`:
 Walks only present entries, so a walk of the whole address space costs what is mapped,
 not 2^35 steps. A table freed during a walk (an unmap emptied it) has all-zero entries
 and no slot is reused before the walk ends (a walk that frees allocates nothing), so the
-loops may run on over it. The walk recurses down the levels (depth 4: one call per
-table visited, not per entry).
+loops may run on over it. The table pages of each level span PML2_SPAN, PML3_SPAN,
+PML4_SPAN 4-KiB pages per entry (2 MiB, 1 GiB, 512 GiB of address space).
 """
 
-from ptpair.sim.pagetable import ENTRIES, IDX_BITS, ROOT_LEVEL, free_table, map_page, mirror_table, unmap_entry
+from ptpair.sim.pagetable import (
+    ENTRIES, IDX_BITS, free_table, map_page, mirror_table, unmap_entry,
+)
 from ptpair.traces._jit import inline_kernel, kernel
 
-# An entry of a level-l table spans 2^(IDX_BITS * (l - 1)) 4-KiB pages: 1, 2^9 (2 MiB),
-# 2^18 (1 GiB), 2^27 (512 GiB); a leaf in it is a page of size class l - 1 (map_page's `size`).
-SPAN_PML1 = ENTRIES  # 4-KiB pages a whole pml1 table spans (2 MiB)
+# 4-KiB pages an entry of each level spans, as shifts (an entry of a pml4 table spans
+# 2^PML4_ENTRY_SHIFT pages); and the pages a whole table of each level spans
+PML2_ENTRY_SHIFT = IDX_BITS  # 2 MiB
+PML3_ENTRY_SHIFT = 2 * IDX_BITS  # 1 GiB
+PML4_ENTRY_SHIFT = 3 * IDX_BITS  # 512 GiB
+SPAN_PML1 = ENTRIES  # a pml1 table: 2 MiB
+SPAN_PML2 = ENTRIES << PML2_ENTRY_SHIFT  # 1 GiB
+SPAN_PML3 = ENTRIES << PML3_ENTRY_SHIFT  # 512 GiB
+SIZE_4K, SIZE_2M, SIZE_1G = 0, 1, 2  # page-size classes of the leaves (map_page's `size`)
 
 W_COPY, W_UNMAP, W_MIRROR, W_FREE_ALL, W_FREE_PGD, W_RECLAIM_PTE = range(6)
 
@@ -72,33 +80,56 @@ def _post(b, t, ctr, p, action, s, base, span, lo, hi, x, y):
 
 
 @kernel
-def _walk_table(b, t, ctr, p, s, level, base, lo, hi, action, x, y):
-    """The entries of table s (of `level`, spanning 4-KiB pages from `base`) that overlap
-    [lo, hi), ascending; recursive down the levels below."""
-    shift = IDX_BITS * (level - 1)  # an entry spans 2^shift 4-KiB pages
-    for i in range(_first(lo, base, shift), _end(hi, base, ENTRIES << shift, shift)):
-        e = t.ent[s, i]
-        if e == 0:
-            continue
-        vpn = base + (i << shift)
-        if e < 0 or level == 1:  # a leaf
-            if action == W_COPY or action == W_UNMAP:
-                _leaf(b, t, ctr, p, action, s, i, level - 1, vpn, e, x)
-            continue
-        child = e - 1
-        if action == W_MIRROR:
-            mirror_table(b, t, ctr, p, child, x)
-        if level > 2 or action == W_COPY or action == W_UNMAP:
-            _walk_table(b, t, ctr, p, child, level - 1, vpn, lo, hi, action, x, y)
-        if action >= W_FREE_ALL:
-            _post(b, t, ctr, p, action, child, vpn, 1 << shift, lo, hi, x, y)
-
-
-@kernel
 def walk(b, t, ctr, p, lo, hi, action, x, y):
     """Visit process p's tree over 4-KiB page numbers [lo, hi) for `action` (see the
     module docstring; `x`, `y`: the action's arguments)."""
-    _walk_table(b, t, ctr, p, t.p_root[p], ROOT_LEVEL, 0, lo, hi, action, x, y)
+    leaves = action == W_COPY or action == W_UNMAP
+    pre = action == W_MIRROR
+    post = action >= W_FREE_ALL
+    root = t.p_root[p]
+    for i4 in range(lo >> PML4_ENTRY_SHIFT, ((hi - 1) >> PML4_ENTRY_SHIFT) + 1):
+        e4 = t.ent[root, i4]
+        if e4 <= 0:
+            continue
+        s3 = e4 - 1
+        b3 = i4 << PML4_ENTRY_SHIFT
+        if pre:
+            mirror_table(b, t, ctr, p, s3, x)
+        for i3 in range(_first(lo, b3, PML3_ENTRY_SHIFT), _end(hi, b3, SPAN_PML3, PML3_ENTRY_SHIFT)):
+            e3 = t.ent[s3, i3]
+            if e3 == 0:
+                continue
+            b2 = b3 + (i3 << PML3_ENTRY_SHIFT)
+            if e3 < 0:
+                if leaves:
+                    _leaf(b, t, ctr, p, action, s3, i3, SIZE_1G, b2, e3, x)
+                continue
+            s2 = e3 - 1
+            if pre:
+                mirror_table(b, t, ctr, p, s2, x)
+            for i2 in range(_first(lo, b2, PML2_ENTRY_SHIFT), _end(hi, b2, SPAN_PML2, PML2_ENTRY_SHIFT)):
+                e2 = t.ent[s2, i2]
+                if e2 == 0:
+                    continue
+                b1 = b2 + (i2 << PML2_ENTRY_SHIFT)
+                if e2 < 0:
+                    if leaves:
+                        _leaf(b, t, ctr, p, action, s2, i2, SIZE_2M, b1, e2, x)
+                    continue
+                s1 = e2 - 1
+                if pre:
+                    mirror_table(b, t, ctr, p, s1, x)
+                if leaves:
+                    for i1 in range(max(lo, b1) - b1, min(hi, b1 + SPAN_PML1) - b1):
+                        e1 = t.ent[s1, i1]
+                        if e1 != 0:
+                            _leaf(b, t, ctr, p, action, s1, i1, SIZE_4K, b1 + i1, e1, x)
+                if post:
+                    _post(b, t, ctr, p, action, s1, b1, SPAN_PML1, lo, hi, x, y)
+            if post:
+                _post(b, t, ctr, p, action, s2, b2, SPAN_PML2, lo, hi, x, y)
+        if post:
+            _post(b, t, ctr, p, action, s3, b3, SPAN_PML3, lo, hi, x, y)
 
 
 # --- the walks, by the names of what they do --------------------------------------------
