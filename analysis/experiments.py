@@ -23,7 +23,7 @@ import pandas as pd
 from ptpair import registry
 from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
 from ptpair.traces.sources import (
-    default_freemap, load, name_traces, synth_spec, vmpte_recordings, warmup_trace, workload_of,
+    default_freemap, load, name_traces, synth_spec, vmpte_recordings, warmup_trace, workload_of
 )
 from ptpair.traces.units import MIB_PAGES
 

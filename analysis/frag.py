@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_ORDERS = 11
+from ptpair.traces.format import N_ORDERS
 
 
 def _as_2d(buddyinfo) -> tuple[np.ndarray, bool]:
@@ -129,7 +129,7 @@ def pagetypeinfo_lines(pagetypeinfo: dict, pageblocks: dict, node: int = 0, zone
     """A simulated machine's free lists per migratetype in the layout of /proc/pagetypeinfo
     (mm/vmstat.c: pagetypeinfo_showfree_print, pagetypeinfo_showblockcount_print)."""
     lines = ["Page block order: 9", "Pages per block:  512", ""]
-    lines.append(f"{'Free pages count per migrate type at order':<43s} " + "".join(f"{k:6d} " for k in range(11)))
+    lines.append(f"{'Free pages count per migrate type at order':<43s} " + "".join(f"{k:6d} " for k in range(N_ORDERS)))
     for name, counts in pagetypeinfo.items():
         lines.append(f"Node {node:4d}, zone {zone:>8s}, type {MT_LABELS[name]:>12s} "
                      + "".join(f"{c:6d} " for c in counts))

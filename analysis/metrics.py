@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ptpair.analysis.catalogue import summary
-from ptpair.analysis.frag import (
-    N_ORDERS, fragmentation_index, indices_from_contig, largest_free_order, unusable_index,
-)
+from ptpair.analysis.frag import N_ORDERS, fragmentation_index, indices_from_contig, largest_free_order, unusable_index
 from ptpair.sim.machine import Result
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `ptpair replay` needs none

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptpair.sim import counters as C
-from ptpair.sim.buddy import M_BACKGROUND, N_ORDERS
 from ptpair.errors import TraceError
+from ptpair.sim import counters as C
+from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.machine import Config, Machine, ReplayError
+from ptpair.sim.slots import M_BACKGROUND
 from ptpair.traces.format import Trace, encode
 from ptpair.traces.units import PAGE_SIZE
 

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ptpair.analysis.catalogue import metrics_row
-from ptpair.analysis.inference import (BOOTSTRAP_RESAMPLES, ESTIMATORS, adjust, agrees, hodges_lehmann,
-                                       level_text, max_wilcoxon_level, min_two_sided_p, ratio_of_means, t_interval,
-                                       t_test, wilcoxon)
+from ptpair.analysis.inference import (
+    BOOTSTRAP_RESAMPLES, ESTIMATORS, adjust, agrees, hodges_lehmann, level_text, max_wilcoxon_level, min_two_sided_p,
+    ratio_of_means, t_interval, t_test, wilcoxon
+)
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth

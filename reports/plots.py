@@ -25,8 +25,8 @@ from ptpair.reports.plotkit import (
     bar_pair, events_axis, grouped_bars, load_pyplot, mib, need, scheme_legend, stacked_over_time,
 )
 from ptpair.reports.style import PART_COLORS, scheme_color, sort_schemes
+from ptpair.traces.format import N_ORDERS
 
-N_ORDERS = 11
 
 
 # --- per-trace figures --------------------------------------------------------------------

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_FREE_PAGES, M_MEM_END, N_ORDERS, note_allocated
+from ptpair.sim.buddy import N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_unlink
+from ptpair.sim.slots import M_FREE_PAGES, M_MEM_END, M_SCANNED, M_SCAN_ALLOCS
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.freemap import carve_free
 
-M_SCANNED = 6  # frames tested by order >= 1 scans (BuddyState.meta)
-M_SCAN_ALLOCS = 7  # order >= 1 requests (successful or not)
 
 
 @inline_kernel

@@ -18,14 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from ptpair import registry
-from ptpair.sim._jit import inline_kernel
 from ptpair.sim.akaros2015 import akaros_alloc, akaros_free, buddyinfo_of_free_set
 from ptpair.sim.boot import boot, pristine_runs
-from ptpair.sim.buddy import M_ALLOCATOR, N_ORDERS, BuddyState, buddy_alloc, buddy_free, new_buddy
+from ptpair.sim.buddy import BuddyState, N_ORDERS, buddy_alloc, buddy_free, new_buddy
+from ptpair.sim.mobility import PAGEBLOCK_FRAMES, mobility_alloc, mobility_free
 from ptpair.sim.occupancy import occupy, release
-from ptpair.sim.mobility import (
-    N_MT, PAGEBLOCK_FRAMES, mobility_alloc, mobility_free,
-)
+from ptpair.sim.slots import M_ALLOCATOR, N_MT
+from ptpair.traces._jit import inline_kernel
 
 ALLOCATORS = {name: code for code, name in enumerate(registry.ALLOCATORS)}
 ALLOC_BUDDY = ALLOCATORS["buddy"]

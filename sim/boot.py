@@ -32,16 +32,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import kernel
-from ptpair.sim.akaros2015 import akaros_push
-from ptpair.sim.buddy import (
-    M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_POLICY, POLICY_ADDRESS, insert_free,
-)
 from ptpair import registry
-from ptpair.sim.mobility import (
-    MT_MOVABLE, MT_UNMOVABLE, N_MT, PAGEBLOCK_FRAMES, PAGEBLOCK_ORDER, account, add_free,
-)
+from ptpair.sim.akaros2015 import akaros_push
+from ptpair.sim.buddy import POLICY_ADDRESS, insert_free
+from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE, PAGEBLOCK_FRAMES, PAGEBLOCK_ORDER, account, add_free
 from ptpair.sim.occupancy import mark_hole, occupy_background
+from ptpair.sim.slots import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_POLICY, N_MT
+from ptpair.traces._jit import kernel
 from ptpair.traces.format import MAX_ORDER
 from ptpair.traces.freemap import FREE, HOLE, USED
 

@@ -28,29 +28,19 @@ from collections import namedtuple
 import numpy as np
 
 from ptpair import registry
-from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.freelist import NIL, list_push, list_unlink
+from ptpair.traces._jit import inline_kernel
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ptpair.traces.format import MAX_ORDER
+from ptpair.sim.slots import (
+    META_LEN, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, M_POLICY
+)
+from ptpair.traces.format import MAX_ORDER, N_ORDERS
 
-N_ORDERS = MAX_ORDER + 1
 POLICIES = {name: code for code, name in enumerate(registry.POLICIES)}
 POLICY_ADDRESS = POLICIES["address"]
 POLICY_LIFO = POLICIES["lifo"]
 
-# indices into BuddyState.meta
-M_FRAMES = 0  # N, frames managed
-M_POLICY = 1
-M_FREE_PAGES = 2  # frames currently free
-M_HIGH_WATER = 3  # one past the highest frame ever allocated (the heap extent)
-M_HW_LIVE = 4  # frames allocated when the high water mark last rose
-M_ALLOCATOR = 5  # which allocator runs on this state (sim/allocator.py)
-M_BACKGROUND = 47  # frames the initial state's background owner holds (sim/boot.py)
-M_HOLES = 48  # frames of the initial state that are not memory (sim/boot.py)
-M_MEM_END = 49  # one past the last frame that is memory: the frames after it are all holes
-META_LEN = 50  # slots 6..23 belong to the other allocators (sim/akaros2015.py, sim/mobility.py), 24..46 to
-# sim/occupancy.py
 
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
@@ -68,7 +58,8 @@ def new_buddy(n_frames: int, policy: int, lists_for_all_frames: bool = False, bo
     `lists_for_all_frames` sizes nxt/prv for every frame (LIFO, and allocators that keep
     per-frame lists); the address policy needs none. `boot=False` leaves every frame
     unlisted, for another allocator to boot on these arrays."""
-    from ptpair.sim.occupancy import M_CC_VERSION, new_occupancy
+    from ptpair.sim.occupancy import new_occupancy
+    from ptpair.sim.slots import M_CC_VERSION
 
     if n_frames < 1 or n_frames >= 2**31 - 1:
         raise ValueError(f"memory must be 1 .. 2^31-2 frames, got {n_frames}")

@@ -25,10 +25,12 @@ import numpy as np
 from ptpair.errors import InvariantError
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS
-from ptpair.sim.buddy import M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_MEM_END, N_ORDERS
+from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.pagetable import (
-    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_DEPOSIT,
-    T_RECLAIM, T_SLOTS_FREE, T_V_TOP,
+    H_LIVE, IDX_BITS, KIND_PAIR, KIND_SEP, MODE_LAZY, P_ALIVE, RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL
+)
+from ptpair.sim.slots import (
+    M_ALLOCATOR, M_BACKGROUND, M_FRAMES, M_FREE_PAGES, M_HOLES, M_MEM_END, T_DEPOSIT, T_RECLAIM, T_SLOTS_FREE, T_V_TOP
 )
 
 

@@ -12,27 +12,31 @@ the state:
 Everything else -- allocation failures included -- is a result, counted, not an error.
 """
 
-from ptpair.sim._jit import inline_kernel, kernel
-
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
-from ptpair.sim.buddy import M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, N_ORDERS
-from ptpair.sim.pagetable import (  # noqa: I001
-    SPAN_PML1,
-    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_EMPTY, RECLAIM_LINUX, ROOT_LEVEL, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE,
-    T_V_TOP, USER_VPN_LIMIT, free_pgd_range, free_table, free_tables_postorder, keeps_tables, log_reset, map_page,
-    new_table, pmd_none, reclaim_pte_tables, rollback, unmap_range,
-)
-from ptpair.sim.vmas import vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, \
-    vma_room
+from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
+from ptpair.sim.pagetable import (
+    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
+    RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, log_reset, map_page, new_table, pmd_none,
+    rollback
+)
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
+from ptpair.sim.slots import (
+    M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE, T_V_TOP
+)
+from ptpair.sim.treewalk import (
+    SPAN_PML1, copy_pages, free_pgd_range, free_tables_postorder, reclaim_pte_tables, unmap_range
+)
+from ptpair.sim.vmas import (
+    vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, vma_room
+)
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import (
-    MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE,
-    OP_RESERVE, OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT,
+    MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE,
+    OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT
 )
 
 STATUS_DONE = 0
@@ -87,7 +91,7 @@ def teardown(b, t, ctr, p):
     keep = keeps_tables(t, p)
     unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT, keep)
     if keep:
-        free_tables_postorder(b, t, ctr, p)  # unmap left them, even empty
+        free_tables_postorder(b, t, ctr, p, 0, USER_VPN_LIMIT)  # unmap left them, even empty
     free_table(b, t, ctr, p, t.p_root[p])
     t.p_root[p] = -1
     t.p_state[p] = P_NONE
@@ -152,50 +156,23 @@ def fork(b, t, ctr, scheme, child, parent):
         vma_reserve_block(t, t.meta, T_V_TOP, child, t.p_vcnt[parent] + 2)
         vma_copy(t, child, parent)
         t.p_vma[child] = 1
-    root = t.p_root[parent]
-    for i4 in range(512):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        for i3 in range(512):
-            e3 = t.ent[s3, i3]
-            if e3 == 0:
-                continue
-            v3 = (i4 << 27) | (i3 << 18)
-            if e3 < 0:
-                map_page(b, t, ctr, child, v3, 2, -e3 - 1, 0)
-                continue
-            s2 = e3 - 1
-            for i2 in range(512):
-                e2 = t.ent[s2, i2]
-                if e2 == 0:
-                    continue
-                v2 = v3 | (i2 << 9)
-                if e2 < 0:
-                    map_page(b, t, ctr, child, v2, 1, -e2 - 1, 0)
-                    continue
-                s1 = e2 - 1
-                for i1 in range(512):
-                    e1 = t.ent[s1, i1]
-                    if e1 != 0:
-                        map_page(b, t, ctr, child, v2 | i1, 0, e1 - 1, 0)
+    copy_pages(b, t, ctr, child, parent, 0, USER_VPN_LIMIT)
 
 
 @inline_kernel
-def _slots_needed(b, t, o, p, va, length, arg, s):
+def _slots_needed(b, t, o, p, va, length, arg, size):
     """Upper bound on new tables (and gigantic ids) one event can create."""
     free = b.meta[M_FREE_PAGES]
     if o == OP_MAP:
-        shift = PAGE_SHIFT + IDX_BITS * s
-        first = (va >> shift) << (IDX_BITS * s)
-        last = ((va + length - 1) >> shift) << (IDX_BITS * s)
+        shift = PAGE_SHIFT + IDX_BITS * size
+        first = (va >> shift) << (IDX_BITS * size)
+        last = ((va + length - 1) >> shift) << (IDX_BITS * size)
         n = ((last >> 27) - (first >> 27) + 1) + ((last >> 18) - (first >> 18) + 1)
-        if s == 0:
+        if size == 0:
             n += (last >> 9) - (first >> 9) + 1
-        if s == 2:
+        if size == 2:
             n = (last >> 27) - (first >> 27) + 1
-        return min(n, free + 1), ((last - first) >> 18) + 1 if s == 2 else 0
+        return min(n, free + 1), ((last - first) >> 18) + 1 if size == 2 else 0
     if o == OP_FORK:
         return min(t.p_tables[arg] + 1, free + 1), 0
     if o == OP_SPAWN or o == OP_EXEC:
@@ -262,8 +239,8 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
     for i in range(start, stop):
         o = op[i]
         p = pid[i]
-        s = psz[i]
-        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], s)
+        size = psz[i]
+        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
         if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
             return i, STATUS_GROW, 0, need, need_g
         if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.h_key):
@@ -298,15 +275,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
 
         # --- the event -------------------------------------------------------------
         if o == OP_MAP or o == OP_UNMAP or o == OP_RESERVE or o == OP_RELEASE or o == OP_DONTNEED:
-            shift = PAGE_SHIFT + IDX_BITS * s
-            step = 1 << (IDX_BITS * s)  # 4-KiB pages per page of this size
+            shift = PAGE_SHIFT + IDX_BITS * size
+            step = 1 << (IDX_BITS * size)  # 4-KiB pages per page of this size
             first = (va[i] >> shift) * step
             end = (((va[i] + length[i] - 1) >> shift) + 1) * step
             if o == OP_MAP:
                 # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
                 # twins of existing tables: those keep the page-by-page path
-                bulk = s == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
-                thp = s == 0 and (arg[i] & MAP_THP) != 0
+                bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
+                thp = size == 0 and (arg[i] & MAP_THP) != 0
                 v = first
                 while v < end:
                     if thp and pmd_none(t, p, v):
@@ -325,7 +302,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    if map_page(b, t, ctr, p, v, s, -1, arg[i]) == MAP_ALREADY:
+                    if map_page(b, t, ctr, p, v, size, -1, arg[i]) == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
             elif o == OP_UNMAP:

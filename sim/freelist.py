@@ -9,7 +9,7 @@ Linux puts blocks it wants left alone for a while (boot memory, blocks whose bud
 likely to be freed soon, blocks moved between migratetypes).
 """
 
-from ptpair.sim._jit import inline_kernel
+from ptpair.traces._jit import inline_kernel
 
 NIL = -1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
+from ptpair.traces._jit import inline_kernel, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 

@@ -23,10 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ptpair.sim.buddy import (
-    M_BACKGROUND, M_FRAMES, M_HIGH_WATER, M_HW_LIVE, BuddyState,
-)
-from ptpair.sim.occupancy import M_VERSION, N_UNMOVABLE, OWN_BACKGROUND, OWN_TABLE
+from ptpair.sim.buddy import BuddyState
+from ptpair.sim.occupancy import N_UNMOVABLE, OWN_BACKGROUND, OWN_TABLE
+from ptpair.sim.slots import M_BACKGROUND, M_FRAMES, M_HIGH_WATER, M_HW_LIVE, M_VERSION
 from ptpair.traces.format import TraceError
 
 
@@ -131,8 +130,9 @@ def aged_allocator(config) -> BuddyState:
 def forget(b: BuddyState) -> BuddyState:
     """Every allocated frame of `b` becomes background (unmovable, never freed); the
     allocator's statistics restart. Free lists and pageblock labels stay as they are."""
-    from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED
-    from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_UNMOVABLE, N_MT
+    from ptpair.sim.slots import M_SCANNED, M_SCAN_ALLOCS
+    from ptpair.sim.mobility import MT_UNMOVABLE
+    from ptpair.sim.slots import M_FALLBACKS, M_FALLBACK_BY, M_POLLUTED, M_STEALS, N_MT
 
     b = copy_state(b)
     n = int(b.meta[M_FRAMES])

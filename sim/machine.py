@@ -14,22 +14,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ptpair.sim import counters as C
-from ptpair.sim.akaros2015 import M_SCAN_ALLOCS, M_SCANNED, run_lengths
-from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
-from ptpair.sim.mobility import M_FALLBACK_BY, M_FALLBACKS, M_POLLUTED, M_STEALS, MT_NAMES, N_MT
+from ptpair.sim.akaros2015 import run_lengths
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
-from ptpair.sim.buddy import (
-    M_BACKGROUND, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, N_ORDERS, POLICIES, free_blocks,
-)
+from ptpair.sim.buddy import N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
-    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events,
-)
-from ptpair.sim.pagetable import (
-    KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, T_G_FREE, T_SLOTS_FREE, grow_tables, new_tables,
+    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events
 )
 from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_runs, is_synthetic
+from ptpair.sim.mobility import MT_NAMES
+from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
+from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, grow_tables, new_tables
 from ptpair.sim.schemes import SCHEMES
-from ptpair.traces.format import OPS, PAGE_SIZE, EventArrays
+from ptpair.sim.slots import (
+    M_BACKGROUND, M_FALLBACKS, M_FALLBACK_BY, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, M_POLLUTED,
+    M_SCANNED, M_SCAN_ALLOCS, M_STEALS, N_MT, T_G_FREE, T_SLOTS_FREE
+)
+from ptpair.traces.format import EventArrays, OPS, PAGE_SIZE
 
 DEFAULT_MEMORY_PAGES = (4 << 30) // PAGE_SIZE  # 4 GiB
 # walk cost counters, as Result.walk names them (docs/semantics.md#walk-cost)

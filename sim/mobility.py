@@ -39,26 +39,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_push_tail, list_unlink
+from ptpair.sim.slots import M_FALLBACKS, M_FALLBACK_BY, M_POLLUTED, M_STEALS, N_MT
+from ptpair.traces._jit import inline_kernel, kernel
 
 PAGEBLOCK_ORDER = 9
 PAGEBLOCK_FRAMES = 1 << PAGEBLOCK_ORDER
 MT_UNMOVABLE = 0  # Linux's enum migratetype order
 MT_MOVABLE = 1
 MT_RECLAIMABLE = 2
-N_MT = 3
 MT_NAMES = ("unmovable", "movable", "reclaimable")
 # fallbacks[mt] (mm/page_alloc.c)
 FALLBACKS = np.array([[MT_RECLAIMABLE, MT_MOVABLE], [MT_RECLAIMABLE, MT_UNMOVABLE],
                       [MT_UNMOVABLE, MT_MOVABLE]], np.int64)
 
-# BuddyState.meta slots used by this allocator
-M_FALLBACKS = 8  # mm_page_alloc_extfrag events
-M_FALLBACK_BY = 9  # + start_mt * 3 + fallback_mt (9 slots)
-M_POLLUTED = 18  # pageblocks holding at least one unmovable frame
-M_STEALS = 19  # pageblocks relabelled by steal_suitable_fallback
 # buddy_merge_likely() applies below order MAX_ORDER - 1 (v6.6: MAX_ORDER = 10, inclusive)
 MERGE_LIKELY_MAX_ORDER = N_ORDERS - 2
 

@@ -29,8 +29,10 @@ availability. Frames are 4 KiB; the accounting costs a few bit operations per re
 import numpy as np
 
 from ptpair.sim import counters as C
-from ptpair.sim._jit import inline_kernel, kernel
-from ptpair.sim.buddy import M_BACKGROUND, M_FRAMES, M_HOLES, M_MEM_END, META_LEN, N_ORDERS
+from ptpair.sim.slots import (
+    M_BACKGROUND, M_CC_COST, M_CC_VERSION, M_FRAMES, M_HOLES, M_MEM_END, M_VERSION, N_HUGE
+)
+from ptpair.traces._jit import inline_kernel, kernel
 
 # owner classes; the unmovable ones are those >= OWN_TABLE, in the order of HUGE_CLASSES
 OWN_DATA = 0  # a data frame of a process (movable)
@@ -43,20 +45,14 @@ N_UNMOVABLE = 3  # table, kalloc, background: pb_unmov[pb * N_UNMOVABLE + own - 
 PB_SHIFT = 9  # a 2 MiB block: 512 frames (x86-64 pageblock_order)
 WORD_SHIFT = 6  # 64 frames per bitmap word
 
-# BuddyState.meta slots of the failure-cost cache
-M_VERSION = 24  # allocations + frees so far: a cached cost is valid while this is unchanged
-M_CC_VERSION = 25  # + k: M_VERSION when the cost of order k was computed (-1: never)
-M_CC_COST = 36  # + k: that cost (-1: hopeless)
-M_OCC_END = M_CC_COST + N_ORDERS
-assert M_OCC_END <= META_LEN, "sim/buddy.py META_LEN must hold the occupancy slots"
 
 # hugepage_blocks: the order of its 6 outputs
 HUGE_FREE = 0
 HUGE_MOVABLE_ONLY = 1
 HUGE_WASTED_EPT = 2
 HUGE_CLASS0 = 3  # + own - OWN_TABLE: page_tables, kalloc, background
-N_HUGE = 6
 HUGE_NAMES = ("free", "movable_only", "wasted_ept", "page_tables", "kalloc", "background")
+assert len(HUGE_NAMES) == N_HUGE
 
 _ONE = np.uint64(1)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -36,14 +36,17 @@ from collections import namedtuple
 import numpy as np
 
 from ptpair import registry
-from ptpair.sim._jit import inline_kernel, kernel
-
-from ptpair.sim.allocator import needs_split, page_alloc, page_free
-from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim import counters as C
+from ptpair.sim.allocator import needs_split, page_alloc, page_free
 from ptpair.sim.handles import h_rehash, new_handle_arrays
-from ptpair.sim.vmas import new_vma_arrays
+from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
+from ptpair.sim.slots import (
+    SCRATCH_LEN, S_CREATED, S_CREATED_N, S_LOG, S_LOG_N, S_TWIN, S_TWIN_N, T_DEPOSIT, T_G_FREE, T_META_LEN,
+    T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE
+)
+from ptpair.sim.vmas import new_vma_arrays
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import MAP_FILE
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
@@ -67,7 +70,7 @@ MODE_LAZY = 3
 # --- reclaim policies (when empty tables are freed) ---------------------------------
 # empty: as soon as they are empty; exit: only at exit/exec (Akaros in 2015: unmap frees
 # data frames only); linux: as Linux frees them, from the processes' VMAs (free_pgtables
-# at munmap, PT_RECLAIM at MADV_DONTNEED, everything at exit; `free_pgd_range` below) --
+# at munmap, PT_RECLAIM at MADV_DONTNEED, everything at exit; `free_pgd_range` in sim/treewalk.py) --
 # for a process whose trace has no VMA events, as `empty`
 RECLAIMS = {name: code for code, name in enumerate(registry.RECLAIMS)}
 RECLAIM_EMPTY = RECLAIMS["empty"]
@@ -83,25 +86,6 @@ P_FAILED = 2  # its root could not be allocated: later events are skipped
 H_LIVE = 1
 H_FAILED = 2  # its kalloc failed: a kfree does nothing
 
-# meta slots of Tables.meta
-T_SLOTS_FREE = 0
-T_G_FREE = 1
-T_RECLAIM = 2
-T_H_COUNT = 3  # entries in the handle table (sim/handles.py)
-T_DEPOSIT = 4  # 1: a PTE table is deposited with every anonymous 2 MiB page (Linux's THP)
-T_PT_RECLAIM = 5  # 1: MADV_DONTNEED frees the PTE tables it empties whole (CONFIG_PT_RECLAIM)
-T_V_TOP = 6  # the top of the VMA pool (sim/vmas.py)
-T_META_LEN = 7
-
-
-# scratch: allocation log for rolling back a page that cannot be mapped
-S_LOG_N = 0
-S_LOG = 1  # pairs (frame, order) from here; at most 7 allocations for one page
-S_CREATED_N = 16
-S_CREATED = 17  # slots of tables created for the page; at most 3
-S_TWIN_N = 24
-S_TWIN = 25  # slots of existing tables that gained an EPT twin for the page; at most 3
-SCRATCH_LEN = 32
 
 Tables = namedtuple(
     "Tables",
@@ -471,11 +455,11 @@ MAP_FAILED = 2
 
 
 @kernel
-def is_mapped(t, p, vpn, s):
+def is_mapped(t, p, vpn, size):
     """True if the page's slot is in use: a huge page above it, or its entry set."""
     cur = t.p_root[p]
     level = ROOT_LEVEL
-    while level > s + 1:
+    while level > size + 1:
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
         if e < 0:
             return True
@@ -483,7 +467,7 @@ def is_mapped(t, p, vpn, s):
             return False
         cur = e - 1
         level -= 1
-    return t.ent[cur, (vpn >> (IDX_BITS * s)) & IDX_MASK] != 0
+    return t.ent[cur, (vpn >> (IDX_BITS * size)) & IDX_MASK] != 0
 
 
 @kernel
@@ -505,8 +489,8 @@ def pmd_none(t, p, vpn):
 
 
 @kernel
-def map_page(b, t, ctr, p, vpn, s, share, flags):
-    """Map the page of size class s (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
+def map_page(b, t, ctr, p, vpn, size, share, flags):
+    """Map the page of size class `size` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
 
     Missing tables are created top down; then a data frame is allocated, or, when
@@ -515,9 +499,9 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
     is in use (mapped at any size, or for a huge page holding a lower table) is left as
     it is. `flags`: the map event's arg (MAP_FILE), for a new 2 MiB page.
     """
-    leaf_level = s + 1
+    leaf_level = size + 1
     lazy = t.p_mode[p] == MODE_LAZY
-    if lazy and is_mapped(t, p, vpn, s):
+    if lazy and is_mapped(t, p, vpn, size):
         return MAP_ALREADY  # checked first: a mapped page's walk creates no twin
     cur = t.p_root[p]
     log_reset(t)
@@ -544,7 +528,7 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
     i = (vpn >> (IDX_BITS * (leaf_level - 1))) & IDX_MASK
     if t.ent[cur, i] != 0:
         return MAP_ALREADY
-    if s == 1 and t.meta[T_DEPOSIT] != 0:
+    if size == 1 and t.meta[T_DEPOSIT] != 0:
         # the data block first (a fork shares the parent's), then the table
         if share >= 0:
             frame = share
@@ -570,18 +554,18 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
             ctr[C.DATA] += 1 << IDX_BITS
     elif share >= 0:
         frame = share
-        if s == 2:
+        if size == 2:
             t.g_ref[frame] += 1
         else:
             t.refcnt[frame] += 1
-    elif s == 2:
+    elif size == 2:
         top = t.meta[T_G_FREE] - 1
         t.meta[T_G_FREE] = top
         frame = t.g_stack[top]
         t.g_ref[frame] = 1
         ctr[C.GIGANTIC] += 1
     else:
-        order = IDX_BITS * s
+        order = IDX_BITS * size
         frame = _alloc(b, t, ctr, order, OWN_DATA)
         if frame < 0:
             rollback(b, t, ctr, p)
@@ -589,7 +573,7 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
             return MAP_FAILED
         t.refcnt[frame] = 1
         ctr[C.DATA] += 1 << order
-    t.ent[cur, i] = frame + 1 if s == 0 else -(frame + 1)
+    t.ent[cur, i] = frame + 1 if size == 0 else -(frame + 1)
     t.t_cnt[cur] += 1
     ctr[C.MAPPED] += 1
     _count_write(t, ctr, cur, leaf_level)
@@ -597,16 +581,16 @@ def map_page(b, t, ctr, p, vpn, s, share, flags):
 
 
 @kernel
-def unmap_entry(b, t, ctr, p, slot, i, s, keep):
-    """Remove leaf entry i of table `slot` (page size class s), release its frame when
+def unmap_entry(b, t, ctr, p, slot, i, size, keep):
+    """Remove leaf entry i of table `slot` (page size class `size`), release its frame when
     this was its last mapping, then, unless `keep`, free every table left empty, bottom up."""
     e = t.ent[slot, i]
     frame = e - 1 if e > 0 else -e - 1
     t.ent[slot, i] = 0
     t.t_cnt[slot] -= 1
     ctr[C.UNMAPPED] += 1
-    _count_write(t, ctr, slot, s + 1)
-    if s == 2:
+    _count_write(t, ctr, slot, size + 1)
+    if size == 2:
         t.g_ref[frame] -= 1
         if t.g_ref[frame] == 0:
             top = t.meta[T_G_FREE]
@@ -614,13 +598,13 @@ def unmap_entry(b, t, ctr, p, slot, i, s, keep):
             t.meta[T_G_FREE] = top + 1
             ctr[C.GIGANTIC] -= 1
     else:
-        if s == 1 and _deposits(t, frame):
+        if size == 1 and _deposits(t, frame):
             # zap_huge_pmd frees the deposited table (zap_deposited_table), then the page
             page_free(b, withdraw(t, slot), 0)
             ctr[C.DEPOSITED] -= 1
         t.refcnt[frame] -= 1
         if t.refcnt[frame] == 0:
-            order = IDX_BITS * s
+            order = IDX_BITS * size
             page_free(b, frame, order)
             ctr[C.DATA] -= 1 << order
     if keep:
@@ -641,135 +625,27 @@ def keeps_tables(t, p):
 
 
 @kernel
-def unmap_range(b, t, ctr, p, lo, hi, keep):
-    """Unmap every leaf overlapping 4-KiB page numbers [lo, hi), ascending (`keep`:
-    tables left empty stay, see unmap_entry).
-
-    Walks only present entries, so unmapping the whole address space costs what is
-    mapped, not 2^35 steps. A table freed during the walk has all-zero entries and no
-    slot is reused before the walk ends (it allocates nothing), so the loops may run on.
-    """
-    root = t.p_root[p]
-    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        b3 = i4 << 27
-        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + (1 << 27)) - 1 - b3) >> 18) + 1):
-            e3 = t.ent[s3, i3]
-            if e3 == 0:
-                continue
-            if e3 < 0:
-                unmap_entry(b, t, ctr, p, s3, i3, 2, keep)
-                continue
-            s2 = e3 - 1
-            b2 = b3 + (i3 << 18)
-            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + (1 << 18)) - 1 - b2) >> 9) + 1):
-                e2 = t.ent[s2, i2]
-                if e2 == 0:
-                    continue
-                if e2 < 0:
-                    unmap_entry(b, t, ctr, p, s2, i2, 1, keep)
-                    continue
-                s1 = e2 - 1
-                b1 = b2 + (i2 << 9)
-                for i1 in range(max(lo, b1) - b1, min(hi, b1 + ENTRIES) - b1):
-                    if t.ent[s1, i1] != 0:
-                        unmap_entry(b, t, ctr, p, s1, i1, 0, keep)
-
-
-@kernel
-def free_tables_postorder(b, t, ctr, p):
-    """Free every table below the root depth-first (reclaim at exit): for each pml3 in
-    ascending order, each of its pml2s ascending, that pml2's pml1s ascending and then the
-    pml2 itself, the pml3 last. The tables must hold no leaf."""
-    root = t.p_root[p]
-    for i4 in range(ENTRIES):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        for i3 in range(ENTRIES):
-            e3 = t.ent[s3, i3]
-            if e3 <= 0:
-                continue
-            s2 = e3 - 1
-            for i2 in range(ENTRIES):
-                e2 = t.ent[s2, i2]
-                if e2 > 0:
-                    free_table(b, t, ctr, p, e2 - 1)
-            free_table(b, t, ctr, p, s2)
-        free_table(b, t, ctr, p, s3)
-
-
-
-# --- Linux's page-table freeing (reclaim linux) --------------------------------------
-# Spans, in 4-KiB pages, of one table of each level below the root: pml1 2 MiB, pml2
-# 1 GiB, pml3 512 GiB.
-SPAN_PML1 = ENTRIES
-SPAN_PML2 = ENTRIES * ENTRIES
-SPAN_PML3 = ENTRIES * ENTRIES * ENTRIES
-
-
-@inline_kernel
-def _within(base, span, floor, ceiling):
-    return base >= floor and base + span <= ceiling
-
-
-@kernel
-def free_pgd_range(b, t, ctr, p, lo, hi, floor, ceiling):
-    """Free the tables of p that overlap 4-KiB page numbers [lo, hi) and whose whole span
-    lies in [floor, ceiling): Linux's free_pgd_range (mm/memory.c), which free_pgtables
-    calls after a munmap has zapped the pages, with floor = the previous VMA's end and
-    ceiling = the next one's start, so that no table a remaining VMA can use is freed.
-
-    In Linux's order: a pml2's pml1s ascending, then the pml2, and a pml3 after its
-    pml2s (free_pte_range, free_pmd_range, free_pud_range). A table that still holds an
-    entry is kept -- possible only in a trace that maps pages outside every VMA, which
-    Linux cannot have."""
-    root = t.p_root[p]
-    for i4 in range(lo >> 27, ((hi - 1) >> 27) + 1):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        b3 = i4 << 27
-        for i3 in range((max(lo, b3) - b3) >> 18, ((min(hi, b3 + SPAN_PML3) - 1 - b3) >> 18) + 1):
-            e3 = t.ent[s3, i3]
-            if e3 <= 0:
-                continue
-            s2 = e3 - 1
-            b2 = b3 + (i3 << 18)
-            for i2 in range((max(lo, b2) - b2) >> 9, ((min(hi, b2 + SPAN_PML2) - 1 - b2) >> 9) + 1):
-                e2 = t.ent[s2, i2]
-                b1 = b2 + (i2 << 9)
-                if e2 > 0 and t.t_cnt[e2 - 1] == 0 and _within(b1, SPAN_PML1, floor, ceiling):
-                    free_table(b, t, ctr, p, e2 - 1)
-            if t.t_cnt[s2] == 0 and _within(b2, SPAN_PML2, floor, ceiling):
-                free_table(b, t, ctr, p, s2)
-        if t.t_cnt[s3] == 0 and _within(b3, SPAN_PML3, floor, ceiling):
-            free_table(b, t, ctr, p, s3)
-
-
-@kernel
-def reclaim_pte_tables(b, t, ctr, p, lo, hi):
-    """PT_RECLAIM (Linux 6.14+, mm/pt_reclaim.c): after MADV_DONTNEED zapped [lo, hi)
-    (4-KiB page numbers, within one VMA), free each PTE table whose whole 2 MiB span the
-    range covers (reclaim_pt_is_enabled: the zap covers PMD_SIZE of it) and that is
-    empty; pml2 and pml3 tables stay."""
-    root = t.p_root[p]
-    v = ((lo + SPAN_PML1 - 1) >> IDX_BITS) << IDX_BITS  # the first whole span
-    while v + SPAN_PML1 <= hi:
-        e4 = t.ent[root, (v >> 27) & IDX_MASK]
-        if e4 <= 0:
-            v = ((v >> 27) + 1) << 27
-            continue
-        e3 = t.ent[e4 - 1, (v >> 18) & IDX_MASK]
-        if e3 <= 0:
-            v = ((v >> 18) + 1) << 18
-            continue
-        e2 = t.ent[e3 - 1, (v >> 9) & IDX_MASK]
-        if e2 > 0 and t.t_cnt[e2 - 1] == 0:
-            free_table(b, t, ctr, p, e2 - 1)
-        v += SPAN_PML1
+def mirror_table(b, t, ctr, p, s, kind):
+    """Give table s an EPT twin of `kind` (become_vmm, sim/schemes.py): a separate EPT
+    page (KIND_SEP), or a move into a fresh pair block (KIND_PAIR: allocate it, copy,
+    free the old page). A failed allocation leaves the table as it was."""
+    if kind == KIND_SEP:
+        e = alloc_table_pages(b, ctr, 0)
+        if e < 0:
+            return
+        t.t_ept[s] = e
+        t.t_kind[s] = KIND_SEP
+        count_ept(t, ctr, p, 1, e)
+        if t.t_level[s] != ROOT_LEVEL:
+            ctr[C.MIRRORED] += 1
+    else:  # move into a fresh pair: allocate the block, copy, free the old page
+        f = alloc_table_pages(b, ctr, 1)
+        if f < 0:
+            return
+        old = t.t_kpt[s]
+        t.t_kpt[s] = f
+        t.t_ept[s] = f + 1
+        t.t_kind[s] = KIND_PAIR
+        page_free(b, old, 0)
+        count_ept(t, ctr, p, 1, f + 1)
+        ctr[C.COPIES] += 1

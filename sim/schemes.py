@@ -15,13 +15,12 @@ the kind a process's tables get at spawn, and the kind after the process becomes
 import numpy as np
 
 from ptpair.registry import SCHEME_NAMES
-from ptpair.sim._jit import kernel
-
 from ptpair.sim import counters as C
-from ptpair.sim.allocator import page_free
 from ptpair.sim.pagetable import (
-    KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, ROOT_LEVEL, alloc_table_pages, count_ept, ept_no_longer_waste,
+    KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, USER_VPN_LIMIT, ept_no_longer_waste, mirror_table
 )
+from ptpair.sim.treewalk import mirror_tables
+from ptpair.traces._jit import kernel
 
 # scheme -> (table kind at spawn, kind once the process is a VMM); the names and their
 # numbers (positions) come from ptpair/registry.py
@@ -41,31 +40,6 @@ VMM_KIND = np.array([_KINDS[n][1] for n in SCHEME_NAMES], np.int8)
 
 
 @kernel
-def _mirror_one(b, t, ctr, p, s, kind):
-    """Give table s an EPT twin of `kind`; a failed allocation leaves it out."""
-    if kind == KIND_SEP:
-        e = alloc_table_pages(b, ctr, 0)
-        if e < 0:
-            return
-        t.t_ept[s] = e
-        t.t_kind[s] = KIND_SEP
-        count_ept(t, ctr, p, 1, e)
-        if t.t_level[s] != ROOT_LEVEL:
-            ctr[C.MIRRORED] += 1
-    else:  # move into a fresh pair: allocate the block, copy, free the old page
-        f = alloc_table_pages(b, ctr, 1)
-        if f < 0:
-            return
-        old = t.t_kpt[s]
-        t.t_kpt[s] = f
-        t.t_ept[s] = f + 1
-        t.t_kind[s] = KIND_PAIR
-        page_free(b, old, 0)
-        count_ept(t, ctr, p, 1, f + 1)
-        ctr[C.COPIES] += 1
-
-
-@kernel
 def become_vmm(b, t, ctr, scheme, p):
     """The `vmm` event: process p becomes a VMM (no-op if it already is one)."""
     if t.p_vmm[p] != 0:
@@ -81,33 +55,15 @@ def become_vmm(b, t, ctr, scheme, p):
     if kind == MODE_LAZY:
         # only the EPT root now; each newly mapped page's walk adds the twins it passes
         # through (sim/pagetable.py: lazy_twin), as EPT faults filled the EPT in
-        _mirror_one(b, t, ctr, p, root, KIND_SEP)
+        mirror_table(b, t, ctr, p, root, KIND_SEP)
         if t.t_kind[root] == KIND_SEP:
             t.p_mode[p] = MODE_LAZY
         return
-    _mirror_one(b, t, ctr, p, root, kind)
+    mirror_table(b, t, ctr, p, root, kind)
     if t.t_kind[root] != kind:
         # No EPT root (separate): the process has no EPT to mirror into.
         # A pair-on-vmm root that could not move stays; its tables still move.
         if kind == KIND_SEP:
             return
     t.p_mode[p] = kind
-    # the other tables in ascending order of the first address each covers, the
-    # higher level first at equal addresses: a pre-order walk of the tree
-    for i4 in range(512):
-        e4 = t.ent[root, i4]
-        if e4 <= 0:
-            continue
-        s3 = e4 - 1
-        _mirror_one(b, t, ctr, p, s3, kind)
-        for i3 in range(512):
-            e3 = t.ent[s3, i3]
-            if e3 <= 0:
-                continue
-            s2 = e3 - 1
-            _mirror_one(b, t, ctr, p, s2, kind)
-            for i2 in range(512):
-                e2 = t.ent[s2, i2]
-                if e2 <= 0:
-                    continue
-                _mirror_one(b, t, ctr, p, e2 - 1, kind)
+    mirror_tables(b, t, ctr, p, kind, 0, USER_VPN_LIMIT)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
+from ptpair.traces._jit import inline_kernel, kernel
 
 VMA_MIN_BLOCK = 16  # ranges in a process's first block
 VMA_CLASSES = 40  # size classes: blocks of up to VMA_MIN_BLOCK << 39 ranges

@@ -27,8 +27,8 @@ import mmap
 
 import numpy as np
 
-from ptpair.sim._jit import inline_kernel, kernel
 from ptpair.sim.pagetable import P_ALIVE
+from ptpair.traces._jit import inline_kernel, kernel
 
 WORDS_PER_FRAME = 512  # 64-bit entries per 4-KiB table
 PAGE_SHIFT = 12

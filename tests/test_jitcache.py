@@ -11,10 +11,10 @@ from ptpair import _jitcache
 
 ROOT = Path(__file__).resolve().parents[1]
 # a module that may hold or shape compiled code: it names numba (njit, an import, its
-# types in a comment) or uses sim/_jit.py's decorators
-MENTIONS_NUMBA = re.compile(r"njit|numba|@(?:inline_)?kernel\b")
+# types in a comment) or uses traces/_jit.py's decorators
+MENTIONS_NUMBA = re.compile(r"njit|numba|@(?:inline_)?(?:kernel|scanner)\b")
 # a module that defines compiled functions
-DEFINES_COMPILED = re.compile(r"@njit\b|\bnjit\(|@(?:inline_)?kernel\b")
+DEFINES_COMPILED = re.compile(r"@njit\b|\bnjit\(|@(?:inline_)?(?:kernel|scanner)\b")
 
 
 def _sources_only(folder, names):

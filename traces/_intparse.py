@@ -6,19 +6,19 @@ negative, not as unreadable). Status per cell: 0 parsed, 1 empty or null, 2 bad.
 """
 
 import numpy as np
-from numba import njit
 
-_SPACE = (32, 9, 13)
+from ptpair.traces._jit import inline_scanner, scanner
+
 _INT64_MAX_DIV_16 = (1 << 63) // 16
 _INT64_MAX_DIV_10 = (1 << 63) // 10
 
 
-@njit(cache=True)
+@inline_scanner
 def _is_space(c):
     return c == 32 or c == 9 or c == 13
 
 
-@njit(cache=True)
+@scanner
 def parse_int(data, a, b):
     """(value, status) of the integer in data[a:b]: status 0 parsed, 1 empty, 2 bad."""
     while a < b and _is_space(data[a]):
@@ -57,7 +57,7 @@ def parse_int(data, a, b):
     return (-v if neg else v), 0
 
 
-@njit(cache=True)
+@scanner
 def parse_int_column(offsets, data, valid):
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.int64)

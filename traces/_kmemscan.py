@@ -8,9 +8,9 @@ the page-fault scanner.
 """
 
 import numpy as np
-from numba import njit
 
 from ptpair.traces._intparse import _is_space, parse_int
+from ptpair.traces._jit import scanner
 from ptpair.traces._perfline import find, line_end, line_head, starts as _starts
 
 OK = 0
@@ -22,7 +22,7 @@ EV_ALLOC, EV_FREE, EV_FREE_BATCHED = 0, 1, 2
 _NEEDLE = np.frombuffer(b"kmem:mm_page_", dtype=np.uint8)
 
 
-@njit(cache=True)
+@scanner
 def _int(buf, i, end):
     """(value, next index, ok) of the integer token (decimal or 0x hex) at buf[i:end]."""
     j = i
@@ -32,7 +32,7 @@ def _int(buf, i, end):
     return v, j, st == 0
 
 
-@njit(cache=True, nogil=True)  # nogil: kmem.read_kmem scans the two halves of a large log at once
+@scanner  # nogil: kmem.read_kmem scans the two halves of a large log at once
 def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, comm_a, comm_b, gfp_a, gfp_b):
     """Fill the output arrays for every kmem line; returns (rows, lines in the file)."""
     n = len(buf)
@@ -121,7 +121,7 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
     return row, line
 
 
-@njit(cache=True)
+@scanner
 def intern_ranges(buf, starts, ends):
     """Number the distinct byte strings buf[starts[r]:ends[r]]: (id per row, a row holding
     each id's string). Commands and gfp flags repeat across millions of rows; only the

@@ -7,15 +7,15 @@ first byte, which each scanner finds by its own event names.
 """
 
 import numpy as np
-from numba import njit
 
 from ptpair.traces._intparse import _is_space as is_space
+from ptpair.traces._jit import scanner
 
 COLON, SLASH, DOT, MINUS, LBRACKET, RBRACKET = 58, 47, 46, 45, 91, 93
 MAX_EXACT_DIGITS = 15  # a time with at most this many digits is read exactly (< 2**53), then rounded once
 
 
-@njit(cache=True)
+@scanner
 def starts(buf, i, end, word):
     """Whether buf[i:end] begins with `word` (a uint8 array)."""
     if i + len(word) > end:
@@ -26,7 +26,7 @@ def starts(buf, i, end, word):
     return True
 
 
-@njit(cache=True)
+@scanner
 def line_end(buf, a, n):
     """The index of the newline that ends the line starting at buf[a] (n at the end)."""
     b = a
@@ -35,7 +35,7 @@ def line_end(buf, a, n):
     return b
 
 
-@njit(cache=True)
+@scanner
 def find(buf, i, end, word):
     """The first index >= i where buf[i:end] holds `word`, or -1."""
     first = word[0]
@@ -46,7 +46,7 @@ def find(buf, i, end, word):
     return -1
 
 
-@njit(cache=True)
+@scanner
 def number(buf, i, end):
     """(value, next index, ok) of the number at buf[i:end]: decimal with an optional minus,
     or 0x hex read as 64 bits (0xffffffffffffffea is -22, as a syscall returns it). The
@@ -79,7 +79,7 @@ def number(buf, i, end):
     return (-out if neg else out), j, ok
 
 
-@njit(cache=True)
+@scanner
 def seconds(buf, i, end):
     """(value, ok) of a time in seconds, `digits[.digits]`, correctly rounded as Python's
     float() rounds it where it has at most MAX_EXACT_DIGITS digits."""
@@ -114,7 +114,7 @@ def seconds(buf, i, end):
     return whole + frac, True
 
 
-@njit(cache=True)
+@scanner
 def line_head(buf, a, k):
     """The columns before the event name that starts at buf[k], on the line starting at
     buf[a]: ``COMM PID[/TID] [CPU] TIME: [PERIOD]``, read backwards. Returns (ok, pid,

@@ -10,8 +10,8 @@ event whose fields cannot be read).
 """
 
 import numpy as np
-from numba import njit
 
+from ptpair.traces._jit import scanner
 from ptpair.traces._perfline import find, is_space, line_end, line_head, number, starts
 
 OK, NOT_PERF, BAD_EVENT = 0, 1, 2
@@ -47,7 +47,7 @@ def syscall_table(names) -> tuple[np.ndarray, np.ndarray]:
     return table, np.array([len(n) for n in names], np.int64)
 
 
-@njit(cache=True)
+@scanner
 def _syscall(buf, i, end, names, lengths):
     """(index of the syscall name at buf[i:], the index after its ':') or (-1, i)."""
     colon = i
@@ -59,14 +59,14 @@ def _syscall(buf, i, end, names, lengths):
     return -1, i
 
 
-@njit(cache=True)
+@scanner
 def _skip(buf, i, end):
     while i < end and is_space(buf[i]):
         i += 1
     return i
 
 
-@njit(cache=True)
+@scanner
 def _value_after(buf, i, end, word):
     """(value, ok) of the number following the first `word` in buf[i:end] (ok False where
     the word is absent or its number unreadable)."""
@@ -77,7 +77,7 @@ def _value_after(buf, i, end, word):
     return v, ok
 
 
-@njit(cache=True)
+@scanner
 def _fields(buf, i, end, out, row):
     """`name: value, name: value` (or `name=value`) after a syscall's name into out[row]:
     (how many, ok)."""
@@ -100,7 +100,7 @@ def _fields(buf, i, end, out, row):
             i += 1
 
 
-@njit(cache=True)
+@scanner
 def _mmap2(buf, e, end, out, row):
     """PERF_RECORD_MMAP2 PID/TID: [0xSTART(0xLEN) @ ...]: PERMS NAME -> out[row]: start,
     length, file-backed or shared, pid. False where it does not read."""
@@ -142,7 +142,7 @@ def _mmap2(buf, e, end, out, row):
     return True
 
 
-@njit(cache=True)
+@scanner
 def _record(buf, k, end, out, row):
     """(kind, ok) of the perf record at buf[k:end] (after PERF_RECORD_), its values in out[row]."""
     e = k + len(_RECORD)
@@ -187,7 +187,7 @@ def _record(buf, k, end, out, row):
     return KIND_RECORD, True
 
 
-@njit(cache=True)
+@scanner
 def _time_colon(buf, a, b):
     """The first event start of a line whose event this scanner does not know: the
     first non-blank after `TIME: `, or -1."""
@@ -197,7 +197,7 @@ def _time_colon(buf, a, b):
     return -1
 
 
-@njit(cache=True)
+@scanner
 def scan(buf, names, lengths, line_no, kind, status, syscall, pid, tid, time, values, count, line_a, event_a,
          line_b):
     """Fill the output arrays for every non-blank line; returns (rows, lines in the file)."""

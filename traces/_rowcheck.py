@@ -15,8 +15,8 @@ when no cell is null. An absent column is an empty values array (every cell null
 
 from __future__ import annotations
 
-from numba import njit
 
+from ptpair.traces._jit import inline_scanner, scanner
 from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_DONTNEED, OP_FORK, OP_KALLOC,
                                   OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE, OP_UNMAP, PAGE_SIZES, VA_LIMIT)
 
@@ -25,7 +25,7 @@ _N_MT = len(MIGRATETYPES)
 _INT8_MAX = 127
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inline_scanner
 def _present(vals, bits, off, i):
     """Whether cell i holds a value (branches only on the column's shape, which is the
     same for every row and so always predicted)."""
@@ -37,7 +37,7 @@ def _present(vals, bits, off, i):
     return (bits[k >> 3] >> (k & 7)) & 1 != 0
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inline_scanner
 def _value(vals, present, i):
     """Cell i's value, 0 where it is empty. (Not one helper returning the pair (present,
     value): numba does not optimise tuple returns away, and the pass was several times
@@ -47,7 +47,7 @@ def _value(vals, present, i):
     return vals[i] * present  # not `if`: whether a cell is empty is data (see check_rows)
 
 
-@njit(cache=True, nogil=True)
+@scanner
 def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, ln_o, arg, arg_b, arg_o,
                order, order_b, order_o, ps, ps_b, ps_o, mt, mt_b, mt_o,
                out_op, out_pid, out_va, out_ln, out_arg, out_order, out_ps, out_mt):

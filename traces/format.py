@@ -18,7 +18,8 @@ from ptpair.errors import TraceError  # noqa: F401  (re-exported: every reader r
 # the x86-64 user address space, as the trace format sees it (re-exported)
 from ptpair.traces.units import HUGE_1G_SHIFT, HUGE_2M_SHIFT, PAGE_SHIFT, PAGE_SIZE, VA_BITS, VA_LIMIT  # noqa: F401
 
-MAX_ORDER = 10  # buddy orders 0..MAX_ORDER
+MAX_ORDER = 10  # buddy orders 0..MAX_ORDER (Linux x86-64: MAX_PAGE_ORDER)
+N_ORDERS = MAX_ORDER + 1  # free lists, one per order
 
 # page_size column value -> size class (0: 4 KiB, 1: 2 MiB, 2: 1 GiB)
 PAGE_SIZES = (1 << PAGE_SHIFT, 1 << HUGE_2M_SHIFT, 1 << HUGE_1G_SHIFT)
@@ -221,7 +222,7 @@ def validate(trace: Trace, first_line: int = 2, checker: RowChecker | None = Non
          lambda r: f"a map's arg is its flags: 0 (anonymous), {MAP_FILE} (file-backed), {MAP_THP} (transparent "
                    f"huge page where it can be) or {MAP_FILE | MAP_THP}, got {int(trace.arg[r])}")
     ka = op == OP_KALLOC
-    fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)), "order outside 0..10",
+    fail(ka & ((trace.order < 0) | (trace.order > MAX_ORDER)), f"order outside 0..{MAX_ORDER}",
          lambda r: f"order {int(trace.order[r])} is outside 0..{MAX_ORDER}")
     fail(trace.pid < 0, "negative pid", lambda r: f"negative pid {int(trace.pid[r])}")
     if trace.migratetype is not None:

@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from ptpair.errors import TraceError
+from ptpair.traces._jit import scanner
 
 FREE, USED, HOLE = 0, 1, 2
 STATES = ("free", "used", "hole")
@@ -180,7 +180,7 @@ def _buddyinfo_line(path: str, z: dict) -> list[int] | None:
     return None
 
 
-@njit(cache=True, nogil=True)
+@scanner
 def carve_free(free_mask, out):
     """Cut the free frames (free_mask: a bool per frame) into maximal aligned blocks of
     order <= len(out) - 1, as a buddy allocator would list them: out[k] += blocks of order k."""

@@ -38,9 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ptpair.traces.format import OP_CODE, Trace, TraceError
+from ptpair.traces.format import MAX_ORDER, OP_CODE, Trace, TraceError
 
-MAX_ORDER = 10
 _MT_MAP = {0: 0, 1: 1, 2: 2, 3: 0, 4: 1}
 
 

@@ -1,7 +1,8 @@
 """Hand-computed cases of the kernel variants: Akaros's 2015 allocator, reclaim at exit,
 and the separate-lazy scheme (docs/semantics.md, "Kernel variants")."""
 
-from ptpair.sim.akaros2015 import M_SCANNED, akaros_alloc, akaros_free
+from ptpair.sim.akaros2015 import akaros_alloc, akaros_free
+from ptpair.sim.slots import M_SCANNED
 from ptpair.sim.allocator import ALLOC_AKAROS, buddyinfo, new_allocator
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import Trace, encode
@@ -88,7 +89,8 @@ def test_separate_lazy_mirrors_only_what_new_pages_walk_through():
 # --- the Linux allocator (sim/mobility.py), hand-built cases -------------------------
 from ptpair.sim.allocator import ALLOC_LINUX, page_alloc, page_free  # noqa: E402
 from ptpair.sim.occupancy import OWN_KALLOC as OWN  # noqa: E402  (any owner: these tests watch the lists)
-from ptpair.sim.mobility import M_FALLBACKS, M_POLLUTED, M_STEALS, MT_MOVABLE, MT_RECLAIMABLE, MT_UNMOVABLE  # noqa: E402
+from ptpair.sim.mobility import MT_MOVABLE, MT_RECLAIMABLE, MT_UNMOVABLE
+from ptpair.sim.slots import M_FALLBACKS, M_POLLUTED, M_STEALS  # noqa: E402
 
 
 def linux(n):

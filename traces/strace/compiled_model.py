@@ -12,8 +12,8 @@ the child's clone returns and the child then turns out to be a thread -- gives u
 """
 
 import numpy as np
-from numba import njit
 
+from ptpair.traces._jit import inline_scanner, scanner
 from ptpair.traces.format import OP_CODE
 from ptpair.traces.strace.compiled_spaces import (MIN_BLOCK, _accessible_of, _add, _alloc, _free, _protect,
                                                   _remove, _span)
@@ -31,19 +31,19 @@ OP_SPAWN, OP_FORK, OP_EXEC, OP_EXIT = OP_CODE["spawn"], OP_CODE["fork"], OP_CODE
 R_PID, R_OP, R_VA, R_LEN, R_ARG, R_LINE = range(6)
 
 
-@njit(cache=True, inline="always")
+@inline_scanner
 def _page_up(x):
     return -(-x // PAGE_SIZE) * PAGE_SIZE
 
 
-@njit(cache=True)
+@scanner
 def _grow2(a, rows):
     out = np.empty((rows, a.shape[1]), dtype=a.dtype)
     out[: a.shape[0]] = a
     return out
 
 
-@njit(cache=True)
+@scanner
 def _begin(p, src, S, E, A, top, free_head, off, cap, cnt, brk_set, brk_cur, proc, alive, member, nthreads, seq,
            nseq):
     """model._Builder.new_process: pid p begins, with a fresh address space (src < 0) or
@@ -78,7 +78,7 @@ def _begin(p, src, S, E, A, top, free_head, off, cap, cnt, brk_set, brk_cur, pro
     return S, E, A, top, nseq
 
 
-@njit(cache=True, inline="always")
+@inline_scanner
 def _emit(rows, times, k, pid, op, va, length, arg, t, line):
     rows[k, R_PID], rows[k, R_OP], rows[k, R_VA], rows[k, R_LEN], rows[k, R_ARG], rows[k, R_LINE] = \
         pid, op, va, length, arg, line
@@ -86,7 +86,7 @@ def _emit(rows, times, k, pid, op, va, length, arg, t, line):
     return k + 1
 
 
-@njit(cache=True)
+@scanner
 def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, child, ids, mode, frac):
     """Canonical rows of the calls (tid and child as indexes into `ids`, the pids).
 

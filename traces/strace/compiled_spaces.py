@@ -9,15 +9,15 @@ within a page) -- and so the same events. Blocks come in size classes, MIN_BLOCK
 ranges; freed blocks are kept per class for reuse.
 """
 
-from numba import njit
 
+from ptpair.traces._jit import scanner
 from ptpair.traces.strace.scan import _grow
 
 MIN_BLOCK = 16  # ranges per address space to start with
 
 
 # --- one address space's ranges: S/E/A[off : off + n], sorted as Python sorts the tuples
-@njit(cache=True)
+@scanner
 def _first_start_at_least(S, off, lo, hi, x):
     """bisect_left(vmas, (x,), lo, hi): the first range whose start is >= x."""
     while lo < hi:
@@ -29,7 +29,7 @@ def _first_start_at_least(S, off, lo, hi, x):
     return lo
 
 
-@njit(cache=True)
+@scanner
 def _first_start_above(S, off, n, x):
     """bisect_right(vmas, (x, inf)): the first range whose start is > x."""
     lo, hi = 0, n
@@ -42,7 +42,7 @@ def _first_start_above(S, off, n, x):
     return lo
 
 
-@njit(cache=True)
+@scanner
 def _insort_at(S, E, A, off, n, s, e, a):
     """bisect_right(vmas, (s, e, a)): where insort puts the range."""
     lo, hi = 0, n
@@ -56,7 +56,7 @@ def _insort_at(S, E, A, off, n, s, e, a):
     return lo
 
 
-@njit(cache=True)
+@scanner
 def _span(S, E, off, n, start, end):
     """_Space._span: indexes [lo, hi) of the ranges that overlap [start, end)."""
     lo = _first_start_at_least(S, off, 0, n, start)
@@ -65,7 +65,7 @@ def _span(S, E, off, n, start, end):
     return lo, _first_start_at_least(S, off, lo, n, end)
 
 
-@njit(cache=True)
+@scanner
 def _shift(X, a, b, d):
     """X[a + d : b + d] = X[a : b], overlapping (a memmove)."""
     if d > 0:
@@ -76,7 +76,7 @@ def _shift(X, a, b, d):
             X[j + d] = X[j]
 
 
-@njit(cache=True)
+@scanner
 def _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k):
     """vmas[lo:hi] = the k pieces in PS/PE/PA; returns the new count (capacity reserved)."""
     d = k - (hi - lo)
@@ -89,7 +89,7 @@ def _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k):
     return n + d
 
 
-@njit(cache=True)
+@scanner
 def _remove(S, E, A, off, n, start, end, PS, PE, PA):
     lo, hi = _span(S, E, off, n, start, end)
     k = 0
@@ -104,7 +104,7 @@ def _remove(S, E, A, off, n, start, end, PS, PE, PA):
     return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k)
 
 
-@njit(cache=True)
+@scanner
 def _add(S, E, A, off, n, start, end, acc, PS, PE, PA):
     n = _remove(S, E, A, off, n, start, end, PS, PE, PA)
     at = _insort_at(S, E, A, off, n, start, end, acc)
@@ -112,7 +112,7 @@ def _add(S, E, A, off, n, start, end, acc, PS, PE, PA):
     return _splice(S, E, A, off, n, at, at, PS, PE, PA, 1)
 
 
-@njit(cache=True)
+@scanner
 def _protect(S, E, A, off, n, start, end, acc, PS, PE, PA, OL, OH):
     """_Space.protect; the ranges that became accessible go to OL/OH. Returns (count, opened)."""
     lo, hi = _span(S, E, off, n, start, end)
@@ -135,7 +135,7 @@ def _protect(S, E, A, off, n, start, end, acc, PS, PE, PA, OL, OH):
     return _splice(S, E, A, off, n, lo, hi, PS, PE, PA, k), o
 
 
-@njit(cache=True)
+@scanner
 def _accessible_of(S, E, A, off, n, start):
     i = _first_start_above(S, off, n, start) - 1
     if i >= 0 and S[off + i] <= start < E[off + i]:
@@ -144,7 +144,7 @@ def _accessible_of(S, E, A, off, n, start):
 
 
 # --- the pool: blocks of MIN_BLOCK << class ranges, freed blocks listed per class
-@njit(cache=True)
+@scanner
 def _class(size):
     """The size class of a block of at least `size` ranges: MIN_BLOCK << class."""
     c = 0
@@ -153,7 +153,7 @@ def _class(size):
     return c
 
 
-@njit(cache=True)
+@scanner
 def _alloc(S, E, A, top, free_head, size):
     """A block of at least `size` ranges: a freed one of its class, else carved at `top`
     (the pool doubling when full). Blocks of ended processes and outgrown blocks are
@@ -172,7 +172,7 @@ def _alloc(S, E, A, top, free_head, size):
     return S, E, A, top + cap, top, cap
 
 
-@njit(cache=True)
+@scanner
 def _free(S, free_head, at, cap):
     """Return the block at `at` to its class's free list (linked through S)."""
     c = _class(cap)

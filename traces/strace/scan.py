@@ -20,8 +20,9 @@ table of calls left pending by other threads (scan_pending.py).
 """
 
 import numpy as np
-from numba import njit
 
+from ptpair.traces._intparse import _is_space as _ws  # the blanks of Python's \s and str.strip()
+from ptpair.traces._jit import inline_scanner, scanner
 from ptpair.traces.strace.model import CLONE_THREAD, CLONE_VFORK, CLONE_VM
 from ptpair.traces.strace.scan_numbers import _decimal, _int_arg, _result, _timestamp
 from ptpair.traces.strace.scan_pending import EMPTY, _ht_get, _ht_grow, _ht_pop, _ht_put
@@ -31,7 +32,7 @@ from ptpair.traces.strace.scan_words import (BRK, CLONE3, END, EXIT, EXIT_GROUP,
                                              W_KILLED, W_PID, W_PLUS, W_PLUS_END, W_PROT_NONE, W_REMOVE,
                                              W_RESUMED, W_RESUMED_OPEN, W_SIGNAL, W_STRACE, W_SUPERSEDED,
                                              W_UNFINISHED, WORD_LEN, _at, _digit, _find, _has_word, _name,
-                                             _name_end, _same, _ws)
+                                             _name_end, _same)
 
 OK = 0
 GIVE_UP = 1
@@ -45,7 +46,7 @@ UNMAP_ADVICE = 2  # MADV_DONTNEED, MADV_FREE or MADV_REMOVE (model.UNMAP_ADVICE)
 DONTNEED_ADVICE = 4  # MADV_DONTNEED (or _LOCKED): a `dontneed` event, the others an `unmap`
 
 
-@njit(cache=True)
+@scanner
 def _memory_args(buf, a, b, name, out, starts, ends):
     """The arguments the model reads of a memory call (model._apply), into out[0:3] and
     out[3] (flags); `starts`/`ends` (4 each) are scratch. Returns False where Python's
@@ -103,7 +104,7 @@ def _memory_args(buf, a, b, name, out, starts, ends):
     return True
 
 
-@njit(cache=True)
+@scanner
 def _clone_flags(buf, a, b, name):
     """model._clone_flags from the raw argument text buf[a:b]."""
     if name == VFORK:
@@ -120,7 +121,7 @@ def _clone_flags(buf, a, b, name):
     return f
 
 
-@njit(cache=True, inline="always")
+@inline_scanner
 def _record(k, line, tid, t, name, ret, retnone, failed, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed,
             c_args, c_flags, c_clone):
     """Write call k (arguments, flags and clone flags zero: the caller fills what it read)."""
@@ -136,7 +137,7 @@ def _record(k, line, tid, t, name, ret, retnone, failed, c_line, c_tid, c_time, 
     c_clone[k] = 0
 
 
-@njit(cache=True)
+@scanner
 def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
             c_failed, c_args, c_flags, c_clone, argv, starts, ends):
     """lines.LineReader._finish for the call tail buf[a:b]: writes call k. Returns the next
@@ -168,7 +169,7 @@ def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_nam
 EXIT_BAD, EXIT_END, EXIT_SUPERSEDED = 0, 1, 2
 
 
-@njit(cache=True)
+@scanner
 def _exit_line(buf, i, le):
     """A `+++ ... +++` line as lines._EXITED reads it: EXIT_END (`exited with N`, `killed
     by SIGX [(core dumped)]`), EXIT_SUPERSEDED (`superseded by execve in pid N`: no end),
@@ -213,7 +214,7 @@ def _exit_line(buf, i, le):
     return kind
 
 
-@njit(cache=True)
+@scanner
 def _bad(lenient, b_line, b_pos, b_reason, nb, line, pos, reason):
     """A line lines.LineReader.feed calls bad: -1 (give up: Python raises its error) unless
     `lenient`, where it is recorded (line, byte offset, reason) and skipped. Returns the
@@ -226,7 +227,7 @@ def _bad(lenient, b_line, b_pos, b_reason, nb, line, pos, reason):
     return nb + 1
 
 
-@njit(cache=True)
+@scanner
 def _printable(buf):
     """Whether every byte is printable ASCII, a tab or a newline (no early exit: the loop
     vectorises)."""
@@ -237,7 +238,7 @@ def _printable(buf):
     return not bad
 
 
-@njit(cache=True)
+@scanner
 def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone,
          b_line, b_pos, b_reason):
     """Read one file's bytes into the call arrays (each as long as the file has lines, plus
@@ -426,7 +427,7 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
     return OK, k, nb
 
 
-@njit(cache=True)
+@scanner
 def _grow(a, cap):
     """A copy of the 1-d array a in a longer one (cap elements; the rest uninitialised)."""
     out = np.empty(cap, dtype=a.dtype)

@@ -10,16 +10,17 @@ octal or signed argument -- shapes strace does not write for the calls the model
 """
 
 import numpy as np
-from numba import njit
 
-from ptpair.traces.strace.scan_words import W_NULL, _at, _digit, _ws
+from ptpair.traces._intparse import _is_space as _ws
+from ptpair.traces._jit import scanner
+from ptpair.traces.strace.scan_words import W_NULL, _at, _digit
 
 VALUE_LIMIT = 1 << 60  # larger numbers are left to Python (keeps start + length in int64)
 EXACT_FLOAT = 1 << 53  # a timestamp's digits beyond this would round: left to Python
 POW10 = np.array([10.0 ** k for k in range(23)])  # exact: every 10^k, k <= 22, is a double
 
 
-@njit(cache=True)
+@scanner
 def _decimal(buf, a, b):
     """Value of the digits buf[a:b] (leading zeros allowed), or -1 beyond VALUE_LIMIT."""
     if b - a > 18:
@@ -30,7 +31,7 @@ def _decimal(buf, a, b):
     return v if v < VALUE_LIMIT else -1
 
 
-@njit(cache=True)
+@scanner
 def _duration_to_end(buf, k, b):
     """Whether buf[k:b] is `<[\\d.]+>` then blanks to the end."""
     j = k + 1
@@ -44,7 +45,7 @@ def _duration_to_end(buf, k, b):
     return j == b
 
 
-@njit(cache=True)
+@scanner
 def _after_value(buf, i, b):
     """What follows a result's value, as lines._RESULT reads it:
     `(?:\\s+(E[A-Z0-9]+)[^<]*)?(?:\\s*<[\\d.]+>)?\\s*$`. 0: no match, 1: match, 2: match
@@ -64,7 +65,7 @@ def _after_value(buf, i, b):
     return 0
 
 
-@njit(cache=True)
+@scanner
 def _result(buf, a, b):
     """The result of a call's tail buf[a:b], as `lines._RESULT.search` finds it (the
     leftmost `)` from which the pattern matches to the end). Returns (position of that
@@ -117,7 +118,7 @@ def _result(buf, a, b):
     return -1, 0, 0
 
 
-@njit(cache=True)
+@scanner
 def _int_arg(buf, a, b):
     """model._int of the argument buf[a:b]: NULL or empty 0, decimal, 0x hex; -1 for
     anything else (negative, octal, beyond VALUE_LIMIT: left to Python)."""
@@ -153,7 +154,7 @@ def _int_arg(buf, a, b):
     return _decimal(buf, a, b)
 
 
-@njit(cache=True)
+@scanner
 def _timestamp(buf, i, le):
     """The timestamp at buf[i:le], as lines._TIME reads it: HH:MM:SS[.frac] (-t, -tt) or
     epoch.frac (-ttt), then blanks. Returns (seconds, where the rest of the line starts):

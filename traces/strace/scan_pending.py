@@ -8,18 +8,19 @@ caller keeps it at most half full, growing it with `_ht_grow`.
 """
 
 import numpy as np
-from numba import njit
+
+from ptpair.traces._jit import inline_scanner, scanner
 
 EMPTY = -1  # no tid is negative
 _FIB = 0x9E3779B97F4A7C15 - (1 << 64)  # 2^64 / golden ratio, as an int64
 
 
-@njit(cache=True, inline="always")
+@inline_scanner
 def _ht_home(key, mask):
     return ((key * _FIB) >> 17) & mask  # Fibonacci hashing (wraps in int64)
 
 
-@njit(cache=True)
+@scanner
 def _ht_get(keys, vals, key):
     mask = len(keys) - 1
     i = _ht_home(key, mask)
@@ -30,7 +31,7 @@ def _ht_get(keys, vals, key):
     return -1
 
 
-@njit(cache=True)
+@scanner
 def _ht_put(keys, vals, key, val):
     """Set key -> val (the table has room)."""
     mask = len(keys) - 1
@@ -41,7 +42,7 @@ def _ht_put(keys, vals, key, val):
     vals[i] = val
 
 
-@njit(cache=True)
+@scanner
 def _ht_pop(keys, vals, key):
     """Remove key; returns its value or -1. The entries after it in its probe run move back
     so that every lookup still finds its key before an empty cell."""
@@ -68,7 +69,7 @@ def _ht_pop(keys, vals, key):
     return val
 
 
-@njit(cache=True)
+@scanner
 def _ht_grow(keys, vals):
     new_keys = np.full(2 * len(keys), EMPTY, dtype=np.int64)
     new_vals = np.empty(2 * len(keys), dtype=np.int64)

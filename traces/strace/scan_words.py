@@ -9,7 +9,8 @@ model (compiled_model.py) reads: its order is the order of NAMES.
 """
 
 import numpy as np
-from numba import njit
+
+from ptpair.traces._jit import inline_scanner, scanner
 
 # name codes: the calls the process model reads (lines.MEMORY_CALLS | PROCESS_CALLS), and
 # a thread's end. The model tests ranges of codes (memory calls up to PKEY_MPROTECT, the
@@ -44,23 +45,17 @@ WORD_TABLE, WORD_LEN = _table(_WORDS)
  W_CLONE_VFORK, W_CLONE_THREAD, W_PID) = range(len(_WORDS))
 
 
-@njit(cache=True, inline="always")
-def _ws(c):
-    # the blanks of Python's \s and str.strip() that can reach here (other control bytes give up)
-    return c == 32 or c == 9
-
-
-@njit(cache=True, inline="always")
+@inline_scanner
 def _digit(c):
     return 48 <= c <= 57
 
 
-@njit(cache=True, inline="always")
+@inline_scanner
 def _word_char(c):
     return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95
 
 
-@njit(cache=True)
+@scanner
 def _at(buf, i, end, w):
     """Whether WORD_TABLE[w] starts at buf[i] (before `end`)."""
     n = WORD_LEN[w]
@@ -72,7 +67,7 @@ def _at(buf, i, end, w):
     return True
 
 
-@njit(cache=True)
+@scanner
 def _find(buf, a, b, w):
     """Index of the first WORD_TABLE[w] in buf[a:b], or -1."""
     n = WORD_LEN[w]
@@ -83,7 +78,7 @@ def _find(buf, a, b, w):
     return -1
 
 
-@njit(cache=True)
+@scanner
 def _has_word(buf, a, b, w):
     """Whether WORD_TABLE[w] occurs in buf[a:b] as a whole word (regex \\bWORD\\b)."""
     n = WORD_LEN[w]
@@ -97,7 +92,7 @@ def _has_word(buf, a, b, w):
         i += 1
 
 
-@njit(cache=True)
+@scanner
 def _name(buf, a, b):
     """Code of the call name buf[a:b]: its index in NAMES, or OTHER."""
     n = b - a
@@ -114,7 +109,7 @@ def _name(buf, a, b):
     return OTHER
 
 
-@njit(cache=True)
+@scanner
 def _name_end(buf, i, end):
     """End of a name `[a-z_][a-z0-9_]*` starting at buf[i], or i if there is none."""
     if i >= end or not (97 <= buf[i] <= 122 or buf[i] == 95):
@@ -125,7 +120,7 @@ def _name_end(buf, i, end):
     return j
 
 
-@njit(cache=True)
+@scanner
 def _same(buf, a, b, n):
     """Whether the n bytes at buf[a] and at buf[b] are the same."""
     for j in range(n):
