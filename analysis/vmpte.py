@@ -45,7 +45,7 @@ def pte_pages_by_process(m: Machine) -> np.ndarray:
     pages = t.p_tables.astype(np.int64) - 1
     for s in np.flatnonzero((t.t_owner >= 0) & (t.t_level == 2) & (t.t_dep_head >= 0)):
         f = int(t.t_dep_head[s])
-        while f >= 0:  # the deposit list of this pml1 (one per 2 MiB page it maps)
+        while f >= 0:  # the deposit list of this pml2 (one per 2 MiB page it maps)
             pages[t.t_owner[s]] += 1
             f = int(t.dep_next[f])
     pages[t.p_state[:len(pages)] != P_ALIVE] = -1
@@ -69,13 +69,17 @@ def _default_config(trace: Trace, config: Config | None) -> Config:
     return config
 
 
+def _need_time(trace: Trace) -> None:
+    if trace.time is None:
+        raise TraceError(trace.source, None, "the trace has no time column: its events cannot be put next to samples")
+
+
 def replayed_over_time(trace: Trace, times, pids=None, config: Config | None = None) -> pd.DataFrame:
     """The replayed page-table memory of each live process at each of `times` (the
     trace's clock, seconds): rows (time, pid, replayed_kb), in time order, then pid order;
     the state after every event stamped at or before the moment. `pids`: only these
     processes (default: all). `config` as for check_vmpte."""
-    if trace.time is None:
-        raise TraceError(trace.source, None, "the trace has no time column: its events cannot be put next to samples")
+    _need_time(trace)
     config = _default_config(trace, config)
     ev = encode(trace, PidMap())
     pid_of = np.asarray(ev.pids, np.int64)
@@ -121,6 +125,7 @@ def over_time(trace: Trace, samples: pd.DataFrame, config: Config | None = None,
     sampled then. Columns: time (seconds since the trace's first
     event), pid, comm, replayed_kb, vmpte_kb (empty where that process was not sampled
     then)."""
+    _need_time(trace)
     t0 = float(trace.time[0])
     grid = np.linspace(t0, max(float(trace.time[-1]), float(samples["time"].max())), grid_points)
     moments = np.concatenate([samples["time"].to_numpy(float), grid])
