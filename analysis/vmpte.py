@@ -42,13 +42,13 @@ def pte_pages_by_process(m: Machine) -> np.ndarray:
     below the root and the PTE tables deposited with its 2 MiB pages; -1 for a process
     that is not alive."""
     t = m.tables
-    pages = t.p_tables.astype(np.int64) - 1
+    pages = t.procs.tables.astype(np.int64) - 1
     for s in np.flatnonzero((t.t_owner >= 0) & (t.t_level == 2) & (t.t_dep_head >= 0)):
         f = int(t.t_dep_head[s])
         while f >= 0:  # the deposit list of this pml2 (one per 2 MiB page it maps)
             pages[t.t_owner[s]] += 1
             f = int(t.dep_next[f])
-    pages[t.p_state[:len(pages)] != P_ALIVE] = -1
+    pages[t.procs.state[:len(pages)] != P_ALIVE] = -1
     return pages
 
 
@@ -56,7 +56,7 @@ def process_pte_pages(m: Machine, p: int) -> int | None:
     """Page-table pages of process p (a dense index) as VmPTE counts them; None for a
     process that is not alive."""
     t = m.tables
-    if p >= len(t.p_state) or t.p_state[p] != P_ALIVE:
+    if p >= len(t.procs.state) or t.procs.state[p] != P_ALIVE:
         return None
     return int(pte_pages_by_process(m)[p])
 

@@ -84,7 +84,7 @@ def check_state(m) -> None:
     reclaim = int(t.meta[T_RECLAIM])
     # under linux, a process without VMAs frees its tables as under empty
     frees_empty = (np.full(len(live), reclaim == RECLAIM_EMPTY) if reclaim != RECLAIM_LINUX
-                   else t.p_vma[t.t_owner[live]] == 0)
+                   else t.procs.vma[t.t_owner[live]] == 0)
     if np.any(frees_empty & (levels < ROOT_LEVEL) & (used == 0)):
         raise InvariantError("an empty table was not freed")
     _check_vmas(t)
@@ -96,8 +96,8 @@ def check_state(m) -> None:
     claim(frames2m, np.full(len(frames2m), IDX_BITS, np.int64))
     deposited = _check_deposits(t, live, levels, leaf2m)
     claim(deposited, np.zeros(len(deposited), np.int64))
-    hl = (t.h_used != 0) & (t.h_state == H_LIVE)
-    claim(t.h_frame[hl], t.h_order[hl].astype(np.int64))
+    hl = (t.handles.used != 0) & (t.handles.state == H_LIVE)
+    claim(t.handles.frame[hl], t.handles.order[hl].astype(np.int64))
     # holes: unmovable but not allocated; background: allocated frames nothing above holds
     am = np.unpackbits(b.am.view(np.uint8), bitorder="little")[:n].astype(bool)
     um = np.unpackbits(b.um.view(np.uint8), bitorder="little")[:n].astype(bool)
@@ -131,12 +131,12 @@ def check_state(m) -> None:
         for _ in range(ROOT_LEVEL - 1):
             up = t.t_level[root_of] < ROOT_LEVEL
             root_of[up] = t.t_parent[root_of[up]]
-        proc_by_root = {int(r): p for p, r in enumerate(t.p_root) if t.p_state[p] == P_ALIVE and r >= 0}
+        proc_by_root = {int(r): p for p, r in enumerate(t.procs.root) if t.procs.state[p] == P_ALIVE and r >= 0}
         for s, r in zip(live.tolist(), root_of.tolist()):
             p = proc_by_root.get(r)
             if p is None:
                 raise InvariantError("a live table belongs to no live process")
-            mode = int(t.p_mode[p])
+            mode = int(t.procs.mode[p])
             if mode in (KIND_SEP, KIND_PAIR) and t.t_ept[s] < 0:
                 raise InvariantError("a process with an EPT has a KPT table without its EPT twin")
             if mode == MODE_LAZY and t.t_level[s] == ROOT_LEVEL and t.t_ept[s] < 0:
@@ -170,20 +170,20 @@ def _check_deposits(t, live, levels, leaf2m) -> np.ndarray:
 
 
 def _check_vmas(t) -> None:
-    alive = t.p_state == P_ALIVE
-    if np.any((t.p_vma != 0) & ~alive) or np.any((t.p_vcnt > 0) & ~alive):
+    alive = t.procs.state == P_ALIVE
+    if np.any((t.procs.vma != 0) & ~alive) or np.any((t.vmas.cnt > 0) & ~alive):
         raise InvariantError("a process that is not alive has VMAs")
-    if np.any(t.p_vcnt > t.p_vcap):
+    if np.any(t.vmas.cnt > t.vmas.cap):
         raise InvariantError("a process has more VMAs than its block holds")
     top = int(t.meta[T_V_TOP])
-    blocks = sorted((int(o), int(c)) for o, c in zip(t.p_voff[t.p_vcap > 0], t.p_vcap[t.p_vcap > 0]))
+    blocks = sorted((int(o), int(c)) for o, c in zip(t.vmas.off[t.vmas.cap > 0], t.vmas.cap[t.vmas.cap > 0]))
     for (o1, c1), (o2, _) in zip(blocks, blocks[1:]):
         if o1 + c1 > o2:
             raise InvariantError("two processes' VMA blocks overlap")
     if blocks and blocks[-1][0] + blocks[-1][1] > top:
         raise InvariantError("a VMA block lies beyond the pool's top")
-    for p in np.flatnonzero(t.p_vcnt > 0):
-        o, n = int(t.p_voff[p]), int(t.p_vcnt[p])
-        s, e = t.v_s[o:o + n], t.v_e[o:o + n]
+    for p in np.flatnonzero(t.vmas.cnt > 0):
+        o, n = int(t.vmas.off[p]), int(t.vmas.cnt[p])
+        s, e = t.vmas.s[o:o + n], t.vmas.e[o:o + n]
         if np.any(e <= s) or np.any(s[1:] <= e[:-1]):
             raise InvariantError(f"the VMAs of process {p} are not sorted, disjoint and apart")

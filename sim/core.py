@@ -69,18 +69,18 @@ ERROR_MESSAGES = {
 @kernel
 def spawn(b, t, ctr, scheme, p):
     """A new empty address space: the root (KPT, then EPT where it has one at spawn)."""
-    t.p_mode[p] = SPAWN_KIND[scheme]
-    t.p_vmm[p] = 0
+    t.procs.mode[p] = SPAWN_KIND[scheme]
+    t.procs.vmm[p] = 0
     log_reset(t)
     root = new_table(b, t, ctr, p, ROOT_LEVEL, -1, 0)
     if root < 0:
         rollback(b, t, ctr, p)
         ctr[C.FAILED_SPAWNS] += 1
-        t.p_state[p] = P_FAILED
-        t.p_root[p] = -1
+        t.procs.state[p] = P_FAILED
+        t.procs.root[p] = -1
         return False
-    t.p_root[p] = root
-    t.p_state[p] = P_ALIVE
+    t.procs.root[p] = root
+    t.procs.state[p] = P_ALIVE
     return True
 
 
@@ -92,10 +92,10 @@ def teardown(b, t, ctr, p):
     unmap_range(b, t, ctr, p, 0, USER_VPN_LIMIT, keep)
     if keep:
         free_tables_postorder(b, t, ctr, p, 0, USER_VPN_LIMIT)  # unmap left them, even empty
-    free_table(b, t, ctr, p, t.p_root[p])
-    t.p_root[p] = -1
-    t.p_state[p] = P_NONE
-    t.p_vma[p] = 0
+    free_table(b, t, ctr, p, t.procs.root[p])
+    t.procs.root[p] = -1
+    t.procs.state[p] = P_NONE
+    t.procs.vma[p] = 0
     vma_free_block(t, p)
 
 
@@ -109,22 +109,22 @@ def release(b, t, ctr, p, lo, hi):
     between floor = the end of the VMA before the hole and ceiling = the start of the
     next removed VMA, or of the VMA after the hole."""
     unmap_range(b, t, ctr, p, lo, hi, True)
-    off, n = t.p_voff[p], t.p_vcnt[p]
+    off, n = t.vmas.off[p], t.vmas.cnt[p]
     a = vma_first_end_after(t, p, lo)
     z = a
-    while z < n and t.v_s[off + z] < hi:
+    while z < n and t.vmas.s[off + z] < hi:
         z += 1
     if a < z:
-        floor = lo if t.v_s[off + a] < lo else (t.v_e[off + a - 1] if a > 0 else 0)
-        ceiling = hi if t.v_e[off + z - 1] > hi else (t.v_s[off + z] if z < n else USER_VPN_LIMIT)
+        floor = lo if t.vmas.s[off + a] < lo else (t.vmas.e[off + a - 1] if a > 0 else 0)
+        ceiling = hi if t.vmas.e[off + z - 1] > hi else (t.vmas.s[off + z] if z < n else USER_VPN_LIMIT)
         j = a
         while j < z:
-            start = max(t.v_s[off + j], lo)
-            end = min(t.v_e[off + j], hi)
-            while j + 1 < z and t.v_s[off + j + 1] <= end + SPAN_PML1:
+            start = max(t.vmas.s[off + j], lo)
+            end = min(t.vmas.e[off + j], hi)
+            while j + 1 < z and t.vmas.s[off + j + 1] <= end + SPAN_PML1:
                 j += 1
-                end = min(t.v_e[off + j], hi)
-            top = max(t.v_s[off + j + 1], lo) if j + 1 < z else ceiling
+                end = min(t.vmas.e[off + j], hi)
+            top = max(t.vmas.s[off + j + 1], lo) if j + 1 < z else ceiling
             free_pgd_range(b, t, ctr, p, start, end, floor, top)
             j += 1
     vma_remove(t, p, lo, hi)
@@ -138,10 +138,10 @@ def dontneed(b, t, ctr, p, lo, hi):
     unmap_range(b, t, ctr, p, lo, hi, True)
     if t.meta[T_PT_RECLAIM] == 0:
         return
-    off, n = t.p_voff[p], t.p_vcnt[p]
+    off, n = t.vmas.off[p], t.vmas.cnt[p]
     j = vma_first_end_after(t, p, lo)
-    while j < n and t.v_s[off + j] < hi:
-        reclaim_pte_tables(b, t, ctr, p, max(t.v_s[off + j], lo), min(t.v_e[off + j], hi))
+    while j < n and t.vmas.s[off + j] < hi:
+        reclaim_pte_tables(b, t, ctr, p, max(t.vmas.s[off + j], lo), min(t.vmas.e[off + j], hi))
         j += 1
 
 
@@ -150,12 +150,12 @@ def fork(b, t, ctr, scheme, child, parent):
     """Root as at spawn, then the parent's pages mapped ascending, sharing frames."""
     if not spawn(b, t, ctr, scheme, child):
         return
-    if t.p_state[parent] != P_ALIVE:
+    if t.procs.state[parent] != P_ALIVE:
         return  # a parent whose spawn failed has no pages: the child starts empty
-    if t.p_vma[parent] != 0:  # dup_mmap: the VMAs first (the core made room for them)
-        vma_reserve_block(t, t.meta, T_V_TOP, child, t.p_vcnt[parent] + 2)
+    if t.procs.vma[parent] != 0:  # dup_mmap: the VMAs first (the core made room for them)
+        vma_reserve_block(t, t.meta, T_V_TOP, child, t.vmas.cnt[parent] + 2)
         vma_copy(t, child, parent)
-        t.p_vma[child] = 1
+        t.procs.vma[child] = 1
     copy_pages(b, t, ctr, child, parent, 0, USER_VPN_LIMIT)
 
 
@@ -174,7 +174,7 @@ def _slots_needed(b, t, o, p, va, length, arg, size):
             n = (last >> 27) - (first >> 27) + 1
         return min(n, free + 1), ((last - first) >> 18) + 1 if size == 2 else 0
     if o == OP_FORK:
-        return min(t.p_tables[arg] + 1, free + 1), 0
+        return min(t.procs.tables[arg] + 1, free + 1), 0
     if o == OP_SPAWN or o == OP_EXEC:
         return 1, 0
     return 0, 0
@@ -191,7 +191,7 @@ def _exhausted_span(t, p, v, end):
     Counting them at once gives exactly the per-page counts (nothing is allocated or
     freed, no walk is counted for a failed page) without a walk per page: a map of a
     terabyte at exhausted memory costs its missing tables, not its pages."""
-    cur = t.p_root[p]
+    cur = t.procs.root[p]
     level = ROOT_LEVEL
     while level > 1:
         sh = IDX_BITS * (level - 1)
@@ -200,7 +200,7 @@ def _exhausted_span(t, p, v, end):
             n = min(end, ((v >> sh) + 1) << sh) - v
             if e < 0:
                 return n, -1
-            return n, 1 if t.p_mode[p] == KIND_PAIR else 0
+            return n, 1 if t.procs.mode[p] == KIND_PAIR else 0
         cur = e - 1
         level -= 1
     return 0, 0
@@ -243,23 +243,23 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
         need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
         if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
             return i, STATUS_GROW, 0, need, need_g
-        if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.h_key):
+        if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.handles.key):
             return i, STATUS_GROW, GROW_HANDLES, 0, 0
         if t.meta[T_RECLAIM] == RECLAIM_LINUX:  # a VMA event may need a bigger block
             carve = 0
             if o == OP_RESERVE or o == OP_RELEASE:
-                carve = vma_room(t, p, t.p_vcnt[p] + 1)
-            elif o == OP_FORK and t.p_vma[arg[i]] != 0:
-                carve = vma_room(t, p, t.p_vcnt[arg[i]] + 2)
-            if t.meta[T_V_TOP] + carve > len(t.v_s):
+                carve = vma_room(t, p, t.vmas.cnt[p] + 1)
+            elif o == OP_FORK and t.procs.vma[arg[i]] != 0:
+                carve = vma_room(t, p, t.vmas.cnt[arg[i]] + 2)
+            if t.meta[T_V_TOP] + carve > len(t.vmas.s):
                 return i, STATUS_GROW, GROW_VMAS, carve, 0
 
         # --- life-cycle checks ---------------------------------------------------
-        state = t.p_state[p]
+        state = t.procs.state[p]
         if o == OP_SPAWN or o == OP_FORK:
             if state != P_NONE:
                 return i, STATUS_ERROR, ERR_ALREADY_ALIVE, 0, 0
-            if o == OP_FORK and t.p_state[arg[i]] == P_NONE:
+            if o == OP_FORK and t.procs.state[arg[i]] == P_NONE:
                 return i, STATUS_ERROR, ERR_PARENT_NOT_ALIVE, 0, 0
         elif o == OP_KALLOC or o == OP_KFREE:
             pass  # kernel allocations belong to no process
@@ -268,7 +268,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
         elif state == P_FAILED:
             ctr[C.SKIPPED] += 1
             if o == OP_EXIT:
-                t.p_state[p] = P_NONE
+                t.procs.state[p] = P_NONE
             ctr[C.EVENTS] += 1
             _update_peaks(b, t, ctr)  # nothing changed, but the mean counts this event
             continue
@@ -282,7 +282,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             if o == OP_MAP:
                 # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
                 # twins of existing tables: those keep the page-by-page path
-                bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.p_mode[p] != MODE_LAZY
+                bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.procs.mode[p] != MODE_LAZY
                 thp = size == 0 and (arg[i] & MAP_THP) != 0
                 v = first
                 while v < end:
@@ -311,13 +311,13 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 if o != OP_RESERVE:  # a VMA's pages go as an unmap's; reserve changes nothing
                     unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
             elif o == OP_RESERVE:
-                vma_reserve_block(t, t.meta, T_V_TOP, p, t.p_vcnt[p] + 1)
+                vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
                 vma_add(t, p, first, end)
-                t.p_vma[p] = 1
-            elif t.p_vma[p] == 0:  # no VMAs known: as under reclaim empty
+                t.procs.vma[p] = 1
+            elif t.procs.vma[p] == 0:  # no VMAs known: as under reclaim empty
                 unmap_range(b, t, ctr, p, first, end, False)
             elif o == OP_RELEASE:
-                vma_reserve_block(t, t.meta, T_V_TOP, p, t.p_vcnt[p] + 1)
+                vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
                 release(b, t, ctr, p, first, end)
             else:
                 dontneed(b, t, ctr, p, first, end)
@@ -333,31 +333,31 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
         elif o == OP_EXIT:
             teardown(b, t, ctr, p)
         elif o == OP_KALLOC:
-            h = h_find(t, arg[i])
-            if h >= 0 and t.h_state[h] == H_LIVE:
+            h = h_find(t.handles, arg[i])
+            if h >= 0 and t.handles.state[h] == H_LIVE:
                 return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
             if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
-                h = h_insert(t, arg[i])
+                h = h_insert(t.handles, arg[i])
                 t.meta[T_H_COUNT] += 1
             k = order[i]
             f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
             if f < 0:
                 count_failures(b, ctr, k, 1)
-                t.h_state[h] = H_FAILED
+                t.handles.state[h] = H_FAILED
             else:
-                t.h_state[h] = H_LIVE
-                t.h_frame[h] = f
-                t.h_order[h] = k
+                t.handles.state[h] = H_LIVE
+                t.handles.frame[h] = f
+                t.handles.order[h] = k
                 ctr[C.KALLOC] += 1 << k
         elif o == OP_KFREE:
-            h = h_find(t, arg[i])
+            h = h_find(t.handles, arg[i])
             if h < 0:
                 return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0
-            if t.h_state[h] == H_LIVE:
-                k = t.h_order[h]
-                page_free(b, t.h_frame[h], k)
+            if t.handles.state[h] == H_LIVE:
+                k = t.handles.order[h]
+                page_free(b, t.handles.frame[h], k)
                 ctr[C.KALLOC] -= 1 << k
-            h_delete(t, h)
+            h_delete(t.handles, h)
             t.meta[T_H_COUNT] -= 1
         ctr[C.EVENTS] += 1
         _update_peaks(b, t, ctr)

@@ -15,27 +15,28 @@ NIL = -1
 
 
 @inline_kernel
-def list_push(b, li, f):
-    h = b.head[li]
-    b.nxt[f] = h
-    b.prv[f] = NIL
+def _push_end(near, far, away, toward, li, f):
+    """Put f at the `near` end of list li (`far`: the other end; `away[f]` links away from
+    the near end, `toward[f]` towards it). The same steps serve both ends, the head and
+    tail arrays and the two link arrays swapping places."""
+    h = near[li]
+    away[f] = h
+    toward[f] = NIL
     if h != NIL:
-        b.prv[h] = f
+        toward[h] = f
     else:
-        b.tail[li] = f
-    b.head[li] = f
+        far[li] = f
+    near[li] = f
+
+
+@inline_kernel
+def list_push(b, li, f):
+    _push_end(b.head, b.tail, b.nxt, b.prv, li, f)
 
 
 @inline_kernel
 def list_push_tail(b, li, f):
-    t = b.tail[li]
-    b.prv[f] = t
-    b.nxt[f] = NIL
-    if t != NIL:
-        b.nxt[t] = f
-    else:
-        b.head[li] = f
-    b.tail[li] = f
+    _push_end(b.tail, b.head, b.prv, b.nxt, li, f)
 
 
 @inline_kernel

@@ -1,83 +1,78 @@
-"""Kernel-allocation handles: an open-addressing hash table in compiled code.
+"""Kernel-allocation handles: the table from a trace's kalloc handle to the block it holds.
 
 A trace names each `kalloc` by a handle (any integer; a pfn in real kernel traces). The
 table maps live handles -- and handles whose kalloc failed, until their kfree -- to the
 block they hold. Its size follows the number of live handles, not the number of distinct
-handles a long trace uses, so replay memory does not grow with the trace. Linear probing
-with backward-shift deletion (no tombstones); the capacity is a power of two and is kept
-at least twice the number of entries: the event loop hands back to Python to grow it.
+handles a long trace uses, so replay memory does not grow with the trace. It is the one
+open-addressing table of ptpair's compiled code (traces/_hashtable.py), with the block
+(first frame, order) and the handle's state as values; the event loop keeps it at most
+half full and hands back to Python to grow it (`grown`).
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
+from ptpair.traces import _hashtable as ht
 from ptpair.traces._jit import inline_kernel, kernel
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
+# key, used: the hash table; per bucket, the block (frame: its first frame, order) and the
+# handle's state (pagetable.H_LIVE, H_FAILED; 0 in an empty bucket)
+Handles = namedtuple("Handles", "key used frame order state")
 
 
-def new_handle_arrays(cap: int) -> dict:
+def new_handles(cap: int) -> Handles:
+    """An empty table of `cap` buckets (a power of two)."""
     assert cap & (cap - 1) == 0, "capacity must be a power of two"
-    return dict(h_key=np.zeros(cap, np.int64), h_used=np.zeros(cap, np.int8), h_frame=np.full(cap, -1, np.int32),
-                h_order=np.zeros(cap, np.int8), h_state=np.zeros(cap, np.int8))
+    return Handles(key=np.zeros(cap, np.int64), used=np.zeros(cap, np.int8), frame=np.full(cap, -1, np.int32),
+                   order=np.zeros(cap, np.int8), state=np.zeros(cap, np.int8))
 
 
 @inline_kernel
-def _home(key, mask):
-    return np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(20)) & mask
-
-
-@inline_kernel
-def h_find(t, key):
+def h_find(hs, key):
     """Bucket of `key`, or -1."""
-    mask = len(t.h_key) - 1
-    i = _home(key, mask)
-    while t.h_used[i]:
-        if t.h_key[i] == key:
-            return i
-        i = (i + 1) & mask
-    return -1
+    return ht.find(hs.key, hs.used, key)
 
 
 @inline_kernel
-def h_insert(t, key):
+def h_insert(hs, key):
     """Bucket for a new `key` (not present; the table has room)."""
-    mask = len(t.h_key) - 1
-    i = _home(key, mask)
-    while t.h_used[i]:
-        i = (i + 1) & mask
-    t.h_used[i] = 1
-    t.h_key[i] = key
-    return i
+    return ht.insert(hs.key, hs.used, key)
+
+
+@inline_kernel
+def _copy(dst, i, src, j):
+    """The values of bucket j of table src into bucket i of dst."""
+    dst.frame[i] = src.frame[j]
+    dst.order[i] = src.order[j]
+    dst.state[i] = src.state[j]
 
 
 @kernel
-def h_delete(t, i):
-    """Empty bucket i, shifting later entries of its probe run back (no tombstones)."""
-    mask = len(t.h_key) - 1
-    j = i
+def h_delete(hs, i):
+    """Empty bucket i (the later entries of its probe run move back: no tombstones)."""
     while True:
-        j = (j + 1) & mask
-        if not t.h_used[j]:
+        j = ht.refill_from(hs.key, hs.used, i)
+        if j < 0:
             break
-        home = _home(t.h_key[j], mask)
-        # move j into the hole i if j's home is not cyclically within (i, j]
-        if (j > i and (home <= i or home > j)) or (j < i and (home <= i and home > j)):
-            t.h_key[i] = t.h_key[j]
-            t.h_frame[i] = t.h_frame[j]
-            t.h_order[i] = t.h_order[j]
-            t.h_state[i] = t.h_state[j]
-            i = j
-    t.h_used[i] = 0
-    t.h_state[i] = 0
+        _copy(hs, i, hs, j)
+        i = j
+    hs.used[i] = 0
+    hs.state[i] = 0
 
 
 @kernel
-def h_rehash(old_key, old_used, old_frame, old_order, old_state, t):
-    for j in range(len(old_key)):
-        if old_used[j]:
-            i = h_insert(t, old_key[j])
-            t.h_frame[i] = old_frame[j]
-            t.h_order[i] = old_order[j]
-            t.h_state[i] = old_state[j]
+def _rehash(old, hs):
+    for j in range(len(old.key)):
+        if old.used[j]:
+            i = h_insert(hs, old.key[j])
+            _copy(hs, i, old, j)
+
+
+def grown(hs: Handles, cap: int) -> Handles:
+    """A table of `cap` buckets holding the entries of `hs`."""
+    new = new_handles(cap)
+    _rehash(hs, new)
+    return new

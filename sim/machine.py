@@ -170,8 +170,8 @@ class Machine:
     def _process_counts(self) -> list[int]:
         """[live processes, live VMM processes]."""
         t = self.tables
-        alive = t.p_state == P_ALIVE
-        return [int(alive.sum()), int((alive & (t.p_vmm != 0)).sum())]
+        alive = t.procs.state == P_ALIVE
+        return [int(alive.sum()), int((alive & (t.procs.vmm != 0)).sum())]
 
     def hugepage_blocks(self) -> np.ndarray:
         """The 2 MiB blocks now, by availability (sim/occupancy.py HUGE_NAMES)."""
@@ -194,7 +194,7 @@ class Machine:
 
     def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
         t = self.tables
-        if ev.n_procs > len(t.p_root):
+        if ev.n_procs > len(t.procs.root):
             self.tables = grow_tables(t, n_procs=ev.n_procs)
         i = start
         while i < stop:
@@ -204,15 +204,15 @@ class Machine:
             if status == STATUS_DONE:
                 break
             if status == STATUS_GROW and code == GROW_HANDLES:
-                self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.h_key))
+                self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.handles.key))
                 continue
             if status == STATUS_GROW and code == GROW_VMAS:
-                pool = len(self.tables.v_s)
+                pool = len(self.tables.vmas.s)
                 self.tables = grow_tables(self.tables, vma_pool=max(2 * pool, pool + need))
                 continue
             if status == STATUS_GROW:
                 t = self.tables
-                cap, gcap = len(t.t_kpt), len(t.g_ref)
+                cap, gcap = len(t.t_kpt), len(t.gig.ref)
                 new_cap = max(2 * cap, cap + need - int(t.meta[T_SLOTS_FREE]) + 1024)
                 new_g = max(2 * gcap, gcap + need_g - int(t.meta[T_G_FREE]) + 64)
                 self.tables = grow_tables(t, slot_cap=new_cap if need > t.meta[T_SLOTS_FREE] else None,
@@ -290,8 +290,8 @@ class Result:
     def from_machine(cls, m: Machine) -> "Result":
         c = m.ctr
         t = m.tables
-        alive = t.p_state == P_ALIVE
-        vmm = t.p_vmm != 0
+        alive = t.procs.state == P_ALIVE
+        vmm = t.procs.vmm != 0
         kpt_by_level = {LEVEL_NAMES[lv]: int(c[C.KPT + lv]) for lv in (3, 2, 1, 0)}
         deposited = int(c[C.DEPOSITED])
         kpt = sum(kpt_by_level.values()) + deposited  # deposited tables are KPT pages at no level
@@ -317,7 +317,7 @@ class Result:
             "vmm_processes": int((alive & vmm).sum()),
             # KPT tables of live VMM processes, roots included: what a scheme that gives
             # only VMMs an EPT twin would pay in EPT pages (analysis/breakeven.py)
-            "vmm_kpt_pages": int(t.p_tables[alive & vmm].sum()),
+            "vmm_kpt_pages": int(t.procs.tables[alive & vmm].sum()),
         }
         peak = {
             **{k: int(c[i]) for k, i in PEAK_COUNTERS},

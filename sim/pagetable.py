@@ -38,14 +38,14 @@ import numpy as np
 from ptpair import registry
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import needs_split, page_alloc, page_free
-from ptpair.sim.handles import h_rehash, new_handle_arrays
+from ptpair.sim.handles import grown, new_handles
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
 from ptpair.sim.slots import (
     SCRATCH_LEN, S_CREATED, S_CREATED_N, S_LOG, S_LOG_N, S_TWIN, S_TWIN_N, T_DEPOSIT, T_G_FREE, T_META_LEN,
     T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE
 )
-from ptpair.sim.vmas import new_vma_arrays
+from ptpair.sim.vmas import new_vmas
 from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import MAP_FILE
 
@@ -87,14 +87,33 @@ H_LIVE = 1
 H_FAILED = 2  # its kalloc failed: a kfree does nothing
 
 
+# Per process: the root table's slot (-1 none), P_* state, scheme mode and VMM flag (sim/schemes.py),
+# EPT frames and tables held (in pages), and whether its trace gave it VMAs (a `reserve`:
+# under reclaim linux its tables are freed by VMA rules, else as under `empty`). `Tables.procs`.
+Procs = namedtuple("Procs", "root state mode vmm ept tables vma")
+# The gigantic (1 GiB) pages: a reference count per id and a stack of free ids. `Tables.gig`.
+Gigantic = namedtuple("Gigantic", "ref stack")
+
+# The page-table state. Its own arrays are the table store, one element per table slot
+# (ent: the 512 entries; t_kpt/t_ept: the frames of the KPT page and its EPT twin, -1 none;
+# kind, count of present entries, level, parent slot and index in it, owner process; the
+# deposit list heads and tails) or per frame (refcnt; dep_next; pb_wasted per 2 MiB
+# block, huge_file per 2 MiB of frames), `slots` the stack of free slots and `meta` the
+# scalars (sim/slots.py). The other state the kernels reach through `t` is kept in
+# records of its own: the processes (procs), the gigantic pages (gig), the kalloc handles
+# (handles, sim/handles.py), the VMAs (vmas, sim/vmas.py) and the rollback log of the
+# page being mapped (log, sim/slots.py S_*).
 Tables = namedtuple(
     "Tables",
-    "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots "
-    "p_root p_state p_mode p_vmm p_ept p_tables refcnt g_ref g_stack "
-    "h_key h_used h_frame h_order h_state meta scratch t_owner pb_wasted "
-    "t_dep_head t_dep_tail dep_next huge_file "
-    "p_vma v_s v_e v_free p_voff p_vcap p_vcnt",
+    "ent t_kpt t_ept t_kind t_cnt t_level t_parent t_pidx slots refcnt meta t_owner pb_wasted "
+    "t_dep_head t_dep_tail dep_next huge_file procs gig handles vmas log",
 )
+
+
+def _new_procs(n: int) -> Procs:
+    return Procs(root=np.full(n, -1, np.int32), state=np.zeros(n, np.int8), mode=np.zeros(n, np.int8),
+                 vmm=np.zeros(n, np.int8), ept=np.zeros(n, np.int64), tables=np.zeros(n, np.int64),
+                 vma=np.zeros(n, np.int8))
 
 
 def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: int = 4096,
@@ -110,18 +129,8 @@ def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: in
         t_parent=np.full(slot_cap, -1, np.int32),
         t_pidx=np.zeros(slot_cap, np.int32),
         slots=np.arange(slot_cap - 1, -1, -1, dtype=np.int32),  # stack: slot 0 on top
-        p_root=np.full(n_procs, -1, np.int32),
-        p_state=np.zeros(n_procs, np.int8),
-        p_mode=np.zeros(n_procs, np.int8),
-        p_vmm=np.zeros(n_procs, np.int8),
-        p_ept=np.zeros(n_procs, np.int64),
-        p_tables=np.zeros(n_procs, np.int64),
         refcnt=np.zeros(n_frames, np.int32),
-        g_ref=np.zeros(g_cap, np.int32),
-        g_stack=np.arange(g_cap - 1, -1, -1, dtype=np.int32),
-        **new_handle_arrays(handle_cap),
         meta=np.zeros(T_META_LEN, np.int64),
-        scratch=np.zeros(SCRATCH_LEN, np.int64),
         t_owner=np.full(slot_cap, -1, np.int32),  # the process of a live table; -1: a free slot
         # EPT frames of processes that are not VMMs, per 2 MiB block (sim/occupancy.py)
         pb_wasted=np.zeros((n_frames + (1 << PB_SHIFT) - 1) >> PB_SHIFT, np.int32),
@@ -132,10 +141,11 @@ def new_tables(n_frames: int, n_procs: int, handle_cap: int = 1024, slot_cap: in
         dep_next=np.full(n_frames if deposit else 0, -1, np.int32),
         # 1 for a 2 MiB data block holding a file-backed page (indexed by frame >> IDX_BITS)
         huge_file=np.zeros(((n_frames >> IDX_BITS) + 1) if deposit else 0, np.int8),
-        # 1 for a process whose trace gave it VMAs (a `reserve`): under reclaim linux its
-        # tables are freed by VMA rules, else as under `empty`
-        p_vma=np.zeros(n_procs, np.int8),
-        **new_vma_arrays(n_procs, 1024 if reclaim == RECLAIM_LINUX else 0),
+        procs=_new_procs(n_procs),
+        gig=Gigantic(ref=np.zeros(g_cap, np.int32), stack=np.arange(g_cap - 1, -1, -1, dtype=np.int32)),
+        handles=new_handles(handle_cap),
+        vmas=new_vmas(n_procs, 1024 if reclaim == RECLAIM_LINUX else 0),
+        log=np.zeros(SCRATCH_LEN, np.int64),
     )
     t.meta[T_SLOTS_FREE] = slot_cap
     t.meta[T_G_FREE] = g_cap
@@ -156,62 +166,59 @@ def grow_tables(t: Tables, slot_cap: int | None = None, g_cap: int | None = None
     """A copy of `t` with larger pools; live content and free stacks carried over."""
     d = t._asdict()
     if slot_cap is not None and slot_cap > len(t.t_kpt):
-        old = len(t.t_kpt)
         free = int(t.meta[T_SLOTS_FREE])
         d["ent"] = _grow1(t.ent, slot_cap, 0)
         for name, fill in (("t_kpt", -1), ("t_ept", -1), ("t_kind", 0), ("t_cnt", 0), ("t_level", 0),
                            ("t_parent", -1), ("t_pidx", 0), ("t_owner", -1), ("t_dep_head", -1),
                            ("t_dep_tail", -1)):
-            d[name] = _grow1(t[t._fields.index(name)], slot_cap, fill)
-        # new slots go below the existing free ones, so low slot numbers stay preferred
-        slots = np.empty(slot_cap, np.int32)
-        added = slot_cap - old
-        slots[:added] = np.arange(slot_cap - 1, old - 1, -1, dtype=np.int32)
-        slots[added: added + free] = t.slots[:free]
-        d["slots"] = slots
+            d[name] = _grow1(d[name], slot_cap, fill)
+        d["slots"] = _grown_stack(t.slots, free, slot_cap)
         d["meta"] = t.meta.copy()
-        d["meta"][T_SLOTS_FREE] = free + added
-    if g_cap is not None and g_cap > len(t.g_ref):
-        old = len(t.g_ref)
+        d["meta"][T_SLOTS_FREE] = free + slot_cap - len(t.t_kpt)
+    if g_cap is not None and g_cap > len(t.gig.ref):
         free = int(t.meta[T_G_FREE])
-        d["g_ref"] = _grow1(t.g_ref, g_cap, 0)
-        gs = np.empty(g_cap, np.int32)
-        added = g_cap - old
-        gs[:added] = np.arange(g_cap - 1, old - 1, -1, dtype=np.int32)
-        gs[added: added + free] = t.g_stack[:free]
-        d["g_stack"] = gs
+        d["gig"] = Gigantic(ref=_grow1(t.gig.ref, g_cap, 0), stack=_grown_stack(t.gig.stack, free, g_cap))
         meta = d["meta"] if d["meta"] is not t.meta else t.meta.copy()
-        meta[T_G_FREE] = free + added
+        meta[T_G_FREE] = free + g_cap - len(t.gig.ref)
         d["meta"] = meta
-    if n_procs is not None and n_procs > len(t.p_root):
-        for name, fill in (("p_root", -1), ("p_state", 0), ("p_mode", 0), ("p_vmm", 0), ("p_ept", 0),
-                           ("p_tables", 0), ("p_vma", 0), ("p_voff", 0), ("p_vcap", 0), ("p_vcnt", 0)):
-            d[name] = _grow1(t[t._fields.index(name)], n_procs, fill)
-    if vma_pool is not None and vma_pool > len(t.v_s):
-        d["v_s"] = _grow1(t.v_s, vma_pool, 0)
-        d["v_e"] = _grow1(t.v_e, vma_pool, 0)
-    if handle_cap is not None and handle_cap > len(t.h_key):
-        d.update(new_handle_arrays(handle_cap))
-        new = Tables(**d)
-        h_rehash(t.h_key, t.h_used, t.h_frame, t.h_order, t.h_state, new)
-        return new
+    if n_procs is not None and n_procs > len(t.procs.root):
+        fills = {"root": -1}
+        d["procs"] = Procs(**{k: _grow1(a, n_procs, fills.get(k, 0)) for k, a in t.procs._asdict().items()})
+        v = t.vmas
+        d["vmas"] = v._replace(off=_grow1(v.off, n_procs, 0), cap=_grow1(v.cap, n_procs, 0),
+                               cnt=_grow1(v.cnt, n_procs, 0))
+    if vma_pool is not None and vma_pool > len(t.vmas.s):
+        v = d["vmas"]
+        d["vmas"] = v._replace(s=_grow1(v.s, vma_pool, 0), e=_grow1(v.e, vma_pool, 0))
+    if handle_cap is not None and handle_cap > len(t.handles.key):
+        d["handles"] = grown(t.handles, handle_cap)
     return Tables(**d)
+
+
+def _grown_stack(stack: np.ndarray, free: int, cap: int) -> np.ndarray:
+    """A free-id stack of `cap` ids from one holding `free` free ids of len(stack): the
+    new ids go below the existing free ones, so low ids stay preferred."""
+    out = np.empty(cap, np.int32)
+    added = cap - len(stack)
+    out[:added] = np.arange(cap - 1, len(stack) - 1, -1, dtype=np.int32)
+    out[added: added + free] = stack[:free]
+    return out
 
 
 # --- allocation log (rollback of a page that cannot be mapped) ---------------------
 @inline_kernel
 def log_reset(t):
-    t.scratch[S_LOG_N] = 0
-    t.scratch[S_CREATED_N] = 0
-    t.scratch[S_TWIN_N] = 0
+    t.log[S_LOG_N] = 0
+    t.log[S_CREATED_N] = 0
+    t.log[S_TWIN_N] = 0
 
 
 @inline_kernel
 def _log_alloc(t, frame, order):
-    n = t.scratch[S_LOG_N]
-    t.scratch[S_LOG + 2 * n] = frame
-    t.scratch[S_LOG + 2 * n + 1] = order
-    t.scratch[S_LOG_N] = n + 1
+    n = t.log[S_LOG_N]
+    t.log[S_LOG + 2 * n] = frame
+    t.log[S_LOG + 2 * n + 1] = order
+    t.log[S_LOG_N] = n + 1
 
 
 @inline_kernel
@@ -250,8 +257,8 @@ def count_ept(t, ctr, p, delta, frame):
     """EPT frame `frame` joins (delta 1) or leaves (-1) process p's EPT; it is waste while
     p is not a VMM."""
     ctr[C.EPT] += delta
-    t.p_ept[p] += delta
-    if t.p_vmm[p] == 0:
+    t.procs.ept[p] += delta
+    if t.procs.vmm[p] == 0:
         ctr[C.EPT_WASTE] += delta
         t.pb_wasted[frame >> PB_SHIFT] += delta
 
@@ -286,7 +293,7 @@ def _register(t, ctr, p, level, kind, kpt, ept, parent, pidx):
     ctr[C.KPT + level - 1] += 1
     if ept >= 0:
         count_ept(t, ctr, p, 1, ept)
-    t.p_tables[p] += 1
+    t.procs.tables[p] += 1
     return s
 
 
@@ -301,7 +308,7 @@ def _unregister(t, ctr, p, s):
     if t.t_ept[s] >= 0:
         count_ept(t, ctr, p, -1, t.t_ept[s])
     t.t_owner[s] = -1
-    t.p_tables[p] -= 1
+    t.procs.tables[p] -= 1
     top = t.meta[T_SLOTS_FREE]
     t.slots[top] = s
     t.meta[T_SLOTS_FREE] = top + 1
@@ -315,7 +322,7 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     Returns the slot, or -1 if an allocation failed (what this call allocated is in the
     log; the caller rolls the whole page back).
     """
-    mode = t.p_mode[p]
+    mode = t.procs.mode[p]
     if mode == MODE_LAZY:
         mode = KIND_KPT  # its twin comes from the walk (lazy_twin)
     if mode == KIND_PAIR:
@@ -334,9 +341,9 @@ def new_table(b, t, ctr, p, level, parent, pidx):
             if ept < 0:
                 return -1
     s = _register(t, ctr, p, level, mode, kpt, ept, parent, pidx)
-    n = t.scratch[S_CREATED_N]
-    t.scratch[S_CREATED + n] = s
-    t.scratch[S_CREATED_N] = n + 1
+    n = t.log[S_CREATED_N]
+    t.log[S_CREATED + n] = s
+    t.log[S_CREATED_N] = n + 1
     return s
 
 
@@ -352,24 +359,24 @@ def lazy_twin(b, t, ctr, p, s):
     t.t_ept[s] = e
     t.t_kind[s] = KIND_SEP
     count_ept(t, ctr, p, 1, e)
-    n = t.scratch[S_TWIN_N]
-    t.scratch[S_TWIN + n] = s
-    t.scratch[S_TWIN_N] = n + 1
+    n = t.log[S_TWIN_N]
+    t.log[S_TWIN + n] = s
+    t.log[S_TWIN_N] = n + 1
     return True
 
 
 @kernel
 def rollback(b, t, ctr, p):
     """Undo a page's partial work: unlink created tables, free its frames in reverse."""
-    for j in range(t.scratch[S_TWIN_N] - 1, -1, -1):
-        s = t.scratch[S_TWIN + j]
+    for j in range(t.log[S_TWIN_N] - 1, -1, -1):
+        s = t.log[S_TWIN + j]
         count_ept(t, ctr, p, -1, t.t_ept[s])
         t.t_ept[s] = -1
         t.t_kind[s] = KIND_KPT
-    for j in range(t.scratch[S_CREATED_N] - 1, -1, -1):
-        _unregister(t, ctr, p, t.scratch[S_CREATED + j])
-    for j in range(t.scratch[S_LOG_N] - 1, -1, -1):
-        page_free(b, t.scratch[S_LOG + 2 * j], t.scratch[S_LOG + 2 * j + 1])
+    for j in range(t.log[S_CREATED_N] - 1, -1, -1):
+        _unregister(t, ctr, p, t.log[S_CREATED + j])
+    for j in range(t.log[S_LOG_N] - 1, -1, -1):
+        page_free(b, t.log[S_LOG + 2 * j], t.log[S_LOG + 2 * j + 1])
     log_reset(t)
 
 
@@ -457,7 +464,7 @@ MAP_FAILED = 2
 @kernel
 def is_mapped(t, p, vpn, size):
     """True if the page's slot is in use: a huge page above it, or its entry set."""
-    cur = t.p_root[p]
+    cur = t.procs.root[p]
     level = ROOT_LEVEL
     while level > size + 1:
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
@@ -475,7 +482,7 @@ def pmd_none(t, p, vpn):
     """True if the pml2 entry over 4-KiB page `vpn` of p is empty (no pml1 table, no 2 MiB
     page; the tables above may be missing too): where Linux's fault maps a transparent
     huge page (`pmd_none(*vmf->pmd)` in __handle_mm_fault)."""
-    cur = t.p_root[p]
+    cur = t.procs.root[p]
     level = ROOT_LEVEL
     while level > 2:
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
@@ -500,10 +507,10 @@ def map_page(b, t, ctr, p, vpn, size, share, flags):
     it is. `flags`: the map event's arg (MAP_FILE), for a new 2 MiB page.
     """
     leaf_level = size + 1
-    lazy = t.p_mode[p] == MODE_LAZY
+    lazy = t.procs.mode[p] == MODE_LAZY
     if lazy and is_mapped(t, p, vpn, size):
         return MAP_ALREADY  # checked first: a mapped page's walk creates no twin
-    cur = t.p_root[p]
+    cur = t.procs.root[p]
     log_reset(t)
     level = ROOT_LEVEL
     while level > leaf_level:
@@ -555,14 +562,14 @@ def map_page(b, t, ctr, p, vpn, size, share, flags):
     elif share >= 0:
         frame = share
         if size == 2:
-            t.g_ref[frame] += 1
+            t.gig.ref[frame] += 1
         else:
             t.refcnt[frame] += 1
     elif size == 2:
         top = t.meta[T_G_FREE] - 1
         t.meta[T_G_FREE] = top
-        frame = t.g_stack[top]
-        t.g_ref[frame] = 1
+        frame = t.gig.stack[top]
+        t.gig.ref[frame] = 1
         ctr[C.GIGANTIC] += 1
     else:
         order = IDX_BITS * size
@@ -591,10 +598,10 @@ def unmap_entry(b, t, ctr, p, slot, i, size, keep):
     ctr[C.UNMAPPED] += 1
     _count_write(t, ctr, slot, size + 1)
     if size == 2:
-        t.g_ref[frame] -= 1
-        if t.g_ref[frame] == 0:
+        t.gig.ref[frame] -= 1
+        if t.gig.ref[frame] == 0:
             top = t.meta[T_G_FREE]
-            t.g_stack[top] = frame
+            t.gig.stack[top] = frame
             t.meta[T_G_FREE] = top + 1
             ctr[C.GIGANTIC] -= 1
     else:
@@ -621,7 +628,7 @@ def keeps_tables(t, p):
     """True if unmapping leaves p's emptied tables in place: reclaim `exit`, or `linux`
     for a process with VMAs (whose tables only free_pgd_range and PT_RECLAIM free)."""
     r = t.meta[T_RECLAIM]
-    return r == RECLAIM_EXIT or (r == RECLAIM_LINUX and t.p_vma[p] != 0)
+    return r == RECLAIM_EXIT or (r == RECLAIM_LINUX and t.procs.vma[p] != 0)
 
 
 @kernel

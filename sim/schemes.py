@@ -42,22 +42,22 @@ VMM_KIND = np.array([_KINDS[n][1] for n in SCHEME_NAMES], np.int8)
 @kernel
 def become_vmm(b, t, ctr, scheme, p):
     """The `vmm` event: process p becomes a VMM (no-op if it already is one)."""
-    if t.p_vmm[p] != 0:
+    if t.procs.vmm[p] != 0:
         return
-    t.p_vmm[p] = 1
+    t.procs.vmm[p] = 1
     ctr[C.VMM_EVENTS] += 1
-    ctr[C.EPT_WASTE] -= t.p_ept[p]  # its EPT pages are no longer waste
+    ctr[C.EPT_WASTE] -= t.procs.ept[p]  # its EPT pages are no longer waste
     ept_no_longer_waste(t, p)
     kind = VMM_KIND[scheme]
-    if t.p_mode[p] == kind:
+    if t.procs.mode[p] == kind:
         return
-    root = t.p_root[p]
+    root = t.procs.root[p]
     if kind == MODE_LAZY:
         # only the EPT root now; each newly mapped page's walk adds the twins it passes
         # through (sim/pagetable.py: lazy_twin), as EPT faults filled the EPT in
         mirror_table(b, t, ctr, p, root, KIND_SEP)
         if t.t_kind[root] == KIND_SEP:
-            t.p_mode[p] = MODE_LAZY
+            t.procs.mode[p] = MODE_LAZY
         return
     mirror_table(b, t, ctr, p, root, kind)
     if t.t_kind[root] != kind:
@@ -65,5 +65,5 @@ def become_vmm(b, t, ctr, scheme, p):
         # A pair-on-vmm root that could not move stays; its tables still move.
         if kind == KIND_SEP:
             return
-    t.p_mode[p] = kind
+    t.procs.mode[p] = kind
     mirror_tables(b, t, ctr, p, kind, 0, USER_VPN_LIMIT)

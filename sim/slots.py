@@ -2,7 +2,7 @@
 
 The compiled state keeps its scalars in int64 arrays (a kernel reads `b.meta[M_FREE_PAGES]`,
 not an attribute): `BuddyState.meta` (allocator scalars, shared by the three allocators
-and the occupancy cache), `Tables.meta` (table-store scalars) and `Tables.scratch` (the
+and the occupancy cache), `Tables.meta` (table-store scalars) and `Tables.log` (the
 rollback log of one page). The counter array (`ctr`) has its own module,
 sim/counters.py, built with the same `Layout`. Each slot, or run of slots, is taken in
 turn from its array's layout, so two can never overlap; `Layout.check` asserts it anyway
@@ -79,10 +79,10 @@ T_PT_RECLAIM = TABLES_META.take("1: MADV_DONTNEED frees the PTE tables it emptie
 T_V_TOP = TABLES_META.take("the top of the VMA pool (sim/vmas.py)")
 T_META_LEN = TABLES_META.size
 
-# --- Tables.scratch: the allocation log for rolling back a page that cannot be mapped -----
+# --- Tables.log: the allocation log for rolling back a page that cannot be mapped -----
 MAX_LOG = 7  # allocations one page can make: up to three tables (each with an EPT twin) and its frame
 MAX_TABLES = 3  # tables one page can create, or give an EPT twin
-SCRATCH = Layout("Tables.scratch")
+SCRATCH = Layout("Tables.log")
 S_LOG_N = SCRATCH.take("entries in the allocation log")
 S_LOG = SCRATCH.take("pairs (frame, order) of the page's allocations", 2 * MAX_LOG)
 S_CREATED_N = SCRATCH.take("tables created for the page")

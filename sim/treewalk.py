@@ -86,7 +86,7 @@ def walk(b, t, ctr, p, lo, hi, action, x, y):
     leaves = action == W_COPY or action == W_UNMAP
     pre = action == W_MIRROR
     post = action >= W_FREE_ALL
-    root = t.p_root[p]
+    root = t.procs.root[p]
     for i4 in range(lo >> PML4_ENTRY_SHIFT, ((hi - 1) >> PML4_ENTRY_SHIFT) + 1):
         e4 = t.ent[root, i4]
         if e4 <= 0:

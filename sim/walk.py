@@ -131,8 +131,8 @@ def materialise(tables, frames: int):
     mem = Memory(frames)
     _fill(mem.words, tables.ent, tables.t_kpt, tables.t_ept, tables.t_level, len(tables.t_kpt))
     roots = {}
-    for p, r in enumerate(tables.p_root):
-        if r >= 0 and tables.p_state[p] == P_ALIVE:
+    for p, r in enumerate(tables.procs.root):
+        if r >= 0 and tables.procs.state[p] == P_ALIVE:
             roots[p] = (int(tables.t_kpt[r]), int(tables.t_ept[r]))
     return mem, roots
 
@@ -140,7 +140,7 @@ def materialise(tables, frames: int):
 def leaf_addresses(tables, process: int, limit: int = 1 << 22) -> np.ndarray:
     """Virtual addresses (bytes) of the process's mapped 4-KiB pages, ascending."""
     out = np.empty(limit, np.int64)
-    n = _leaves(tables.ent, tables.t_level, int(tables.p_root[process]), out, 0, np.zeros((3, 8), np.int64))
+    n = _leaves(tables.ent, tables.t_level, int(tables.procs.root[process]), out, 0, np.zeros((3, 8), np.int64))
     return out[:n] << PAGE_SHIFT
 
 

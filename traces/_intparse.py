@@ -18,6 +18,15 @@ def _is_space(c):
     return c == 32 or c == 9 or c == 13
 
 
+@inline_scanner
+def same_bytes(buf, a, b, n):
+    """Whether the n bytes at buf[a] and at buf[b] are the same."""
+    for j in range(n):
+        if buf[a + j] != buf[b + j]:
+            return False
+    return True
+
+
 @scanner
 def parse_int(data, a, b):
     """(value, status) of the integer in data[a:b]: status 0 parsed, 1 empty, 2 bad."""

@@ -9,7 +9,8 @@ the page-fault scanner.
 
 import numpy as np
 
-from ptpair.traces._intparse import _is_space, parse_int
+from ptpair.traces import _hashtable as ht
+from ptpair.traces._intparse import _is_space, parse_int, same_bytes
 from ptpair.traces._jit import scanner
 from ptpair.traces._perfline import find, line_end, line_head, starts as _starts
 
@@ -125,12 +126,11 @@ def scan(buf, needle, line_no, event, status, pid, time, pfn, order, mt, nil, co
 def intern_ranges(buf, starts, ends):
     """Number the distinct byte strings buf[starts[r]:ends[r]]: (id per row, a row holding
     each id's string). Commands and gfp flags repeat across millions of rows; only the
-    distinct ones need decoding. A hash table keyed by each string's FNV-1a hash, where a
-    hit is confirmed by comparing the bytes (a collision only costs a probe)."""
+    distinct ones need decoding. The one open-addressing table (traces/_hashtable.py)
+    keyed by each string's FNV-1a hash, with the id as the value; a hit is confirmed by
+    comparing the bytes (strings whose hashes collide each get a bucket of their own)."""
     n = len(starts)
-    size = 1024
-    keys = np.full(size, -1, dtype=np.int64)  # slot -> id
-    hashes = np.zeros(size, dtype=np.int64)
+    tab = ht.new_map(1024)  # hash -> id
     ids = np.empty(n, dtype=np.int64)
     reps = np.empty(n, dtype=np.int64)
     count = 0
@@ -141,41 +141,24 @@ def intern_ranges(buf, starts, ends):
         h = -3750763034362895579  # FNV offset basis 14695981039346656037 as int64
         for i in range(a, b):
             h = (h ^ buf[i]) * 1099511628211
-        mask = size - 1
-        s = (h >> 7) & mask
-        while True:
-            rid = keys[s]
-            if rid < 0:
-                keys[s] = count
-                hashes[s] = h
-                reps[count] = r
-                ids[r] = count
-                count += 1
+        mask = len(tab.key) - 1
+        s = ht.probe(tab.key, tab.used, h, ht.home(h, mask))
+        while tab.used[s]:  # a string with this hash: the same one, or a collision
+            q = reps[tab.val[s]]
+            qa, qb = starts[q], max(starts[q], ends[q])
+            if qb - qa == b - a and same_bytes(buf, qa, a, b - a):
                 break
-            if hashes[s] == h:
-                q = reps[rid]
-                qa, qb = starts[q], max(starts[q], ends[q])
-                if qb - qa == b - a:
-                    same = True
-                    for j in range(b - a):
-                        if buf[qa + j] != buf[a + j]:
-                            same = False
-                            break
-                    if same:
-                        ids[r] = rid
-                        break
-            s = (s + 1) & mask
-        if 2 * count > size:  # keep the table at most half full
-            size *= 2
-            mask = size - 1
-            new_keys = np.full(size, -1, dtype=np.int64)
-            new_hashes = np.zeros(size, dtype=np.int64)
-            for t in range(len(keys)):
-                if keys[t] >= 0:
-                    u = (hashes[t] >> 7) & mask
-                    while new_keys[u] >= 0:
-                        u = (u + 1) & mask
-                    new_keys[u] = keys[t]
-                    new_hashes[u] = hashes[t]
-            keys, hashes = new_keys, new_hashes
+            s = ht.probe(tab.key, tab.used, h, (s + 1) & mask)
+        if tab.used[s]:
+            ids[r] = tab.val[s]
+            continue
+        tab.used[s] = 1
+        tab.key[s] = h
+        tab.val[s] = count
+        reps[count] = r
+        ids[r] = count
+        count += 1
+        if 2 * count > len(tab.key):  # keep the table at most half full
+            tab = ht.map_grown(tab)
     return ids, reps[:count]
+

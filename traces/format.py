@@ -147,14 +147,9 @@ class Trace:
                 "page_size": self.page_size,
             }
         )
-        if self.time is not None:
-            df["time"] = self.time
-        if self.comm is not None:
-            df["comm"] = self.comm
-        if self.migratetype is not None:
-            df["migratetype"] = self.migratetype
-        if self.gfp_flags is not None:
-            df["gfp_flags"] = self.gfp_flags
+        for name in OPTIONAL_COLUMNS[1:]:  # (page_size is always there)
+            if getattr(self, name) is not None:
+                df[name] = getattr(self, name)
         return df
 
     @classmethod

@@ -30,7 +30,7 @@ def test_a_broken_state_is_caught():
     m = Machine(Config("pair", "address", 4096))
     m.run(encode(trace))
     check_state(m)
-    live = int(m.tables.p_root[m.tables.p_state == 1][0])
+    live = int(m.tables.procs.root[m.tables.procs.state == 1][0])
     m.tables.t_ept[live] += 2  # a pair whose EPT page is not KPT + 1
     with pytest.raises(InvariantError, match="KPT page \\+ 1"):
         check_state(m)

@@ -268,27 +268,3 @@ def test_mutated_logs_read_compiled_as_python_or_not_at_all(tmp_path):
     assert _mutated_counts["lenient"] > _mutated_counts["strict"] > 0, _mutated_counts
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
-@given(ops=st.lists(st.tuples(st.sampled_from(["put", "pop", "get"]),
-                              st.one_of(st.integers(0, 40), st.integers(0, (1 << 40))), st.integers(0, 1000)),
-                    max_size=300))
-def test_pending_table_behaves_as_a_dict(ops):
-    """The scanner's tid -> slot table (open addressing, deletion by backward shift) gives
-    what a dict gives, through collisions, deletions and growth."""
-    from ptpair.traces.strace.scan_pending import EMPTY, _ht_get, _ht_grow, _ht_pop, _ht_put
-
-    keys, vals = np.full(4, EMPTY, dtype=np.int64), np.empty(4, dtype=np.int64)  # small: many collisions
-    ref = {}
-    for op, key, val in ops:
-        if op == "put":
-            if key not in ref and 2 * (len(ref) + 1) > len(keys):
-                keys, vals = _ht_grow(keys, vals)
-            _ht_put(keys, vals, key, val)
-            ref[key] = val
-        elif op == "pop":
-            assert _ht_pop(keys, vals, key) == ref.pop(key, -1)
-        else:
-            assert _ht_get(keys, vals, key) == ref.get(key, -1)
-        assert sorted(k for k in keys.tolist() if k != EMPTY) == sorted(ref)
-    for key, val in ref.items():
-        assert _ht_get(keys, vals, key) == val

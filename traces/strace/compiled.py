@@ -31,30 +31,26 @@ def _scan_file(data: bytes, source: str, file_tid: int | None, lenient: bool):
     `lenient` counted by reason and the first of them as `LineReader` reports it ((line,
     message) or None). None where the compiled reader leaves the file to Python."""
     size = data.count(b"\n") + 2  # a call per line at most, plus the last line unended
-    cols = {"line": np.empty(size, np.int64), "tid": np.empty(size, np.int64), "time": np.empty(size, np.float64),
-            "name": np.empty(size, np.int8), "ret": np.empty(size, np.int64), "retnone": np.empty(size, np.bool_),
-            "failed": np.empty(size, np.bool_), "args": np.empty((size, 3), np.int64),
-            "flags": np.empty(size, np.int8), "clone": np.empty(size, np.int64)}
-    nbad = size if lenient else 1  # (strict: the first bad line gives up, nothing is recorded)
-    bad = (np.empty(nbad, np.int64), np.empty(nbad, np.int64), np.empty(nbad, np.int8))  # line, offset, reason
+    calls = sc.new_calls(size)
+    bad = sc.new_bad_lines(size if lenient else 1)  # (strict: the first bad line gives up, nothing is recorded)
     status, k, nb = sc.scan(np.frombuffer(data, dtype=np.uint8), -1 if file_tid is None else file_tid, lenient,
-                            *cols.values(), *bad)
+                            calls, bad)
     if status != sc.OK:
         return None
     skipped, first_bad = {}, None
     if nb:
-        codes, counts = np.unique(bad[2][:nb], return_counts=True)
+        codes, counts = np.unique(bad.reason[:nb], return_counts=True)
         skipped = {_REASONS[int(c)]: int(n) for c, n in zip(codes, counts)}
         # the first skipped line's message, as `feed` words it: the line alone says it all
         # (a resumed call without a result has none without its start either)
-        line, pos = int(bad[0][0]), int(bad[1][0])
+        line, pos = int(bad.line[0]), int(bad.pos[0])
         end = data.find(b"\n", pos)
         lp = LineReader(source, file_tid, True)
         lp.feed(line, data[pos: len(data) if end < 0 else end].decode(), last=end < 0)
         if lp.first_bad is None or lp.first_bad[0] != line:
             return None
         first_bad = lp.first_bad
-    return {key: v[:k] for key, v in cols.items()}, skipped, first_bad
+    return {key: v[:k] for key, v in calls._asdict().items()}, skipped, first_bad
 
 
 def read(paths: list, populate, lenient: bool = False) -> Trace | None:

@@ -11,6 +11,8 @@ the child's clone returns and the child then turns out to be a thread -- gives u
 (status GIVE_UP) and the reference model runs.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from ptpair.traces._jit import inline_scanner, scanner
@@ -36,20 +38,33 @@ def _page_up(x):
     return -(-x // PAGE_SIZE) * PAGE_SIZE
 
 
-@scanner
-def _grow2(a, rows):
-    out = np.empty((rows, a.shape[1]), dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
+# The model's state, one element per tid index (a pid's where it names a process):
+# proc      tid -> pid of its process (model's proc_of), -1 none
+# borrowed  vfork child -> the pid whose space it borrows, -1 none
+# alive     pid -> has threads and a space
+# member    tid -> the pid whose thread set holds it, -1 none
+# nthreads  pid -> size of its thread set
+# seq       the order pids entered `threads` (the exits at the log's end follow it)
+# off, cap, cnt   pid -> its address space: block offset, capacity and ranges in the pool
+# brk_set, brk_cur  pid -> whether a brk was seen, and the current break
+Procs = namedtuple("Procs", "proc borrowed alive member nthreads seq off cap cnt brk_set brk_cur")
+
+
+@inline_scanner
+def _new_procs(n):
+    return Procs(np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.bool_),
+                 np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                 np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                 np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64))
 
 
 @scanner
-def _begin(p, src, S, E, A, top, free_head, off, cap, cnt, brk_set, brk_cur, proc, alive, member, nthreads, seq,
-           nseq):
+def _begin(p, src, S, E, A, top, free_head, ps, nseq):
     """model._Builder.new_process: pid p begins, with a fresh address space (src < 0) or
     a copy of src's, in a block of the pool. Returns (S, E, A, top, next insertion
     number); the number is -1 where p would be in two thread sets at once (the Python
     model's sets are then no longer one owner per tid)."""
+    proc, _, alive, member, nthreads, seq, off, cap, cnt, brk_set, brk_cur = ps
     if member[p] >= 0 and member[p] != p:
         return S, E, A, top, -1
     size = MIN_BLOCK if src < 0 else max(MIN_BLOCK, 3 * cnt[src] + 8)
@@ -113,19 +128,10 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                 created[ch] = True
     order = np.argsort(cre_at[:m], kind="mergesort")  # stable: same index keeps call order
 
-    # -- the model's state, by tid index
-    proc = np.full(N, -1, dtype=np.int64)  # proc_of: tid -> pid of its process
-    borrowed = np.full(N, -1, dtype=np.int64)  # vfork child -> the pid whose space it borrows
-    alive = np.zeros(N, dtype=np.bool_)  # pid -> has threads and a space
-    member = np.full(N, -1, dtype=np.int64)  # tid -> the pid whose thread set holds it
-    nthreads = np.zeros(N, dtype=np.int64)  # pid -> size of its thread set
-    seq = np.zeros(N, dtype=np.int64)  # order pids entered `threads` (exits at the end follow it)
+    # -- the model's state, by tid index (Procs)
+    ps = _new_procs(N)
+    proc, borrowed, alive, member, nthreads, seq, off, cap, cnt, brk_set, brk_cur = ps
     nseq = 0
-    off = np.zeros(N, dtype=np.int64)
-    cnt = np.zeros(N, dtype=np.int64)
-    cap = np.zeros(N, dtype=np.int64)
-    brk_set = np.zeros(N, dtype=np.bool_)
-    brk_cur = np.zeros(N, dtype=np.int64)
     pool = 1024
     S = np.empty(pool, dtype=np.int64)
     E = np.empty(pool, dtype=np.int64)
@@ -152,7 +158,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                 sp_need = max(sp_need, 3 * cnt[p] + 8)
         need = k + sp_need + 8 + 2 * (m - ci)
         if need > rows.shape[0]:
-            rows = _grow2(rows, 2 * need)
+            rows = _grow(rows, 2 * need)
             times = _grow(times, 2 * need)
         if i == n:
             break
@@ -162,8 +168,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             ci += 1
             ch, parent, fl = child[c], tid[c], cflags[c]
             if proc[parent] < 0 and borrowed[parent] < 0:
-                S, E, A, top, nseq = _begin(parent, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
-                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
+                S, E, A, top, nseq = _begin(parent, -1, S, E, A, top, free_head, ps, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 k = _emit(rows, times, k, ids[parent], OP_SPAWN, 0, 0, 0, time[c], line[c])
@@ -186,8 +191,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                 src = borrowed[parent] if borrowed[parent] >= 0 else proc[parent]
                 if not alive[src]:  # the space it would copy has ended (an inconsistent log)
                     src = -1
-                S, E, A, top, nseq = _begin(ch, src, S, E, A, top, free_head, off, cap, cnt, brk_set,
-                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
+                S, E, A, top, nseq = _begin(ch, src, S, E, A, top, free_head, ps, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 if src < 0:
@@ -201,8 +205,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             if nm == END:
                 continue
             # a root of the tree (or attached with -p)
-            S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
-                                        brk_cur, proc, alive, member, nthreads, seq, nseq)
+            S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, ps, nseq)
             if nseq < 0:
                 return GIVE_UP, rows[:0], times[:0], 0
             k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
@@ -235,8 +238,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
                     borrowed[t] = -1
                 else:
                     proc[t] = -1
-                S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, off, cap, cnt, brk_set,
-                                            brk_cur, proc, alive, member, nthreads, seq, nseq)
+                S, E, A, top, nseq = _begin(t, -1, S, E, A, top, free_head, ps, nseq)
                 if nseq < 0:
                     return GIVE_UP, rows[:0], times[:0], 0
                 k = _emit(rows, times, k, ids[t], OP_SPAWN, 0, 0, 0, ti, li)
@@ -356,7 +358,7 @@ def model(tid, name, time, line, ret, retnone, failed, args, flags, cflags, chil
             nl += 1
     live = live[:nl][np.argsort(seq[live[:nl]])]
     if k + nl > rows.shape[0]:
-        rows = _grow2(rows, k + nl)
+        rows = _grow(rows, k + nl)
         times = _grow(times, k + nl)
     for p in live:
         k = _emit(rows, times, k, ids[p], OP_EXIT, 0, 0, 0, t_end, line_end)

@@ -10,6 +10,7 @@ ranges; freed blocks are kept per class for reuse.
 """
 
 
+from ptpair.traces._blockpool import give_back, size_class, take_freed
 from ptpair.traces._jit import scanner
 from ptpair.traces.strace.scan import _grow
 
@@ -143,16 +144,8 @@ def _accessible_of(S, E, A, off, n, start):
     return 1
 
 
-# --- the pool: blocks of MIN_BLOCK << class ranges, freed blocks listed per class
-@scanner
-def _class(size):
-    """The size class of a block of at least `size` ranges: MIN_BLOCK << class."""
-    c = 0
-    while (MIN_BLOCK << c) < size:
-        c += 1
-    return c
-
-
+# --- the pool: blocks of MIN_BLOCK << class ranges, freed blocks listed per class, linked
+# through S (traces/_blockpool.py)
 @scanner
 def _alloc(S, E, A, top, free_head, size):
     """A block of at least `size` ranges: a freed one of its class, else carved at `top`
@@ -160,11 +153,10 @@ def _alloc(S, E, A, top, free_head, size):
     reused, so the pool stays the size of the live address spaces (a log of 30,000
     processes would otherwise touch and copy hundreds of MB). Returns
     (S, E, A, top, offset, capacity)."""
-    c = _class(size)
+    c = size_class(MIN_BLOCK, size)
     cap = MIN_BLOCK << c
-    if free_head[c] >= 0:
-        at = free_head[c]
-        free_head[c] = S[at]  # the next free block of the class, linked through S
+    at = take_freed(S, free_head, c)
+    if at >= 0:
         return S, E, A, top, at, cap
     if top + cap > len(S):
         pool = 2 * (top + cap)
@@ -174,7 +166,5 @@ def _alloc(S, E, A, top, free_head, size):
 
 @scanner
 def _free(S, free_head, at, cap):
-    """Return the block at `at` to its class's free list (linked through S)."""
-    c = _class(cap)
-    S[at] = free_head[c]
-    free_head[c] = at
+    """Return the block at `at` to its class's free list."""
+    give_back(S, free_head, MIN_BLOCK, at, cap)

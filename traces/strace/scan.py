@@ -16,23 +16,26 @@ One pass over the bytes; per call: start line, tid, time, name code, result, fai
 the three first arguments as integers (those the process model reads), whether the
 third makes pages accessible or names an unmapping advice, and the clone flags. Its
 parts: byte matching and name codes (scan_words.py), numbers (scan_numbers.py), the
-table of calls left pending by other threads (scan_pending.py).
+table of calls left pending by other threads (an `IntMap`, traces/_hashtable.py).
 """
+
+from collections import namedtuple
 
 import numpy as np
 
+from ptpair.traces._hashtable import map_get, map_grown, map_pop, map_put, new_map
 from ptpair.traces._intparse import _is_space as _ws  # the blanks of Python's \s and str.strip()
+from ptpair.traces._intparse import same_bytes
 from ptpair.traces._jit import inline_scanner, scanner
 from ptpair.traces.strace.model import CLONE_THREAD, CLONE_VFORK, CLONE_VM
 from ptpair.traces.strace.scan_numbers import _decimal, _int_arg, _result, _timestamp
-from ptpair.traces.strace.scan_pending import EMPTY, _ht_get, _ht_grow, _ht_pop, _ht_put
 from ptpair.traces.strace.scan_words import (BRK, CLONE3, END, EXIT, EXIT_GROUP, FORK, MADVISE, MMAP, MMAP2,
                                              MREMAP, MUNMAP, OTHER, PKEY_MPROTECT, VFORK, W_CLONE_THREAD,
                                              W_CLONE_VFORK, W_CLONE_VM, W_CORE, W_DONTNEED, W_EXITED, W_FREE,
                                              W_KILLED, W_PID, W_PLUS, W_PLUS_END, W_PROT_NONE, W_REMOVE,
                                              W_RESUMED, W_RESUMED_OPEN, W_SIGNAL, W_STRACE, W_SUPERSEDED,
                                              W_UNFINISHED, WORD_LEN, _at, _digit, _find, _has_word, _name,
-                                             _name_end, _same)
+                                             _name_end)
 
 OK = 0
 GIVE_UP = 1
@@ -44,6 +47,30 @@ UNSURE, NO_RESULT = -1, -2  # _finish: give up; no result (a bad line)
 ACCESSIBLE = 1  # a prot without PROT_NONE that is not 0 (model._accessible)
 UNMAP_ADVICE = 2  # MADV_DONTNEED, MADV_FREE or MADV_REMOVE (model.UNMAP_ADVICE)
 DONTNEED_ADVICE = 4  # MADV_DONTNEED (or _LOCKED): a `dontneed` event, the others an `unmap`
+
+# The scanner's output, one row per call: start line, tid, time (s; NaN without one),
+# name code (scan_words), result (retnone: none, a `?`), failed, the three first arguments,
+# the flags word above, the clone flags
+Calls = namedtuple("Calls", "line tid time name ret retnone failed args flags clone")
+# the lines `feed` calls bad, skipped under `lenient`: line number, byte offset, BAD_* reason
+BadLines = namedtuple("BadLines", "line pos reason")
+# a call left pending by another thread (`<unfinished ...>`), one row per slot: its line,
+# name code, name bytes [na, nb), argument bytes [a, b), tid (its time kept apart, a float)
+P_LINE, P_NAME, P_NA, P_NB, P_A, P_B, P_TID = range(7)
+N_PENDING_COLS = 7
+
+
+def new_calls(n: int) -> Calls:
+    """Room for n calls."""
+    return Calls(line=np.empty(n, np.int64), tid=np.empty(n, np.int64), time=np.empty(n, np.float64),
+                 name=np.empty(n, np.int8), ret=np.empty(n, np.int64), retnone=np.empty(n, np.bool_),
+                 failed=np.empty(n, np.bool_), args=np.empty((n, 3), np.int64), flags=np.empty(n, np.int8),
+                 clone=np.empty(n, np.int64))
+
+
+def new_bad_lines(n: int) -> BadLines:
+    """Room for n bad lines."""
+    return BadLines(line=np.empty(n, np.int64), pos=np.empty(n, np.int64), reason=np.empty(n, np.int8))
 
 
 @scanner
@@ -122,24 +149,22 @@ def _clone_flags(buf, a, b, name):
 
 
 @inline_scanner
-def _record(k, line, tid, t, name, ret, retnone, failed, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed,
-            c_args, c_flags, c_clone):
+def _record(c, k, line, tid, t, name, ret, retnone, failed):
     """Write call k (arguments, flags and clone flags zero: the caller fills what it read)."""
-    c_line[k] = line
-    c_tid[k] = tid
-    c_time[k] = t
-    c_name[k] = name
-    c_ret[k] = ret
-    c_retnone[k] = retnone
-    c_failed[k] = failed
-    c_args[k, 0] = c_args[k, 1] = c_args[k, 2] = 0
-    c_flags[k] = 0
-    c_clone[k] = 0
+    c.line[k] = line
+    c.tid[k] = tid
+    c.time[k] = t
+    c.name[k] = name
+    c.ret[k] = ret
+    c.retnone[k] = retnone
+    c.failed[k] = failed
+    c.args[k, 0] = c.args[k, 1] = c.args[k, 2] = 0
+    c.flags[k] = 0
+    c.clone[k] = 0
 
 
 @scanner
-def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
-            c_failed, c_args, c_flags, c_clone, argv, starts, ends):
+def _finish(buf, a, b, name, last, c, k, line, tid, t, argv, starts, ends):
     """lines.LineReader._finish for the call tail buf[a:b]: writes call k. Returns the next
     call index, NO_RESULT (a line `feed` calls bad), or UNSURE (give up)."""
     if name == OTHER and not last:
@@ -151,22 +176,30 @@ def _finish(buf, a, b, name, last, k, line, tid, t, c_line, c_tid, c_time, c_nam
         return k
     if kind == 3:
         return UNSURE
-    _record(k, line, tid, t, name, v, kind == 1, kind == 2, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
-            c_failed, c_args, c_flags, c_clone)
+    _record(c, k, line, tid, t, name, v, kind == 1, kind == 2)
     if kind != 2:
         if name <= PKEY_MPROTECT and name != BRK:
             if kind == 1 or not _memory_args(buf, a, p, name, argv, starts, ends):
                 return UNSURE
-            c_args[k, 0], c_args[k, 1], c_args[k, 2] = argv[0], argv[1], argv[2]
-            c_flags[k] = argv[3]
+            c.args[k, 0], c.args[k, 1], c.args[k, 2] = argv[0], argv[1], argv[2]
+            c.flags[k] = argv[3]
         elif name == BRK and kind == 1:
             return UNSURE
         elif FORK <= name <= CLONE3:
-            c_clone[k] = _clone_flags(buf, a, p, name)
+            c.clone[k] = _clone_flags(buf, a, p, name)
     return k + 1
 
 
 EXIT_BAD, EXIT_END, EXIT_SUPERSEDED = 0, 1, 2
+
+
+@inline_scanner
+def _run_end(buf, j, le, capitals):
+    """The end of the run of digits (and capital letters, with `capitals`: a signal's
+    name) that starts at j."""
+    while j < le and (_digit(buf[j]) or (capitals and 65 <= buf[j] <= 90)):
+        j += 1
+    return j
 
 
 @scanner
@@ -182,49 +215,49 @@ def _exit_line(buf, i, le):
         j += WORD_LEN[W_EXITED]
         if j < le and buf[j] == 45:
             j += 1
-        d = j
-        while d < le and _digit(buf[d]):
-            d += 1
-        if d == j:
-            return EXIT_BAD
-        j = d
+        d = _run_end(buf, j, le, False)
     elif _at(buf, j, le, W_KILLED):
         j += WORD_LEN[W_KILLED]
-        d = j
-        while d < le and (65 <= buf[d] <= 90 or _digit(buf[d])):
-            d += 1
-        if d == j:
-            return EXIT_BAD
-        j = d
-        if _at(buf, j, le, W_CORE):
-            j += WORD_LEN[W_CORE]
+        d = _run_end(buf, j, le, True)
+        if d > j and _at(buf, d, le, W_CORE):
+            d += WORD_LEN[W_CORE]
     elif _at(buf, j, le, W_SUPERSEDED):
         j += WORD_LEN[W_SUPERSEDED]
-        d = j
-        while d < le and _digit(buf[d]):
-            d += 1
-        if d == j:
-            return EXIT_BAD
-        j = d
+        d = _run_end(buf, j, le, False)
         kind = EXIT_SUPERSEDED
     else:
         return EXIT_BAD
+    if d == j:  # no number (or signal name) after the words
+        return EXIT_BAD
+    j = d
     if not (_at(buf, j, le, W_PLUS_END) and j + WORD_LEN[W_PLUS_END] == le):
         return EXIT_BAD
     return kind
 
 
 @scanner
-def _bad(lenient, b_line, b_pos, b_reason, nb, line, pos, reason):
+def _bad(lenient, bad, nb, line, pos, reason):
     """A line lines.LineReader.feed calls bad: -1 (give up: Python raises its error) unless
-    `lenient`, where it is recorded (line, byte offset, reason) and skipped. Returns the
-    new count of bad lines."""
+    `lenient`, where it is recorded in `bad` (line, byte offset, reason) and skipped.
+    Returns the new count of bad lines."""
     if not lenient:
         return -1
-    b_line[nb] = line
-    b_pos[nb] = pos
-    b_reason[nb] = reason
+    bad.line[nb] = line
+    bad.pos[nb] = pos
+    bad.reason[nb] = reason
     return nb + 1
+
+
+@inline_scanner
+def _settle(k, kept, lenient, bad, nb, line, pos, last):
+    """What `_finish` returned (k) made (next call index, count of bad lines): a bad line
+    drops its call (back to `kept`) and goes to `_bad`; the count is -1 to give up (an
+    unsure call, or a bad line when not lenient)."""
+    if k >= 0:
+        return k, nb
+    if k == UNSURE:
+        return kept, -1
+    return kept, _bad(lenient, bad, nb, line, pos, BAD_TRUNCATED if last else BAD_NO_RESULT)
 
 
 @scanner
@@ -239,12 +272,11 @@ def _printable(buf):
 
 
 @scanner
-def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone,
-         b_line, b_pos, b_reason):
-    """Read one file's bytes into the call arrays (each as long as the file has lines, plus
-    one). `file_tid` is the pid of an `strace -ff` file, or -1. Lines `feed` calls bad give
-    up, or with `lenient` are skipped and recorded in b_line/b_pos/b_reason (line number,
-    byte offset of the line, BAD_* reason). Returns (status, calls, bad lines)."""
+def scan(buf, file_tid, lenient, c, bad):
+    """Read one file's bytes into the calls `c` (room for as many as the file has lines,
+    plus one). `file_tid` is the pid of an `strace -ff` file, or -1. Lines `feed` calls bad
+    give up, or with `lenient` are skipped and recorded in `bad`. Returns (status, calls,
+    bad lines)."""
     n = len(buf)
     if not _printable(buf):  # printable ASCII, tab and newline only: Python's \s is then [ \t]
         return GIVE_UP, 0, 0
@@ -254,20 +286,12 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
     ends = np.zeros(4, dtype=np.int64)
     # the calls other threads interrupted: tid -> slot in a small hash table; slots are
     # numbered in the order the tids were first left pending (the order of
-    # LineReader.pending, a dict)
-    h_keys = np.full(64, EMPTY, dtype=np.int64)
-    h_vals = np.empty(64, dtype=np.int64)
-    h_used = 0
+    # LineReader.pending, a dict); a slot's row of `pend` (P_*) and its time
+    table = new_map(64)
+    n_pending = 0
     slots = 0
-    cap = 16
-    s_line = np.empty(cap, dtype=np.int64)
-    s_time = np.empty(cap, dtype=np.float64)
-    s_name = np.empty(cap, dtype=np.int64)
-    s_na = np.empty(cap, dtype=np.int64)  # the name's bytes (calls not in NAMES compare by them)
-    s_nb = np.empty(cap, dtype=np.int64)
-    s_a = np.empty(cap, dtype=np.int64)
-    s_b = np.empty(cap, dtype=np.int64)
-    s_tid = np.empty(cap, dtype=np.int64)
+    pend = np.empty((16, N_PENDING_COLS), dtype=np.int64)
+    pend_time = np.empty(16, dtype=np.float64)
     scratch = np.empty(256, dtype=np.uint8)
     k = 0
     nb = 0
@@ -322,14 +346,13 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
         if i + 3 <= le and buf[i] == 43 and buf[i + 1] == 43 and buf[i + 2] == 43:
             kind = _exit_line(buf, i, le)
             if kind == EXIT_BAD:
-                nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_EXIT)
+                nb = _bad(lenient, bad, nb, line, start, BAD_EXIT)
                 if nb < 0:
                     return GIVE_UP, 0, 0
                 continue
             if kind == EXIT_SUPERSEDED:
                 continue
-            _record(k, line, tid, t, END, 0, True, False, c_line, c_tid, c_time, c_name, c_ret, c_retnone, c_failed,
-                    c_args, c_flags, c_clone)
+            _record(c, k, line, tid, t, END, 0, True, False)
             k += 1
             continue
         if _at(buf, i, le, W_RESUMED_OPEN):
@@ -340,35 +363,31 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
                 ta = e + WORD_LEN[W_RESUMED]
                 if ta < le and _ws(buf[ta]):
                     ta += 1
-                slot = _ht_pop(h_keys, h_vals, tid)
+                slot = map_pop(table, tid)
                 if slot >= 0:
-                    h_used -= 1
+                    n_pending -= 1
                 kept = k
-                if slot >= 0 and s_nb[slot] - s_na[slot] == e - a and _same(buf, s_na[slot], a, e - a):
+                if (slot >= 0 and pend[slot, P_NB] - pend[slot, P_NA] == e - a
+                        and same_bytes(buf, pend[slot, P_NA], a, e - a)):
                     # the start's arguments, a blank, then this tail (as `feed` joins them)
-                    pa, pb = s_a[slot], s_b[slot]
+                    pa, pb = pend[slot, P_A], pend[slot, P_B]
                     total = (pb - pa) + 1 + (le - ta)
                     if total > len(scratch):
                         scratch = np.empty(2 * total, dtype=np.uint8)
                     scratch[: pb - pa] = buf[pa:pb]
                     scratch[pb - pa] = 32
                     scratch[pb - pa + 1: total] = buf[ta:le]
-                    k = _finish(scratch, 0, total, name, last, k, s_line[slot], tid, s_time[slot], c_line, c_tid,
-                                c_time, c_name, c_ret, c_retnone, c_failed, c_args, c_flags, c_clone, argv, starts, ends)
+                    k = _finish(scratch, 0, total, name, last, c, k, pend[slot, P_LINE], tid, pend_time[slot], argv,
+                                starts, ends)
                 else:
-                    k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret,
-                                c_retnone, c_failed, c_args, c_flags, c_clone, argv, starts, ends)
-                if k < 0:
-                    if k == UNSURE:
-                        return GIVE_UP, 0, 0
-                    nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_TRUNCATED if last else BAD_NO_RESULT)
-                    if nb < 0:
-                        return GIVE_UP, 0, 0
-                    k = kept
+                    k = _finish(buf, ta, le, name, last, c, k, line, tid, t, argv, starts, ends)
+                k, nb = _settle(k, kept, lenient, bad, nb, line, start, last)
+                if nb < 0:
+                    return GIVE_UP, 0, 0
                 continue
         e = _name_end(buf, i, le)
         if e == i or e >= le or buf[e] != 40:
-            nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_NOT_STRACE)
+            nb = _bad(lenient, bad, nb, line, start, BAD_NOT_STRACE)
             if nb < 0:
                 return GIVE_UP, 0, 0
             continue
@@ -379,57 +398,39 @@ def scan(buf, file_tid, lenient, c_line, c_tid, c_time, c_name, c_ret, c_retnone
             pb = le - u
             while pb > ta and _ws(buf[pb - 1]):
                 pb -= 1
-            slot = _ht_get(h_keys, h_vals, tid)
+            slot = map_get(table, tid)
             if slot < 0:
-                if slots == cap:
-                    cap *= 2
-                    s_line = _grow(s_line, cap)
-                    s_time = _grow(s_time, cap)
-                    s_name = _grow(s_name, cap)
-                    s_na = _grow(s_na, cap)
-                    s_nb = _grow(s_nb, cap)
-                    s_a = _grow(s_a, cap)
-                    s_b = _grow(s_b, cap)
-                    s_tid = _grow(s_tid, cap)
+                if slots == len(pend):
+                    pend, pend_time = _grow(pend, 2 * slots), _grow(pend_time, 2 * slots)
                 slot = slots
                 slots += 1
-                if 2 * (h_used + 1) > len(h_keys):
-                    h_keys, h_vals = _ht_grow(h_keys, h_vals)
-                _ht_put(h_keys, h_vals, tid, slot)
-                h_used += 1
-            s_line[slot] = line
-            s_time[slot] = t
-            s_name[slot] = name
-            s_na[slot] = i
-            s_nb[slot] = e
-            s_a[slot] = ta
-            s_b[slot] = pb
-            s_tid[slot] = tid
+                if 2 * (n_pending + 1) > len(table.key):
+                    table = map_grown(table)
+                map_put(table, tid, slot)
+                n_pending += 1
+            row = pend[slot]
+            row[P_LINE], row[P_NAME], row[P_TID] = line, name, tid
+            row[P_NA], row[P_NB], row[P_A], row[P_B] = i, e, ta, pb
+            pend_time[slot] = t
             continue
         kept = k
-        k = _finish(buf, ta, le, name, last, k, line, tid, t, c_line, c_tid, c_time, c_name, c_ret, c_retnone,
-                    c_failed, c_args, c_flags, c_clone, argv, starts, ends)
-        if k < 0:
-            if k == UNSURE:
-                return GIVE_UP, 0, 0
-            nb = _bad(lenient, b_line, b_pos, b_reason, nb, line, start, BAD_TRUNCATED if last else BAD_NO_RESULT)
-            if nb < 0:
-                return GIVE_UP, 0, 0
-            k = kept
+        k = _finish(buf, ta, le, name, last, c, k, line, tid, t, argv, starts, ends)
+        k, nb = _settle(k, kept, lenient, bad, nb, line, start, last)
+        if nb < 0:
+            return GIVE_UP, 0, 0
     # calls cut off by the log's end: an exit that never returned is the thread's end
     for slot in range(slots):
-        if _ht_get(h_keys, h_vals, s_tid[slot]) != slot:
+        if map_get(table, pend[slot, P_TID]) != slot:
             continue  # resumed, or its tid left pending again later (another slot)
-        if s_name[slot] == EXIT or s_name[slot] == EXIT_GROUP:
-            _record(k, s_line[slot], s_tid[slot], s_time[slot], END, 0, True, False, c_line, c_tid, c_time, c_name,
-                    c_ret, c_retnone, c_failed, c_args, c_flags, c_clone)
+        if pend[slot, P_NAME] == EXIT or pend[slot, P_NAME] == EXIT_GROUP:
+            _record(c, k, pend[slot, P_LINE], pend[slot, P_TID], pend_time[slot], END, 0, True, False)
             k += 1
     return OK, k, nb
 
 
 @scanner
-def _grow(a, cap):
-    """A copy of the 1-d array a in a longer one (cap elements; the rest uninitialised)."""
-    out = np.empty(cap, dtype=a.dtype)
+def _grow(a, rows):
+    """A copy of the array a with more rows (`rows` in all; the new ones uninitialised)."""
+    out = np.empty((rows,) + a.shape[1:], dtype=a.dtype)
     out[: len(a)] = a
     return out

@@ -120,10 +120,3 @@ def _name_end(buf, i, end):
     return j
 
 
-@scanner
-def _same(buf, a, b, n):
-    """Whether the n bytes at buf[a] and at buf[b] are the same."""
-    for j in range(n):
-        if buf[a + j] != buf[b + j]:
-            return False
-    return True
