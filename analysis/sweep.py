@@ -163,37 +163,33 @@ def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
     from ptpair.sim.initial import fixed_memory, map_frames
     from ptpair.traces.ager import is_ager, parse_ager
 
-    maps = [{}]
-    if "initial" in g:
-        maps = []
-        for m in _list(g["initial"]):
-            if m == "pristine":
-                maps.append({})
-                continue
-            p = (base / m).resolve()
+    def entries(key: str, none_word: str, entry) -> list[dict]:
+        """One dict per value of the axis `key` ({} for `none_word`, or the axis absent);
+        a value that cannot be read is a GridError."""
+        if key not in g:
+            return [{}]
+        out = []
+        for v in _list(g[key]):
             try:
-                maps.append({"initial": str(p), "initial_sha256": file_sha256(p), "initial_frames": map_frames(p)})
+                out.append({} if v == none_word else entry(v))
             except OSError as e:
-                raise GridError(f"{p}: {e.strerror}") from None
-            except TraceError as e:
+                raise GridError(f"{(base / v).resolve()}: {e.strerror}") from None
+            except (TraceError, ValueError) as e:
                 raise GridError(str(e)) from None
-    ages = [{}]
-    if "age" in g:
-        ages = []
-        for a in _list(g["age"]):
-            if a == "none":
-                ages.append({})
-            elif is_ager(a):
-                try:
-                    ages.append({"age": parse_ager(a).spec()})
-                except ValueError as e:
-                    raise GridError(str(e)) from None
-            else:
-                p = (base / a).resolve()
-                try:
-                    ages.append({"age": str(p), "age_sha256": file_sha256(p)})
-                except OSError as e:
-                    raise GridError(f"{p}: {e.strerror}") from None
+        return out
+
+    def free_map(m: str) -> dict:
+        p = (base / m).resolve()
+        return {"initial": str(p), "initial_sha256": file_sha256(p), "initial_frames": map_frames(p)}
+
+    def ager(a: str) -> dict:
+        if is_ager(a):
+            return {"age": parse_ager(a).spec()}
+        p = (base / a).resolve()
+        return {"age": str(p), "age_sha256": file_sha256(p)}
+
+    maps = entries("initial", "pristine", free_map)
+    ages = entries("age", "none", ager)
     out = []
     for m, a in itertools.product(maps, ages):
         if m and a and is_ager(a["age"]):

@@ -74,16 +74,11 @@ def params(args):
         kw["memory_pages"] = args.memory
     if args.quick:
         kw.update(QUICK)
-    if args.walk is not None:
-        kw["walk"] = args.walk
     if args.workloads is not None:
         kw["workloads"] = _workloads(args.workloads)
-    if args.seeds is not None:
-        kw["seeds"] = args.seeds
-    if args.seed_events is not None:
-        kw["seed_events"] = args.seed_events
-    if args.ager_seeds is not None:
-        kw["ager_seeds"] = args.ager_seeds
+    # options that override the default (or --quick) only where given
+    kw.update({k: getattr(args, k) for k in ("walk", "seeds", "seed_events", "ager_seeds")
+               if getattr(args, k) is not None})
     kw["aged"] = args.aged
     kw["vmpte"] = args.vmpte
     if args.initial:
