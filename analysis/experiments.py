@@ -14,6 +14,7 @@ sorted into a fixed order whatever order workers finish in.
 
 from __future__ import annotations
 
+import time
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ptpair import registry
+from ptpair.analysis.phases import NONE as NO_PHASES, Phases
 from ptpair.analysis.sweep import GridError, LocalEngine, expand_grid
 from ptpair.traces.sources import (
     default_freemap, load, name_traces, synth_spec, vmpte_recordings, warmup_trace, workload_of
@@ -116,7 +118,7 @@ def run_task(task: tuple):
         from ptpair.analysis.metrics import series_frame
 
         r = replay(load(path), Config(scheme, policy, pages), sample_every=every)
-        return {"metrics": metrics_row(r), "series": series_frame(r)}
+        return {"metrics": metrics_row(r), "series": series_frame(r), "failures": _failures(r)}
     if kind == "tight":
         _, name, path, scheme, policy, pages, windows = task
         from ptpair.analysis.metrics import series_frame, windowed
@@ -128,8 +130,7 @@ def run_task(task: tuple):
         return {"series": windowed(series_frame(r), windows), "compaction": by_order}
     if kind == "failures":
         _, name, path, scheme, policy, pages = task
-        r = replay(load(path), Config(scheme, policy, pages))
-        return {f"failures_{k}": int(v) for k, v in enumerate(r.alloc_failures)}
+        return _failures(replay(load(path), Config(scheme, policy, pages)))
     if kind == "kernel":
         _, name, path, kernel, scheme, policy, pages = task
         allocator, reclaim = registry.kernel_machine(kernel)
@@ -154,12 +155,26 @@ def run_task(task: tuple):
     raise ValueError(f"unknown task {kind!r}")
 
 
+def _failures(r) -> dict:
+    """The failed allocations of a replay, by order (the failure curves' points)."""
+    return {f"failures_{k}": int(v) for k, v in enumerate(r.alloc_failures)}
+
+
 # --- running ------------------------------------------------------------------------------
-def _run_all(tasks: list, engine, bar) -> dict:
-    """task -> result for every task, on `engine` (analysis/sweep.py)."""
+def timed_task(task: tuple) -> tuple:
+    """(result, seconds) of `run_task(task)` in the worker that runs it."""
+    t0 = time.perf_counter()
+    r = run_task(task)
+    return r, time.perf_counter() - t0
+
+
+def _run_all(tasks: list, engine, bar, phases: Phases = NO_PHASES) -> dict:
+    """task -> result for every task, on `engine` (analysis/sweep.py); the time each
+    kind of task took in the workers goes to `phases` ("worker time: KIND")."""
     out = {}
-    for t, r in engine.map_unordered(run_task, tasks):
+    for t, (r, seconds) in engine.map_unordered(timed_task, tasks):
         out[t] = r
+        phases.add(f"worker time: {t[0]}", seconds)
         bar.update(1)
     return out
 
@@ -174,16 +189,20 @@ def _round_up(pages: float) -> int:
 
 
 def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool = True,
-            engine=None) -> ReportData:
+            engine=None, phases: Phases = NO_PHASES) -> ReportData:
     """Run every replay the report needs. `traces`: name -> source (a trace file or a
-    traces.sources.synth_spec); `engine`: a sweep engine (default: local, params.workers)."""
+    traces.sources.synth_spec); `engine`: a sweep engine (default: local, params.workers);
+    `phases` collects the wall time of each step (analysis/phases.py)."""
     from tqdm import tqdm
 
     p = params
     engine = engine or LocalEngine(p.workers)
     traces = {n: str(path) for n, path in traces.items()}
-    for path in traces.values():  # read (and validate) every input once, before any worker starts
-        load(path)
+    with phases("read inputs"):
+        for path in traces.values():  # read (and validate) every input once, before any worker starts
+            load(path)
+    with phases("compile"):
+        compile_core(p.policy)
     phase1 = [("minmem", n, path, s, p.policy) for n, path in traces.items() for s in p.schemes]
     warmup = (p.warmup or warmup_trace()) if p.aged else None
     if warmup:  # its peak sizes the kmem-aged memory
@@ -207,7 +226,8 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                                    else None, freemap, p.policy, p.ager_seeds))
     bar = tqdm(total=len(phase1) + n_phase2, unit="run", desc="report", disable=not progress)
     try:
-        r1 = _run_all(phase1, engine, bar)
+        with phases("replays, phase 1"):
+            r1 = _run_all(phase1, engine, bar, phases)
         data = ReportData(traces=traces, params=p)
         mm_rows = [{"trace": t[1], "scheme": t[3], **r1[t]} for t in phase1 if t[0] == "minmem" and t[1] != WARMUP]
         data.minmem = pd.DataFrame(mm_rows)
@@ -232,8 +252,11 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
             every = max(1, -(-nev // p.samples))
             phase2 += [("sampled", n, path, s, p.policy, mem[n], every) for s in p.schemes]
             phase2 += [("tight", n, path, s, p.policy, tight[n], p.windows) for s in p.schemes]
+            # a point of a failure curve at the report memory is the sampled replay's (the
+            # same configuration: its failures are read from that result)
             phase2 += [("failures", n, path, s, p.policy, _round_up(peak[n] * f))
-                       for s in p.failure_schemes for f in p.memory_fractions]
+                       for s in p.failure_schemes for f in p.memory_fractions
+                       if not (s in p.schemes and _round_up(peak[n] * f) == mem[n])]
             for k in p.kernels:
                 phase2 += [("kernel", n, path, k, s, p.policy, mem[n]) for s in kernel_schemes(k, p)]
         if p.aged:
@@ -242,7 +265,11 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
                 wpeak = next(r1[t]["peak_used_pages"] for t in phase1 if t[0] == "minmem" and t[1] == WARMUP)
                 warm = (warmup, _round_up(wpeak * (1 + p.headroom)))
             phase2 += aged.tasks(aged_traces, mem, warm, freemap, p.policy, p.ager_seeds)
-        r2 = _run_all(phase2, engine, bar)
+        phase2 = list(dict.fromkeys(phase2))  # (fractions of a small peak can round to one size)
+        bar.total = len(phase1) + len(phase2)
+        bar.refresh()
+        with phases("replays, phase 2"):
+            r2 = _run_all(phase2, engine, bar, phases)
     finally:
         bar.close()
     data.metrics = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]["metrics"]}
@@ -256,15 +283,29 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
     front = ["trace", "scheme"]
     data.series = data.series[front + [c for c in data.series.columns if c not in front]]
     data.tight = data.tight[front + [c for c in data.tight.columns if c not in front]]
-    data.failures = pd.DataFrame([{"trace": t[1], "scheme": t[3], "memory_pages": t[5], **r2[t]}
-                                  for t in phase2 if t[0] == "failures"])
+    sampled = {(t[1], t[3], t[5]): r2[t]["failures"] for t in phase2 if t[0] == "sampled"}
+    data.failures = pd.DataFrame([{"trace": n, "scheme": s, "memory_pages": pages,
+                                   **(sampled.get((n, s, pages)) or r2[("failures", n, traces[n], s, p.policy, pages)])}
+                                  for n in traces for s in p.failure_schemes
+                                  for pages in (_round_up(peak[n] * f) for f in p.memory_fractions)])
     data.kernels = pd.DataFrame([{"trace": t[1], "kernel": t[3], "scheme": t[4], "memory_pages": t[6], **r2[t]}
                                  for t in phase2 if t[0] == "kernel"])
     if p.aged:
         data.aged = aged.frame([r2[t] for t in phase2 if t[0] == "aged"], list(traces))
     if p.walk:
-        _time_walks(data, traces, tight, mem, progress)
+        with phases("walk timing"):
+            _time_walks(data, traces, tight, mem, progress)
     return data
+
+
+def compile_core(policy: str) -> None:
+    """Compile (or load from the cache) the replay loop here, before any worker starts: the
+    workers are forked from this process and inherit it compiled, instead of each compiling
+    the same code at once on a cold cache."""
+    from ptpair.sim.machine import Config
+    from ptpair.sim.replay import replay
+
+    replay(load(synth_spec("mixed", 1, 200)), Config(registry.PAIR, policy, LARGE_MEMORY_PAGES), sample_every=50)
 
 
 def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress: bool) -> None:

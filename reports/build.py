@@ -28,6 +28,7 @@ import pandas as pd
 from ptpair import provenance
 from ptpair.analysis.experiments import ReportData, ReportParams, collect
 from ptpair.analysis.inference import level_text, min_two_sided_p, wilcoxon_rank
+from ptpair.analysis.phases import NONE as NO_PHASES, Phases
 from ptpair.reports import plots, style, tables
 from ptpair.reports.text import SEEDS_CAVEAT, stats_rows
 from ptpair.traces import sources
@@ -460,10 +461,9 @@ def _aged_inputs(data: ReportData) -> dict | None:
 
 # --- writing ------------------------------------------------------------------------------
 def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", formats=style.FORMATS,
-          progress: bool = True) -> Path:
-    """Render figures, tables and documents of `data` into `out` (atomically replaced)."""
-    from tqdm import tqdm
-
+          progress: bool = True, phases: Phases = NO_PHASES) -> Path:
+    """Render figures, tables and documents of `data` into `out` (atomically replaced);
+    `phases` collects the wall time of each step (analysis/phases.py)."""
     out = Path(out).resolve()
     formats = tuple(formats)
     if not ({"svg", "png"} & set(formats)):
@@ -478,37 +478,72 @@ def write(data: ReportData, out: str | os.PathLike, style_name: str = "paper", f
     try:
         (tmp / "figures").mkdir(parents=True)
         (tmp / "data").mkdir()
-        written = set()
-        for name, stem, df, _ in specs:
-            if stem not in written:
-                _csv(df, tmp / "data" / f"{stem}.csv")
-                written.add(stem)
-        _csv(ans, tmp / "data" / "answers.csv")
-        if len(stats):
-            _csv(stats, tmp / "data" / "seed_stats.csv")
-        _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
-        _csv(tables.pressure_table(data), tmp / "data" / "pressure.csv")
-        if data.vmpte is not None and len(data.vmpte):
-            _csv(tables.vmpte_agreement(data), tmp / "data" / "vmpte_agreement.csv")
-        if data.aged is not None and len(data.aged):
-            _csv(tables.aged_table(data), tmp / "data" / "aged.csv")
-            _csv(data.aged, tmp / "data" / "aged_runs.csv")
-        for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
-                            ("kernels", data.kernels), ("memory", data.memory)]:
-            _csv(frame, tmp / "data" / f"{name}.csv")
-        with style.use(style_name):
-            for name, stem, df, _ in tqdm(specs, desc="figures", unit="fig", disable=not progress):
-                fig = plots.FIGURES[plots.kind_of(name)](df)
-                style.save(fig, tmp / "figures" / name, formats)
-        doc = _document(data, specs, ans, stats, formats, style_name, man)
-        (tmp / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
-        (tmp / "index.html").write_text(_html_page(doc), encoding="utf-8")
-        (tmp / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out)
+        with phases("tables"):
+            written = set()
+            for name, stem, df, _ in specs:
+                if stem not in written:
+                    _csv(df, tmp / "data" / f"{stem}.csv")
+                    written.add(stem)
+            _csv(ans, tmp / "data" / "answers.csv")
+            if len(stats):
+                _csv(stats, tmp / "data" / "seed_stats.csv")
+            _csv(tables.minmem_exact(data), tmp / "data" / "minmem_exact.csv")
+            _csv(tables.pressure_table(data), tmp / "data" / "pressure.csv")
+            if data.vmpte is not None and len(data.vmpte):
+                _csv(tables.vmpte_agreement(data), tmp / "data" / "vmpte_agreement.csv")
+            if data.aged is not None and len(data.aged):
+                _csv(tables.aged_table(data), tmp / "data" / "aged.csv")
+                _csv(data.aged, tmp / "data" / "aged_runs.csv")
+            for name, frame in [("metrics", data.metrics), ("minmem_runs", data.minmem), ("seeds", data.seeds),
+                                ("kernels", data.kernels), ("memory", data.memory)]:
+                _csv(frame, tmp / "data" / f"{name}.csv")
+        with phases("figures"):
+            draw_figures(specs, tmp / "figures", formats, style_name, data.params.workers, progress)
+        with phases("document"):
+            doc = _document(data, specs, ans, stats, formats, style_name, man)
+            (tmp / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
+            (tmp / "index.html").write_text(_html_page(doc), encoding="utf-8")
+            (tmp / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _draw(job: tuple) -> str:
+    """One figure of a spec into its files (in a worker, or here)."""
+    name, df, folder, formats, style_name = job
+    with style.use(style_name):
+        style.save(plots.FIGURES[plots.kind_of(name)](df), Path(folder) / name, formats)
+    return name
+
+
+def draw_figures(specs: list, folder: Path, formats: tuple, style_name: str, workers: int | None = None,
+                 progress: bool = True) -> None:
+    """Every figure of `specs` into `folder`, on `workers` processes (default: all cores).
+    Each figure is drawn whole by one process, from the same data and style, so the
+    files are byte for byte those one process writes; forked workers start at once
+    (matplotlib is already imported here)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    jobs = [(name, df, str(folder), tuple(formats), style_name) for name, _, df, _ in specs]
+    n = min(workers or os.cpu_count() or 1, len(jobs))
+    with tqdm(total=len(jobs), desc="figures", unit="fig", disable=not progress) as bar:
+        if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for job in jobs:
+                _draw(job)
+                bar.update(1)
+            return
+        with style.use(style_name):  # import matplotlib before forking
+            pass
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as ex:
+            for f in as_completed([ex.submit(_draw, job) for job in jobs]):
+                f.result()
+                bar.update(1)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -527,12 +562,14 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def report(traces: dict | None = None, out: str | os.PathLike = "ptpair-report", params: ReportParams | None = None,
-           style_name: str = "paper", formats=style.FORMATS, progress: bool = True, engine=None) -> Path:
+           style_name: str = "paper", formats=style.FORMATS, progress: bool = True, engine=None,
+           phases: Phases = NO_PHASES) -> Path:
     """Replay and write a full report. `traces`: name -> source (traces/sources.py); default:
-    the bundled traces and the corpus. `engine`: where the replays run (analysis/sweep.py)."""
+    the bundled traces and the corpus. `engine`: where the replays run (analysis/sweep.py);
+    `phases` collects the wall time of each step (analysis/phases.py)."""
     if style_name not in style.STYLES:
         raise ValueError(f"unknown style {style_name!r}; known: {', '.join(style.STYLES)}")
     if traces is None:
         traces = default_traces()
-    data = collect(traces, params or ReportParams(), progress=progress, engine=engine)
-    return write(data, out, style_name, formats, progress)
+    data = collect(traces, params or ReportParams(), progress=progress, engine=engine, phases=phases)
+    return write(data, out, style_name, formats, progress, phases)

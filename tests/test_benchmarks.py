@@ -52,3 +52,22 @@ def test_bench_initial_reports_every_ratio():
     for key in ("ratio_boot", "ratio_replay", "ratio_total", "ratio_start_to_scratch_replay"):
         assert out[key] > 0
         print(f"bench_initial (one repeat): {key} = {out[key]}")
+
+
+def test_bench_report_times_every_phase(tmp_path):
+    """bench_report runs `ptpair report` as a user does and reports each phase (here on
+    the suite's warm compile cache and a small report: the cold full run is by hand)."""
+    from ptpair._jitcache import cache_base
+
+    small = tmp_path / "small.csv"
+    subprocess.run([sys.executable, "-m", "ptpair", "synth", "--workload", "mixed", "--seed", "3", "--events", "800",
+                    "-o", small], check=True, capture_output=True)
+    out = json.loads(bench("bench_report", "--json", "--cache", cache_base(), "--", small, "--quick", "--workloads",
+                           "mixed", "--seeds", "2", "--seed-events", "400", "--no-aged", "--no-walk", "--no-vmpte",
+                           "--formats", "svg").stdout)
+    phases = out["cold"]["phases_s"]
+    for key in ("total", "read inputs", "compile", "replays, phase 1", "replays, phase 2", "tables", "figures",
+                "document"):
+        assert phases[key] >= 0, key
+    assert out["cold"]["process_s"] >= phases["total"] > 0
+    print(f"bench_report (small, warm cache): {phases}")

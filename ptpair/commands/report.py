@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 import sys
 
@@ -53,6 +54,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-walk", dest="walk", action="store_false")
     options.add_engine(p)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--timings", metavar="FILE",
+                   help="write the wall time of each phase (replays, walk timing, figures, ...) to FILE as JSON")
 
 
 def _workloads(text: str) -> tuple:
@@ -109,7 +112,13 @@ def run(args) -> int:
         traces = name_traces(args.traces)
     else:
         traces = default_traces()
-    out = build.report(traces, args.output, p, args.style, formats, progress=not args.no_progress,
-                       engine=options.engine(args))
+    from ptpair.analysis.phases import Phases
+
+    phases = Phases()
+    with phases("total"):
+        out = build.report(traces, args.output, p, args.style, formats, progress=not args.no_progress,
+                           engine=options.engine(args), phases=phases)
+    if args.timings:
+        Path(args.timings).write_text(json.dumps(phases.rounded(), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}/index.html (and report.md, figures/, data/, manifest.json)", file=sys.stderr)
     return 0
