@@ -201,8 +201,9 @@ def collect(traces: dict, params: ReportParams = ReportParams(), progress: bool 
     with phases("read inputs"):
         for path in traces.values():  # read (and validate) every input once, before any worker starts
             load(path)
-    with phases("compile"):
-        compile_core(p.policy)
+    if isinstance(engine, LocalEngine):  # (remote workers compile for themselves)
+        with phases("compile"):
+            compile_core(p.policy)
     phase1 = [("minmem", n, path, s, p.policy) for n, path in traces.items() for s in p.schemes]
     warmup = (p.warmup or warmup_trace()) if p.aged else None
     if warmup:  # its peak sizes the kmem-aged memory

@@ -7,7 +7,7 @@ researcher whose report takes long sees where the time goes without a profiler.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 
 class Phases:
@@ -32,4 +32,14 @@ class Phases:
         return {k: round(v, digits) for k, v in self.seconds.items()}
 
 
-NONE = Phases()  # where the caller asked for no timings: times are taken and dropped
+class _NoPhases(Phases):
+    """Where the caller asked for no timings: nothing is timed or kept."""
+
+    def __call__(self, name: str):
+        return nullcontext()
+
+    def add(self, name: str, seconds: float) -> None:
+        pass
+
+
+NONE = _NoPhases()

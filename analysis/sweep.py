@@ -57,6 +57,7 @@ import itertools
 import json
 import os
 import tomllib
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
                 out.append({} if v == none_word else entry(v))
             except OSError as e:
                 raise GridError(f"{(base / v).resolve()}: {e.strerror}") from None
-            except (TraceError, ValueError) as e:
+            except TraceError as e:
                 raise GridError(str(e)) from None
         return out
 
@@ -184,7 +185,10 @@ def _starts(g: dict, base: Path, minmem: bool) -> list[dict]:
 
     def ager(a: str) -> dict:
         if is_ager(a):
-            return {"age": parse_ager(a).spec()}
+            try:
+                return {"age": parse_ager(a).spec()}
+            except ValueError as e:
+                raise GridError(str(e)) from None
         p = (base / a).resolve()
         return {"age": str(p), "age_sha256": file_sha256(p)}
 
@@ -291,7 +295,8 @@ class DaskEngine:
         from distributed import Client
 
         self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        self._own = not isinstance(scheduler, Client)
+        if not isinstance(scheduler, Client):  # ours: closed when the engine goes (a report maps twice)
+            weakref.finalize(self, self.client.close)
 
     def map_unordered(self, fn, tasks):
         from distributed import as_completed
@@ -299,12 +304,8 @@ class DaskEngine:
         futs = {}
         for t in tasks:
             futs[self.client.submit(fn, t, key=f"ptpair-run-{task_key(t)}", pure=False)] = t
-        try:
-            for f in as_completed(list(futs)):
-                yield futs[f], f.result()
-        finally:
-            if self._own:
-                self.client.close()
+        for f in as_completed(list(futs)):
+            yield futs[f], f.result()
 
 
 # --- the sweep -------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
             if r > 0 or a.rounds == 1:
                 runs[s].append(res)
     out = {}
-    for k in runs["this"][0]:
+    for k in [k for k in runs["this"][0] if k in runs["base"][0]]:  # (a figure new on one side: no ratio)
         pick = max if "per_s" in k else min
         base, this = pick(x[k] for x in runs["base"]), pick(x[k] for x in runs["this"])
         out[k] = {"base": base, "this": this, "this_over_base": this / base if base else None}

@@ -14,9 +14,15 @@ from tests.streams import allocator_trace
 from ptpair.traces.canonical import read_trace, write_trace
 
 
+def _default_sigint():
+    # a test run started in the background of a non-interactive shell (`pytest &`) ignores
+    # SIGINT, and an ignored signal stays ignored across exec: the child must have it back
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args):
     return subprocess.Popen([sys.executable, "-m", "ptpair", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +52,11 @@ def test_interrupted_convert_keeps_the_old_file_or_writes_the_whole_new_one(tmp_
 def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path):
     grid = tmp_path / "g.toml"
     grid.write_text('schemes = ["pair", "separate"]\nmemory = ["256MiB"]\n[synth]\nworkload = ["mixed"]\n'
-                    'events = [20000]\nseeds = [1, 2, 3, 4, 5, 6, 7, 8]\n')
+                    'events = [4000]\nseeds = [1, 2, 3, 4, 5, 6, 7, 8]\n')
     out = tmp_path / "r.parquet"
     p = start("sweep", grid, "-o", out, "--workers", 1, "--no-progress")
     parts = tmp_path / "r.parquet.parts"
-    deadline = time.time() + 900  # (a cold compile cache on a loaded machine takes minutes)
+    deadline = time.time() + 120
     while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 3:
         time.sleep(0.1)
     p.send_signal(signal.SIGINT)
