@@ -119,6 +119,8 @@ def run(args) -> int:
         out = build.report(traces, args.output, p, args.style, formats, progress=not args.no_progress,
                            engine=options.engine(args), phases=phases)
     if args.timings:
-        Path(args.timings).write_text(json.dumps(phases.rounded(), indent=2) + "\n", encoding="utf-8")
+        from ptpair.traces.atomic import write_text_atomic
+
+        write_text_atomic(args.timings, json.dumps(phases.rounded(), indent=2) + "\n")
     print(f"wrote {out}/index.html (and report.md, figures/, data/, manifest.json)", file=sys.stderr)
     return 0
