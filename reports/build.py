@@ -521,29 +521,20 @@ def _draw(job: tuple) -> str:
 
 def draw_figures(specs: list, folder: Path, formats: tuple, style_name: str, workers: int | None = None,
                  progress: bool = True) -> None:
-    """Every figure of `specs` into `folder`, on `workers` processes (default: all cores).
-    Each figure is drawn whole by one process, from the same data and style, so the
-    files are byte for byte those one process writes; forked workers start at once
-    (matplotlib is already imported here)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
+    """Every figure of `specs` into `folder`, on `workers` local processes (the report's
+    engine, analysis/sweep.py LocalEngine: default all cores). Each figure is drawn whole
+    by one process, from the same data and style, so the files are byte for byte those
+    one process writes."""
     from tqdm import tqdm
 
+    from ptpair.analysis.sweep import LocalEngine
+
     jobs = [(name, df, str(folder), tuple(formats), style_name) for name, _, df, _ in specs]
-    n = min(workers or os.cpu_count() or 1, len(jobs))
+    with style.use(style_name):  # matplotlib imported before the workers fork
+        pass
     with tqdm(total=len(jobs), desc="figures", unit="fig", disable=not progress) as bar:
-        if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for job in jobs:
-                _draw(job)
-                bar.update(1)
-            return
-        with style.use(style_name):  # import matplotlib before forking
-            pass
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as ex:
-            for f in as_completed([ex.submit(_draw, job) for job in jobs]):
-                f.result()
-                bar.update(1)
+        for _ in LocalEngine(workers).map_unordered(_draw, jobs):
+            bar.update(1)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
