@@ -68,3 +68,60 @@ def half_full_allocator_trace(n_events: int, memory_pages: int, seed: int = 1) -
             live_pages += 1 << o
             next_h += 1
     return Trace.from_columns(source="<allocator>", pid=[0] * n_events, op=op, arg=arg, order=order)
+
+
+# The allocator-pressure stream of issue #21: orders 0-4 and 9 in these shares, each
+# kfree of a live handle picked at random, and live memory climbing to about 85 % of the
+# frames and hovering there (where order-9 requests start to fail).
+PRESSURE_ORDERS = np.array([0, 1, 2, 3, 4, 9], np.int8)
+PRESSURE_SHARES = np.array([0.80, 0.10, 0.04, 0.03, 0.01, 0.02])
+PRESSURE_LIVE = 0.85
+PRESSURE_FREE_SHARE = 0.45  # below the live target, a step frees with this chance
+
+
+def pressure_allocator_events(n_events: int, n_frames: int, seed: int = 1):
+    """Arrays (op int8, arg int64 handle, order int8) of n_events kalloc/kfree events over
+    `n_frames` frames: live pages (as the stream counts them, failed kallocs included) climb
+    to PRESSURE_LIVE of the frames and hover there; a kfree names a live handle picked
+    uniformly at random. Order is 0 on kfree rows. Deterministic for a seed."""
+    from numba import njit
+
+    rng = np.random.default_rng(seed)
+    orders = rng.choice(PRESSURE_ORDERS, size=n_events, p=PRESSURE_SHARES)
+    coins = rng.random(n_events)
+    picks = rng.random(n_events)
+    op = np.empty(n_events, np.int8)
+    arg = np.empty(n_events, np.int64)
+    order = np.zeros(n_events, np.int8)
+    _pressure_loop(njit)(orders, coins, picks, int(PRESSURE_LIVE * n_frames), PRESSURE_FREE_SHARE,
+                         OP_KALLOC, OP_KFREE, op, arg, order)
+    return op, arg, order
+
+
+def _pressure_loop(njit):
+    # compiled here, not cached: a few 100 ms, paid by benchmarks only
+    @njit
+    def loop(orders, coins, picks, target, free_share, kalloc, kfree, op, arg, order):
+        n = len(orders)
+        live = np.empty(n, np.int64)      # live handles, in no order
+        size = np.empty(n, np.int64)      # their pages
+        n_live = 0
+        pages = 0
+        for i in range(n):
+            if n_live > 0 and (pages >= target or coins[i] < free_share):
+                j = int(picks[i] * n_live)
+                op[i] = kfree
+                arg[i] = live[j]
+                pages -= size[j]
+                n_live -= 1
+                live[j] = live[n_live]
+                size[j] = size[n_live]
+            else:
+                op[i] = kalloc
+                arg[i] = i  # a new handle: the event's index
+                order[i] = orders[i]
+                live[n_live] = i
+                size[n_live] = 1 << orders[i]
+                n_live += 1
+                pages += 1 << orders[i]
+    return loop

@@ -27,9 +27,16 @@ def last_json(res: subprocess.CompletedProcess) -> dict:
 
 def test_bench_marginal_reports_every_figure():
     out = last_json(bench("bench_marginal", "--small", 20000, "--large", 60000, "--repeats", 1, "--ref-events", 2000))
-    for key in ("marginal_ns_per_event", "reader_ns_per_event", "replay_ns_per_event", "reference_ns_per_event"):
-        assert key in out
-        print(f"bench_marginal (small sizes): {key} = {out[key]}")
+    for kind in ("ptpair", "pyarrow", "csv"):
+        print(f"bench_marginal (small sizes): {kind} {out[kind]}")
+        assert "marginal_ns_per_event" in out[kind]
+    for key in ("reader_ns_per_event", "replay_ns_per_event"):
+        assert key in out["pyarrow_stages"]
+    assert out["reference_ns_per_event"] > 0
+    if out["c"] is not None:  # where a C compiler is: every file ends as the C allocator does
+        assert out["same_answers_as_c"], out
+        assert "over_c" in out["pyarrow"]
+    assert sum(out["final_buddyinfo"]) > 0
 
 
 def test_bench_memory_stays_bounded():

@@ -130,7 +130,8 @@ def _op_codes(col, chk: RowChecker) -> np.ndarray:
     txt = pc.utf8_trim_whitespace(_strings(arr))
     codes = pc.index_in(txt, value_set=pa.array(fmt.OPS))
     chk.check(codes.is_null().to_numpy(zero_copy_only=False), "unknown op",
-              lambda r: f"unknown op {txt[r].as_py()!r} (expected one of {', '.join(fmt.OPS)})")
+              lambda r: "op is empty" if txt[r].as_py() is None
+              else f"unknown op {txt[r].as_py()!r} (expected one of {', '.join(fmt.OPS)})")
     return np.asarray(codes.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
 
 

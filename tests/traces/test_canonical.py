@@ -186,3 +186,32 @@ def test_uint64_beyond_int64_is_a_located_error(tmp_path):
         read_trace(p)
     t = read_trace(p, lenient=True)
     assert len(t) == 2 and t.skipped == {"non-numeric field": 1}
+
+
+def test_parquet_with_text_ops_as_pyarrow_writes_them(tmp_path):
+    """pyarrow writes a string column as text (dictionary pages in the file): read through
+    the dictionary, it gives the trace ptpair's own file gives; a null op is named."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptpair.traces.canonical import iter_trace
+
+    trace = Trace.from_columns(pid=[1, 1, 0, 0, 1], op=["spawn", "map", "kalloc", "kfree", "exit"],
+                               va=[0, 0x1000, 0, 0, 0], length=[0, 8192, 0, 0, 0], arg=[0, 0, 9, 9, 0],
+                               order=[0, 0, 3, 0, 0])
+    own = tmp_path / "own.parquet"
+    write_trace(trace, own)
+    table = pq.read_table(own)
+    for string_type in (pa.string(), pa.large_string()):
+        p = tmp_path / "text.parquet"
+        pq.write_table(table.set_column(1, "op", table.column("op").cast(string_type)), p)
+        chunks = list(iter_trace(p, batch_rows=2))
+        for op, order in ((read_trace(p).op, read_trace(p).order),
+                          (np.concatenate([c.op for c in chunks]), np.concatenate([c.order for c in chunks]))):
+            assert op.tolist() == trace.op.tolist() and order.tolist() == trace.order.tolist()
+    ops = pa.array(["spawn", None, "exit"])
+    null = pa.nulls(3, pa.int64())
+    pq.write_table(pa.table({"pid": pa.array([1, 1, 1]), "op": ops, "va": null, "length": null, "arg": null,
+                             "order": null}), p)
+    with pytest.raises(TraceError, match=r"text.parquet:3: op is empty"):
+        list(iter_trace(p))
