@@ -76,6 +76,32 @@ def page_free(b, frame, k):
 
 
 @inline_kernel
+def buddy_only(b):
+    """Whether the machine runs the default buddy allocator: the one the inlined fast
+    paths of the page-table code serve without the dispatch of page_alloc/page_free
+    (sim/pagetable.py: map_small, unmap_small)."""
+    return b.meta[M_ALLOCATOR] == ALLOC_BUDDY
+
+
+@inline_kernel
+def buddy_page_alloc(b, k, own):
+    """page_alloc on a machine that runs the buddy allocator (`buddy_only`): the first
+    frame, or -1 with nothing changed (the buddy's failed request changes no state, so the
+    caller's full path can take it again and count the failure)."""
+    f = buddy_alloc(b, k)
+    if f >= 0:
+        occupy(b, f, k, own)
+    return f
+
+
+@inline_kernel
+def buddy_page_free(b, frame, k):
+    """page_free on a machine that runs the buddy allocator (`buddy_only`)."""
+    release(b, frame, k)
+    buddy_free(b, frame, k)
+
+
+@inline_kernel
 def needs_split(b, k, mt):
     """Whether a request of order k (migratetype mt) finds its own free list empty, so that
     a larger block must be split or, under `linux`, another migratetype's list used: the

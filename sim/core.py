@@ -19,9 +19,9 @@ from ptpair.sim.handles import h_delete, h_find, h_insert
 from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.pagetable import (
-    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, log_reset, map_page, new_table, pmd_none,
-    rollback
+    H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MAP_SLOW, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
+    RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, log_reset, map_page, map_small, new_table,
+    pmd_none, rollback
 )
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.sim.slots import (
@@ -302,7 +302,10 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    if map_page(b, t, ctr, p, v, size, -1, arg[i]) == MAP_ALREADY:
+                    r = map_small(b, t, ctr, p, v, -1) if size == 0 else MAP_SLOW
+                    if r == MAP_SLOW:
+                        r = map_page(b, t, ctr, p, v, size, -1, arg[i])
+                    if r == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step
             elif o == OP_UNMAP:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ptpair import registry
 from ptpair.sim import counters as C
-from ptpair.sim.allocator import needs_split, page_alloc, page_free
+from ptpair.sim.allocator import buddy_only, buddy_page_alloc, buddy_page_free, needs_split, page_alloc, page_free
 from ptpair.sim.handles import grown, new_handles
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
@@ -459,6 +459,7 @@ def _deposits(t, frame):
 MAP_OK = 0
 MAP_ALREADY = 1
 MAP_FAILED = 2
+MAP_SLOW = 3  # map_small: not the common case, map_page must map this page
 
 
 @kernel
@@ -621,6 +622,66 @@ def unmap_entry(b, t, ctr, p, slot, i, size, keep):
         parent = t.t_parent[cur]
         free_table(b, t, ctr, p, cur)
         cur = parent
+
+
+# --- the common cases, inlined ----------------------------------------------------------
+# A call of a kernel passes the whole machine state -- every array of `b` and `t`, some
+# 400 machine words -- by value, which costs about as much as mapping a page itself
+# (docs/performance.md). The walk and the event loop map, copy and unmap 4-KiB pages
+# one at a time, millions per replay, so their common case is done inline here and the
+# full kernels (map_page, unmap_entry) run only for what it does not cover. Both do
+# exactly what the full kernel would do for such a page, in the same order.
+@inline_kernel
+def map_small(b, t, ctr, p, vpn, share):
+    """map_page(b, t, ctr, p, vpn, 0, share, 0) where every table on the path exists, p
+    is not lazy and, unless `share` >= 0 (fork), the machine runs the buddy allocator and
+    it has a frame: MAP_OK or MAP_ALREADY. Otherwise MAP_SLOW, nothing changed."""
+    if t.procs.mode[p] == MODE_LAZY or (share < 0 and not buddy_only(b)):
+        return MAP_SLOW
+    cur = t.procs.root[p]
+    for level in range(ROOT_LEVEL, 1, -1):
+        e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
+        if e < 0:
+            return MAP_ALREADY  # a huge page above covers this one
+        if e == 0:
+            return MAP_SLOW  # a table to create
+        cur = e - 1
+    i = vpn & IDX_MASK
+    if t.ent[cur, i] != 0:
+        return MAP_ALREADY
+    if share >= 0:
+        frame = share
+        t.refcnt[frame] += 1
+    else:
+        frame = buddy_page_alloc(b, 0, OWN_DATA)
+        if frame < 0:
+            return MAP_SLOW  # map_page counts the failure
+        t.refcnt[frame] = 1
+        ctr[C.DATA] += 1
+    t.ent[cur, i] = frame + 1
+    t.t_cnt[cur] += 1
+    ctr[C.MAPPED] += 1
+    _count_write(t, ctr, cur, 1)
+    return MAP_OK
+
+
+@inline_kernel
+def unmap_small(b, t, ctr, slot, i, keep):
+    """unmap_entry(b, t, ctr, p, slot, i, 0, keep) for a 4-KiB page whose table stays
+    (`keep`, or other entries remain) on a machine running the buddy allocator: True when
+    done, False (nothing changed) when unmap_entry must do it."""
+    if not buddy_only(b) or (not keep and t.t_cnt[slot] == 1):
+        return False
+    frame = t.ent[slot, i] - 1
+    t.ent[slot, i] = 0
+    t.t_cnt[slot] -= 1
+    ctr[C.UNMAPPED] += 1
+    _count_write(t, ctr, slot, 1)
+    t.refcnt[frame] -= 1
+    if t.refcnt[frame] == 0:
+        buddy_page_free(b, frame, 0)
+        ctr[C.DATA] -= 1
+    return True
 
 
 @inline_kernel

@@ -22,7 +22,7 @@ PML4_SPAN 4-KiB pages per entry (2 MiB, 1 GiB, 512 GiB of address space).
 """
 
 from ptpair.sim.pagetable import (
-    ENTRIES, IDX_BITS, free_table, map_page, mirror_table, unmap_entry,
+    ENTRIES, IDX_BITS, MAP_SLOW, free_table, map_page, map_small, mirror_table, unmap_entry, unmap_small,
 )
 from ptpair.traces._jit import inline_kernel, kernel
 
@@ -64,6 +64,16 @@ def _leaf(b, t, ctr, p, action, s, i, size, vpn, e, x):
         map_page(b, t, ctr, x, vpn, size, (e - 1) if e > 0 else (-e - 1), 0)
     else:  # W_UNMAP
         unmap_entry(b, t, ctr, p, s, i, size, x != 0)
+
+
+@inline_kernel
+def _leaf_4k(b, t, ctr, p, action, s, i, vpn, e, x):
+    """_leaf for a 4-KiB page (e > 0), by the inlined common case where it applies."""
+    if action == W_COPY:
+        if map_small(b, t, ctr, x, vpn, e - 1) == MAP_SLOW:
+            map_page(b, t, ctr, x, vpn, SIZE_4K, e - 1, 0)
+    elif not unmap_small(b, t, ctr, s, i, x != 0):  # W_UNMAP
+        unmap_entry(b, t, ctr, p, s, i, SIZE_4K, x != 0)
 
 
 @inline_kernel
@@ -123,7 +133,7 @@ def walk(b, t, ctr, p, lo, hi, action, x, y):
                     for i1 in range(max(lo, b1) - b1, min(hi, b1 + SPAN_PML1) - b1):
                         e1 = t.ent[s1, i1]
                         if e1 != 0:
-                            _leaf(b, t, ctr, p, action, s1, i1, SIZE_4K, b1 + i1, e1, x)
+                            _leaf_4k(b, t, ctr, p, action, s1, i1, b1 + i1, e1, x)
                 if post:
                     _post(b, t, ctr, p, action, s1, b1, SPAN_PML1, lo, hi, x, y)
             if post:
