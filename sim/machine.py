@@ -24,6 +24,7 @@ from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_run
 from ptpair.sim.mobility import MT_NAMES
 from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, grow_tables, new_tables
+from ptpair.sim.sampling import R_BUDDY, ROW_LEN, STATUS_FULL, run_sampled, sample_row
 from ptpair.sim.schemes import SCHEMES
 from ptpair.sim.slots import (
     M_BACKGROUND, M_FALLBACKS, M_FALLBACK_BY, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, M_POLLUTED,
@@ -51,6 +52,7 @@ SAMPLE_COLUMNS = (
     + [f"hugepage_{name}" for name in HUGE_NAMES]
     + ["pt_requests", "pt_requests_split", "deposited_pte_pages"]
 )
+assert len(SAMPLE_COLUMNS) == ROW_LEN  # sim/sampling.py writes the rows
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class Config:
             raise ValueError(f"memory must be 1 .. 2^31-2 pages, got {self.memory_pages}")
 
 
+def _sample_array(n_events: int, every: int) -> np.ndarray:
+    """Room for the samples of n_events events, one every `every`, and the last one."""
+    return np.zeros((n_events // every + 2, ROW_LEN), np.int64)
+
+
 class ReplayError(Exception):
     """An impossible event; `index` is its position in the event arrays."""
 
@@ -157,21 +164,37 @@ class Machine:
         stop = len(ev) if stop is None else stop
         if not sample_every:
             self._run(ev, start, stop, lenient)
-            return
-        i = start
-        while i < stop:
-            done = int(self.ctr[C.EVENTS])
-            j = min(stop, i + sample_every - done % sample_every)
-            self._run(ev, i, j, lenient)
-            if int(self.ctr[C.EVENTS]) % sample_every == 0:
-                self.sample()
-            i = j
+        elif self.config.allocator == "akaros-2015":  # its free blocks come from Python (sim/sampling.py)
+            i = start
+            while i < stop:
+                done = int(self.ctr[C.EVENTS])
+                j = min(stop, i + sample_every - done % sample_every)
+                self._run(ev, i, j, lenient)
+                if int(self.ctr[C.EVENTS]) % sample_every == 0:
+                    self.sample()
+                i = j
+        else:
+            self._run_sampled(ev, start, stop, sample_every, lenient)
 
-    def _process_counts(self) -> list[int]:
-        """[live processes, live VMM processes]."""
-        t = self.tables
-        alive = t.procs.state == P_ALIVE
-        return [int(alive.sum()), int((alive & (t.procs.vmm != 0)).sum())]
+    def _run_sampled(self, ev: EventArrays, start: int, stop: int, every: int, lenient: bool) -> None:
+        """run() with sampling, the samples taken in compiled code (sim/sampling.py)."""
+        self._fit_procs(ev)
+        rows = _sample_array(stop - start, every)
+        i, seg, n = start, -1, 0
+        while True:
+            i, status, code, need, need_g, seg, n = run_sampled(
+                self.buddy, self.tables, self.ctr, self.scheme_code,
+                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, every, seg, rows, n)
+            if status == STATUS_DONE:
+                break
+            if status == STATUS_FULL:
+                rows = np.concatenate([rows, np.zeros_like(rows)])
+                continue
+            i = self._resume(ev, i, status, code, need, need_g, lenient)
+        new = list(rows[:n])
+        if new and self.samples and self.samples[-1][0] == new[0][0]:
+            new = new[1:]  # the last sample of the call before (see sample)
+        self.samples.extend(new)
 
     def hugepage_blocks(self) -> np.ndarray:
         """The 2 MiB blocks now, by availability (sim/occupancy.py HUGE_NAMES)."""
@@ -181,21 +204,20 @@ class Machine:
 
     def sample(self) -> None:
         """Append the current state to `self.samples` (one row of SAMPLE_COLUMNS)."""
-        c, b = self.ctr, self.buddy
-        row = np.concatenate([
-            [c[C.EVENTS]], c[C.KPT:C.KPT + 4], [c[C.EPT], c[C.EPT_WASTE], c[C.DATA], c[C.GIGANTIC],
-                                               c[C.KALLOC], b.meta[M_FREE_PAGES]],
-            allocator_buddyinfo(b), c[C.FAIL:C.FAIL + N_ORDERS], self._process_counts(),
-            [c[C.COMPACT:C.COMPACT + N_ORDERS].sum()], self.hugepage_blocks(),
-            [c[C.PT_REQUESTS], c[C.PT_SPLIT], c[C.DEPOSITED]]]).astype(np.int64)
+        row = np.zeros(ROW_LEN, np.int64)
+        sample_row(self.buddy, self.tables, self.ctr, row)
+        if self.config.allocator == "akaros-2015":  # no free lists: its free set's blocks
+            row[R_BUDDY:R_BUDDY + N_ORDERS] = allocator_buddyinfo(self.buddy)
         if self.samples and self.samples[-1][0] == row[0]:
             return  # already sampled at this event
         self.samples.append(row)
 
+    def _fit_procs(self, ev: EventArrays) -> None:
+        if ev.n_procs > len(self.tables.procs.root):
+            self.tables = grow_tables(self.tables, n_procs=ev.n_procs)
+
     def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
-        t = self.tables
-        if ev.n_procs > len(t.procs.root):
-            self.tables = grow_tables(t, n_procs=ev.n_procs)
+        self._fit_procs(ev)
         i = start
         while i < stop:
             i, status, code, need, need_g = run_events(
@@ -203,33 +225,39 @@ class Machine:
                 ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop)
             if status == STATUS_DONE:
                 break
-            if status == STATUS_GROW and code == GROW_HANDLES:
-                self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.handles.key))
-                continue
-            if status == STATUS_GROW and code == GROW_VMAS:
-                pool = len(self.tables.vmas.s)
-                self.tables = grow_tables(self.tables, vma_pool=max(2 * pool, pool + need))
-                continue
-            if status == STATUS_GROW:
-                t = self.tables
-                cap, gcap = len(t.t_kpt), len(t.gig.ref)
-                new_cap = max(2 * cap, cap + need - int(t.meta[T_SLOTS_FREE]) + 1024)
-                new_g = max(2 * gcap, gcap + need_g - int(t.meta[T_G_FREE]) + 64)
-                self.tables = grow_tables(t, slot_cap=new_cap if need > t.meta[T_SLOTS_FREE] else None,
-                                          g_cap=new_g if need_g > t.meta[T_G_FREE] else None)
-                continue
-            assert status == STATUS_ERROR
-            if lenient:  # skip the impossible event, count why
-                reason = ERROR_REASONS[code]
-                self.skipped_bad[reason] = self.skipped_bad.get(reason, 0) + 1
-                self.skipped_bad_lines.append(i)
-                i += 1
-                continue
-            o = OPS[ev.op[i]]
-            arg = int(ev.arg[i])
-            if o == "fork":
-                arg = int(ev.pids[arg])
-            raise ReplayError(i, ERROR_MESSAGES[code].format(op=o, pid=int(ev.pids[ev.pid[i]]), arg=arg))
+            i = self._resume(ev, i, status, code, need, need_g, lenient)
+
+    def _resume(self, ev: EventArrays, i: int, status: int, code: int, need: int, need_g: int,
+                lenient: bool) -> int:
+        """The event loop stopped at event i: grow the pool it needs (returns i, to run it
+        again), or skip the impossible event under `lenient` (returns i + 1, the reason
+        counted); else raise ReplayError."""
+        if status == STATUS_GROW and code == GROW_HANDLES:
+            self.tables = grow_tables(self.tables, handle_cap=2 * len(self.tables.handles.key))
+            return i
+        if status == STATUS_GROW and code == GROW_VMAS:
+            pool = len(self.tables.vmas.s)
+            self.tables = grow_tables(self.tables, vma_pool=max(2 * pool, pool + need))
+            return i
+        if status == STATUS_GROW:
+            t = self.tables
+            cap, gcap = len(t.t_kpt), len(t.gig.ref)
+            new_cap = max(2 * cap, cap + need - int(t.meta[T_SLOTS_FREE]) + 1024)
+            new_g = max(2 * gcap, gcap + need_g - int(t.meta[T_G_FREE]) + 64)
+            self.tables = grow_tables(t, slot_cap=new_cap if need > t.meta[T_SLOTS_FREE] else None,
+                                      g_cap=new_g if need_g > t.meta[T_G_FREE] else None)
+            return i
+        assert status == STATUS_ERROR
+        if lenient:  # skip the impossible event, count why
+            reason = ERROR_REASONS[code]
+            self.skipped_bad[reason] = self.skipped_bad.get(reason, 0) + 1
+            self.skipped_bad_lines.append(i)
+            return i + 1
+        o = OPS[ev.op[i]]
+        arg = int(ev.arg[i])
+        if o == "fork":
+            arg = int(ev.pids[arg])
+        raise ReplayError(i, ERROR_MESSAGES[code].format(op=o, pid=int(ev.pids[ev.pid[i]]), arg=arg))
 
     # --- reading the state ---------------------------------------------------------
     def free_blocks(self) -> list[tuple[int, int]]:
