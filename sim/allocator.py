@@ -24,7 +24,7 @@ from ptpair.sim.buddy import BuddyState, N_ORDERS, buddy_alloc, buddy_free, new_
 from ptpair.sim.mobility import PAGEBLOCK_FRAMES, mobility_alloc, mobility_free
 from ptpair.sim.occupancy import occupy, release
 from ptpair.sim.slots import M_ALLOCATOR, N_MT
-from ptpair.traces._jit import inline_kernel
+from ptpair.traces._jit import inline_kernel, kernel
 
 ALLOCATORS = {name: code for code, name in enumerate(registry.ALLOCATORS)}
 ALLOC_BUDDY = ALLOCATORS["buddy"]
@@ -75,30 +75,18 @@ def page_free(b, frame, k):
         buddy_free(b, frame, k)
 
 
-@inline_kernel
-def buddy_only(b):
-    """Whether the machine runs the default buddy allocator: the one the inlined fast
-    paths of the page-table code serve without the dispatch of page_alloc/page_free
-    (sim/pagetable.py: map_small, unmap_small)."""
-    return b.meta[M_ALLOCATOR] == ALLOC_BUDDY
+@kernel
+def page_alloc_call(b, k, mt, own):
+    """page_alloc, called rather than inlined: for the rare requests (page tables, huge
+    pages, the slow path of a map), so that the allocators' code is compiled into the few
+    hot places only -- every inlined copy is compiled anew (docs/performance.md)."""
+    return page_alloc(b, k, mt, own)
 
 
-@inline_kernel
-def buddy_page_alloc(b, k, own):
-    """page_alloc on a machine that runs the buddy allocator (`buddy_only`): the first
-    frame, or -1 with nothing changed (the buddy's failed request changes no state, so the
-    caller's full path can take it again and count the failure)."""
-    f = buddy_alloc(b, k)
-    if f >= 0:
-        occupy(b, f, k, own)
-    return f
-
-
-@inline_kernel
-def buddy_page_free(b, frame, k):
-    """page_free on a machine that runs the buddy allocator (`buddy_only`)."""
-    release(b, frame, k)
-    buddy_free(b, frame, k)
+@kernel
+def page_free_call(b, frame, k):
+    """page_free, called rather than inlined (see page_alloc_call)."""
+    page_free(b, frame, k)
 
 
 @inline_kernel

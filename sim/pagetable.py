@@ -37,7 +37,7 @@ import numpy as np
 
 from ptpair import registry
 from ptpair.sim import counters as C
-from ptpair.sim.allocator import buddy_only, buddy_page_alloc, buddy_page_free, needs_split, page_alloc, page_free
+from ptpair.sim.allocator import needs_split, page_alloc, page_alloc_call, page_free, page_free_call
 from ptpair.sim.handles import grown, new_handles
 from ptpair.sim.mobility import MT_MOVABLE, MT_UNMOVABLE
 from ptpair.sim.occupancy import OWN_DATA, OWN_TABLE, PB_SHIFT, count_failures
@@ -227,7 +227,7 @@ def alloc_table_pages(b, ctr, order):
     with whether its free list was empty (C.PT_REQUESTS, C.PT_SPLIT), or a failure counted
     with its compaction cost. Returns the first frame or -1."""
     split = needs_split(b, order, MT_UNMOVABLE)
-    f = page_alloc(b, order, MT_UNMOVABLE, OWN_TABLE)
+    f = page_alloc_call(b, order, MT_UNMOVABLE, OWN_TABLE)
     if f < 0:
         count_failures(b, ctr, order, 1)
     else:
@@ -244,7 +244,7 @@ def _alloc(b, t, ctr, order, own):
     if own == OWN_TABLE:
         f = alloc_table_pages(b, ctr, order)
     else:
-        f = page_alloc(b, order, MT_MOVABLE, own)
+        f = page_alloc_call(b, order, MT_MOVABLE, own)
         if f < 0:
             count_failures(b, ctr, order, 1)
     if f >= 0:
@@ -376,7 +376,7 @@ def rollback(b, t, ctr, p):
     for j in range(t.log[S_CREATED_N] - 1, -1, -1):
         _unregister(t, ctr, p, t.log[S_CREATED + j])
     for j in range(t.log[S_LOG_N] - 1, -1, -1):
-        page_free(b, t.log[S_LOG + 2 * j], t.log[S_LOG + 2 * j + 1])
+        page_free_call(b, t.log[S_LOG + 2 * j], t.log[S_LOG + 2 * j + 1])
     log_reset(t)
 
 
@@ -388,11 +388,11 @@ def free_table(b, t, ctr, p, s):
     ept = t.t_ept[s]
     _unregister(t, ctr, p, s)
     if kind == KIND_PAIR:
-        page_free(b, kpt, 1)
+        page_free_call(b, kpt, 1)
     else:
-        page_free(b, kpt, 0)
+        page_free_call(b, kpt, 0)
         if ept >= 0:
-            page_free(b, ept, 0)
+            page_free_call(b, ept, 0)
 
 
 @inline_kernel
@@ -608,12 +608,12 @@ def unmap_entry(b, t, ctr, p, slot, i, size, keep):
     else:
         if size == 1 and _deposits(t, frame):
             # zap_huge_pmd frees the deposited table (zap_deposited_table), then the page
-            page_free(b, withdraw(t, slot), 0)
+            page_free_call(b, withdraw(t, slot), 0)
             ctr[C.DEPOSITED] -= 1
         t.refcnt[frame] -= 1
         if t.refcnt[frame] == 0:
             order = IDX_BITS * size
-            page_free(b, frame, order)
+            page_free_call(b, frame, order)
             ctr[C.DATA] -= 1 << order
     if keep:
         return  # tables stay, even empty (reclaim exit, or linux: see free_pgd_range)
@@ -626,18 +626,17 @@ def unmap_entry(b, t, ctr, p, slot, i, size, keep):
 
 # --- the common cases, inlined ----------------------------------------------------------
 # A call of a kernel passes the whole machine state -- every array of `b` and `t`, some
-# 400 machine words -- by value, which costs about as much as mapping a page itself
-# (docs/performance.md). The walk and the event loop map, copy and unmap 4-KiB pages
-# one at a time, millions per replay, so their common case is done inline here and the
-# full kernels (map_page, unmap_entry) run only for what it does not cover. Both do
-# exactly what the full kernel would do for such a page, in the same order.
+# 400 machine words -- by value, which cost several times what mapping the page itself
+# costs (docs/performance.md). The walk and the event loop map, copy and unmap 4-KiB
+# pages one at a time, millions per replay, so their common case is done inline here
+# and the full kernels (map_page, unmap_entry) run only for what it does not cover.
+# Each does exactly what the full kernel would do for such a page, in the same order.
 @inline_kernel
 def map_small(b, t, ctr, p, vpn, share):
-    """map_page(b, t, ctr, p, vpn, 0, share, 0) where every table on the path exists, p
-    is not lazy and, unless `share` >= 0 (fork), the machine runs the buddy allocator and
-    it has a frame: MAP_OK or MAP_ALREADY. Otherwise MAP_SLOW, nothing changed."""
-    if t.procs.mode[p] == MODE_LAZY or (share < 0 and not buddy_only(b)):
-        return MAP_SLOW
+    """map_page(b, t, ctr, p, vpn, 0, share, 0) when every table on the path exists (and,
+    for a lazy process, has its EPT twin): MAP_OK, MAP_ALREADY or MAP_FAILED (no frame:
+    the page is rolled back, which here is nothing). Otherwise MAP_SLOW, nothing changed."""
+    lazy = t.procs.mode[p] == MODE_LAZY
     cur = t.procs.root[p]
     for level in range(ROOT_LEVEL, 1, -1):
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
@@ -646,6 +645,8 @@ def map_small(b, t, ctr, p, vpn, share):
         if e == 0:
             return MAP_SLOW  # a table to create
         cur = e - 1
+        if lazy and t.t_ept[cur] < 0:
+            return MAP_SLOW  # a twin to give (lazy_twin), unless the page is mapped
     i = vpn & IDX_MASK
     if t.ent[cur, i] != 0:
         return MAP_ALREADY
@@ -653,9 +654,11 @@ def map_small(b, t, ctr, p, vpn, share):
         frame = share
         t.refcnt[frame] += 1
     else:
-        frame = buddy_page_alloc(b, 0, OWN_DATA)
+        frame = page_alloc(b, 0, MT_MOVABLE, OWN_DATA)
         if frame < 0:
-            return MAP_SLOW  # map_page counts the failure
+            count_failures(b, ctr, 0, 1)
+            ctr[C.FAILED_MAPS] += 1
+            return MAP_FAILED
         t.refcnt[frame] = 1
         ctr[C.DATA] += 1
     t.ent[cur, i] = frame + 1
@@ -668,9 +671,9 @@ def map_small(b, t, ctr, p, vpn, share):
 @inline_kernel
 def unmap_small(b, t, ctr, slot, i, keep):
     """unmap_entry(b, t, ctr, p, slot, i, 0, keep) for a 4-KiB page whose table stays
-    (`keep`, or other entries remain) on a machine running the buddy allocator: True when
-    done, False (nothing changed) when unmap_entry must do it."""
-    if not buddy_only(b) or (not keep and t.t_cnt[slot] == 1):
+    (`keep`, or other entries remain): True when done, False (nothing changed) when
+    unmap_entry must do it (it frees the tables the unmap empties)."""
+    if not keep and t.t_cnt[slot] == 1:
         return False
     frame = t.ent[slot, i] - 1
     t.ent[slot, i] = 0
@@ -679,7 +682,7 @@ def unmap_small(b, t, ctr, slot, i, keep):
     _count_write(t, ctr, slot, 1)
     t.refcnt[frame] -= 1
     if t.refcnt[frame] == 0:
-        buddy_page_free(b, frame, 0)
+        page_free(b, frame, 0)
         ctr[C.DATA] -= 1
     return True
 
@@ -714,6 +717,6 @@ def mirror_table(b, t, ctr, p, s, kind):
         t.t_kpt[s] = f
         t.t_ept[s] = f + 1
         t.t_kind[s] = KIND_PAIR
-        page_free(b, old, 0)
+        page_free_call(b, old, 0)
         count_ept(t, ctr, p, 1, f + 1)
         ctr[C.COPIES] += 1
