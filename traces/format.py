@@ -266,13 +266,8 @@ class PidMap:
         self.index = np.zeros(0, np.int64)  # their dense indices
         self.pids = np.zeros(0, np.int64)  # dense index -> pid
 
-    def map(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, np.int64)
-        if len(values) == 0:
-            return np.zeros(0, np.int64)
-        lo, hi = int(values.min()), int(values.max())
-        dense = hi - lo < (1 << 22)  # small pid range: O(n) counting instead of sorting
-        uniq = (np.flatnonzero(np.bincount(values - lo, minlength=hi - lo + 1)) + lo) if dense else np.unique(values)
+    def _add(self, uniq: np.ndarray) -> None:
+        """Give the pids of `uniq` (sorted, distinct) not yet known the next indices."""
         new = np.setdiff1d(uniq, self.sorted, assume_unique=True)
         if len(new):
             start = len(self.pids)
@@ -281,6 +276,18 @@ class PidMap:
             alli = np.concatenate([self.index, np.arange(start, start + len(new))])
             order = np.argsort(allp, kind="stable")
             self.sorted, self.index = allp[order], alli[order]
+
+    def map(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, np.int64)
+        if len(values) == 0:
+            return np.zeros(0, np.int64)
+        lo, hi = int(values.min()), int(values.max())
+        if lo == hi:  # one pid in the chunk (an allocator-only trace: all 0): no pass but the fill
+            self._add(np.array([lo], np.int64))
+            return np.full(len(values), self.index[np.searchsorted(self.sorted, lo)], np.int64)
+        dense = hi - lo < (1 << 22)  # small pid range: O(n) counting instead of sorting
+        uniq = (np.flatnonzero(np.bincount(values - lo, minlength=hi - lo + 1)) + lo) if dense else np.unique(values)
+        self._add(uniq)
         if dense:
             lut = np.zeros(hi - lo + 1, np.int64)
             sel = (self.sorted >= lo) & (self.sorted <= hi)
