@@ -141,8 +141,11 @@ def run_task(task: tuple):
         trace = load(synth_spec(workload, seed, events))
         rows = []
         for s in schemes:
-            row = metrics_row(replay(trace, Config(s, policy, LARGE_MEMORY_PAGES)))
-            mm = min_memory(trace, s, policy) if s in SEED_MINMEM_SCHEMES else None
+            r = replay(trace, Config(s, policy, LARGE_MEMORY_PAGES))
+            row = metrics_row(r)
+            # the replay above, when clean, saves the search its first probes
+            known = (LARGE_MEMORY_PAGES, r.peak["used_pages"]) if not any(r.alloc_failures) else None
+            mm = min_memory(trace, s, policy, known_clean=known) if s in SEED_MINMEM_SCHEMES else None
             row["min_memory_pages"] = mm.min_memory_pages if mm else None
             row["pressure_margin_pages"] = mm.pressure_margin_pages if mm else None
             rows.append({"workload": workload, "seed": seed, "scheme": s, **row})

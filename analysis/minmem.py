@@ -12,7 +12,10 @@ P, and no memory below P can run clean: P is the lower bound, and `pressure_marg
 The search (sizes are multiples of `step` frames, 1 by default):
 
 1. double from 256 frames until a run is clean; its peak of used frames gives P, and the
-   lower bound L is P rounded up to a multiple of `step`;
+   lower bound L is P rounded up to a multiple of `step` (a caller that already has a
+   clean replay -- the report's replicates replay at 4 GiB first -- passes its size and
+   peak as `known_clean`: the doubled sizes below that peak would fail, so they are not
+   replayed, and neither is that size; the answer does not change);
 2. gallop up from L (L, L + step, L + 2 step, L + 4 step, ...) to the first clean size,
    then bisect the last gap; the bisection keeps a probed failing size below a probed
    clean one, so it ends at a clean M whose M - step failed;
@@ -100,10 +103,15 @@ class NoCleanSize(ValueError):
 
 def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
                reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES,
-               age: str | None = None) -> MinMem:
+               age: str | None = None, known_clean: tuple[int, int] | None = None) -> MinMem:
     """Smallest memory (a multiple of `step` frames) with no allocation failure, pristine or
     aged by a synthetic ager spec (`age`); see the module docstring for the search and
-    what `verified` means."""
+    what `verified` means.
+
+    `known_clean`: (memory, peak of used frames) of a replay of this trace on this machine
+    (pristine memory) that ran clean -- a caller that has one saves the doubling's probes:
+    sizes below that peak cannot run clean, so they are not replayed, and the known
+    size's replay is not run again. The answer is the one the full search gives."""
     if not 1 <= step <= MAX_PAGES or max_probes < 1:
         raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
     from ptpair.sim.initial import fixed_memory
@@ -139,9 +147,16 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     # 1. a clean run, for the lower bound (failing probes stop early)
     cap = MAX_PAGES // step * step  # the largest size of the search
     hi = min(up(START_PAGES), cap)
+    if age is not None:
+        known_clean = None  # (a peak of an aged run excludes the background: not used here)
+    while known_clean is not None and hi < known_clean[1] and hi < cap:
+        hi = min(up(hi * 2), cap)  # below the peak: fails, whatever the layout
     while True:
         try:
-            ok, peak_used = clean(hi)
+            if known_clean is not None and hi == known_clean[0]:
+                ok, peak_used = True, known_clean[1]
+            else:
+                ok, peak_used = clean(hi)
         except ProbeBudget:
             raise NoCleanSize(f"no clean run within {max_probes} replays (up to {hi // 2} frames): "
                               "raise --max-probes") from None

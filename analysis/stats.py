@@ -52,7 +52,10 @@ def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int |
             if pressure:
                 if fixed_memory(initial, age):
                     raise ValueError(f"the pressure margin searches the memory size: {fixed_memory(initial, age)}")
-                mm = min_memory(trace, s, policy, allocator, reclaim, age=age)
+                known = None  # the replay above, when clean on pristine memory, saves the search probes
+                if initial is None and age is None and not any(r.alloc_failures):
+                    known = (r.config.memory_pages, r.peak["used_pages"])
+                mm = min_memory(trace, s, policy, allocator, reclaim, age=age, known_clean=known)
                 row.update(min_memory_pages=mm.min_memory_pages, pressure_margin_pages=mm.pressure_margin_pages)
             rows.append(row)
     return pd.DataFrame(rows)

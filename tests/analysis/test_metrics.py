@@ -71,3 +71,17 @@ def test_min_memory_with_coarse_steps_and_a_small_probe_budget():
     cut = min_memory(small, "pair", max_probes=exact.probes - 1)
     assert not cut.verified and cut.probes == exact.probes - 1
     assert sum(replay(small, Config("pair", "address", cut.min_memory_pages)).alloc_failures) == 0
+
+
+@pytest.mark.parametrize("workload,scheme,step", [("kernel-churn", "pair", 1), ("mixed", "separate", 1),
+                                                  ("fork-heavy", "pair", 64)])
+def test_a_known_clean_replay_saves_probes_not_the_answer(workload, scheme, step):
+    trace = synth(workload, seed=3, events=1200)
+    full = min_memory(trace, scheme, step=step)
+    for pages in (1 << 20, full.min_memory_pages):  # a doubling size, and one the search probes
+        r = replay(trace, Config(scheme, "address", pages))
+        assert sum(r.alloc_failures) == 0
+        quick = min_memory(trace, scheme, step=step, known_clean=(pages, r.peak["used_pages"]))
+        assert (quick.min_memory_pages, quick.peak_used_pages, quick.verified) == \
+            (full.min_memory_pages, full.peak_used_pages, full.verified)
+        assert quick.probes < full.probes
