@@ -78,3 +78,11 @@ def test_bench_report_times_every_phase(tmp_path):
         assert phases[key] >= 0, key
     assert out["cold"]["process_s"] >= phases["total"] > 0
     print(f"bench_report (small, warm cache): {phases}")
+
+
+def test_bench_startup_times_every_command():
+    from ptpair.commands import VERBS
+
+    out = last_json(bench("bench_startup", "--repeats", 1, "--json"))
+    assert set(out["commands_s"]) == {"(none)", *VERBS}
+    print(f"bench_startup: slowest {out['slowest_s']} s, python alone {out['python_s']} s")
