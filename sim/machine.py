@@ -181,20 +181,22 @@ class Machine:
         self._fit_procs(ev)
         rows = _sample_array(stop - start, every)
         i, seg, n = start, -1, 0
-        while True:
-            i, status, code, need, need_g, seg, n = run_sampled(
-                self.buddy, self.tables, self.ctr, self.scheme_code,
-                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, every, seg, rows, n)
-            if status == STATUS_DONE:
-                break
-            if status == STATUS_FULL:
-                rows = np.concatenate([rows, np.zeros_like(rows)])
-                continue
-            i = self._resume(ev, i, status, code, need, need_g, lenient)
-        new = list(rows[:n])
-        if new and self.samples and self.samples[-1][0] == new[0][0]:
-            new = new[1:]  # the last sample of the call before (see sample)
-        self.samples.extend(new)
+        try:
+            while True:
+                i, status, code, need, need_g, seg, n = run_sampled(
+                    self.buddy, self.tables, self.ctr, self.scheme_code,
+                    ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, every, seg, rows, n)
+                if status == STATUS_DONE:
+                    break
+                if status == STATUS_FULL:
+                    rows = np.concatenate([rows, np.zeros_like(rows)])
+                    continue
+                i = self._resume(ev, i, status, code, need, need_g, lenient)
+        finally:  # an impossible event raises: the samples before it are kept, as stepping keeps them
+            new = list(rows[:n])
+            if new and self.samples and self.samples[-1][0] == new[0][0]:
+                new = new[1:]  # the last sample of the call before (see sample)
+            self.samples.extend(new)
 
     def hugepage_blocks(self) -> np.ndarray:
         """The 2 MiB blocks now, by availability (sim/occupancy.py HUGE_NAMES)."""

@@ -85,3 +85,14 @@ def test_a_full_sample_array_grows(every, monkeypatch):
     m = Machine(config, encode(trace).n_procs)
     m.run(encode(trace), sample_every=every)
     np.testing.assert_array_equal(np.array(m.samples), stepped(trace, config, every, lenient=False))
+
+
+def test_samples_before_an_impossible_event_are_kept():
+    from ptpair.sim.machine import ReplayError
+
+    trace = Trace.from_columns(pid=[1, 1, 1, 9], op=["spawn", "map", "map", "exit"], va=[0, 0, 8192, 0],
+                               length=[0, 4096, 4096, 0])
+    m = Machine(Config(memory_pages=4096), encode(trace).n_procs)
+    with pytest.raises(ReplayError):
+        m.run(encode(trace), sample_every=1)
+    assert [int(r[0]) for r in m.samples] == [1, 2, 3]
