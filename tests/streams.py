@@ -1,6 +1,7 @@
 """Synthetic allocator event streams: for the speed and memory benchmarks (benchmarks/
 import them from here; tests never import benchmarks, they run them as commands) and for
-a long trace to interrupt (tests/test_interrupt.py). Needs numpy only.
+a long trace to interrupt (tests/test_interrupt.py). Needs numpy (and numba for the pressure stream's
+loop).
 """
 
 from __future__ import annotations
