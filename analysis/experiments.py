@@ -96,7 +96,7 @@ class ReportData:
 def run_task(task: tuple):
     """One unit of work; `task` is a tuple whose first item names the kind."""
     from ptpair.analysis.catalogue import metrics_row
-    from ptpair.analysis.minmem import min_memory
+    from ptpair.analysis.minmem import clean_point, min_memory
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
 
@@ -144,8 +144,7 @@ def run_task(task: tuple):
             r = replay(trace, Config(s, policy, LARGE_MEMORY_PAGES))
             row = metrics_row(r)
             # the replay above, when clean, saves the search its first probes
-            known = (LARGE_MEMORY_PAGES, r.peak["used_pages"]) if not any(r.alloc_failures) else None
-            mm = min_memory(trace, s, policy, known_clean=known) if s in SEED_MINMEM_SCHEMES else None
+            mm = min_memory(trace, s, policy, known_clean=clean_point(r)) if s in SEED_MINMEM_SCHEMES else None
             row["min_memory_pages"] = mm.min_memory_pages if mm else None
             row["pressure_margin_pages"] = mm.pressure_margin_pages if mm else None
             rows.append({"workload": workload, "seed": seed, "scheme": s, **row})

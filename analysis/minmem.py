@@ -92,6 +92,15 @@ def probe(ev, config: Config) -> tuple[bool, int]:
     return True, int(m.ctr[C.PEAK_USED]) - background
 
 
+def clean_point(result) -> tuple[int, int] | None:
+    """The `known_clean` of min_memory from a replay's Result: (memory, peak of used frames)
+    when it ran on pristine memory without a failure, else None."""
+    c = result.config
+    if any(result.alloc_failures) or c.initial is not None or c.age is not None:
+        return None
+    return int(c.memory_pages), int(result.peak["used_pages"])
+
+
 class ProbeBudget(Exception):
     """The search ran out of probes."""
 

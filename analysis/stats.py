@@ -41,7 +41,7 @@ def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int |
     With `pressure`, also each run's frame-exact minimum memory and pressure margin
     (analysis/minmem.py: a search of several replays per run; pristine or synthetic-aged
     memory only). `initial`, `age`: the memory to start from (sim/machine.Config)."""
-    from ptpair.analysis.minmem import min_memory
+    from ptpair.analysis.minmem import clean_point, min_memory
     from ptpair.sim.initial import fixed_memory
 
     rows = []
@@ -52,10 +52,8 @@ def run_grid(traces: dict, schemes, policy: str = "address", memory_pages: int |
             if pressure:
                 if fixed_memory(initial, age):
                     raise ValueError(f"the pressure margin searches the memory size: {fixed_memory(initial, age)}")
-                known = None  # the replay above, when clean on pristine memory, saves the search probes
-                if initial is None and age is None and not any(r.alloc_failures):
-                    known = (r.config.memory_pages, r.peak["used_pages"])
-                mm = min_memory(trace, s, policy, allocator, reclaim, age=age, known_clean=known)
+                # the replay above, when clean on pristine memory, saves the search probes
+                mm = min_memory(trace, s, policy, allocator, reclaim, age=age, known_clean=clean_point(r))
                 row.update(min_memory_pages=mm.min_memory_pages, pressure_margin_pages=mm.pressure_margin_pages)
             rows.append(row)
     return pd.DataFrame(rows)

@@ -60,24 +60,21 @@ def write_files(n_events: int, folder: Path, csv: bool) -> dict[str, Path]:
 
     op, arg, order = pressure_allocator_events(n_events, FRAMES)
     kalloc = op == OP_KALLOC
-    paths = {k: folder / f"{n_events}.{k}" for k in ("ptpair", "pyarrow", "csv", "c")}
+    paths = {"ptpair": folder / f"{n_events}.ptpair.parquet", "pyarrow": folder / f"{n_events}.pyarrow.parquet",
+             "csv": folder / f"{n_events}.csv", "c": folder / f"{n_events}.bin"}
+    if not csv:
+        del paths["csv"]
     trace = Trace(pid=np.zeros(n_events, np.int64), op=op, va=np.zeros(n_events, np.int64),
                   length=np.zeros(n_events, np.int64), arg=arg, order=order,
                   page_size=np.full(n_events, 4096, np.int64), source="<pressure>")
-    paths["ptpair"] = paths["ptpair"].with_suffix(".parquet")
     write_trace(trace, paths["ptpair"])
+    if csv:
+        write_trace(trace, paths["csv"])
     names = np.asarray(OPS, dtype=object)[op]
     table = pa.table({"pid": pa.array(np.zeros(n_events, np.int64)), "op": pa.array(names, pa.string()),
                       "va": pa.nulls(n_events, pa.int64()), "length": pa.nulls(n_events, pa.int64()),
                       "arg": pa.array(arg), "order": pa.array(order.astype(np.int64), mask=~kalloc)})
-    paths["pyarrow"] = folder / f"{n_events}.pyarrow.parquet"
     pq.write_table(table, paths["pyarrow"])
-    if csv:
-        paths["csv"] = paths["csv"].with_suffix(".csv")
-        write_trace(trace, paths["csv"])
-    else:
-        del paths["csv"]
-    paths["c"] = paths["c"].with_suffix(".bin")
     with open(paths["c"], "wb") as f:
         np.array([FRAMES, n_events], np.int64).tofile(f)
         np.where(kalloc, C_OP_KALLOC, C_OP_KFREE).astype(np.int8).tofile(f)

@@ -3,7 +3,7 @@
 import pytest
 
 from ptpair.analysis.metrics import enriched_dict, series_frame, summary
-from ptpair.analysis.minmem import min_memory
+from ptpair.analysis.minmem import clean_point, min_memory
 from ptpair.sim.machine import Config
 from ptpair.sim.replay import replay
 from ptpair.traces.synth import synth
@@ -81,7 +81,8 @@ def test_a_known_clean_replay_saves_probes_not_the_answer(workload, scheme, step
     for pages in (1 << 20, full.min_memory_pages):  # a doubling size, and one the search probes
         r = replay(trace, Config(scheme, "address", pages))
         assert sum(r.alloc_failures) == 0
-        quick = min_memory(trace, scheme, step=step, known_clean=(pages, r.peak["used_pages"]))
+        assert clean_point(r) == (pages, r.peak["used_pages"])
+        quick = min_memory(trace, scheme, step=step, known_clean=clean_point(r))
         assert (quick.min_memory_pages, quick.peak_used_pages, quick.verified) == \
             (full.min_memory_pages, full.peak_used_pages, full.verified)
         assert quick.probes < full.probes
