@@ -24,7 +24,7 @@ from ptpair.sim.buddy import BuddyState, N_ORDERS, buddy_alloc, buddy_free, new_
 from ptpair.sim.mobility import PAGEBLOCK_FRAMES, mobility_alloc, mobility_free
 from ptpair.sim.occupancy import occupy, release
 from ptpair.sim.slots import M_ALLOCATOR, N_MT
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 
 ALLOCATORS = {name: code for code, name in enumerate(registry.ALLOCATORS)}
 ALLOC_BUDDY = ALLOCATORS["buddy"]
@@ -75,7 +75,7 @@ def page_free(b, frame, k):
         buddy_free(b, frame, k)
 
 
-@kernel
+@callee_kernel
 def page_alloc_call(b, k, mt, own):
     """page_alloc, called rather than inlined: for the rare requests (page tables, huge
     pages, the slow path of a map), so that the allocators' code is compiled into the few
@@ -83,7 +83,7 @@ def page_alloc_call(b, k, mt, own):
     return page_alloc(b, k, mt, own)
 
 
-@kernel
+@callee_kernel
 def page_free_call(b, frame, k):
     """page_free, called rather than inlined (see page_alloc_call)."""
     page_free(b, frame, k)

@@ -33,7 +33,7 @@ from ptpair.sim.treewalk import (
 from ptpair.sim.vmas import (
     vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, vma_room
 )
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 from ptpair.traces.format import (
     MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE,
     OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT
@@ -66,7 +66,7 @@ ERROR_MESSAGES = {
 }
 
 
-@kernel
+@inline_kernel
 def spawn(b, t, ctr, scheme, p):
     """A new empty address space: the root (KPT, then EPT where it has one at spawn)."""
     t.procs.mode[p] = SPAWN_KIND[scheme]
@@ -84,7 +84,7 @@ def spawn(b, t, ctr, scheme, p):
     return True
 
 
-@kernel
+@inline_kernel
 def teardown(b, t, ctr, p):
     """exit: unmap everything in ascending order, then free the root (with VMAs under
     reclaim linux: exit_mmap zaps every page, then free_pgtables frees every table)."""
@@ -99,7 +99,7 @@ def teardown(b, t, ctr, p):
     vma_free_block(t, p)
 
 
-@kernel
+@inline_kernel
 def release(b, t, ctr, p, lo, hi):
     """munmap of 4-KiB pages [lo, hi) under reclaim linux (process with VMAs): zap the
     pages, free the tables free_pgtables frees, forget the range.
@@ -130,7 +130,7 @@ def release(b, t, ctr, p, lo, hi):
     vma_remove(t, p, lo, hi)
 
 
-@kernel
+@inline_kernel
 def dontneed(b, t, ctr, p, lo, hi):
     """MADV_DONTNEED of 4-KiB pages [lo, hi) under reclaim linux (process with VMAs):
     zap the pages, tables kept; with PT_RECLAIM, madvise zaps VMA by VMA
@@ -145,7 +145,7 @@ def dontneed(b, t, ctr, p, lo, hi):
         j += 1
 
 
-@kernel
+@inline_kernel
 def fork(b, t, ctr, scheme, child, parent):
     """Root as at spawn, then the parent's pages mapped ascending, sharing frames."""
     if not spawn(b, t, ctr, scheme, child):
@@ -233,7 +233,7 @@ def _update_peaks(b, t, ctr):
         ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
 
 
-@kernel
+@callee_kernel
 def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, start, stop):
     """Replay events [start, stop). Returns (next_event, status, code, need_slots, need_g)."""
     for i in range(start, stop):

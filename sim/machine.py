@@ -18,7 +18,7 @@ from ptpair.sim.akaros2015 import run_lengths
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
-    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events
+    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW
 )
 from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_runs, is_synthetic
 from ptpair.sim.mobility import MT_NAMES
@@ -127,6 +127,9 @@ def _sample_array(n_events: int, every: int) -> np.ndarray:
     return np.zeros((n_events // every + 2, ROW_LEN), np.int64)
 
 
+_NO_ROWS = np.zeros((0, ROW_LEN), np.int64)  # the sample array of a replay that samples nothing
+
+
 class ReplayError(Exception):
     """An impossible event; `index` is its position in the event arrays."""
 
@@ -221,10 +224,10 @@ class Machine:
     def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
         self._fit_procs(ev)
         i = start
-        while i < stop:
-            i, status, code, need, need_g = run_events(
+        while i < stop:  # run_sampled sampling nothing: the one compiled entry point of the loop
+            i, status, code, need, need_g, _, _ = run_sampled(
                 self.buddy, self.tables, self.ctr, self.scheme_code,
-                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop)
+                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, 0, -1, _NO_ROWS, 0)
             if status == STATUS_DONE:
                 break
             i = self._resume(ev, i, status, code, need, need_g, lenient)

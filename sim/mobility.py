@@ -42,7 +42,7 @@ import numpy as np
 from ptpair.sim.buddy import M_FRAMES, M_FREE_PAGES, N_ORDERS, note_allocated
 from ptpair.sim.freelist import NIL, list_push, list_push_tail, list_unlink
 from ptpair.sim.slots import M_FALLBACKS, M_FALLBACK_BY, M_POLLUTED, M_STEALS, N_MT
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 
 PAGEBLOCK_ORDER = 9
 PAGEBLOCK_FRAMES = 1 << PAGEBLOCK_ORDER
@@ -98,7 +98,7 @@ def _del(b, f):
     list_unlink(b, li, f)
 
 
-@kernel
+@callee_kernel
 def account(b, f, n, mt, sign):
     """Allocated frames per pageblock and migratetype, and the polluted-block count, for
     the n frames from f taken (sign 1) or given back (-1) as migratetype mt."""
@@ -117,7 +117,7 @@ def account(b, f, n, mt, sign):
         x += span
 
 
-@kernel
+@callee_kernel
 def _smallest(b, k, mt):
     for j in range(k, N_ORDERS):
         f = b.head[j * N_MT + mt]
@@ -135,7 +135,7 @@ def _can_steal(order, mt):
     return order >= PAGEBLOCK_ORDER or order >= PAGEBLOCK_ORDER // 2 or mt != MT_MOVABLE
 
 
-@kernel
+@callee_kernel
 def _find_fallback(b, first, stop, step, mt):
     """(order, fallback type) of the first free fallback block over orders
     range(first, stop, step), types in the kernel's fallback order; (-1, -1) if none."""
@@ -147,7 +147,7 @@ def _find_fallback(b, first, stop, step, mt):
     return -1, -1
 
 
-@kernel
+@callee_kernel
 def _fallback(b, k, mt):
     """__rmqueue_fallback: move a fallback block (and maybe its pageblock) to mt's lists."""
     found, fb = _find_fallback(b, N_ORDERS - 1, k - 1, -1, mt)  # the largest
@@ -199,7 +199,7 @@ def _fallback(b, k, mt):
     return True
 
 
-@kernel
+@callee_kernel
 def mobility_alloc(b, k, mt):
     f = _smallest(b, k, mt)
     if f == NIL:
@@ -212,7 +212,7 @@ def mobility_alloc(b, k, mt):
     return f
 
 
-@kernel
+@callee_kernel
 def mobility_free(b, frame, k):
     account(b, frame, 1 << k, b.mt[frame], -1)
     b.meta[M_FREE_PAGES] += 1 << k

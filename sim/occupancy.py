@@ -32,7 +32,7 @@ from ptpair.sim import counters as C
 from ptpair.sim.slots import (
     M_BACKGROUND, M_CC_COST, M_CC_VERSION, M_FRAMES, M_HOLES, M_MEM_END, M_VERSION, N_HUGE
 )
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel, kernel
 
 # owner classes; the unmovable ones are those >= OWN_TABLE, in the order of HUGE_CLASSES
 OWN_DATA = 0  # a data frame of a process (movable)
@@ -132,7 +132,7 @@ def release(b, f, k):
         _occupy_slow(b, f, k, own, False)
 
 
-@kernel
+@callee_kernel
 def _occupy_slow(b, f, k, own, on):
     """occupy (on) or release a block that is unaligned (the Akaros allocator) or spans
     2 MiB blocks (order 10): frame by frame."""
@@ -153,7 +153,7 @@ def _occupy_slow(b, f, k, own, on):
             b.pb_unmov[pb * N_UNMOVABLE + own - OWN_TABLE] += sign
 
 
-@kernel
+@callee_kernel
 def _set_range(bm, f, n):
     """Set the bits of frames [f, f + n): bit by bit at the ragged ends, whole words
     between (boot marks millions of frames; the word loop compiles to a memset)."""
@@ -172,7 +172,7 @@ def _set_range(bm, f, n):
         bm[x >> WORD_SHIFT] |= _ONE << np.uint64(x & 63)
 
 
-@kernel
+@callee_kernel
 def _per_block(counts, stride, offset, f, n):
     """Add to counts[pb * stride + offset] the frames of [f, f + n) in each 2 MiB block pb."""
     x = f
@@ -183,7 +183,7 @@ def _per_block(counts, stride, offset, f, n):
         x += span
 
 
-@kernel
+@callee_kernel
 def occupy_background(b, f, n):
     """Frames [f, f + n) belong to the background owner (boot, never freed)."""
     b.meta[M_VERSION] += 1
@@ -194,7 +194,7 @@ def occupy_background(b, f, n):
     _per_block(b.pb_unmov, N_UNMOVABLE, OWN_BACKGROUND - OWN_TABLE, f, n)
 
 
-@kernel
+@callee_kernel
 def mark_hole(b, f, n):
     """Frames [f, f + n) are not memory: in no window, in no 2 MiB block counted. Holes
     that end memory only move its end (M_MEM_END): the window and 2 MiB block scans stop
@@ -209,7 +209,7 @@ def mark_hole(b, f, n):
     _per_block(b.pb_hole, 1, 0, f, n)
 
 
-@kernel
+@callee_kernel
 def _window_cost(b, k):
     """The fewest allocated frames in an aligned 2^k-frame window without an unmovable
     frame, or -1 if every window holds one."""
@@ -257,7 +257,7 @@ def compaction_cost(b, k):
     return b.meta[M_CC_COST + k]
 
 
-@kernel
+@callee_kernel
 def count_failures(b, ctr, k, n):
     """`n` requests of order k failed against the present memory: count them, with what
     compaction would have had to migrate for each (or as hopeless)."""

@@ -46,7 +46,7 @@ from ptpair.sim.slots import (
     T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE
 )
 from ptpair.sim.vmas import new_vmas
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 from ptpair.traces.format import MAP_FILE
 
 # --- geometry (x86-64, 4 levels, 4-KiB base pages) --------------------------------
@@ -263,7 +263,7 @@ def count_ept(t, ctr, p, delta, frame):
         t.pb_wasted[frame >> PB_SHIFT] += delta
 
 
-@kernel
+@callee_kernel
 def ept_no_longer_waste(t, p):
     """Process p became a VMM: its EPT frames stop counting as wasted in their blocks."""
     for s in range(len(t.t_owner)):
@@ -314,7 +314,7 @@ def _unregister(t, ctr, p, s):
     t.meta[T_SLOTS_FREE] = top + 1
 
 
-@kernel
+@callee_kernel
 def new_table(b, t, ctr, p, level, parent, pidx):
     """Allocate a table of `level` for process p in the process's current mode.
 
@@ -347,7 +347,7 @@ def new_table(b, t, ctr, p, level, parent, pidx):
     return s
 
 
-@kernel
+@callee_kernel
 def lazy_twin(b, t, ctr, p, s):
     """separate-lazy: give table s its EPT twin if it has none (as an EPT fault would).
     Returns False if the EPT page cannot be allocated (the caller rolls back)."""
@@ -365,7 +365,7 @@ def lazy_twin(b, t, ctr, p, s):
     return True
 
 
-@kernel
+@callee_kernel
 def rollback(b, t, ctr, p):
     """Undo a page's partial work: unlink created tables, free its frames in reverse."""
     for j in range(t.log[S_TWIN_N] - 1, -1, -1):
@@ -380,7 +380,7 @@ def rollback(b, t, ctr, p):
     log_reset(t)
 
 
-@kernel
+@callee_kernel
 def free_table(b, t, ctr, p, s):
     """Free table `s` (it must be empty): its KPT page, then its EPT page."""
     kind = t.t_kind[s]
@@ -462,7 +462,7 @@ MAP_FAILED = 2
 MAP_SLOW = 3  # map_small: not the common case, map_page must map this page
 
 
-@kernel
+@callee_kernel
 def is_mapped(t, p, vpn, size):
     """True if the page's slot is in use: a huge page above it, or its entry set."""
     cur = t.procs.root[p]
@@ -478,7 +478,7 @@ def is_mapped(t, p, vpn, size):
     return t.ent[cur, (vpn >> (IDX_BITS * size)) & IDX_MASK] != 0
 
 
-@kernel
+@callee_kernel
 def pmd_none(t, p, vpn):
     """True if the pml2 entry over 4-KiB page `vpn` of p is empty (no pml1 table, no 2 MiB
     page; the tables above may be missing too): where Linux's fault maps a transparent
@@ -496,7 +496,7 @@ def pmd_none(t, p, vpn):
     return t.ent[cur, (vpn >> IDX_BITS) & IDX_MASK] == 0
 
 
-@kernel
+@callee_kernel
 def map_page(b, t, ctr, p, vpn, size, share, flags):
     """Map the page of size class `size` (0: 4 KiB, 1: 2 MiB, 2: 1 GiB) at 4-KiB page
     number `vpn` (aligned to the page size) into process p.
@@ -588,7 +588,7 @@ def map_page(b, t, ctr, p, vpn, size, share, flags):
     return MAP_OK
 
 
-@kernel
+@callee_kernel
 def unmap_entry(b, t, ctr, p, slot, i, size, keep):
     """Remove leaf entry i of table `slot` (page size class `size`), release its frame when
     this was its last mapping, then, unless `keep`, free every table left empty, bottom up."""
@@ -695,7 +695,7 @@ def keeps_tables(t, p):
     return r == RECLAIM_EXIT or (r == RECLAIM_LINUX and t.procs.vma[p] != 0)
 
 
-@kernel
+@callee_kernel
 def mirror_table(b, t, ctr, p, s, kind):
     """Give table s an EPT twin of `kind` (become_vmm, sim/schemes.py): a separate EPT
     page (KIND_SEP), or a move into a fresh pair block (KIND_PAIR: allocate it, copy,

@@ -86,7 +86,9 @@ def run_sampled(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, sta
                 rows, n_rows):
     """Replay events [start, stop), sampling the state after every event whose number
     (ctr EVENTS, counted from 1 over the whole replay) is a multiple of `every`, into
-    rows[n_rows:] -- once per event number.
+    rows[n_rows:] -- once per event number; `every` = 0 samples nothing (`rows` may then
+    have no row). This is the only entry point of the event loop from Python: the loop
+    (run_events) is inlined here and compiled once (docs/performance.md, "The cold compile").
 
     Events run in segments that end at such an event (or at `stop`); `seg_end` is the
     end of a segment begun in an earlier call (-1: none), so that a replay resumed after
@@ -99,14 +101,14 @@ def run_sampled(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, sta
         if j < 0:
             if i >= stop:
                 break
-            j = min(stop, i + every - ctr[C.EVENTS] % every)
+            j = stop if every == 0 else min(stop, i + every - ctr[C.EVENTS] % every)
         if i < j:
             nxt, status, code, need, need_g = run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz,
                                                          mt, i, j)
             if status != STATUS_DONE:
                 return nxt, status, code, need, need_g, j, n_rows
         events = ctr[C.EVENTS]
-        if events % every == 0 and (n_rows == 0 or rows[n_rows - 1, R_EVENTS] != events):
+        if every != 0 and events % every == 0 and (n_rows == 0 or rows[n_rows - 1, R_EVENTS] != events):
             if n_rows == rows.shape[0]:
                 return j, STATUS_FULL, 0, 0, 0, j, n_rows
             sample_row(b, t, ctr, rows[n_rows])

@@ -20,7 +20,7 @@ from ptpair.sim.pagetable import (
     KIND_KPT, KIND_PAIR, KIND_SEP, MODE_LAZY, USER_VPN_LIMIT, ept_no_longer_waste, mirror_table
 )
 from ptpair.sim.treewalk import mirror_tables
-from ptpair.traces._jit import kernel
+from ptpair.traces._jit import inline_kernel
 
 # scheme -> (table kind at spawn, kind once the process is a VMM); the names and their
 # numbers (positions) come from ptpair/registry.py
@@ -39,7 +39,7 @@ SPAWN_KIND = np.array([_KINDS[n][0] for n in SCHEME_NAMES], np.int8)
 VMM_KIND = np.array([_KINDS[n][1] for n in SCHEME_NAMES], np.int8)
 
 
-@kernel
+@inline_kernel
 def become_vmm(b, t, ctr, scheme, p):
     """The `vmm` event: process p becomes a VMM (no-op if it already is one)."""
     if t.procs.vmm[p] != 0:

@@ -24,7 +24,7 @@ PML4_SPAN 4-KiB pages per entry (2 MiB, 1 GiB, 512 GiB of address space).
 from ptpair.sim.pagetable import (
     ENTRIES, IDX_BITS, MAP_SLOW, free_table, map_page, map_small, mirror_table, unmap_entry, unmap_small,
 )
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 
 # 4-KiB pages an entry of each level spans, as shifts (an entry of a pml4 table spans
 # 2^PML4_ENTRY_SHIFT pages); and the pages a whole table of each level spans
@@ -89,7 +89,7 @@ def _post(b, t, ctr, p, action, s, base, span, lo, hi, x, y):
             free_table(b, t, ctr, p, s)
 
 
-@kernel
+@callee_kernel
 def walk(b, t, ctr, p, lo, hi, action, x, y):
     """Visit process p's tree over 4-KiB page numbers [lo, hi) for `action` (see the
     module docstring; `x`, `y`: the action's arguments)."""

@@ -21,7 +21,7 @@ from collections import namedtuple
 import numpy as np
 
 from ptpair.traces._blockpool import give_back, size_class, take_freed
-from ptpair.traces._jit import inline_kernel, kernel
+from ptpair.traces._jit import callee_kernel, inline_kernel
 
 VMA_MIN_BLOCK = 16  # ranges in a process's first block
 VMA_CLASSES = 40  # size classes: blocks of up to VMA_MIN_BLOCK << 39 ranges
@@ -51,7 +51,7 @@ def vma_room(t, p, n):
     return VMA_MIN_BLOCK << c
 
 
-@kernel
+@callee_kernel
 def vma_reserve_block(t, meta, top_slot, p, n):
     """Give process p a block of at least n ranges, keeping its ranges (vma_room said
     there is room). `meta[top_slot]` is the pool's top."""
@@ -109,7 +109,7 @@ def _shift(t, off, a, n, d):
             t.vmas.e[off + j + d] = t.vmas.e[off + j]
 
 
-@kernel
+@callee_kernel
 def vma_remove(t, p, lo, hi):
     """Remove [lo, hi) from p's VMAs (a range covering it in part is cut; one strictly
     inside it is split in two: the block needs one spare place)."""
@@ -136,7 +136,7 @@ def vma_remove(t, p, lo, hi):
     t.vmas.cnt[p] = n + k - (b - a)
 
 
-@kernel
+@callee_kernel
 def vma_add(t, p, lo, hi):
     """Add [lo, hi) to p's VMAs, merged with every range it overlaps or touches (the
     block needs one spare place)."""
@@ -153,7 +153,7 @@ def vma_add(t, p, lo, hi):
     t.vmas.cnt[p] = n + 1 - (b - a)
 
 
-@kernel
+@callee_kernel
 def vma_copy(t, child, parent):
     """The child's VMAs become a copy of the parent's (fork; the child's block holds them)."""
     src, dst = t.vmas.off[parent], t.vmas.off[child]

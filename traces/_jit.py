@@ -7,6 +7,11 @@
   in docs/performance.md). `inline_kernel` is for the small, hot steps: inlined into
   their callers at numba's IR level, so that the wide state tuples are not passed by
   value on every call.
+* `callee_kernel` -- a kernel that only compiled code calls. It is compiled without the
+  wrappers that let Python (and C) call it: a CPython wrapper unboxes every array of the
+  state tuples, and numba builds, optimises and compiles it for every kernel -- a sixth of
+  the cold compile, for entry points nothing used (docs/performance.md). Calling one from
+  Python fails; use `kernel` for those.
 * `scanner`, `inline_scanner` -- the readers' byte scanners and models. They allocate
   (their output and growing arrays), so they keep the runtime.
 
@@ -48,6 +53,11 @@ def _one_compile_per_shape(dispatcher):
 
 def kernel(fn):
     return _one_compile_per_shape(njit(cache=True, _nrt=False, nogil=True)(fn))
+
+
+def callee_kernel(fn):
+    return _one_compile_per_shape(njit(cache=True, _nrt=False, nogil=True, no_cpython_wrapper=True,
+                                       no_cfunc_wrapper=True)(fn))
 
 
 def scanner(fn):
