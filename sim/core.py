@@ -20,8 +20,8 @@ from ptpair.sim.mobility import MT_MOVABLE
 from ptpair.sim.occupancy import OWN_KALLOC, OWN_KALLOC_MOVABLE, count_failures, hugepage_blocks
 from ptpair.sim.pagetable import (
     H_FAILED, H_LIVE, IDX_BITS, IDX_MASK, KIND_PAIR, MAP_ALREADY, MAP_SLOW, MODE_LAZY, P_ALIVE, P_FAILED, P_NONE,
-    RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, log_reset, map_page, map_small, new_table,
-    pmd_none, rollback
+    LEAF_SLOW, RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, leaf_of, log_reset, map_page,
+    map_small, new_table, pmd_none, rollback
 )
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.sim.slots import (
@@ -285,12 +285,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.procs.mode[p] != MODE_LAZY
                 thp = size == 0 and (arg[i] & MAP_THP) != 0
                 v = first
+                region = -1  # the 2 MiB whose PTE table `leaf` is (leaf_of)
+                leaf = LEAF_SLOW
                 while v < end:
                     if thp and pmd_none(t, p, v):
                         # the fault maps the aligned 2 MiB page around v (anonymous)
                         if map_page(b, t, ctr, p, (v >> IDX_BITS) << IDX_BITS, 1, -1, arg[i] & MAP_FILE) == MAP_ALREADY:
                             ctr[C.ALREADY] += 1
                         v = ((v >> IDX_BITS) + 1) << IDX_BITS
+                        region = -1
                         continue
                     if bulk and b.meta[M_FREE_PAGES] == 0:
                         n, k = _exhausted_span(t, p, v, end)
@@ -302,9 +305,15 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                                 ctr[C.FAILED_MAPS] += n
                             v += n
                             continue
-                    r = map_small(b, t, ctr, p, v, -1) if size == 0 else MAP_SLOW
+                    r = MAP_SLOW
+                    if size == 0:
+                        if v >> IDX_BITS != region:
+                            region = v >> IDX_BITS
+                            leaf = leaf_of(t, p, v)
+                        r = map_small(b, t, ctr, leaf, v & IDX_MASK, -1)
                     if r == MAP_SLOW:
                         r = map_page(b, t, ctr, p, v, size, -1, arg[i])
+                        region = -1  # tables created (or rolled back): look again
                     if r == MAP_ALREADY:
                         ctr[C.ALREADY] += 1
                     v += step

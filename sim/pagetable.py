@@ -631,24 +631,39 @@ def unmap_entry(b, t, ctr, p, slot, i, size, keep):
 # pages one at a time, millions per replay, so their common case is done inline here
 # and the full kernels (map_page, unmap_entry) run only for what it does not cover.
 # Each does exactly what the full kernel would do for such a page, in the same order.
+LEAF_COVERED = -1  # leaf_of: a huge page above covers the page (and its whole 2 MiB)
+LEAF_SLOW = -2  # leaf_of: a table to create, or a lazy table without its twin: map_page's work
+
+
 @inline_kernel
-def map_small(b, t, ctr, p, vpn, share):
-    """map_page(b, t, ctr, p, vpn, 0, share, 0) when every table on the path exists (and,
-    for a lazy process, has its EPT twin): MAP_OK, MAP_ALREADY or MAP_FAILED (no frame:
-    the page is rolled back, which here is nothing). Otherwise MAP_SLOW, nothing changed."""
+def leaf_of(t, p, vpn):
+    """The PTE table (slot) holding 4-KiB page `vpn` of process p when every table on the
+    path exists (and, for a lazy process, has its EPT twin); else LEAF_COVERED or
+    LEAF_SLOW. Every page of the same 2 MiB has the same answer until a table is created
+    or freed: the map loops look it up once per 2 MiB and again after map_page."""
     lazy = t.procs.mode[p] == MODE_LAZY
     cur = t.procs.root[p]
     for level in range(ROOT_LEVEL, 1, -1):
         e = t.ent[cur, (vpn >> (IDX_BITS * (level - 1))) & IDX_MASK]
         if e < 0:
-            return MAP_ALREADY  # a huge page above covers this one
+            return LEAF_COVERED
         if e == 0:
-            return MAP_SLOW  # a table to create
+            return LEAF_SLOW
         cur = e - 1
         if lazy and t.t_ept[cur] < 0:
-            return MAP_SLOW  # a twin to give (lazy_twin), unless the page is mapped
-    i = vpn & IDX_MASK
-    if t.ent[cur, i] != 0:
+            return LEAF_SLOW  # a twin to give (lazy_twin), unless the page is mapped
+    return cur
+
+
+@inline_kernel
+def map_small(b, t, ctr, leaf, i, share):
+    """map_page(b, t, ctr, p, vpn, 0, share, 0) for entry i of PTE table `leaf`, the
+    leaf_of(t, p, vpn) of the page (a slot, or LEAF_COVERED, LEAF_SLOW): MAP_OK,
+    MAP_ALREADY or MAP_FAILED (no frame: the page is rolled back, which here is
+    nothing). MAP_SLOW, nothing changed, when leaf_of found no table."""
+    if leaf < 0:
+        return MAP_ALREADY if leaf == LEAF_COVERED else MAP_SLOW
+    if t.ent[leaf, i] != 0:
         return MAP_ALREADY
     if share >= 0:
         frame = share
@@ -661,10 +676,10 @@ def map_small(b, t, ctr, p, vpn, share):
             return MAP_FAILED
         t.refcnt[frame] = 1
         ctr[C.DATA] += 1
-    t.ent[cur, i] = frame + 1
-    t.t_cnt[cur] += 1
+    t.ent[leaf, i] = frame + 1
+    t.t_cnt[leaf] += 1
     ctr[C.MAPPED] += 1
-    _count_write(t, ctr, cur, 1)
+    _count_write(t, ctr, leaf, 1)
     return MAP_OK
 
 

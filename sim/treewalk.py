@@ -22,7 +22,7 @@ PML4_SPAN 4-KiB pages per entry (2 MiB, 1 GiB, 512 GiB of address space).
 """
 
 from ptpair.sim.pagetable import (
-    ENTRIES, IDX_BITS, MAP_SLOW, free_table, map_page, map_small, mirror_table, unmap_entry, unmap_small,
+    ENTRIES, IDX_BITS, MAP_SLOW, free_table, leaf_of, map_page, map_small, mirror_table, unmap_entry, unmap_small,
 )
 from ptpair.traces._jit import callee_kernel, inline_kernel
 
@@ -34,6 +34,7 @@ PML4_ENTRY_SHIFT = 3 * IDX_BITS  # 512 GiB
 SPAN_PML1 = ENTRIES  # a pml1 table: 2 MiB
 SPAN_PML2 = ENTRIES << PML2_ENTRY_SHIFT  # 1 GiB
 SPAN_PML3 = ENTRIES << PML3_ENTRY_SHIFT  # 512 GiB
+LEAF_UNKNOWN = -3  # walk: the child's leaf_of not looked up yet (sim/pagetable.py LEAF_*)
 SIZE_4K, SIZE_2M, SIZE_1G = 0, 1, 2  # page-size classes of the leaves (map_page's `size`)
 
 W_COPY, W_UNMAP, W_MIRROR, W_FREE_ALL, W_FREE_PGD, W_RECLAIM_PTE = range(6)
@@ -67,13 +68,17 @@ def _leaf(b, t, ctr, p, action, s, i, size, vpn, e, x):
 
 
 @inline_kernel
-def _leaf_4k(b, t, ctr, p, action, s, i, vpn, e, x):
-    """_leaf for a 4-KiB page (e > 0), by the inlined common case where it applies."""
+def _leaf_4k(b, t, ctr, p, action, s, i, vpn, e, x, leaf):
+    """_leaf for a 4-KiB page (e > 0), by the inlined common case where it applies.
+    `leaf`: under W_COPY, the child's leaf_of for this page (looked up once per table).
+    Returns whether map_page ran (the child's tables may have changed)."""
     if action == W_COPY:
-        if map_small(b, t, ctr, x, vpn, e - 1) == MAP_SLOW:
+        if map_small(b, t, ctr, leaf, i, e - 1) == MAP_SLOW:
             map_page(b, t, ctr, x, vpn, SIZE_4K, e - 1, 0)
+            return True
     elif not unmap_small(b, t, ctr, s, i, x != 0):  # W_UNMAP
         unmap_entry(b, t, ctr, p, s, i, SIZE_4K, x != 0)
+    return False
 
 
 @inline_kernel
@@ -130,10 +135,14 @@ def walk(b, t, ctr, p, lo, hi, action, x, y):
                 if pre:
                     mirror_table(b, t, ctr, p, s1, x)
                 if leaves:
+                    leaf = LEAF_UNKNOWN  # the child's PTE table for [b1, b1 + SPAN_PML1) (W_COPY)
                     for i1 in range(max(lo, b1) - b1, min(hi, b1 + SPAN_PML1) - b1):
                         e1 = t.ent[s1, i1]
                         if e1 != 0:
-                            _leaf_4k(b, t, ctr, p, action, s1, i1, b1 + i1, e1, x)
+                            if action == W_COPY and leaf == LEAF_UNKNOWN:
+                                leaf = leaf_of(t, x, b1)
+                            if _leaf_4k(b, t, ctr, p, action, s1, i1, b1 + i1, e1, x, leaf):
+                                leaf = LEAF_UNKNOWN
                 if post:
                     _post(b, t, ctr, p, action, s1, b1, SPAN_PML1, lo, hi, x, y)
             if post:
