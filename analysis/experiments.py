@@ -96,9 +96,10 @@ class ReportData:
 def run_task(task: tuple):
     """One unit of work; `task` is a tuple whose first item names the kind."""
     from ptpair.analysis.catalogue import metrics_row
-    from ptpair.analysis.minmem import clean_point, min_memory
+    from ptpair.analysis.minmem import clean_point, min_memory, probe
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
+    from ptpair.traces.format import encode
 
     kind = task[0]
     if kind == "aged":
@@ -112,7 +113,10 @@ def run_task(task: tuple):
         return over_time(load(path), read_samples(samples)).assign(recording=name)
     if kind == "minmem":
         _, name, path, scheme, policy = task
-        return min_memory(load(path), scheme, policy).to_dict()
+        trace = load(path)
+        # one replay at 4 GiB gives the peak, and saves the search its doubling (analysis/minmem.py)
+        ok, peak = probe(encode(trace), Config(scheme, policy, LARGE_MEMORY_PAGES))
+        return min_memory(trace, scheme, policy, known_clean=(LARGE_MEMORY_PAGES, peak) if ok else None).to_dict()
     if kind == "sampled":
         _, name, path, scheme, policy, pages, every = task
         from ptpair.analysis.metrics import series_frame
@@ -307,6 +311,7 @@ def compile_core(policy: str) -> None:
     the same code at once on a cold cache."""
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
+    from ptpair.traces.format import encode
 
     replay(load(synth_spec("mixed", 1, 200)), Config(registry.PAIR, policy, LARGE_MEMORY_PAGES), sample_every=50)
 

@@ -13,9 +13,10 @@ The search (sizes are multiples of `step` frames, 1 by default):
 
 1. double from 256 frames until a run is clean; its peak of used frames gives P, and the
    lower bound L is P rounded up to a multiple of `step` (a caller that already has a
-   clean replay -- the report's replicates replay at 4 GiB first -- passes its size and
-   peak as `known_clean`: the doubled sizes below that peak would fail, so they are not
-   replayed, and neither is that size; the answer does not change);
+   clean replay -- the report replays at 4 GiB first -- passes its size and peak as
+   `known_clean`: the doubled sizes below that peak would fail, so they are not
+   replayed, and the doubling above the peak only when step 2 reaches it; the answer
+   does not change);
 2. gallop up from L (L, L + step, L + 2 step, L + 4 step, ...) to the first clean size,
    then bisect the last gap; the bisection keeps a probed failing size below a probed
    clean one, so it ends at a clean M whose M - step failed;
@@ -119,8 +120,10 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
 
     `known_clean`: (memory, peak of used frames) of a replay of this trace on this machine
     (pristine memory) that ran clean -- a caller that has one saves the doubling's probes:
-    sizes below that peak cannot run clean, so they are not replayed, and the known
-    size's replay is not run again. The answer is the one the full search gives."""
+    sizes below that peak cannot run clean, so they are not replayed, nor is the known
+    size, and the doubling above the peak runs only when the gallop reaches it. The
+    answer is the one the full search gives (unless `max_probes` runs out: the answer is
+    then the smallest clean size found, the known one at worst, not verified)."""
     if not 1 <= step <= MAX_PAGES or max_probes < 1:
         raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
     from ptpair.sim.initial import fixed_memory
@@ -160,27 +163,47 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
         known_clean = None  # (a peak of an aged run excludes the background: not used here)
     while known_clean is not None and hi < known_clean[1] and hi < cap:
         hi = min(up(hi * 2), cap)  # below the peak: fails, whatever the layout
-    while True:
-        try:
+
+    def first_clean(hi: int) -> tuple[int, int]:
+        """The first clean size of the doubling from hi, and the peak of used frames
+        (ProbeBudget when the budget runs out first)."""
+        while True:
             if known_clean is not None and hi == known_clean[0]:
-                ok, peak_used = True, known_clean[1]
-            else:
-                ok, peak_used = clean(hi)
+                return hi, known_clean[1]
+            ok, peak_used = clean(hi)
+            if ok:
+                return hi, peak_used
+            if hi >= cap:
+                raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
+            hi = min(up(hi * 2), cap)
+
+    doubled = None  # the doubling's first size not yet replayed (known_clean)
+    if known_clean is None:
+        try:
+            hi, peak_used = first_clean(hi)
         except ProbeBudget:
-            raise NoCleanSize(f"no clean run within {max_probes} replays (up to {hi // 2} frames): "
-                              "raise --max-probes") from None
-        if ok:
-            break
-        if hi >= cap:
-            raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
-        hi = min(up(hi * 2), cap)
+            raise NoCleanSize(f"no clean run within {max_probes} replays: raise --max-probes") from None
+    else:
+        # The peak is known, and so is a clean size. The doubling's first clean size is
+        # only the cap of the gallop below: it is found (doubling from `doubled`, the first
+        # doubled size at or above the peak) when the gallop reaches `doubled` -- the same
+        # probes, the same answer -- and a trace whose answer lies below is spared them.
+        doubled, peak_used = hi, known_clean[1]
+        hi = known_clean[0]  # clean: the answer, should the budget run out first
     floor = max(up(_least_holding(start_free, peak_used)), step)
     try:
         # 2. gallop up from the lower bound, then bisect: lo is a probed failure (or below
         # the bound), hi a probed clean size
         lo, gap = floor - step, 1
-        while lo + step < hi:
-            cand = min(lo + gap * step, hi - step)
+        while doubled is not None or lo + step < hi:
+            cand = lo + gap * step
+            if doubled is not None and cand >= doubled - step:
+                hi, _ = first_clean(doubled)  # the cap the full search has
+                doubled = None
+                if lo + step >= hi:
+                    break
+            if doubled is None:
+                cand = min(cand, hi - step)
             if clean(cand)[0]:
                 hi = cand
                 break

@@ -86,3 +86,21 @@ def test_a_known_clean_replay_saves_probes_not_the_answer(workload, scheme, step
         assert (quick.min_memory_pages, quick.peak_used_pages, quick.verified) == \
             (full.min_memory_pages, full.peak_used_pages, full.verified)
         assert quick.probes < full.probes
+
+
+def test_a_known_clean_replay_gives_the_full_search_answer_when_the_gallop_passes_the_doubling():
+    """Singles, every other one freed, then pairs: the pairs need frames past the peak
+    (1,000 frames live at most, about 1,500 needed), so the gallop from the peak passes 1,024 --
+    the doubling size the full search probed first -- and must find the doubling's clean
+    size (2,048) to cap itself exactly as the full search did."""
+    from tests.sim.test_pressure import trace_of
+
+    rows = [dict(op="kalloc", arg=h) for h in range(1000)]
+    rows += [dict(op="kfree", arg=h) for h in range(1, 1000, 2)]
+    rows += [dict(op="kalloc", arg=1000 + h, order=1) for h in range(250)]
+    trace = trace_of(rows)
+    full = min_memory(trace, "pair")
+    assert full.peak_used_pages == 1000 and full.min_memory_pages > 1024 and full.verified
+    quick = min_memory(trace, "pair", known_clean=(1 << 20, 1000))
+    assert (quick.min_memory_pages, quick.verified) == (full.min_memory_pages, True)
+    assert quick.probes < full.probes
