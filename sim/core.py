@@ -9,7 +9,7 @@ the state:
 * STATUS_ERROR: the event is impossible (an event of a process that is not alive, a
   kfree of an unknown handle, ...). `code` says which; Python reports `file:line`.
 
-Everything else -- allocation failures included -- is a result, counted, not an error.
+(and, sampling, when its sample array is full: sim/sampling.py). Everything else -- allocation failures included -- is a result, counted, not an error.
 """
 
 from ptpair.sim import counters as C
@@ -23,6 +23,7 @@ from ptpair.sim.pagetable import (
     LEAF_SLOW, RECLAIM_LINUX, ROOT_LEVEL, USER_VPN_LIMIT, free_table, keeps_tables, leaf_of, log_reset, map_page,
     map_small, new_table, pmd_none, rollback
 )
+from ptpair.sim.sampling import R_EVENTS, STATUS_FULL, sample_row
 from ptpair.sim.schemes import SPAWN_KIND, become_vmm
 from ptpair.sim.slots import (
     M_ALLOCATOR, M_FRAMES, M_FREE_PAGES, M_HOLES, T_G_FREE, T_H_COUNT, T_PT_RECLAIM, T_RECLAIM, T_SLOTS_FREE, T_V_TOP
@@ -33,7 +34,7 @@ from ptpair.sim.treewalk import (
 from ptpair.sim.vmas import (
     vma_add, vma_copy, vma_first_end_after, vma_free_block, vma_remove, vma_reserve_block, vma_room
 )
-from ptpair.traces._jit import callee_kernel, inline_kernel
+from ptpair.traces._jit import inline_kernel, kernel
 from ptpair.traces.format import (
     MAP_FILE, MAP_THP, OP_DONTNEED, OP_EXEC, OP_EXIT, OP_FORK, OP_KALLOC, OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE,
     OP_SPAWN, OP_UNMAP, OP_VMM, PAGE_SHIFT
@@ -233,144 +234,172 @@ def _update_peaks(b, t, ctr):
         ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
 
 
-@callee_kernel
-def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, start, stop):
-    """Replay events [start, stop). Returns (next_event, status, code, need_slots, need_g)."""
-    for i in range(start, stop):
-        o = op[i]
-        p = pid[i]
-        size = psz[i]
-        need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
-        if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
-            return i, STATUS_GROW, 0, need, need_g
-        if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.handles.key):
-            return i, STATUS_GROW, GROW_HANDLES, 0, 0
-        if t.meta[T_RECLAIM] == RECLAIM_LINUX:  # a VMA event may need a bigger block
-            carve = 0
-            if o == OP_RESERVE or o == OP_RELEASE:
-                carve = vma_room(t, p, t.vmas.cnt[p] + 1)
-            elif o == OP_FORK and t.procs.vma[arg[i]] != 0:
-                carve = vma_room(t, p, t.vmas.cnt[arg[i]] + 2)
-            if t.meta[T_V_TOP] + carve > len(t.vmas.s):
-                return i, STATUS_GROW, GROW_VMAS, carve, 0
+@kernel
+def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, start, stop, every, seg_end, rows,
+               n_rows):
+    """Replay events [start, stop), sampling the state after every event whose number
+    (ctr EVENTS, counted from 1 over the whole replay) is a multiple of `every` into
+    rows[n_rows:] (sim/sampling.py), once per event number; `every` = 0 samples nothing
+    (`rows` may then have no row). The one entry point of the loop from Python.
 
-        # --- life-cycle checks ---------------------------------------------------
-        state = t.procs.state[p]
-        if o == OP_SPAWN or o == OP_FORK:
-            if state != P_NONE:
-                return i, STATUS_ERROR, ERR_ALREADY_ALIVE, 0, 0
-            if o == OP_FORK and t.procs.state[arg[i]] == P_NONE:
-                return i, STATUS_ERROR, ERR_PARENT_NOT_ALIVE, 0, 0
-        elif o == OP_KALLOC or o == OP_KFREE:
-            pass  # kernel allocations belong to no process
-        elif state == P_NONE:
-            return i, STATUS_ERROR, ERR_NOT_ALIVE, 0, 0
-        elif state == P_FAILED:
-            ctr[C.SKIPPED] += 1
-            if o == OP_EXIT:
-                t.procs.state[p] = P_NONE
-            ctr[C.EVENTS] += 1
-            _update_peaks(b, t, ctr)  # nothing changed, but the mean counts this event
-            continue
+    Events run in segments that end at such an event (or at `stop`); `seg_end` is the
+    end of a segment begun in an earlier call (-1: none), so that a replay resumed after
+    a pool grew or an impossible event was skipped samples where an unbroken one would.
+    Returns (next event, status, code, need_slots, need_g, segment end, rows written in
+    all): STATUS_GROW or STATUS_ERROR at the event it stopped before, STATUS_FULL when
+    `rows` is full, else STATUS_DONE. (The sampling is here rather than in a caller of
+    this loop: numba compiles a callee's code again into every caller, docs/performance.md.)"""
+    i = start
+    j = seg_end
+    while True:
+        if j < 0:
+            if i >= stop:
+                break
+            j = stop if every == 0 else min(stop, i + every - ctr[C.EVENTS] % every)
+        for i in range(i, j):  # the segment's events (i: where the segment starts)
+            o = op[i]
+            p = pid[i]
+            size = psz[i]
+            need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
+            if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
+                return i, STATUS_GROW, 0, need, need_g, j, n_rows
+            if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.handles.key):
+                return i, STATUS_GROW, GROW_HANDLES, 0, 0, j, n_rows
+            if t.meta[T_RECLAIM] == RECLAIM_LINUX:  # a VMA event may need a bigger block
+                carve = 0
+                if o == OP_RESERVE or o == OP_RELEASE:
+                    carve = vma_room(t, p, t.vmas.cnt[p] + 1)
+                elif o == OP_FORK and t.procs.vma[arg[i]] != 0:
+                    carve = vma_room(t, p, t.vmas.cnt[arg[i]] + 2)
+                if t.meta[T_V_TOP] + carve > len(t.vmas.s):
+                    return i, STATUS_GROW, GROW_VMAS, carve, 0, j, n_rows
 
-        # --- the event -------------------------------------------------------------
-        if o == OP_MAP or o == OP_UNMAP or o == OP_RESERVE or o == OP_RELEASE or o == OP_DONTNEED:
-            shift = PAGE_SHIFT + IDX_BITS * size
-            step = 1 << (IDX_BITS * size)  # 4-KiB pages per page of this size
-            first = (va[i] >> shift) * step
-            end = (((va[i] + length[i] - 1) >> shift) + 1) * step
-            if o == OP_MAP:
-                # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
-                # twins of existing tables: those keep the page-by-page path
-                bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.procs.mode[p] != MODE_LAZY
-                thp = size == 0 and (arg[i] & MAP_THP) != 0
-                v = first
-                region = -1  # the 2 MiB whose PTE table `leaf` is (leaf_of)
-                leaf = LEAF_SLOW
-                while v < end:
-                    if thp and pmd_none(t, p, v):
-                        # the fault maps the aligned 2 MiB page around v (anonymous)
-                        if map_page(b, t, ctr, p, (v >> IDX_BITS) << IDX_BITS, 1, -1, arg[i] & MAP_FILE) == MAP_ALREADY:
-                            ctr[C.ALREADY] += 1
-                        v = ((v >> IDX_BITS) + 1) << IDX_BITS
-                        region = -1
-                        continue
-                    if bulk and b.meta[M_FREE_PAGES] == 0:
-                        n, k = _exhausted_span(t, p, v, end)
-                        if n > 0:
-                            if k < 0:
-                                ctr[C.ALREADY] += n
-                            else:
-                                count_failures(b, ctr, k, n)
-                                ctr[C.FAILED_MAPS] += n
-                            v += n
+            # --- life-cycle checks ---------------------------------------------------
+            state = t.procs.state[p]
+            if o == OP_SPAWN or o == OP_FORK:
+                if state != P_NONE:
+                    return i, STATUS_ERROR, ERR_ALREADY_ALIVE, 0, 0, j, n_rows
+                if o == OP_FORK and t.procs.state[arg[i]] == P_NONE:
+                    return i, STATUS_ERROR, ERR_PARENT_NOT_ALIVE, 0, 0, j, n_rows
+            elif o == OP_KALLOC or o == OP_KFREE:
+                pass  # kernel allocations belong to no process
+            elif state == P_NONE:
+                return i, STATUS_ERROR, ERR_NOT_ALIVE, 0, 0, j, n_rows
+            elif state == P_FAILED:
+                ctr[C.SKIPPED] += 1
+                if o == OP_EXIT:
+                    t.procs.state[p] = P_NONE
+                ctr[C.EVENTS] += 1
+                _update_peaks(b, t, ctr)  # nothing changed, but the mean counts this event
+                continue
+
+            # --- the event -------------------------------------------------------------
+            if o == OP_MAP or o == OP_UNMAP or o == OP_RESERVE or o == OP_RELEASE or o == OP_DONTNEED:
+                shift = PAGE_SHIFT + IDX_BITS * size
+                step = 1 << (IDX_BITS * size)  # 4-KiB pages per page of this size
+                first = (va[i] >> shift) * step
+                end = (((va[i] + length[i] - 1) >> shift) + 1) * step
+                if o == OP_MAP:
+                    # the Akaros allocator counts failed scans, and a lazy walk allocates EPT
+                    # twins of existing tables: those keep the page-by-page path
+                    bulk = size == 0 and b.meta[M_ALLOCATOR] != ALLOC_AKAROS and t.procs.mode[p] != MODE_LAZY
+                    thp = size == 0 and (arg[i] & MAP_THP) != 0
+                    v = first
+                    region = -1  # the 2 MiB whose PTE table `leaf` is (leaf_of)
+                    leaf = LEAF_SLOW
+                    while v < end:
+                        if thp and pmd_none(t, p, v):
+                            # the fault maps the aligned 2 MiB page around v (anonymous)
+                            huge = (v >> IDX_BITS) << IDX_BITS
+                            if map_page(b, t, ctr, p, huge, 1, -1, arg[i] & MAP_FILE) == MAP_ALREADY:
+                                ctr[C.ALREADY] += 1
+                            v = ((v >> IDX_BITS) + 1) << IDX_BITS
+                            region = -1
                             continue
-                    r = MAP_SLOW
-                    if size == 0:
-                        if v >> IDX_BITS != region:
-                            region = v >> IDX_BITS
-                            leaf = leaf_of(t, p, v)
-                        r = map_small(b, t, ctr, leaf, v & IDX_MASK, -1)
-                    if r == MAP_SLOW:
-                        r = map_page(b, t, ctr, p, v, size, -1, arg[i])
-                        region = -1  # tables created (or rolled back): look again
-                    if r == MAP_ALREADY:
-                        ctr[C.ALREADY] += 1
-                    v += step
-            elif o == OP_UNMAP:
-                unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
-            elif t.meta[T_RECLAIM] != RECLAIM_LINUX:
-                if o != OP_RESERVE:  # a VMA's pages go as an unmap's; reserve changes nothing
+                        if bulk and b.meta[M_FREE_PAGES] == 0:
+                            n, k = _exhausted_span(t, p, v, end)
+                            if n > 0:
+                                if k < 0:
+                                    ctr[C.ALREADY] += n
+                                else:
+                                    count_failures(b, ctr, k, n)
+                                    ctr[C.FAILED_MAPS] += n
+                                v += n
+                                continue
+                        r = MAP_SLOW
+                        if size == 0:
+                            if v >> IDX_BITS != region:
+                                region = v >> IDX_BITS
+                                leaf = leaf_of(t, p, v)
+                            r = map_small(b, t, ctr, leaf, v & IDX_MASK, -1)
+                        if r == MAP_SLOW:
+                            r = map_page(b, t, ctr, p, v, size, -1, arg[i])
+                            region = -1  # tables created (or rolled back): look again
+                        if r == MAP_ALREADY:
+                            ctr[C.ALREADY] += 1
+                        v += step
+                elif o == OP_UNMAP:
                     unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
-            elif o == OP_RESERVE:
-                vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
-                vma_add(t, p, first, end)
-                t.procs.vma[p] = 1
-            elif t.procs.vma[p] == 0:  # no VMAs known: as under reclaim empty
-                unmap_range(b, t, ctr, p, first, end, False)
-            elif o == OP_RELEASE:
-                vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
-                release(b, t, ctr, p, first, end)
-            else:
-                dontneed(b, t, ctr, p, first, end)
-        elif o == OP_SPAWN:
-            spawn(b, t, ctr, scheme, p)
-        elif o == OP_VMM:
-            become_vmm(b, t, ctr, scheme, p)
-        elif o == OP_FORK:
-            fork(b, t, ctr, scheme, p, arg[i])
-        elif o == OP_EXEC:
-            teardown(b, t, ctr, p)
-            spawn(b, t, ctr, scheme, p)
-        elif o == OP_EXIT:
-            teardown(b, t, ctr, p)
-        elif o == OP_KALLOC:
-            h = h_find(t.handles, arg[i])
-            if h >= 0 and t.handles.state[h] == H_LIVE:
-                return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0
-            if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
-                h = h_insert(t.handles, arg[i])
-                t.meta[T_H_COUNT] += 1
-            k = order[i]
-            f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
-            if f < 0:
-                count_failures(b, ctr, k, 1)
-                t.handles.state[h] = H_FAILED
-            else:
-                t.handles.state[h] = H_LIVE
-                t.handles.frame[h] = f
-                t.handles.order[h] = k
-                ctr[C.KALLOC] += 1 << k
-        elif o == OP_KFREE:
-            h = h_find(t.handles, arg[i])
-            if h < 0:
-                return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0
-            if t.handles.state[h] == H_LIVE:
-                k = t.handles.order[h]
-                page_free(b, t.handles.frame[h], k)
-                ctr[C.KALLOC] -= 1 << k
-            h_delete(t.handles, h)
-            t.meta[T_H_COUNT] -= 1
-        ctr[C.EVENTS] += 1
-        _update_peaks(b, t, ctr)
-    return stop, STATUS_DONE, 0, 0, 0
+                elif t.meta[T_RECLAIM] != RECLAIM_LINUX:
+                    if o != OP_RESERVE:  # a VMA's pages go as an unmap's; reserve changes nothing
+                        unmap_range(b, t, ctr, p, first, end, keeps_tables(t, p))
+                elif o == OP_RESERVE:
+                    vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
+                    vma_add(t, p, first, end)
+                    t.procs.vma[p] = 1
+                elif t.procs.vma[p] == 0:  # no VMAs known: as under reclaim empty
+                    unmap_range(b, t, ctr, p, first, end, False)
+                elif o == OP_RELEASE:
+                    vma_reserve_block(t, t.meta, T_V_TOP, p, t.vmas.cnt[p] + 1)
+                    release(b, t, ctr, p, first, end)
+                else:
+                    dontneed(b, t, ctr, p, first, end)
+            elif o == OP_SPAWN:
+                spawn(b, t, ctr, scheme, p)
+            elif o == OP_VMM:
+                become_vmm(b, t, ctr, scheme, p)
+            elif o == OP_FORK:
+                fork(b, t, ctr, scheme, p, arg[i])
+            elif o == OP_EXEC:
+                teardown(b, t, ctr, p)
+                spawn(b, t, ctr, scheme, p)
+            elif o == OP_EXIT:
+                teardown(b, t, ctr, p)
+            elif o == OP_KALLOC:
+                h = h_find(t.handles, arg[i])
+                if h >= 0 and t.handles.state[h] == H_LIVE:
+                    return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0, j, n_rows
+                if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
+                    h = h_insert(t.handles, arg[i])
+                    t.meta[T_H_COUNT] += 1
+                k = order[i]
+                f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
+                if f < 0:
+                    count_failures(b, ctr, k, 1)
+                    t.handles.state[h] = H_FAILED
+                else:
+                    t.handles.state[h] = H_LIVE
+                    t.handles.frame[h] = f
+                    t.handles.order[h] = k
+                    ctr[C.KALLOC] += 1 << k
+            elif o == OP_KFREE:
+                h = h_find(t.handles, arg[i])
+                if h < 0:
+                    return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0, j, n_rows
+                if t.handles.state[h] == H_LIVE:
+                    k = t.handles.order[h]
+                    page_free(b, t.handles.frame[h], k)
+                    ctr[C.KALLOC] -= 1 << k
+                h_delete(t.handles, h)
+                t.meta[T_H_COUNT] -= 1
+            ctr[C.EVENTS] += 1
+            _update_peaks(b, t, ctr)
+        i = j
+        events = ctr[C.EVENTS]
+        if every != 0 and events % every == 0 and (n_rows == 0 or rows[n_rows - 1, R_EVENTS] != events):
+            if n_rows == rows.shape[0]:
+                return j, STATUS_FULL, 0, 0, 0, j, n_rows
+            sample_row(b, t, ctr, rows[n_rows])
+            n_rows += 1
+        j = -1
+    return stop, STATUS_DONE, 0, 0, 0, -1, n_rows

@@ -18,13 +18,13 @@ from ptpair.sim.akaros2015 import run_lengths
 from ptpair.sim.allocator import ALLOCATORS, buddyinfo as allocator_buddyinfo, new_allocator
 from ptpair.sim.buddy import N_ORDERS, POLICIES, free_blocks
 from ptpair.sim.core import (
-    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW
+    ERROR_MESSAGES, ERROR_REASONS, GROW_HANDLES, GROW_VMAS, STATUS_DONE, STATUS_ERROR, STATUS_GROW, run_events
 )
 from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_runs, is_synthetic
 from ptpair.sim.mobility import MT_NAMES
 from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, grow_tables, new_tables
-from ptpair.sim.sampling import R_BUDDY, ROW_LEN, STATUS_FULL, run_sampled, sample_row
+from ptpair.sim.sampling import R_BUDDY, ROW_LEN, STATUS_FULL, sample_row
 from ptpair.sim.schemes import SCHEMES
 from ptpair.sim.slots import (
     M_BACKGROUND, M_FALLBACKS, M_FALLBACK_BY, M_FREE_PAGES, M_HIGH_WATER, M_HOLES, M_HW_LIVE, M_MEM_END, M_POLLUTED,
@@ -186,7 +186,7 @@ class Machine:
         i, seg, n = start, -1, 0
         try:
             while True:
-                i, status, code, need, need_g, seg, n = run_sampled(
+                i, status, code, need, need_g, seg, n = run_events(
                     self.buddy, self.tables, self.ctr, self.scheme_code,
                     ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, every, seg, rows, n)
                 if status == STATUS_DONE:
@@ -224,8 +224,8 @@ class Machine:
     def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
         self._fit_procs(ev)
         i = start
-        while i < stop:  # run_sampled sampling nothing: the one compiled entry point of the loop
-            i, status, code, need, need_g, _, _ = run_sampled(
+        while i < stop:
+            i, status, code, need, need_g, _, _ = run_events(
                 self.buddy, self.tables, self.ctr, self.scheme_code,
                 ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, 0, -1, _NO_ROWS, 0)
             if status == STATUS_DONE:

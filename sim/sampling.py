@@ -2,10 +2,10 @@
 
 A series sampled after every event (the report's tight-memory series) would otherwise
 return to Python once per event, and a call of the compiled loop from Python checks the
-types of every array of the machine state -- far more than the event itself costs.
-`run_sampled` runs the event loop segment by segment and writes each sample into a
-preallocated array, handing back to Python only when the event loop must (a pool to
-grow, an impossible event) or the array is full.
+types of every array of the machine state -- far more than the event itself costs. The
+event loop (sim/core.py `run_events`) runs segment by segment and writes each sample, by
+`sample_row`, into a preallocated array, handing back to Python only when it must (a pool
+to grow, an impossible event) or the array is full (STATUS_FULL).
 
 The row (sim/machine.py SAMPLE_COLUMNS): events; KPT pages per level (pml1 .. pml4); EPT,
 wasted EPT, data, gigantic and kalloc pages; free pages; free blocks per order; failures
@@ -18,14 +18,13 @@ Free blocks per order are the buddy's lists; the Akaros allocator keeps no such 
 from __future__ import annotations
 
 from ptpair.sim import counters as C
-from ptpair.sim.core import STATUS_DONE, run_events
 from ptpair.sim.occupancy import N_HUGE, hugepage_blocks
 from ptpair.sim.pagetable import P_ALIVE
 from ptpair.sim.slots import M_FREE_PAGES
 from ptpair.traces._jit import kernel
 from ptpair.traces.format import N_ORDERS
 
-STATUS_FULL = 3  # run_sampled: the sample array is full (grow it, resume at the returned event)
+STATUS_FULL = 3  # run_events: the sample array is full (grow it, resume at the returned event)
 
 # column offsets of a sample row
 R_EVENTS = 0
@@ -79,40 +78,3 @@ def sample_row(b, t, ctr, row):
     row[R_PT_REQUESTS] = ctr[C.PT_REQUESTS]
     row[R_PT_SPLIT] = ctr[C.PT_SPLIT]
     row[R_DEPOSITED] = ctr[C.DEPOSITED]
-
-
-@kernel
-def run_sampled(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, start, stop, every, seg_end,
-                rows, n_rows):
-    """Replay events [start, stop), sampling the state after every event whose number
-    (ctr EVENTS, counted from 1 over the whole replay) is a multiple of `every`, into
-    rows[n_rows:] -- once per event number; `every` = 0 samples nothing (`rows` may then
-    have no row). This is the only entry point of the event loop from Python: the loop
-    (run_events) is inlined here and compiled once (docs/performance.md, "The cold compile").
-
-    Events run in segments that end at such an event (or at `stop`); `seg_end` is the
-    end of a segment begun in an earlier call (-1: none), so that a replay resumed after
-    a pool grew or an impossible event was skipped samples where an unbroken one would.
-    Returns (next event, status, code, need, need_g, segment end, rows written in all):
-    run_events's status when it stops, STATUS_FULL when `rows` is full, else STATUS_DONE."""
-    i = start
-    j = seg_end
-    while True:
-        if j < 0:
-            if i >= stop:
-                break
-            j = stop if every == 0 else min(stop, i + every - ctr[C.EVENTS] % every)
-        if i < j:
-            nxt, status, code, need, need_g = run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz,
-                                                         mt, i, j)
-            if status != STATUS_DONE:
-                return nxt, status, code, need, need_g, j, n_rows
-        events = ctr[C.EVENTS]
-        if every != 0 and events % every == 0 and (n_rows == 0 or rows[n_rows - 1, R_EVENTS] != events):
-            if n_rows == rows.shape[0]:
-                return j, STATUS_FULL, 0, 0, 0, j, n_rows
-            sample_row(b, t, ctr, rows[n_rows])
-            n_rows += 1
-        i = j
-        j = -1
-    return stop, STATUS_DONE, 0, 0, 0, -1, n_rows
