@@ -311,25 +311,44 @@ def compile_core(policy: str) -> None:
     the same code at once on a cold cache."""
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
-    from ptpair.traces.format import encode
 
     replay(load(synth_spec("mixed", 1, 200)), Config(registry.PAIR, policy, LARGE_MEMORY_PAGES), sample_every=50)
 
 
+def _walk_replay(job: tuple) -> tuple:
+    """A walk benchmark's replay, in a worker: walkbench.replayed(...) of (path, scheme, policy, pages)."""
+    from ptpair.analysis.walkbench import replayed
+
+    path, scheme, policy, pages = job
+    return replayed(load(path), scheme, policy, pages)
+
+
 def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress: bool) -> None:
     """Timed alone, after every replay: a walk benchmark shares the machine with nothing
-    the report started. Traces where no process has an EPT under `separate` are skipped."""
+    the report started. The replays its machines are built from run first, a trace at a
+    time, on all cores (they are not timed). Traces where no process has an EPT under
+    `separate` are skipped: those without VMMs at once."""
     from tqdm import tqdm
 
     from ptpair.analysis.walkbench import NothingToWalk, hardware_counters, machine_info, walkbench
+    from ptpair.traces.format import OP_VMM, encode
 
     p = data.params
+    schemes = (registry.PAIR, registry.BASELINE)
+    engine = LocalEngine(p.workers)
     rows = []
     for name in tqdm(list(traces), desc="walks", unit="trace", disable=not progress):
-        for pages in sorted({tight[name], mem[name], LARGE_MEMORY_PAGES}):
+        trace = load(traces[name])
+        if not (encode(trace).op == OP_VMM).any():  # under separate, only VMM processes have an EPT
+            continue
+        sizes = sorted({tight[name], mem[name], LARGE_MEMORY_PAGES})
+        jobs = [(traces[name], s, p.policy, pages) for pages in sizes for s in schemes]
+        done = dict(engine.map_unordered(_walk_replay, jobs))
+        for pages in sizes:
             try:
-                r = walkbench(load(traces[name]), (registry.PAIR, registry.BASELINE), ("sequential", "random"), pages,
-                              p.policy, repeats=p.walk_repeats, lookups=p.walk_lookups)
+                r = walkbench(trace, schemes, ("sequential", "random"), pages, p.policy, repeats=p.walk_repeats,
+                              lookups=p.walk_lookups,
+                              replays={s: done[(traces[name], s, p.policy, pages)] for s in schemes})
             except NothingToWalk:  # no VMM with pages: nothing to walk under separate
                 break
             for scheme, d in r["schemes"].items():

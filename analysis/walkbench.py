@@ -90,15 +90,23 @@ def _median_ci(x: np.ndarray) -> tuple[float, float, float]:
     return m, float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
+def replayed(trace: Trace, scheme: str, policy: str, memory_pages: int) -> tuple:
+    """(page tables, Result) of the trace replayed under `scheme` on `memory_pages` frames:
+    what a walk benchmark's machine is built from. Picklable, so that the replays of
+    several benchmarks can run in worker processes before the timing (the report)."""
+    ev = encode(trace)
+    m = Machine(Config(scheme, policy, memory_pages), ev.n_procs)
+    m.run(ev)
+    return m.tables, m.result()
+
+
 class _State:
     """One scheme's replayed, materialised machine."""
 
-    def __init__(self, trace: Trace, scheme: str, policy: str, memory_pages: int):
-        ev = encode(trace)
-        self.machine = Machine(Config(scheme, policy, memory_pages), ev.n_procs)
-        self.machine.run(ev)
-        self.result = self.machine.result()
-        self.mem, self.roots = materialise(self.machine.tables, memory_pages)
+    def __init__(self, tables, result, scheme: str, memory_pages: int):
+        self.tables = tables
+        self.result = result
+        self.mem, self.roots = materialise(tables, memory_pages)
         self.pair = scheme in ("pair",)
 
     def close(self):
@@ -107,9 +115,12 @@ class _State:
 
 def walkbench(trace: Trace, schemes=("pair", "separate"), patterns=("sequential", "random"),
               memory_pages: int = 1 << 20, policy: str = "address", repeats: int = 21, warmup: int = 3,
-              lookups: int = 200_000, cold: bool = False, seed: int = 0) -> dict:
-    """Timings of both walks for each scheme and pattern; see the module docstring."""
-    states = {s: _State(trace, s, policy, memory_pages) for s in schemes}
+              lookups: int = 200_000, cold: bool = False, seed: int = 0, replays: dict | None = None) -> dict:
+    """Timings of both walks for each scheme and pattern; see the module docstring.
+    `replays`: scheme -> `replayed(trace, scheme, policy, memory_pages)`, when already run."""
+    replays = replays or {}
+    states = {s: _State(*(replays.get(s) or replayed(trace, s, policy, memory_pages)), s, memory_pages)
+              for s in schemes}
     try:
         return _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, lookups, cold, seed)
     finally:
@@ -133,7 +144,7 @@ def _bench(states, schemes, patterns, memory_pages, policy, repeats, warmup, loo
     extent = {}  # process -> [lo, hi) bytes, from its first to past its last 4-KiB page
     addr, owner = [], []
     for p in procs:
-        a = leaf_addresses(first.machine.tables, p)  # ascending
+        a = leaf_addresses(first.tables, p)  # ascending
         if len(a) == 0:
             continue
         extent[p] = (int(a[0]), int(a[-1]) + 4096)
