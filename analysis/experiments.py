@@ -96,10 +96,9 @@ class ReportData:
 def run_task(task: tuple):
     """One unit of work; `task` is a tuple whose first item names the kind."""
     from ptpair.analysis.catalogue import metrics_row
-    from ptpair.analysis.minmem import clean_point, min_memory, probe
+    from ptpair.analysis.minmem import clean_point, min_memory
     from ptpair.sim.machine import Config
     from ptpair.sim.replay import replay
-    from ptpair.traces.format import encode
 
     kind = task[0]
     if kind == "aged":
@@ -113,10 +112,8 @@ def run_task(task: tuple):
         return over_time(load(path), read_samples(samples)).assign(recording=name)
     if kind == "minmem":
         _, name, path, scheme, policy = task
-        trace = load(path)
         # one replay at 4 GiB gives the peak, and saves the search its doubling (analysis/minmem.py)
-        ok, peak = probe(encode(trace), Config(scheme, policy, LARGE_MEMORY_PAGES))
-        return min_memory(trace, scheme, policy, known_clean=(LARGE_MEMORY_PAGES, peak) if ok else None).to_dict()
+        return min_memory(load(path), scheme, policy, clean_first=LARGE_MEMORY_PAGES).to_dict()
     if kind == "sampled":
         _, name, path, scheme, policy, pages, every = task
         from ptpair.analysis.metrics import series_frame
@@ -325,9 +322,9 @@ def _walk_replay(job: tuple) -> tuple:
 
 def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress: bool) -> None:
     """Timed alone, after every replay: a walk benchmark shares the machine with nothing
-    the report started. The replays its machines are built from run first, a trace at a
-    time, on all cores (they are not timed). Traces where no process has an EPT under
-    `separate` are skipped: those without VMMs at once."""
+    the report started. The replays its machines are built from run first, the schemes of
+    one memory size at once, on all cores (they are not timed). Traces where no process has
+    an EPT under `separate` are skipped: those without VMMs before any replay."""
     from tqdm import tqdm
 
     from ptpair.analysis.walkbench import NothingToWalk, hardware_counters, machine_info, walkbench
@@ -341,10 +338,9 @@ def _time_walks(data: ReportData, traces: dict, tight: dict, mem: dict, progress
         trace = load(traces[name])
         if not (encode(trace).op == OP_VMM).any():  # under separate, only VMM processes have an EPT
             continue
-        sizes = sorted({tight[name], mem[name], LARGE_MEMORY_PAGES})
-        jobs = [(traces[name], s, p.policy, pages) for pages in sizes for s in schemes]
-        done = dict(engine.map_unordered(_walk_replay, jobs))
-        for pages in sizes:
+        for pages in sorted({tight[name], mem[name], LARGE_MEMORY_PAGES}):
+            # the two schemes' replays on two cores, then their timing alone
+            done = dict(engine.map_unordered(_walk_replay, [(traces[name], s, p.policy, pages) for s in schemes]))
             try:
                 r = walkbench(trace, schemes, ("sequential", "random"), pages, p.policy, repeats=p.walk_repeats,
                               lookups=p.walk_lookups,

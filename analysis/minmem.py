@@ -113,7 +113,8 @@ class NoCleanSize(ValueError):
 
 def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allocator: str = "buddy",
                reclaim: str = "empty", step: int = STEP_PAGES, max_probes: int = MAX_PROBES,
-               age: str | None = None, known_clean: tuple[int, int] | None = None) -> MinMem:
+               age: str | None = None, known_clean: tuple[int, int] | None = None,
+               clean_first: int | None = None) -> MinMem:
     """Smallest memory (a multiple of `step` frames) with no allocation failure, pristine or
     aged by a synthetic ager spec (`age`); see the module docstring for the search and
     what `verified` means.
@@ -123,7 +124,12 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     sizes below that peak cannot run clean, so they are not replayed, nor is the known
     size, and the doubling above the peak runs only when the gallop reaches it. The
     answer is the one the full search gives (unless `max_probes` runs out: the answer is
-    then the smallest clean size found, the known one at worst, not verified)."""
+    then the smallest clean size found, the known one at worst -- not necessarily a
+    multiple of `step` --, not verified).
+
+    `clean_first`: a memory size (frames, pristine) to replay first, counted as a probe;
+    when it runs clean it serves as `known_clean` (the report replays at 4 GiB: most
+    traces then need one or two more replays)."""
     if not 1 <= step <= MAX_PAGES or max_probes < 1:
         raise ValueError(f"step must be 1 .. {MAX_PAGES} frames and max_probes at least 1")
     from ptpair.sim.initial import fixed_memory
@@ -160,7 +166,10 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     cap = MAX_PAGES // step * step  # the largest size of the search
     hi = min(up(START_PAGES), cap)
     if age is not None:
-        known_clean = None  # (a peak of an aged run excludes the background: not used here)
+        known_clean = clean_first = None  # (a peak of an aged run excludes the background: not used here)
+    if clean_first is not None and known_clean is None:
+        ok, peak = clean(clean_first)
+        known_clean = (clean_first, peak) if ok else None
     while known_clean is not None and hi < known_clean[1] and hi < cap:
         hi = min(up(hi * 2), cap)  # below the peak: fails, whatever the layout
 

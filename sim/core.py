@@ -1,16 +1,16 @@
 """The compiled replay loop: dense event arrays in, machine state updated in place.
 
-`run_events` replays events [start, stop) and returns early in two cases, each with the
-index of the event it stopped *before*, so no event is ever half-done when Python sees
-the state:
+`run_events` replays events [start, stop), sampling the state on the way when asked
+(sim/sampling.py), and returns early in three cases, each with the index of the event it
+stopped *before*, so no event is ever half-done when Python sees the state:
 
 * STATUS_GROW: the next event's worst case needs more table slots (or gigantic-page
   ids) than the pool has free. Python grows the pool and calls again from that event.
 * STATUS_ERROR: the event is impossible (an event of a process that is not alive, a
   kfree of an unknown handle, ...). `code` says which; Python reports `file:line`.
+* STATUS_FULL: the sample array is full; Python grows it and calls again.
 
-(and, sampling, when its sample array is full: sim/sampling.py). Everything else -- allocation failures included -- is a result, counted, not an error.
-"""
+Everything else -- allocation failures included -- is a result, counted, not an error."""
 
 from ptpair.sim import counters as C
 from ptpair.sim.allocator import ALLOC_AKAROS, page_alloc, page_free
@@ -331,7 +331,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                             if v >> IDX_BITS != region:
                                 region = v >> IDX_BITS
                                 leaf = leaf_of(t, p, v)
-                            r = map_small(b, t, ctr, leaf, v & IDX_MASK, -1)
+                            r = map_small(b, t, ctr, leaf, v & IDX_MASK)
                         if r == MAP_SLOW:
                             r = map_page(b, t, ctr, p, v, size, -1, arg[i])
                             region = -1  # tables created (or rolled back): look again

@@ -639,8 +639,9 @@ LEAF_SLOW = -2  # leaf_of: a table to create, or a lazy table without its twin: 
 def leaf_of(t, p, vpn):
     """The PTE table (slot) holding 4-KiB page `vpn` of process p when every table on the
     path exists (and, for a lazy process, has its EPT twin); else LEAF_COVERED or
-    LEAF_SLOW. Every page of the same 2 MiB has the same answer until a table is created
-    or freed: the map loops look it up once per 2 MiB and again after map_page."""
+    LEAF_SLOW. Every page of the same 2 MiB has the same answer until a table is created,
+    freed or given its EPT twin -- only map_page does that while pages are mapped: the
+    map loops look it up once per 2 MiB and again after map_page."""
     lazy = t.procs.mode[p] == MODE_LAZY
     cur = t.procs.root[p]
     for level in range(ROOT_LEVEL, 1, -1):
@@ -656,8 +657,17 @@ def leaf_of(t, p, vpn):
 
 
 @inline_kernel
-def map_small(b, t, ctr, leaf, i, share):
-    """map_page(b, t, ctr, p, vpn, 0, share, 0) for entry i of PTE table `leaf`, the
+def _set_small(t, ctr, leaf, i, frame):
+    """Entry i of PTE table `leaf` now maps `frame` (its reference taken)."""
+    t.ent[leaf, i] = frame + 1
+    t.t_cnt[leaf] += 1
+    ctr[C.MAPPED] += 1
+    _count_write(t, ctr, leaf, 1)
+
+
+@inline_kernel
+def map_small(b, t, ctr, leaf, i):
+    """map_page(b, t, ctr, p, vpn, 0, -1, 0) for entry i of PTE table `leaf`, the
     leaf_of(t, p, vpn) of the page (a slot, or LEAF_COVERED, LEAF_SLOW): MAP_OK,
     MAP_ALREADY or MAP_FAILED (no frame: the page is rolled back, which here is
     nothing). MAP_SLOW, nothing changed, when leaf_of found no table."""
@@ -665,21 +675,28 @@ def map_small(b, t, ctr, leaf, i, share):
         return MAP_ALREADY if leaf == LEAF_COVERED else MAP_SLOW
     if t.ent[leaf, i] != 0:
         return MAP_ALREADY
-    if share >= 0:
-        frame = share
-        t.refcnt[frame] += 1
-    else:
-        frame = page_alloc(b, 0, MT_MOVABLE, OWN_DATA)
-        if frame < 0:
-            count_failures(b, ctr, 0, 1)
-            ctr[C.FAILED_MAPS] += 1
-            return MAP_FAILED
-        t.refcnt[frame] = 1
-        ctr[C.DATA] += 1
-    t.ent[leaf, i] = frame + 1
-    t.t_cnt[leaf] += 1
-    ctr[C.MAPPED] += 1
-    _count_write(t, ctr, leaf, 1)
+    frame = page_alloc(b, 0, MT_MOVABLE, OWN_DATA)
+    if frame < 0:
+        count_failures(b, ctr, 0, 1)
+        ctr[C.FAILED_MAPS] += 1
+        return MAP_FAILED
+    t.refcnt[frame] = 1
+    ctr[C.DATA] += 1
+    _set_small(t, ctr, leaf, i, frame)
+    return MAP_OK
+
+
+@inline_kernel
+def share_small(t, ctr, leaf, i, frame):
+    """map_page(b, t, ctr, p, vpn, 0, frame, 0) -- a fork's copy of a 4-KiB page, sharing
+    `frame` -- for entry i of PTE table `leaf` (as map_small): MAP_OK, MAP_ALREADY or
+    MAP_SLOW. No allocation, so no allocator code in the walker that inlines it."""
+    if leaf < 0:
+        return MAP_ALREADY if leaf == LEAF_COVERED else MAP_SLOW
+    if t.ent[leaf, i] != 0:
+        return MAP_ALREADY
+    t.refcnt[frame] += 1
+    _set_small(t, ctr, leaf, i, frame)
     return MAP_OK
 
 

@@ -22,7 +22,7 @@ PML4_SPAN 4-KiB pages per entry (2 MiB, 1 GiB, 512 GiB of address space).
 """
 
 from ptpair.sim.pagetable import (
-    ENTRIES, IDX_BITS, MAP_SLOW, free_table, leaf_of, map_page, map_small, mirror_table, unmap_entry, unmap_small,
+    ENTRIES, IDX_BITS, MAP_SLOW, free_table, leaf_of, map_page, mirror_table, share_small, unmap_entry, unmap_small,
 )
 from ptpair.traces._jit import callee_kernel, inline_kernel
 
@@ -73,7 +73,7 @@ def _leaf_4k(b, t, ctr, p, action, s, i, vpn, e, x, leaf):
     `leaf`: under W_COPY, the child's leaf_of for this page (looked up once per table).
     Returns whether map_page ran (the child's tables may have changed)."""
     if action == W_COPY:
-        if map_small(b, t, ctr, leaf, i, e - 1) == MAP_SLOW:
+        if share_small(t, ctr, leaf, i, e - 1) == MAP_SLOW:
             map_page(b, t, ctr, x, vpn, SIZE_4K, e - 1, 0)
             return True
     elif not unmap_small(b, t, ctr, s, i, x != 0):  # W_UNMAP

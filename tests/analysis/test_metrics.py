@@ -104,3 +104,5 @@ def test_a_known_clean_replay_gives_the_full_search_answer_when_the_gallop_passe
     quick = min_memory(trace, "pair", known_clean=(1 << 20, 1000))
     assert (quick.min_memory_pages, quick.verified) == (full.min_memory_pages, True)
     assert quick.probes < full.probes
+    first = min_memory(trace, "pair", clean_first=1 << 20)  # the report's way: that replay counted
+    assert (first.min_memory_pages, first.verified, first.probes) == (full.min_memory_pages, True, quick.probes + 1)
