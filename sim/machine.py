@@ -165,9 +165,7 @@ class Machine:
         event whose number (counted from 1 over the whole replay) is a multiple of K.
         """
         stop = len(ev) if stop is None else stop
-        if not sample_every:
-            self._run(ev, start, stop, lenient)
-        elif self.config.allocator == "akaros-2015":  # its free blocks come from Python (sim/sampling.py)
+        if sample_every and self.config.allocator == "akaros-2015":  # its free blocks come from Python (sim/sampling.py)
             i = start
             while i < stop:
                 done = int(self.ctr[C.EVENTS])
@@ -177,12 +175,12 @@ class Machine:
                     self.sample()
                 i = j
         else:
-            self._run_sampled(ev, start, stop, sample_every, lenient)
+            self._run(ev, start, stop, lenient, sample_every or 0)
 
-    def _run_sampled(self, ev: EventArrays, start: int, stop: int, every: int, lenient: bool) -> None:
-        """run() with sampling, the samples taken in compiled code (sim/sampling.py)."""
+    def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool, every: int = 0) -> None:
+        """run(); samples (every > 0) are taken in compiled code (sim/sampling.py)."""
         self._fit_procs(ev)
-        rows = _sample_array(stop - start, every)
+        rows = _sample_array(stop - start, every) if every else _NO_ROWS
         i, seg, n = start, -1, 0
         try:
             while True:
@@ -220,17 +218,6 @@ class Machine:
     def _fit_procs(self, ev: EventArrays) -> None:
         if ev.n_procs > len(self.tables.procs.root):
             self.tables = grow_tables(self.tables, n_procs=ev.n_procs)
-
-    def _run(self, ev: EventArrays, start: int, stop: int, lenient: bool) -> None:
-        self._fit_procs(ev)
-        i = start
-        while i < stop:
-            i, status, code, need, need_g, _, _ = run_events(
-                self.buddy, self.tables, self.ctr, self.scheme_code,
-                ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, 0, -1, _NO_ROWS, 0)
-            if status == STATUS_DONE:
-                break
-            i = self._resume(ev, i, status, code, need, need_g, lenient)
 
     def _resume(self, ev: EventArrays, i: int, status: int, code: int, need: int, need_g: int,
                 lenient: bool) -> int:
