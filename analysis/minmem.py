@@ -13,19 +13,32 @@ The search (sizes are multiples of `step` frames, 1 by default):
 
 1. double from 256 frames until a run is clean; its peak of used frames gives P, and the
    lower bound L is P rounded up to a multiple of `step` (a caller that already has a
-   clean replay -- the report replays at 4 GiB first -- passes its size and peak as
-   `known_clean`: the doubled sizes below that peak would fail, so they are not
-   replayed, and the doubling above the peak only when step 2 reaches it; the answer
-   does not change);
-2. gallop up from L (L, L + step, L + 2 step, L + 4 step, ...) to the first clean size,
-   then bisect the last gap; the bisection keeps a probed failing size below a probed
-   clean one, so it ends at a clean M whose M - step failed;
-3. failures need not be monotonic in memory size (a larger memory changes every address
+   clean replay -- the report replays at 4 GiB first -- passes its size, peak and high
+   water as `known_clean`, or asks for it with `clean_first`: nothing is doubled);
+2. bracket the answer from above. On pristine memory under the buddy allocator
+   (either free-list policy), replays at sizes that are multiples of 1024 frames (the
+   largest block, 4 MiB) are identical until the smaller one runs out: the boot carves
+   both into the same 4-MiB blocks, and the larger one's extra blocks, at the top, stay
+   untouched until a request finds no other free block -- which in the smaller memory
+   fails. So one clean replay at such a size decides them all: a multiple of 1024 frames
+   runs clean exactly when it holds the replay's high water (the end of the highest
+   frame it ever allocated). C, the smallest such size that is also a multiple of
+   `step`, is clean, and C - lcm(step, 1024) fails (tests/analysis/test_minmem.py checks
+   this on generated traces). Other allocators and aged memory (whose choices depend on
+   what lies above) keep the doubling's first clean size as C, with no known failure
+   below it;
+3. within the bracket: bisect from C - lcm(step, 1024) when that size is at or above L
+   (a known failure); else gallop up from L (L, L + step, L + 2 step, L + 4 step, ...,
+   below C) to the first clean size, then bisect the last gap. The bisection keeps a
+   failing size below a clean one, so it ends at a clean M whose M - step failed;
+4. failures need not be monotonic in memory size (a larger memory changes every address
    and so every later decision), so the answer is *checked*, not assumed: `verified` is
    true when the replay at M ran clean and the replay at M - step failed (or M = L),
    false only when the probe budget (`max_probes`) stopped steps 2-3 -- M is then the
    smallest clean size found. A budget spent before any clean run (step 1) is an error
-   (NoCleanSize), as is a trace that fails at the largest memory.
+   (NoCleanSize), as is a trace that fails at the largest memory. The answer depends
+   only on the trace and the machine (L, C and the steps above), not on which clean
+   replay the caller knew.
 
 On memory aged by the synthetic ager (`age=`), every probed size is aged anew with the
 same spec, so a fraction F of it starts free and the rest is background. P is then the
@@ -37,14 +50,15 @@ memory size: there is nothing to search (ValueError).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ptpair.errors import TraceError
 from ptpair.sim import counters as C
 from ptpair.sim.buddy import N_ORDERS
 from ptpair.sim.machine import Config, Machine, ReplayError
-from ptpair.sim.slots import M_BACKGROUND
-from ptpair.traces.format import Trace, encode
+from ptpair.sim.slots import M_BACKGROUND, M_HIGH_WATER
+from ptpair.traces.format import MAX_ORDER, Trace, encode
 from ptpair.traces.units import PAGE_SIZE
 
 STEP_PAGES = 1  # the default resolution: one frame
@@ -52,6 +66,8 @@ START_PAGES = 256  # the first size of the doubling search
 MAX_PAGES = 2**31 - 2
 MAX_PROBES = 200  # generous: a frame-exact search takes about 2 log2(margin) + 10 probes
 CHUNK_EVENTS = 2048  # a failing probe stops at the end of the chunk of its first failure
+# Sizes that are multiples of the largest buddy block boot alike (step 2 of the search).
+BLOCK_PAGES = 1 << MAX_ORDER
 
 
 @dataclass
@@ -78,28 +94,37 @@ class MinMem:
                 "step_pages": self.step_pages, "probes": self.probes, "verified": self.verified}
 
 
-def probe(ev, config: Config) -> tuple[bool, int]:
+def probe(ev, config: Config) -> tuple[bool, int, int]:
     """Replay the encoded trace `ev` under `config`: (ran clean, peak of the trace's used
-    frames, background excluded). A
-    probe stops soon after its first failed allocation (the answer is then known), so
-    failing probes are cheap."""
+    frames (background excluded), high water: the end of the highest frame allocated, in
+    frames). A probe stops soon after its first failed allocation (the answer is then
+    known), so failing probes are cheap."""
     m = Machine(config, ev.n_procs)
     background = int(m.buddy.meta[M_BACKGROUND])
     n = len(ev)
     for i in range(0, max(n, 1), CHUNK_EVENTS):
         m.run(ev, i, min(n, i + CHUNK_EVENTS))
         if m.ctr[C.FAIL:C.FAIL + N_ORDERS].any():
-            return False, int(m.ctr[C.PEAK_USED]) - background
-    return True, int(m.ctr[C.PEAK_USED]) - background
+            return False, int(m.ctr[C.PEAK_USED]) - background, int(m.buddy.meta[M_HIGH_WATER])
+    return True, int(m.ctr[C.PEAK_USED]) - background, int(m.buddy.meta[M_HIGH_WATER])
 
 
-def clean_point(result) -> tuple[int, int] | None:
-    """The `known_clean` of min_memory from a replay's Result: (memory, peak of used frames)
-    when it ran on pristine memory without a failure, else None."""
+def clean_point(result) -> tuple[int, int, int] | None:
+    """The `known_clean` of min_memory from a replay's Result: (memory, peak of used
+    frames, high water) when it ran on pristine memory without a failure, else None."""
     c = result.config
     if any(result.alloc_failures) or c.initial is not None or c.age is not None:
         return None
-    return int(c.memory_pages), int(result.peak["used_pages"])
+    return int(c.memory_pages), int(result.peak["used_pages"]), int(result.allocator_stats["high_water_pages"])
+
+
+def blocks_boot_alike(allocator: str, age: str | None) -> bool:
+    """Whether replays at multiples of BLOCK_PAGES frames agree until the smaller memory
+    runs out (step 2 of the search): the buddy allocator on pristine memory. The other
+    allocators look above what they have used (the Akaros allocator scans down from the
+    top, Linux's falls back to the largest block of another mobility type), and aged
+    memory differs with its size."""
+    return allocator == "buddy" and age is None
 
 
 class ProbeBudget(Exception):
@@ -119,13 +144,15 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     aged by a synthetic ager spec (`age`); see the module docstring for the search and
     what `verified` means.
 
-    `known_clean`: (memory, peak of used frames) of a replay of this trace on this machine
-    (pristine memory) that ran clean -- a caller that has one saves the doubling's probes:
-    sizes below that peak cannot run clean, so they are not replayed, nor is the known
-    size, and the doubling above the peak runs only when the gallop reaches it. The
-    answer is the one the full search gives (unless `max_probes` runs out: the answer is
-    then the smallest clean size found, the known one at worst -- not necessarily a
-    multiple of `step` --, not verified).
+    `known_clean`: (memory, peak of used frames[, high water]) of a replay of this trace on
+    this machine (pristine memory) that ran clean (`clean_point` of its Result) -- a
+    caller that has one saves the doubling's probes: sizes below that peak cannot run
+    clean, so they are not replayed, nor is the known size, and the doubling above the
+    peak runs only when the gallop reaches it; with the high water of a size that is a
+    multiple of 1024 frames, step 2 needs no replay either. The answer is the one the
+    full search gives (unless `max_probes` runs out: the answer is then the smallest
+    clean size found, the known one at worst -- not necessarily a multiple of `step` --,
+    not verified).
 
     `clean_first`: a memory size (frames, pristine) to replay first, counted as a probe;
     when it runs clean it serves as `known_clean` (the report replays at 4 GiB: most
@@ -148,19 +175,26 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
             return free_frames(pages, spec)
     ev = encode(trace)
     probes = 0
+    alike = blocks_boot_alike(allocator, age)
+    grain = step * BLOCK_PAGES // math.gcd(step, BLOCK_PAGES)  # sizes of step 2: multiples of both
+    high_water = None  # of a clean replay at a multiple of BLOCK_PAGES (all such agree), when alike
 
     def clean(pages: int) -> tuple[bool, int]:
-        nonlocal probes
+        """(ran clean, peak of used frames) at `pages`; counts the probe, keeps its high water."""
+        nonlocal probes, high_water
         if probes >= max_probes:
             raise ProbeBudget
         probes += 1
         try:
-            return probe(ev, Config(scheme, policy, pages, allocator, reclaim, age=age))
+            ok, peak, hw = probe(ev, Config(scheme, policy, pages, allocator, reclaim, age=age))
         except ReplayError as e:  # an impossible event: the trace's error, located
             raise TraceError(trace.source, trace.line_of(e.index), e.message) from None
+        if ok and alike and pages % BLOCK_PAGES == 0:
+            high_water = hw
+        return ok, peak
 
-    def up(pages: int) -> int:
-        return -(-pages // step) * step
+    def up(pages: int, unit: int = step) -> int:
+        return -(-pages // unit) * unit
 
     # 1. a clean run, for the lower bound (failing probes stop early)
     cap = MAX_PAGES // step * step  # the largest size of the search
@@ -170,6 +204,8 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
     if clean_first is not None and known_clean is None:
         ok, peak = clean(clean_first)
         known_clean = (clean_first, peak) if ok else None
+    elif known_clean is not None and len(known_clean) > 2 and alike and known_clean[0] % BLOCK_PAGES == 0:
+        high_water = known_clean[2]
     while known_clean is not None and hi < known_clean[1] and hi < cap:
         hi = min(up(hi * 2), cap)  # below the peak: fails, whatever the layout
 
@@ -194,17 +230,31 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
             raise NoCleanSize(f"no clean run within {max_probes} replays: raise --max-probes") from None
     else:
         # The peak is known, and so is a clean size. The doubling's first clean size is
-        # only the cap of the gallop below: it is found (doubling from `doubled`, the first
-        # doubled size at or above the peak) when the gallop reaches `doubled` -- the same
-        # probes, the same answer -- and a trace whose answer lies below is spared them.
+        # only the cap of the gallop below (when step 2 has no high water): it is found
+        # (doubling from `doubled`, the first doubled size at or above the peak) when the
+        # gallop reaches `doubled` -- the same probes, the same answer -- and a trace whose
+        # answer lies below is spared them.
         doubled, peak_used = hi, known_clean[1]
         hi = known_clean[0]  # clean: the answer, should the budget run out first
     floor = max(up(_least_holding(start_free, peak_used)), step)
     try:
-        # 2. gallop up from the lower bound, then bisect: lo is a probed failure (or below
-        # the bound), hi a probed clean size
-        lo, gap = floor - step, 1
-        while doubled is not None or lo + step < hi:
+        # 2. the bracket: lo a probed or known failure (or below the bound), hi a clean size
+        lo, gallop = floor - step, True
+        if alike:
+            doubled = None  # C caps the search, not the doubling
+            size = up(floor, grain)
+            while high_water is None:  # no clean replay at such a size yet: double them
+                if size > cap:
+                    raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
+                if clean(size)[0]:
+                    hi = min(hi, size)
+                size = up(2 * size, grain)
+            hi = up(high_water, grain)  # C: clean, and C - grain fails (module docstring)
+            if hi - grain >= floor:
+                lo, gallop = hi - grain, False
+        # 3. gallop up from the lower bound, then bisect
+        gap = 1
+        while gallop and (doubled is not None or lo + step < hi):
             cand = lo + gap * step
             if doubled is not None and cand >= doubled - step:
                 hi, _ = first_clean(doubled)  # the cap the full search has
@@ -223,12 +273,11 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
                 hi = mid
             else:
                 lo = mid
-        # 3. lo = hi - step failed when probed, or lies below the lower bound
+        # 4. lo = hi - step failed when probed (or is known to), or lies below the lower bound
         verified = True
     except ProbeBudget:
         verified = False
     return MinMem(hi, probes, verified, peak_used, step, None if age is None else start_free(hi))
-
 
 def _least_holding(start_free, pages: int) -> int:
     """The smallest memory whose free frames at start hold `pages` (start_free is
