@@ -13,7 +13,9 @@ data gives byte-identical files.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import io
+import os
+from contextlib import contextmanager, nullcontext
 
 from ptpair import registry
 from ptpair.registry import OKABE_ITO
@@ -104,24 +106,150 @@ def save(fig, stem, formats=FORMATS) -> list:
     for fmt in formats:
         if fmt not in SAVE_METADATA:
             raise ValueError(f"unknown figure format {fmt!r}; known: {', '.join(FORMATS)}")
-    bbox = tight_bbox(fig)
+    _drop_spent_layout_engine(fig)
     paths = []
-    for fmt in formats:
-        p = Path(f"{stem}.{fmt}")
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=fmt, metadata=SAVE_METADATA[fmt], dpi=PNG_DPI, bbox_inches=bbox)
-        paths.append(p)
+    with _shared_math_parses():
+        bbox = tight_bbox(fig)
+        for fmt in formats:
+            p = Path(f"{stem}.{fmt}")
+            with atomic_path(p) as tmp, (_memo_pdf_font_subsets() if fmt == "pdf" else nullcontext()):
+                fig.savefig(tmp, format=fmt, metadata=SAVE_METADATA[fmt], dpi=PNG_DPI, bbox_inches=bbox)
+            paths.append(p)
     plt.close(fig)
     return paths
 
 
 def tight_bbox(fig):
-    """The figure's tight bounding box (inches, padded by savefig.pad_inches), laid out
+    """The figure's tight bounding box (inches, padded by savefig.pad_inches), measured
     once for all its formats: `savefig(bbox_inches="tight")` would draw the figure once
-    more per format to find it, a fifth of a report's figure time. Always measured the
-    same way (an Agg layout pass), so one figure saved alone (`ptpair plot`) or with
-    other formats gives the same files."""
+    more per format to find it. Always measured the same way (on the figure's Agg
+    renderer, at the figure's dpi), so one figure saved alone (`ptpair plot`) or with
+    other formats gives the same files.
+
+    No draw first: `get_tightbbox` places what a draw would place before measuring it
+    (titles, axis labels, tick labels, legend offsets, annotations, aspect), so the box is
+    the one a draw-then-measure gives (checked on every report figure; see
+    tests/reports/test_figure_save.py), ~0.08 s a figure cheaper than drawing first."""
     import matplotlib as mpl
 
-    fig.draw_without_rendering()
     return fig.get_tightbbox(fig.canvas.get_renderer()).padded(mpl.rcParams["savefig.pad_inches"])
+
+
+def _drop_spent_layout_engine(fig) -> None:
+    """Forget the placeholder layout engine `fig.tight_layout()` leaves behind.
+
+    `tight_layout()` lays the figure out once and then installs a PlaceHolderLayoutEngine
+    (whose layout step does nothing); but `savefig` sees *a* layout engine and draws the
+    whole figure once more per format before printing it, ~0.18 s a figure (an eighth)
+    for nothing. A real engine (tight or constrained, re-laying out on every draw) is kept.
+
+    Kept too when an Axes has a fixed aspect or a locator (the vmpte scatter): `savefig`
+    then freezes the Axes' position as the last draw placed it, and that extra draw
+    places it at the format's own dpi; without it the position would differ in its last
+    bits (an SVG clip id with it) with which formats were saved before."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    placed_by_draw = any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None
+                         or ax.get_axes_locator() is not None for ax in fig.axes)
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine) and not placed_by_draw:
+        import matplotlib.pyplot as plt
+
+        # set_layout_engine(None) falls back to the rc's autolayout/constrained engine, if set
+        with plt.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            fig.set_layout_engine(None)
+
+
+# PDF font subsets already made in this process: (font file, face index, glyph ids) ->
+# (subset font file bytes, glyph id map). A report's PDFs embed DejaVu Sans subset to
+# their glyphs, and many figures use the same glyphs (same kind of figure, other trace).
+_PDF_SUBSETS: dict = {}
+PDF_SUBSETS_KEPT = 256  # a subset is ~10-40 KB: at most a few MB per process
+
+
+@contextmanager
+def _memo_pdf_font_subsets():
+    """Within the block, matplotlib's PDF backend reuses this process's font subsets.
+
+    Embedding a TrueType (Type 42) font, the PDF backend has fontTools subset the whole
+    font file for every PDF (a third of a PDF's time, mostly decompiling DejaVu Sans's
+    layout tables); the subset depends only on the font and the glyphs. matplotlib has
+    no public hook for this, so the block swaps its private
+    `_backend_pdf_ps.get_glyphs_subset` for a memoised one and puts it back on exit; if
+    a matplotlib version lacks what the swap relies on, nothing is swapped. The subset
+    comes back as a font read from the same bytes (no recomputed bounds or timestamp), so
+    the PDF is byte for byte the one without the memo."""
+    try:
+        from fontTools.ttLib import TTFont
+        from matplotlib.backends import _backend_pdf_ps as pdfps
+
+        make, result, as_file = pdfps.get_glyphs_subset, pdfps.SubsetResults, pdfps.font_as_file
+        result._as_cm  # noqa: B018 -- checks the context-manager form the backend uses
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def memoised(fontfile, glyphs):
+        key = (os.fspath(fontfile), getattr(fontfile, "face_index", 0), frozenset(glyphs))
+        hit = _PDF_SUBSETS.get(key)
+        if hit is None:
+            with make(fontfile, glyphs) as sub:
+                hit = (as_file(sub.font).getvalue(), dict(sub.glyph_index_map))
+            if len(_PDF_SUBSETS) >= PDF_SUBSETS_KEPT:
+                _PDF_SUBSETS.pop(next(iter(_PDF_SUBSETS)))  # the oldest
+            _PDF_SUBSETS[key] = hit
+        data, index_map = hit
+        font = TTFont(io.BytesIO(data), recalcBBoxes=False, recalcTimestamp=False)
+        return result(font, dict(index_map))._as_cm()
+
+    pdfps.get_glyphs_subset = memoised
+    try:
+        yield
+    finally:
+        pdfps.get_glyphs_subset = make
+
+
+# Mathtext layouts already made in this process: (output type, rc settings, expression,
+# dpi, font, antialiasing, glyph-loading flags) -> the parse. Log-scale tick labels
+# ("$\mathdefault{10^{3}}$") repeat in figure after figure.
+_MATH_PARSES: dict = {}
+MATH_PARSES_KEPT = 1024  # a parse is a few glyph positions (or, for Agg, a small bitmap)
+_MATH_RC_PREFIXES = ("mathtext.", "text.", "font.")  # the rc a parse may read
+
+
+@contextmanager
+def _shared_math_parses():
+    """Within the block, every renderer reuses the mathtext layouts of this process.
+
+    matplotlib caches a mathtext layout per parser, but every renderer (one per format,
+    one more for the tight box) makes its own parser, so each figure re-parses its log
+    tick labels four times with pyparsing, ~0.1 s a figure. No public hook: the block
+    swaps the private `MathTextParser._parse_cached` for one keyed without the parser
+    instance (its result depends only on the parser's output type, its arguments and the
+    rc read here), and puts it back on exit; if a matplotlib version lacks it, nothing is
+    swapped. The layouts are the ones the parser makes, so the files are unchanged."""
+    import matplotlib as mpl
+
+    try:
+        from matplotlib.mathtext import MathTextParser
+
+        parse = MathTextParser.__dict__["_parse_cached"]
+    except (ImportError, KeyError):
+        yield
+        return
+    rc_key = tuple((k, str(v)) for k, v in sorted(mpl.rcParams.items()) if k.startswith(_MATH_RC_PREFIXES))
+
+    def shared(self, s, dpi, prop, antialiased, load_glyph_flags):
+        key = (self._output_type, rc_key, s, dpi, prop, antialiased, load_glyph_flags)
+        hit = _MATH_PARSES.get(key)
+        if hit is None:
+            hit = parse(self, s, dpi, prop, antialiased, load_glyph_flags)
+            if len(_MATH_PARSES) >= MATH_PARSES_KEPT:
+                _MATH_PARSES.pop(next(iter(_MATH_PARSES)))  # the oldest
+            _MATH_PARSES[key] = hit
+        return hit
+
+    MathTextParser._parse_cached = shared
+    try:
+        yield
+    finally:
+        MathTextParser._parse_cached = parse
