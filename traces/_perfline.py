@@ -46,35 +46,46 @@ def find(buf, i, end, word):
     return -1
 
 
+_U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
+_I64_MAX = np.uint64(0x7FFFFFFFFFFFFFFF)
+
+
 @scanner
 def number(buf, i, end):
     """(value, next index, ok) of the number at buf[i:end]: decimal with an optional minus,
     or 0x hex read as 64 bits (0xffffffffffffffea is -22, as a syscall returns it). The
-    number ends at a blank, a comma, a slash, a colon or a bracket."""
+    number ends at a blank, a comma, a slash, a colon or a bracket. Not ok when it does
+    not fit: a hex number beyond 64 bits, a decimal beyond int64 (rather than a value
+    wrapped around, which would pass for a real pid or address)."""
     j = i
     neg = j < end and buf[j] == MINUS
     if neg:
         j += 1
     v = np.uint64(0)
     digits = 0
+    fits = True
     hexa = j + 1 < end and buf[j] == 48 and (buf[j + 1] == 120 or buf[j + 1] == 88)
+    base = np.uint64(16 if hexa else 10)
     if hexa:
         j += 2
     while j < end:
         c = buf[j]
         if 48 <= c <= 57:
-            d = c - 48
+            d = np.uint64(c - 48)
         elif hexa and 97 <= c <= 102:
-            d = c - 87
+            d = np.uint64(c - 87)
         elif hexa and 65 <= c <= 70:
-            d = c - 55
+            d = np.uint64(c - 55)
         else:
             break
-        v = v * np.uint64(16 if hexa else 10) + np.uint64(d)
+        fits &= v <= (_U64_MAX - d) // base  # v * base + d stays within 64 bits
+        v = v * base + d
         digits += 1
         j += 1
-    ok = digits > 0 and (j == end or is_space(buf[j]) or buf[j] == 44 or buf[j] == SLASH or buf[j] == COLON
-                         or buf[j] == RBRACKET or buf[j] == 40 or buf[j] == 41)
+    if not hexa:  # a decimal is signed: up to 2^63 - 1, or 2^63 with its minus
+        fits &= v <= _I64_MAX + np.uint64(neg)
+    ok = fits and digits > 0 and (j == end or is_space(buf[j]) or buf[j] == 44 or buf[j] == SLASH
+                                  or buf[j] == COLON or buf[j] == RBRACKET or buf[j] == 40 or buf[j] == 41)
     out = np.int64(v)
     return (-out if neg else out), j, ok
 

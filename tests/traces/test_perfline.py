@@ -37,3 +37,14 @@ def test_numbers_are_64_bit_as_syscalls_return_them():
         v, _, ok = number(np.frombuffer(text.encode(), np.uint8), 0, len(text))
         assert ok and v == want
     assert not number(np.frombuffer(b"zz", np.uint8), 0, 2)[2]
+
+
+@pytest.mark.parametrize("text,want", [("0xffffffffffffffff", -1), ("9223372036854775807", 2**63 - 1),
+                                       ("-9223372036854775808", -2**63), ("18446744073709551615", None),
+                                       ("9223372036854775808", None), ("0x10000000000000000", None),
+                                       ("99999999999999999999999", None), ("-9223372036854775809", None)])
+def test_a_number_that_does_not_fit_64_bits_is_refused_not_wrapped(text, want):
+    v, _, ok = number(np.frombuffer(text.encode(), np.uint8), 0, len(text))
+    assert ok == (want is not None)
+    if ok:
+        assert v == want
