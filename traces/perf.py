@@ -29,7 +29,8 @@ Semantics (docs/trace-format.md#perf-logs), address spaces keyed by thread-group
   mappings `execve` makes: stack, program, loader, vdso) -> `reserve` (inside one it
   gives the VMA after merging, and whether it is file-backed); `munmap` -> `release`; `brk` growth -> `reserve`, shrinking -> `release`;
   `mremap` -> `release` old, `reserve` new where it moved the mapping (the moved pages:
-  see below), the growth or shrinking alone where it resized in place;
+  see below), the growth or shrinking alone where it resized in place, the VMA keeping
+  its MADV_(NO)HUGEPAGE mark and PROT_NONE either way;
   `madvise(MADV_DONTNEED)` -> `dontneed`, `MADV_FREE`/`MADV_REMOVE` -> `unmap`,
   `MADV_HUGEPAGE`/`MADV_NOHUGEPAGE` mark the range for transparent huge pages;
   `mprotect` marks PROT_NONE ranges;
@@ -103,9 +104,9 @@ class _Space:
                 keep.append((end, v[1], *v[2:]))
         self.vmas[lo:hi] = keep
 
-    def add(self, start, end, file, noaccess=False):
+    def add(self, start, end, file, noaccess=False, thp=0):
         self.remove(start, end)
-        bisect.insort(self.vmas, (start, end, file, 0, noaccess))
+        bisect.insort(self.vmas, (start, end, file, thp, noaccess))
 
     def set_flag(self, start, end, index, value):
         """Set flag `index` (THP or NOACCESS) of [start, end)'s pieces of VMAs, as
@@ -172,10 +173,10 @@ class _Builder:
             self.skipped[BEFORE] += 1
         return sp
 
-    def reserve(self, pid, sp, start, end, file, t, line, noaccess=False, populate=False):
+    def reserve(self, pid, sp, start, end, file, t, line, noaccess=False, populate=False, thp=0):
         if end <= start or end > VA_LIMIT:
             return
-        sp.add(start, end, file, noaccess)
+        sp.add(start, end, file, noaccess, thp)
         self.emit(pid, "reserve", start, end - start, t=t, line=line)
         if populate or sp.lock_future:
             self.populate(pid, sp, start, end, t, line)
@@ -283,15 +284,17 @@ def _syscall_exit(b: _Builder, pid, tid, name, ret, t, line):
     elif name == "mremap":
         old, old_len, new_len = args["addr"], _page_up(args["old_len"]), _page_up(args["new_len"])
         v = sp.find(old)
-        file = bool(v and v[2])
+        # the VMA keeps its flags, grown in place or moved (mm/mremap.c: vma_expand, copy_vma):
+        # its MADV_(NO)HUGEPAGE mark and its PROT_NONE go with it
+        file, thp, noaccess = (bool(v[2]), v[THP], bool(v[NOACCESS])) if v else (False, 0, False)
         if ret == old:  # resized in place: the pages stay
             if new_len > old_len:
-                b.reserve(pid, sp, old + old_len, old + new_len, file, t, line)
+                b.reserve(pid, sp, old + old_len, old + new_len, file, t, line, noaccess, thp=thp)
             elif new_len < old_len:
                 b.release(pid, sp, old + new_len, old + old_len, t, line)
         else:
             b.release(pid, sp, old, old + old_len, t, line)
-            b.reserve(pid, sp, ret, ret + new_len, file, t, line)
+            b.reserve(pid, sp, ret, ret + new_len, file, t, line, noaccess, thp=thp)
     elif name == "madvise":
         start, length, advice = args["start"], _page_up(args["len_in"]), args["behavior"]
         if advice in (MADV_DONTNEED, MADV_DONTNEED_LOCKED):

@@ -91,6 +91,31 @@ def test_thp_follows_the_mode_and_the_madvise_marks(tmp_path):
         assert t.arg[t.op == OPS.index("map")].tolist() == want, mode
 
 
+def test_mremap_keeps_the_vmas_huge_page_mark_and_prot_none(tmp_path):
+    # a 4 MiB mapping marked MADV_HUGEPAGE, moved by mremap (and grown to 6 MiB), then a
+    # fault in the moved part and in the grown part: both get huge pages under THP
+    # `madvise`; a PROT_NONE mapping grown in place under mlockall(MCL_FUTURE) stays
+    # unpopulated (populate skips PROT_NONE VMAs)
+    a, moved, none = 0x7F0000000000, 0x7F1000000000, 0x7F2000000000
+    calls = [("mmap", "addr: 0x0, len: 0x400000, prot: 0x3, flags: 0x22, fd: 0xffffffff, off: 0x0", a),
+             ("madvise", f"start: {a:#x}, len_in: 0x400000, behavior: 0xe", 0),
+             ("mremap", f"addr: {a:#x}, old_len: 0x400000, new_len: 0x600000, flags: 0x1, new_addr: 0x0", moved),
+             ("mmap", "addr: 0x0, len: 0x1000, prot: 0x0, flags: 0x22, fd: 0xffffffff, off: 0x0", none),
+             ("mlockall", "flags: 0x2", 0),
+             ("mremap", f"addr: {none:#x}, old_len: 0x1000, new_len: 0x2000, flags: 0x0, new_addr: 0x0", none)]
+    lines = ["bash  900/900  10.000000: PERF_RECORD_COMM exec: prog:3000/3000"]
+    for name, args, ret in calls:
+        lines += [f"syscalls:sys_enter_{name}: {args}", f"syscalls:sys_exit_{name}: {ret:#x}"]
+    lines += [f"exceptions:page_fault_user: address={moved + 0x10:#x} error_code=0x6",
+              f"exceptions:page_fault_user: address={moved + 0x400010:#x} error_code=0x6"]
+    log = tmp_path / "mremap.perf.txt"
+    log.write_text(lines[0] + "\n" + "\n".join(f"prog  3000/3000  10.{i + 1:06d}: {x}" for i, x in enumerate(lines[1:]))
+                   + "\n")
+    t = read_perf(log, thp_mode="madvise")
+    maps = [(int(v), int(f)) for v, f in zip(t.va[t.op == OPS.index("map")], t.arg[t.op == OPS.index("map")])]
+    assert maps == [(moved, MAP_THP), (moved + 0x400000, MAP_THP)]
+
+
 def test_touching_anonymous_mappings_are_one_vma_for_huge_pages(tmp_path):
     # two 1 MiB mmaps that touch make one 2 MiB-aligned VMA, as Linux merges them: a fault
     # in it gets a huge page under THP `always`
