@@ -128,8 +128,9 @@ def tight_bbox(fig):
 
     No draw first: `get_tightbbox` places what a draw would place before measuring it
     (titles, axis labels, tick labels, legend offsets, annotations, aspect), so the box is
-    the one a draw-then-measure gives (checked on every report figure; see
-    tests/reports/test_figure_save.py), ~0.08 s a figure cheaper than drawing first."""
+    the one a draw-then-measure gives (the same on all 86 figures of the default report
+    when this was written; tests/reports/test_figure_save.py checks a log-scale figure
+    with a legend and a fixed-aspect one), ~0.08 s a figure cheaper than drawing first."""
     import matplotlib as mpl
 
     return fig.get_tightbbox(fig.canvas.get_renderer()).padded(mpl.rcParams["savefig.pad_inches"])
