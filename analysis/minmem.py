@@ -246,8 +246,7 @@ def min_memory(trace: Trace, scheme: str = "pair", policy: str = "address", allo
             while high_water is None:  # no clean replay at such a size yet: double them
                 if size > cap:
                     raise NoCleanSize(f"the trace fails even with the largest simulated memory ({cap} frames)")
-                if clean(size)[0]:
-                    hi = min(hi, size)
+                clean(size)  # (a clean one sets high_water)
                 size = up(2 * size, grain)
             hi = up(high_water, grain)  # C: clean, and C - grain fails (module docstring)
             if hi - grain >= floor:
