@@ -160,6 +160,18 @@ def _drop_spent_layout_engine(fig) -> None:
             fig.set_layout_engine(None)
 
 
+def _remembered(cache: dict, kept: int, key, make):
+    """cache[key], made by make() the first time; at most `kept` entries, the oldest
+    forgotten first."""
+    hit = cache.get(key)
+    if hit is None:
+        hit = make()
+        if len(cache) >= kept:
+            cache.pop(next(iter(cache)))
+        cache[key] = hit
+    return hit
+
+
 # PDF font subsets already made in this process: (font file, face index, glyph ids) ->
 # (subset font file bytes, glyph id map). A report's PDFs embed DejaVu Sans subset to
 # their glyphs, and many figures use the same glyphs (same kind of figure, other trace).
@@ -191,14 +203,12 @@ def _memo_pdf_font_subsets():
 
     def memoised(fontfile, glyphs):
         key = (os.fspath(fontfile), getattr(fontfile, "face_index", 0), frozenset(glyphs))
-        hit = _PDF_SUBSETS.get(key)
-        if hit is None:
+
+        def subset():
             with make(fontfile, glyphs) as sub:
-                hit = (as_file(sub.font).getvalue(), dict(sub.glyph_index_map))
-            if len(_PDF_SUBSETS) >= PDF_SUBSETS_KEPT:
-                _PDF_SUBSETS.pop(next(iter(_PDF_SUBSETS)))  # the oldest
-            _PDF_SUBSETS[key] = hit
-        data, index_map = hit
+                return as_file(sub.font).getvalue(), dict(sub.glyph_index_map)
+
+        data, index_map = _remembered(_PDF_SUBSETS, PDF_SUBSETS_KEPT, key, subset)
         font = TTFont(io.BytesIO(data), recalcBBoxes=False, recalcTimestamp=False)
         return result(font, dict(index_map))._as_cm()
 
@@ -241,13 +251,8 @@ def _shared_math_parses():
 
     def shared(self, s, dpi, prop, antialiased, load_glyph_flags):
         key = (self._output_type, rc_key, s, dpi, prop, antialiased, load_glyph_flags)
-        hit = _MATH_PARSES.get(key)
-        if hit is None:
-            hit = parse(self, s, dpi, prop, antialiased, load_glyph_flags)
-            if len(_MATH_PARSES) >= MATH_PARSES_KEPT:
-                _MATH_PARSES.pop(next(iter(_MATH_PARSES)))  # the oldest
-            _MATH_PARSES[key] = hit
-        return hit
+        return _remembered(_MATH_PARSES, MATH_PARSES_KEPT, key,
+                           lambda: parse(self, s, dpi, prop, antialiased, load_glyph_flags))
 
     MathTextParser._parse_cached = shared
     try:
