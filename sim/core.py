@@ -208,9 +208,30 @@ def _exhausted_span(t, p, v, end):
 
 
 @inline_kernel
+def _kpt_pages(ctr):
+    """KPT pages now: the tables of every level and the deposited PTE tables (in VmPTE,
+    at no level)."""
+    return ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3] + ctr[C.DEPOSITED]
+
+
+@inline_kernel
+def _pt_pages(ctr):
+    """Page-table pages now, KPT and EPT."""
+    return _kpt_pages(ctr) + ctr[C.EPT]
+
+
+@inline_kernel
+def _new_used_peak(b, ctr, used):
+    """Used memory (frames, background included) has reached a new peak: note it, and the
+    free lists at the (first) peak."""
+    ctr[C.PEAK_USED] = used
+    for k in range(N_ORDERS):
+        ctr[C.PEAK_BUDDY + k] = b.nr_free[k]
+
+
+@inline_kernel
 def _update_peaks(b, t, ctr):
-    # deposited PTE tables are KPT pages (in VmPTE) at no level
-    kpt = ctr[C.KPT] + ctr[C.KPT + 1] + ctr[C.KPT + 2] + ctr[C.KPT + 3] + ctr[C.DEPOSITED]
+    kpt = _kpt_pages(ctr)
     pt = kpt + ctr[C.EPT]
     used = b.meta[M_FRAMES] - b.meta[M_HOLES] - b.meta[M_FREE_PAGES]  # background included
     if pt > ctr[C.PEAK_PT] or ctr[C.EVENTS] == 1:
@@ -227,11 +248,86 @@ def _update_peaks(b, t, ctr):
         ctr[C.PEAK_DATA] = ctr[C.DATA]
     ctr[C.PT_SUM] += pt
     if used > ctr[C.PEAK_USED]:
-        ctr[C.PEAK_USED] = used
-        for k in range(N_ORDERS):  # free lists at the (first) peak of used memory
-            ctr[C.PEAK_BUDDY + k] = b.nr_free[k]
+        _new_used_peak(b, ctr, used)
     if ctr[C.EPT_WASTE] > ctr[C.PEAK_WASTE]:
         ctr[C.PEAK_WASTE] = ctr[C.EPT_WASTE]
+
+
+_RUN_GROW = -1  # _kernel_events stopped before a kalloc: the handle table must grow
+
+
+@inline_kernel
+def _kernel_events(b, t, ctr, op, arg, order, mt, i, stop):
+    """Replay the allocator events (kalloc, kfree) from event i on, until another event or
+    `stop`. Returns (the event it stopped before, code): code 0, `_RUN_GROW` (the handle
+    table must grow before the kalloc at that event) or an ERR_* of an impossible event.
+
+    Kernel allocations belong to no process and touch no page table, so of the per-event
+    bookkeeping of `_update_peaks` only two things move in such a run: page-table pages
+    enter the mean once more each event (the same count every time), and used memory may
+    reach a new peak. After the run's first event has had the full `_update_peaks`, every
+    other peak is up to date and stays so; the rest of the run keeps the event count, the
+    mean's sum and the used peak in locals and stores them when it stops -- the same
+    counters, event for event, as `_update_peaks` after each (the bookkeeping was a fifth
+    of an allocator event's replay: docs/performance.md)."""
+    pt = _pt_pages(ctr)
+    in_use = b.meta[M_FRAMES] - b.meta[M_HOLES]  # minus the free frames: used, background included
+    events = pt_sum = peak = 0
+    first = True
+    code = 0
+    while i < stop:
+        o = op[i]
+        if o == OP_KALLOC:
+            if 2 * (t.meta[T_H_COUNT] + 1) > len(t.handles.key):
+                code = _RUN_GROW
+                break
+            h = h_find(t.handles, arg[i])
+            if h >= 0 and t.handles.state[h] == H_LIVE:
+                code = ERR_HANDLE_LIVE
+                break
+            if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
+                h = h_insert(t.handles, arg[i])
+                t.meta[T_H_COUNT] += 1
+            k = order[i]
+            f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
+            if f < 0:
+                count_failures(b, ctr, k, 1)
+                t.handles.state[h] = H_FAILED
+            else:
+                t.handles.state[h] = H_LIVE
+                t.handles.frame[h] = f
+                t.handles.order[h] = k
+                ctr[C.KALLOC] += 1 << k
+        elif o == OP_KFREE:
+            h = h_find(t.handles, arg[i])
+            if h < 0:
+                code = ERR_HANDLE_UNKNOWN
+                break
+            if t.handles.state[h] == H_LIVE:
+                k = t.handles.order[h]
+                page_free(b, t.handles.frame[h], k)
+                ctr[C.KALLOC] -= 1 << k
+            h_delete(t.handles, h)
+            t.meta[T_H_COUNT] -= 1
+        else:
+            break
+        i += 1
+        if first:
+            ctr[C.EVENTS] += 1
+            _update_peaks(b, t, ctr)
+            events, pt_sum, peak = ctr[C.EVENTS], ctr[C.PT_SUM], ctr[C.PEAK_USED]
+            first = False
+            continue
+        events += 1
+        pt_sum += pt
+        used = in_use - b.meta[M_FREE_PAGES]
+        if used > peak:  # (only a kalloc raises it)
+            peak = used
+            _new_used_peak(b, ctr, used)
+    if not first:
+        ctr[C.EVENTS] = events
+        ctr[C.PT_SUM] = pt_sum
+    return i, code
 
 
 @kernel
@@ -256,15 +352,20 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
             if i >= stop:
                 break
             j = stop if every == 0 else min(stop, i + every - ctr[C.EVENTS] % every)
-        for i in range(i, j):  # the segment's events (i: where the segment starts)
+        while i < j:  # the segment's events (i: where the segment starts)
             o = op[i]
+            if o == OP_KALLOC or o == OP_KFREE:  # a run of allocator events, at once
+                i, code = _kernel_events(b, t, ctr, op, arg, order, mt, i, j)
+                if code == _RUN_GROW:
+                    return i, STATUS_GROW, GROW_HANDLES, 0, 0, j, n_rows
+                if code != 0:
+                    return i, STATUS_ERROR, code, 0, 0, j, n_rows
+                continue
             p = pid[i]
             size = psz[i]
             need, need_g = _slots_needed(b, t, o, p, va[i], length[i], arg[i], size)
             if need > t.meta[T_SLOTS_FREE] or need_g > t.meta[T_G_FREE]:
                 return i, STATUS_GROW, 0, need, need_g, j, n_rows
-            if o == OP_KALLOC and 2 * (t.meta[T_H_COUNT] + 1) > len(t.handles.key):
-                return i, STATUS_GROW, GROW_HANDLES, 0, 0, j, n_rows
             if t.meta[T_RECLAIM] == RECLAIM_LINUX:  # a VMA event may need a bigger block
                 carve = 0
                 if o == OP_RESERVE or o == OP_RELEASE:
@@ -281,8 +382,6 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                     return i, STATUS_ERROR, ERR_ALREADY_ALIVE, 0, 0, j, n_rows
                 if o == OP_FORK and t.procs.state[arg[i]] == P_NONE:
                     return i, STATUS_ERROR, ERR_PARENT_NOT_ALIVE, 0, 0, j, n_rows
-            elif o == OP_KALLOC or o == OP_KFREE:
-                pass  # kernel allocations belong to no process
             elif state == P_NONE:
                 return i, STATUS_ERROR, ERR_NOT_ALIVE, 0, 0, j, n_rows
             elif state == P_FAILED:
@@ -291,6 +390,7 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                     t.procs.state[p] = P_NONE
                 ctr[C.EVENTS] += 1
                 _update_peaks(b, t, ctr)  # nothing changed, but the mean counts this event
+                i += 1
                 continue
 
             # --- the event -------------------------------------------------------------
@@ -365,36 +465,9 @@ def run_events(b, t, ctr, scheme, op, pid, va, length, arg, order, psz, mt, star
                 spawn(b, t, ctr, scheme, p)
             elif o == OP_EXIT:
                 teardown(b, t, ctr, p)
-            elif o == OP_KALLOC:
-                h = h_find(t.handles, arg[i])
-                if h >= 0 and t.handles.state[h] == H_LIVE:
-                    return i, STATUS_ERROR, ERR_HANDLE_LIVE, 0, 0, j, n_rows
-                if h < 0:  # (a handle whose kalloc failed and was never freed is reused)
-                    h = h_insert(t.handles, arg[i])
-                    t.meta[T_H_COUNT] += 1
-                k = order[i]
-                f = page_alloc(b, k, mt[i], OWN_KALLOC_MOVABLE if mt[i] == MT_MOVABLE else OWN_KALLOC)
-                if f < 0:
-                    count_failures(b, ctr, k, 1)
-                    t.handles.state[h] = H_FAILED
-                else:
-                    t.handles.state[h] = H_LIVE
-                    t.handles.frame[h] = f
-                    t.handles.order[h] = k
-                    ctr[C.KALLOC] += 1 << k
-            elif o == OP_KFREE:
-                h = h_find(t.handles, arg[i])
-                if h < 0:
-                    return i, STATUS_ERROR, ERR_HANDLE_UNKNOWN, 0, 0, j, n_rows
-                if t.handles.state[h] == H_LIVE:
-                    k = t.handles.order[h]
-                    page_free(b, t.handles.frame[h], k)
-                    ctr[C.KALLOC] -= 1 << k
-                h_delete(t.handles, h)
-                t.meta[T_H_COUNT] -= 1
             ctr[C.EVENTS] += 1
             _update_peaks(b, t, ctr)
-        i = j
+            i += 1
         events = ctr[C.EVENTS]
         if every != 0 and events % every == 0 and (n_rows == 0 or rows[n_rows - 1, R_EVENTS] != events):
             if n_rows == rows.shape[0]:
