@@ -24,6 +24,7 @@ from ptpair.sim.initial import aged_allocator, copy_state, describe, initial_run
 from ptpair.sim.mobility import MT_NAMES
 from ptpair.sim.occupancy import HUGE_NAMES, N_HUGE, hugepage_blocks
 from ptpair.sim.pagetable import KIND_KPT, KIND_PAIR, KIND_SEP, P_ALIVE, RECLAIMS, grow_tables, new_tables
+from ptpair.sim.precompile import CalleesAhead
 from ptpair.sim.sampling import R_BUDDY, ROW_LEN, STATUS_FULL, sample_row
 from ptpair.sim.schemes import SCHEMES
 from ptpair.sim.slots import (
@@ -139,6 +140,15 @@ class ReplayError(Exception):
         super().__init__(f"event {index}: {message}")
 
 
+def _event_loop(*args):
+    """run_events(*args); the first call in a process, which compiles the loop on a cold
+    cache, with the loop's callees compiled ahead on a second core (sim/precompile.py)."""
+    if run_events.overloads:
+        return run_events(*args)
+    with CalleesAhead():
+        return run_events(*args)
+
+
 class Machine:
     def __init__(self, config: Config, n_procs: int = 0):
         self.config = config
@@ -184,7 +194,7 @@ class Machine:
         i, seg, n = start, -1, 0
         try:
             while True:
-                i, status, code, need, need_g, seg, n = run_events(
+                i, status, code, need, need_g, seg, n = _event_loop(
                     self.buddy, self.tables, self.ctr, self.scheme_code,
                     ev.op, ev.pid, ev.va, ev.length, ev.arg, ev.order, ev.psz, ev.mt, i, stop, every, seg, rows, n)
                 if status == STATUS_DONE:
