@@ -113,7 +113,9 @@ class CalleesAhead:
 
     def __enter__(self):
         self.proc = None
-        if _cores() > 1 and not loop_is_cached() and "fork" in multiprocessing.get_all_start_methods():
+        # (a daemonic process -- a multiprocessing.Pool's worker -- may not start one)
+        if (_cores() > 1 and not multiprocessing.current_process().daemon and not loop_is_cached()
+                and "fork" in multiprocessing.get_all_start_methods()):
             self.proc = multiprocessing.get_context("fork").Process(target=compile_callees, daemon=True)
             self.proc.start()
         return self
