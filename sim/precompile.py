@@ -20,15 +20,30 @@ entry leave one whole entry). Nothing here changes what is compiled: only when, 
 which core.
 
 `CALLEE_ORDER` must name the loop's callees with the types the loop passes (every
-integer widened to int64: traces/_jit.py); a callee missing from it, or listed with
-other types, is only compiled by the loop itself, as before -- slower, never wrong.
-tests/sim/test_precompile.py checks the list against the compiled loop.
+integer widened to int64: traces/_jit.py). A callee missing from it is compiled by the
+loop itself, as before. One listed with other types would be compiled for nothing, and
+worse: the two processes would then save two different entries of one kernel at about
+the same time, which numba's cache index does not lock against (`IndexDataCacheFile.save`
+reads the index, picks a free data file name and writes both back). So
+tests/sim/test_precompile.py compiles the loop alone and fails on any listed type the
+loop does not pass; the cache is keyed by these sources (ptpair/_jitcache.py), so a list
+that drifted is caught by the test run of the very sources it belongs to.
+
+The process ahead is a fork, started only where it can help and cannot get in the way:
+a loop not yet in the cache, a second core, fork available, and not inside a
+multiprocessing worker (a pool of workers on a cold cache would double its compiles). It
+ignores Ctrl-C (the user's process handles it and stops this one), leaves with
+`os._exit` (no inherited exit hook or output buffer runs twice), and is killed, not asked
+to stop, when the loop is compiled: numba writes each cache file to a temporary name and
+renames it into place, so a kill leaves whole entries (and at worst a stray temporary
+file). If the fork fails, the loop compiles alone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 
 import numba
 import numpy as np
@@ -85,6 +100,17 @@ def compile_callees() -> None:
         dispatcher.compile(sig)
 
 
+def _ahead() -> None:
+    """The forked process ahead: compile_callees, then leave at once, whatever happened
+    (a failure here only means the loop compiles its callees itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the CLI's handler, inherited)
+    try:
+        compile_callees()
+    finally:
+        os._exit(0)
+
+
 def loop_is_cached() -> bool:
     """Whether the event loop's compiled code is in the on-disk cache already (then there
     is nothing to compile ahead). Reads numba's cache index path, not public API: where
@@ -107,21 +133,24 @@ def _cores() -> int:
 
 class CalleesAhead:
     """`with CalleesAhead(): <compile the loop>`: compile_callees in a forked process
-    while the block runs, if the loop is not cached and this machine has a core to spare;
-    the process is stopped when the block ends (a callee it was compiling then, the loop
-    has compiled itself)."""
+    while the block runs, where that can help (see the module's docstring); the process
+    is killed when the block ends (a callee it was compiling then, the loop has compiled
+    itself)."""
 
     def __enter__(self):
         self.proc = None
-        # (a daemonic process -- a multiprocessing.Pool's worker -- may not start one)
-        if (_cores() > 1 and not multiprocessing.current_process().daemon and not loop_is_cached()
+        if (_cores() > 1 and multiprocessing.parent_process() is None and not loop_is_cached()
                 and "fork" in multiprocessing.get_all_start_methods()):
-            self.proc = multiprocessing.get_context("fork").Process(target=compile_callees, daemon=True)
-            self.proc.start()
+            proc = multiprocessing.get_context("fork").Process(target=_ahead, daemon=True)
+            try:
+                proc.start()
+            except Exception:  # (no memory or process left to fork; fork warned into an error)
+                return self
+            self.proc = proc
         return self
 
     def __exit__(self, *exc):
         if self.proc is not None:
-            self.proc.terminate()
+            self.proc.kill()
             self.proc.join()
         return False

@@ -10,18 +10,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ptpair import registry
+from ptpair.sim.handles import new_handles
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import OPS, Trace, encode
 from tests.gen import random_trace
 
 HANDLE_BASE = 1 << 40  # the spliced runs' handles: apart from random_trace's
+SMALL_TABLE = 4  # buckets of the handle table a replay starts with (grows at 2 live handles)
 
 
 def with_allocator_runs(rnd: random.Random, trace: Trace, impossible: bool) -> Trace:
-    """`trace` with runs of 1-60 kalloc/kfree events spliced in between its events, enough
-    live handles for the handle table to grow inside a run, orders up to 10 (so that
-    small memories fail some). `impossible`: some kfrees of unknown handles and kallocs
-    of live ones too."""
+    """`trace` with runs of 1-60 kalloc/kfree events spliced in between its events, orders
+    up to 10 (so that small memories fail some). `impossible`: some kfrees of unknown
+    handles and kallocs of live ones too."""
     cols = {n: list(getattr(trace, n)) for n in ("pid", "va", "length", "arg", "order", "page_size", "migratetype")}
     cols["op"] = [OPS[o] for o in trace.op]
     out = {n: [] for n in cols}
@@ -62,11 +63,14 @@ def test_runs_of_allocator_events_end_as_event_by_event(rnd, scheme, allocator, 
     trace = with_allocator_runs(rnd, random_trace(rnd, 40), impossible)
     ev = encode(trace)
     config = Config(scheme, "address", memory, allocator)
-    whole = Machine(config, ev.n_procs)
+    whole, stepped = Machine(config, ev.n_procs), Machine(config, ev.n_procs)
+    for m in (whole, stepped):  # a small handle table, so that it grows inside runs
+        m.tables = m.tables._replace(handles=new_handles(SMALL_TABLE))
     whole.run(ev, sample_every=every or None, lenient=impossible)
-    stepped = Machine(config, ev.n_procs)
     for i in range(len(ev)):
         stepped.run(ev, i, i + 1, lenient=impossible)
+    if (trace.op == OPS.index("kalloc")).sum() > SMALL_TABLE:
+        assert len(whole.tables.handles.key) > SMALL_TABLE  # (it grew: the test covers growth)
     np.testing.assert_array_equal(whole.ctr, stepped.ctr)  # events, peaks, the mean's sum, failures
     assert whole.free_blocks() == stepped.free_blocks()
     assert whole.skipped_bad == stepped.skipped_bad
