@@ -268,8 +268,8 @@ def _kernel_events(b, t, ctr, op, arg, order, mt, i, stop):
     reach a new peak. After the run's first event has had the full `_update_peaks`, every
     other peak is up to date and stays so; the rest of the run keeps the event count, the
     mean's sum and the used peak in locals and stores them when it stops -- the same
-    counters, event for event, as `_update_peaks` after each (the bookkeeping was a fifth
-    of an allocator event's replay: docs/performance.md)."""
+    counters, event for event, as `_update_peaks` after each (docs/performance.md, "Runs
+    of allocator events")."""
     pt = _pt_pages(ctr)
     in_use = b.meta[M_FRAMES] - b.meta[M_HOLES]  # minus the free frames: used, background included
     events = pt_sum = peak = 0
