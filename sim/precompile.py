@@ -7,7 +7,7 @@ table kernels, the tree walker, the sampler). The whole is one chain on one core
 loop's front end (inlining and typing its inlined steps) runs some 20 s before it meets
 its first callee, the callees take about half of the compile, and the loop's own
 lowering and LLVM the rest, while the machine's other cores wait
-(docs/performance.md, "The cold compile").
+(docs/performance.md, "Third day").
 
 `compile_callees` compiles those callees, for the argument types the loop passes them,
 in the order the loop meets them, into numba's on-disk cache (ptpair/_jitcache.py). Run
