@@ -86,3 +86,10 @@ def test_bench_startup_times_every_command():
     out = last_json(bench("bench_startup", "--repeats", 1, "--json"))
     assert set(out["commands_s"]) == {"(none)", *VERBS}
     print(f"bench_startup: slowest {out['slowest_s']} s, python alone {out['python_s']} s")
+
+
+def test_bench_compile_times_both_kinds():
+    out = last_json(bench("bench_compile", "--rounds", 1, "--json"))
+    print(f"bench_compile: {out}")
+    assert set(out["compile_s"]) == {"with", "without"} and all(len(v) == 1 for v in out["compile_s"].values())
+    assert out["with_over_without"] > 0
