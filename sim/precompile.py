@@ -44,11 +44,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 
-from ptpair.sim import akaros2015, allocator, mobility, occupancy, pagetable, sampling, treewalk, vmas
+from ptpair.sim import akaros2015, allocator, handles, mobility, occupancy, pagetable, sampling, treewalk, vmas, walk
+from ptpair.traces import freemap
 
 # (module, kernel name, argument kinds), in the order run_events' type inference meets
 # them (a kernel's own callees come with it). Kinds: B, T the machine state's allocator and
@@ -82,21 +84,51 @@ CALLEE_ORDER = (
     (sampling, "sample_row", "B T CTR CTR"),
 )
 
+# Kernels a run compiles after the loop, on one core each time, compiled ahead once the
+# callees are done -- while the loop's own lowering and LLVM keep the first core busy
+# some 40 s and the second has nothing else to do: the handle table's growth (the
+# parent, right after the loop), a free map's blocks and runs (phase 2's Akaros replays),
+# the walk benchmark's kernels (the report's walk timing). Kinds as above, and: H a handle
+# table; U64, I32, I8, I64, BOOLS 1-d arrays of those types; I32_2, I64_2 2-d ones.
+LATER = (
+    (handles, "_rehash", "H H"),
+    (freemap, "carve_free", "BOOLS I64"),
+    (akaros2015, "free_runs", "BOOLS I64"),
+    (walk, "_fill", "U64 I32_2 I32 I32 I8 I"),
+    (walk, "_leaves", "I32_2 I8 I I64 I I64_2"),
+    (walk, "lookup", "U64 I64 I64 I64 Z I64 I64"),
+    (walk, "range_protect", "U64 I I I I Z I64_2"),
+)
 
-def callee_signatures() -> list[tuple[object, tuple]]:
-    """[(dispatcher, argument types)] of CALLEE_ORDER, the state's types taken from a
-    small machine (they do not depend on its size, scheme or allocator)."""
+ENABLED = True  # False: never compile ahead (benchmarks/bench_compile.py measures without)
+
+
+def _kinds() -> dict:
+    """The numba type of each kind of argument the lists above name, the state's types
+    taken from a small machine (they do not depend on its size, scheme or allocator)."""
     from ptpair.sim.machine import Config, Machine
 
     m = Machine(Config(memory_pages=1024))
-    kinds = {"B": numba.typeof(m.buddy), "T": numba.typeof(m.tables), "CTR": numba.typeof(m.ctr),
-             "I": numba.int64, "Z": numba.boolean, "P32": numba.typeof(np.zeros(1, np.int32))}
-    return [(getattr(mod, name), tuple(kinds[k] for k in spec.split())) for mod, name, spec in CALLEE_ORDER]
+
+    def arr(dtype, ndim=1):
+        return numba.typeof(np.zeros((1,) * ndim, dtype))
+
+    return {"B": numba.typeof(m.buddy), "T": numba.typeof(m.tables), "CTR": numba.typeof(m.ctr),
+            "H": numba.typeof(handles.new_handles(1)), "I": numba.int64, "Z": numba.boolean, "P32": arr(np.int32),
+            "U64": arr(np.uint64), "I32": arr(np.int32), "I8": arr(np.int8), "I64": arr(np.int64),
+            "BOOLS": arr(np.bool_), "I32_2": arr(np.int32, 2), "I64_2": arr(np.int64, 2)}
+
+
+def callee_signatures(listed=CALLEE_ORDER) -> list[tuple[object, tuple]]:
+    """[(dispatcher, argument types)] of a list (CALLEE_ORDER or LATER)."""
+    kinds = _kinds()
+    return [(getattr(mod, name), tuple(kinds[k] for k in spec.split())) for mod, name, spec in listed]
 
 
 def compile_callees() -> None:
-    """Compile (or load) every callee of CALLEE_ORDER, in order, into the on-disk cache."""
-    for dispatcher, sig in callee_signatures():
+    """Compile (or load) every kernel of CALLEE_ORDER, then of LATER, in order, into the
+    on-disk cache."""
+    for dispatcher, sig in callee_signatures(CALLEE_ORDER + LATER):
         dispatcher.compile(sig)
 
 
@@ -131,15 +163,22 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+_started_early = None  # the CalleesAhead of an `early()` block, for the loop's compile to take over
+
+
 class CalleesAhead:
     """`with CalleesAhead(): <compile the loop>`: compile_callees in a forked process
     while the block runs, where that can help (see the module's docstring); the process
     is killed when the block ends (a callee it was compiling then, the loop has compiled
-    itself)."""
+    itself). Inside an `early()` block, takes over the process that block started."""
 
     def __enter__(self):
+        global _started_early
         self.proc = None
-        if (_cores() > 1 and multiprocessing.parent_process() is None and not loop_is_cached()
+        if _started_early is not None and _started_early.proc is not None:
+            self.proc, _started_early.proc = _started_early.proc, None
+            return self
+        if (ENABLED and _cores() > 1 and multiprocessing.parent_process() is None and not loop_is_cached()
                 and "fork" in multiprocessing.get_all_start_methods()):
             proc = multiprocessing.get_context("fork").Process(target=_ahead, daemon=True)
             try:
@@ -154,3 +193,22 @@ class CalleesAhead:
             self.proc.kill()
             self.proc.join()
         return False
+
+
+@contextmanager
+def early():
+    """`with early(): <other work, then replays>`: start the process ahead now, for a
+    caller with other work to do before its first replay (the report reads and checks
+    its inputs first: some 5 s in which the second core would wait). The first replay's
+    compile in the block takes the process over and kills it when the loop is compiled;
+    the block's end kills it at the latest (an error before any replay, or a loop
+    already cached)."""
+    global _started_early
+    ahead = CalleesAhead()
+    ahead.__enter__()
+    _started_early = ahead
+    try:
+        yield
+    finally:
+        _started_early = None
+        ahead.__exit__(None, None, None)

@@ -18,7 +18,7 @@ import ptpair.sim.precompile as P
 LOOP_ALONE = r"""
 import json
 import ptpair.sim.precompile as P
-P.CalleesAhead.__enter__ = lambda self: setattr(self, "proc", None) or self  # the loop alone
+P.ENABLED = False  # the loop alone
 from ptpair.sim.machine import Config, Machine
 from ptpair.traces.format import Trace, encode
 Machine(Config(memory_pages=4096)).run(encode(Trace.from_columns(pid=[1, 1], op=["spawn", "map"], va=[0, 0],
@@ -49,7 +49,16 @@ with P.CalleesAhead() as a:
 P.compile_callees = lambda: time.sleep(600)  # ... and one still compiling when the loop is done
 with P.CalleesAhead() as a:
     alive = a.proc.is_alive()
-print(json.dumps({"finished": finished, "alive": alive, "killed": a.proc.exitcode,
+killed = a.proc.exitcode
+with P.early():  # started before the first replay: that replay's compile takes it over
+    early = P._started_early.proc
+    with P.CalleesAhead() as b:
+        taken = b.proc is early and P._started_early.proc is None
+    taken_killed = early.exitcode
+with P.early():  # no replay in the block: killed at its end
+    unused = P._started_early.proc
+print(json.dumps({"finished": finished, "alive": alive, "killed": killed, "taken": taken,
+                  "taken_killed": taken_killed, "unused_killed": unused.exitcode,
                   "children": len(multiprocessing.active_children())}))
 """
 
@@ -61,3 +70,37 @@ def test_the_process_ahead_is_gone_when_the_loop_is_compiled():
     assert out.stdout.count("written before the fork") == 1
     got = json.loads(out.stdout.splitlines()[-1])
     assert got["finished"] == 0 and got["alive"] and got["killed"] < 0 and got["children"] == 0
+    assert got["taken"] and got["taken_killed"] < 0 and got["unused_killed"] < 0
+
+
+# pid 1, a VMM, keeps three 4-KiB pages (something for the walk benchmark to walk)
+WALKED = """\
+pid,op,va,length,arg,order,page_size
+1,spawn,,,,,
+1,vmm,,,,,
+1,map,0x400000,0x3000,,,
+"""
+
+
+def test_the_later_kernels_listed_are_compiled_by_their_users_with_those_types(tmp_path):
+    """LATER: each kernel, run by the code that uses it, compiles the listed types (a
+    drifted type would compile for nothing in the process ahead)."""
+    import numpy as np
+
+    from ptpair.analysis.walkbench import walkbench
+    from ptpair.sim import akaros2015, handles
+    from ptpair.traces.canonical import read_trace
+    from ptpair.traces.freemap import aligned_blocks
+
+    (tmp_path / "t.csv").write_text(WALKED)
+    walkbench(read_trace(tmp_path / "t.csv"), schemes=("pair", "separate"), memory_pages=1 << 14, repeats=1,
+              warmup=0, lookups=8)
+    handles.grown(handles.new_handles(4), 8)
+    free = np.arange(64) % 3 != 0
+    akaros2015.run_lengths(free)
+    akaros2015.buddyinfo_of_free_set(free)
+    aligned_blocks(np.zeros(64, np.int8))
+    listed = P.callee_signatures(P.LATER)
+    assert len(listed) == len(P.LATER)
+    wrong = [(d.py_func.__name__, sig) for d, sig in listed if sig not in d.signatures]
+    assert not wrong, f"listed with types their users do not pass: {wrong}"
