@@ -100,6 +100,14 @@ LATER = (
     (walk, "range_protect", "U64 I I I I Z I64_2"),
 )
 
+# Callees no other listed callee calls: off the chain that ends at the walker (allocators
+# -> page_alloc_call -> new_table -> ... -> map_page -> ... -> walk, some 45 s, each needing
+# the ones before it). The loop's own process compiles these first, some 7 s, while the
+# process ahead goes straight down the chain -- which ends that much sooner -- and meets
+# them already compiled at its end.
+OFF_CHAIN = ("pmd_none", "hugepage_blocks", "vma_reserve_block", "vma_add", "vma_remove", "ept_no_longer_waste",
+             "vma_copy", "sample_row")
+
 ENABLED = True  # False: never compile ahead (benchmarks/bench_compile.py measures without)
 
 
@@ -125,10 +133,22 @@ def callee_signatures(listed=CALLEE_ORDER) -> list[tuple[object, tuple]]:
     return [(getattr(mod, name), tuple(kinds[k] for k in spec.split())) for mod, name, spec in listed]
 
 
+def _chain_first() -> tuple:
+    """CALLEE_ORDER with the callees of OFF_CHAIN moved to its end."""
+    return (tuple(c for c in CALLEE_ORDER if c[1] not in OFF_CHAIN)
+            + tuple(c for c in CALLEE_ORDER if c[1] in OFF_CHAIN))
+
+
 def compile_callees() -> None:
-    """Compile (or load) every kernel of CALLEE_ORDER, then of LATER, in order, into the
-    on-disk cache."""
-    for dispatcher, sig in callee_signatures(CALLEE_ORDER + LATER):
+    """The process ahead: compile (or load) every callee of CALLEE_ORDER, those of the
+    chain first, then those of LATER, in order, into the on-disk cache."""
+    for dispatcher, sig in callee_signatures(_chain_first() + LATER):
+        dispatcher.compile(sig)
+
+
+def compile_off_chain() -> None:
+    """The loop's own process, before it compiles the loop: the callees of OFF_CHAIN."""
+    for dispatcher, sig in callee_signatures(tuple(c for c in CALLEE_ORDER if c[1] in OFF_CHAIN)):
         dispatcher.compile(sig)
 
 
@@ -173,20 +193,29 @@ class CalleesAhead:
     itself). Inside an `early()` block, takes over the process that block started."""
 
     def __enter__(self):
-        global _started_early
-        self.proc = None
         if _started_early is not None and _started_early.proc is not None:
             self.proc, _started_early.proc = _started_early.proc, None
-            return self
+        else:
+            self._start()
+        if self.proc is not None:
+            try:
+                compile_off_chain()
+            except BaseException:  # (Ctrl-C): the with block's exit will not run
+                self.__exit__()
+                raise
+        return self
+
+    def _start(self) -> None:
+        """Fork the process ahead, where it can help."""
+        self.proc = None
         if (ENABLED and _cores() > 1 and multiprocessing.parent_process() is None and not loop_is_cached()
                 and "fork" in multiprocessing.get_all_start_methods()):
             proc = multiprocessing.get_context("fork").Process(target=_ahead, daemon=True)
             try:
                 proc.start()
+                self.proc = proc
             except Exception:  # (no memory or process left to fork; fork warned into an error)
-                return self
-            self.proc = proc
-        return self
+                pass
 
     def __exit__(self, *exc):
         if self.proc is not None:
@@ -205,7 +234,7 @@ def early():
     already cached)."""
     global _started_early
     ahead = CalleesAhead()
-    ahead.__enter__()
+    ahead._start()
     _started_early = ahead
     try:
         yield

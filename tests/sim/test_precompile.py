@@ -28,6 +28,7 @@ print(json.dumps([[d.py_func.__name__, str(sig), [str(s) for s in d.signatures]]
 
 
 def test_the_callees_listed_are_the_loops_with_its_types(tmp_path):
+    assert set(P.OFF_CHAIN) <= {name for _, name, _ in P.CALLEE_ORDER}
     env = {**os.environ, "PTPAIR_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", LOOP_ALONE], env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -42,6 +43,8 @@ import json, multiprocessing, time
 import ptpair.sim.precompile as P
 P.loop_is_cached = lambda: False
 print("written before the fork")  # (stdout is a pipe: still in the buffer at the fork)
+off_chain = []
+P.compile_off_chain = lambda: off_chain.append(1)  # (the loop's process, when a process is ahead)
 P.compile_callees = lambda: None  # a process ahead that finishes ...
 with P.CalleesAhead() as a:
     a.proc.join(60)
@@ -58,7 +61,7 @@ with P.early():  # started before the first replay: that replay's compile takes 
 with P.early():  # no replay in the block: killed at its end
     unused = P._started_early.proc
 print(json.dumps({"finished": finished, "alive": alive, "killed": killed, "taken": taken,
-                  "taken_killed": taken_killed, "unused_killed": unused.exitcode,
+                  "taken_killed": taken_killed, "unused_killed": unused.exitcode, "off_chain": len(off_chain),
                   "children": len(multiprocessing.active_children())}))
 """
 
@@ -71,6 +74,7 @@ def test_the_process_ahead_is_gone_when_the_loop_is_compiled():
     got = json.loads(out.stdout.splitlines()[-1])
     assert got["finished"] == 0 and got["alive"] and got["killed"] < 0 and got["children"] == 0
     assert got["taken"] and got["taken_killed"] < 0 and got["unused_killed"] < 0
+    assert got["off_chain"] == 3  # once per loop compile with a process ahead, not for an unused early()
 
 
 # pid 1, a VMM, keeps three 4-KiB pages (something for the walk benchmark to walk)
