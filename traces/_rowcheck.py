@@ -11,10 +11,22 @@ accept -- tests/traces/test_rowcheck.py compares the two on generated tables.
 Integer columns arrive as Arrow holds them: int64 values, and a validity bitmap (bit i
 of byte i // 8, least significant first, starting at bit `off`) or an empty bitmap
 when no cell is null. An absent column is an empty values array (every cell null).
+
+Or, for a large chunk, with its shape in the types: `None` for an absent column's values,
+for the bitmap of a column without nulls and for an output array not written. numba then
+compiles a version of the pass for that shape with the tests of the other shapes gone
+(`_present`, `_value`, `_put` are resolved by type when the pass is compiled): on the
+allocator stream of issue #21 the pass took some 24 ns a row (pyarrow's defaults) and 29
+(ptpair's Parquet) with the shape tested on every row -- the flags spilled to the stack
+--, against some 8 ns specialised (docs/performance.md). Each shape is a compile of its
+own (a second or two, cached), so traces/columns.py specialises only chunks of
+SPECIALISE_ROWS rows or more; smaller ones share the one all-arrays version.
 """
 
 from __future__ import annotations
 
+from numba.core import types
+from numba.extending import overload
 
 from ptpair.traces._jit import inline_scanner, scanner
 from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_DONTNEED, OP_FORK, OP_KALLOC,
@@ -25,26 +37,84 @@ _N_MT = len(MIGRATETYPES)
 _INT8_MAX = 127
 
 
-@inline_scanner
+SPECIALISE_ROWS = 1 << 17  # chunks this large get a pass compiled for their shape (the bundled traces do not)
+
+
 def _present(vals, bits, off, i):
-    """Whether cell i holds a value (branches only on the column's shape, which is the
-    same for every row and so always predicted)."""
-    if len(vals) == 0:
-        return False
-    if len(bits) == 0:
-        return True
-    k = off + i
-    return (bits[k >> 3] >> (k & 7)) & 1 != 0
+    """Whether cell i holds a value (compiled code only; resolved by the arguments' types)."""
+    raise NotImplementedError("compiled code only")
 
 
-@inline_scanner
 def _value(vals, present, i):
-    """Cell i's value, 0 where it is empty. (Not one helper returning the pair (present,
-    value): numba does not optimise tuple returns away, and the pass was several times
-    slower; docs/performance.md.)"""
-    if len(vals) == 0:
-        return 0
-    return vals[i] * present  # not `if`: whether a cell is empty is data (see check_rows)
+    """Cell i's value, 0 where it is empty (compiled code only)."""
+    raise NotImplementedError("compiled code only")
+
+
+def _has(vals):
+    """Whether a column is present (compiled code only)."""
+    raise NotImplementedError("compiled code only")
+
+
+def _put(out, i, v):
+    """out[i] = v, unless out is not written (None, or empty) (compiled code only)."""
+    raise NotImplementedError("compiled code only")
+
+
+def _none(t) -> bool:
+    return isinstance(t, types.NoneType)
+
+
+@overload(_present, inline="always")
+def _present_by_shape(vals, bits, off, i):
+    if _none(vals):  # an absent column
+        return lambda vals, bits, off, i: False
+    if _none(bits):  # no cell is null
+        return lambda vals, bits, off, i: True
+
+    def any_shape(vals, bits, off, i):
+        # (branches only on the column's shape, the same for every row: always predicted)
+        if len(vals) == 0:
+            return False
+        if len(bits) == 0:
+            return True
+        k = off + i
+        return (bits[k >> 3] >> (k & 7)) & 1 != 0
+
+    return any_shape
+
+
+@overload(_value, inline="always")
+def _value_by_shape(vals, present, i):
+    # (not one helper returning the pair (present, value): numba does not optimise tuple
+    # returns away, and the pass was several times slower; docs/performance.md)
+    if _none(vals):
+        return lambda vals, present, i: 0
+
+    def any_shape(vals, present, i):
+        if len(vals) == 0:
+            return 0
+        return vals[i] * present  # not `if`: whether a cell is empty is data (see check_rows)
+
+    return any_shape
+
+
+@overload(_has, inline="always")
+def _has_by_shape(vals):
+    if _none(vals):
+        return lambda vals: False
+    return lambda vals: len(vals) != 0
+
+
+@overload(_put, inline="always")
+def _put_by_shape(out, i, v):
+    if _none(out):
+        return lambda out, i, v: None
+
+    def any_shape(out, i, v):
+        if len(out):
+            out[i] = v
+
+    return any_shape
 
 
 @scanner
@@ -61,7 +131,7 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
     Rules combine with `&` and `|` (no short circuit) and one branch per row: whether a
     row is a kalloc or a map is data, and branching on it would mispredict about every
     other row on a mixed trace (measured: docs/performance.md)."""
-    has_mt = len(mt) != 0
+    has_mt = _has(mt)
     for i in range(n):
         op = op_lut[op_idx[i]]
         kalloc = op == OP_KALLOC
@@ -93,17 +163,12 @@ def check_rows(n, op_idx, op_lut, pid, pid_b, pid_o, va, va_b, va_o, ln, ln_b, l
         if bad:
             return i
         out_op[i] = op
-        if len(out_pid):
-            out_pid[i] = p
-        if len(out_va):
-            out_va[i] = a
-        if len(out_ln):
-            out_ln[i] = length
-        if len(out_arg):
-            out_arg[i] = _value(arg, has_arg, i)
+        _put(out_pid, i, p)
+        _put(out_va, i, a)
+        _put(out_ln, i, length)
+        _put(out_arg, i, _value(arg, has_arg, i))
         out_order[i] = min(max(o, -1), _INT8_MAX)
-        if len(out_ps):
-            out_ps[i] = s
+        _put(out_ps, i, s)
         if has_mt:
-            out_mt[i] = m if kalloc else 0
+            _put(out_mt, i, m if kalloc else 0)
     return -1

@@ -194,7 +194,7 @@ def _op_view(table: pa.Table):
 def _fast_trace(table: pa.Table, source: str) -> Trace | None:
     """The Trace of a table whose every row is good, checked and built in one compiled
     pass; None when any row or column needs the numpy checks (which then report it)."""
-    from ptpair.traces._rowcheck import check_rows
+    from ptpair.traces._rowcheck import SPECIALISE_ROWS, check_rows
 
     names = table.column_names
     if any(c not in names for c in fmt.REQUIRED_COLUMNS):
@@ -228,8 +228,11 @@ def _fast_trace(table: pa.Table, source: str) -> Trace | None:
     ps_col, ps_out = out(ps, empty=fmt.PAGE_SIZE)
     op_col, order_col = np.empty(n, np.int8), np.empty(n, np.int8)
     migratetype = np.zeros(n, np.int8)  # stays 0 where the column is absent or all empty
-    if check_rows(n, *op, *pid, *va, *length, *arg, *order, *ps, *mt,
-                  op_col, pid_out, va_out, ln_out, arg_out, order_col, ps_out, migratetype) >= 0:
+    args = [*op, *pid, *va, *length, *arg, *order, *ps, *mt,
+            op_col, pid_out, va_out, ln_out, arg_out, order_col, ps_out, migratetype]
+    if n >= SPECIALISE_ROWS:  # the pass compiled for this chunk's shape (traces/_rowcheck.py)
+        args = [None if isinstance(x, np.ndarray) and len(x) == 0 else x for x in args]
+    if check_rows(n, *args) >= 0:
         return None
     time, comm, gfp = _extras(table, RowChecker(source, 2, n))
     return Trace(pid=pid_col, op=op_col, va=va_col, length=ln_col, arg=arg_col, order=order_col, page_size=ps_col,

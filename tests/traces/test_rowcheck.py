@@ -135,3 +135,69 @@ def test_both_paths_read_an_empty_kernel_pid_as_0(text):
     assert _fast_trace(spawn, "t.parquet") is None
     with pytest.raises(TraceError, match=r"t.parquet:3: spawn needs a pid \(pid is empty\)"):
         _checked_trace(spawn, "t.parquet", 2, False)
+
+
+# Chunks of SPECIALISE_ROWS rows or more are checked by a pass compiled for their shape
+# (absent columns, columns without nulls and outputs not written passed as None). A few
+# shapes, as writers produce them (each is a compile of its own), with rows drawn freely:
+# the specialised pass must agree with the all-arrays one and with the numpy checks.
+SHAPES = {
+    "pyarrow defaults": dict(pid="full", va="absent", length="absent", arg="full", order="nulls"),
+    "ptpair's Parquet": dict(pid="full", va="full", length="full", arg="full", order="full", page_size="full",
+                             migratetype="full"),
+    "every cell may be empty": {c: "nulls" for c in COLUMNS},
+    "required columns only": dict(pid="nulls", va="nulls", length="nulls", arg="nulls", order="nulls"),
+    "CSV text": dict(pid="text", va="text", length="text", arg="text", order="text", page_size="text"),
+}
+FILL = dict(pid=0, va=0, length=4096, arg=0, order=0, page_size=fmt.PAGE_SIZE, migratetype=0)
+
+
+def _kernel_row(draw):
+    """A kalloc or kfree (an allocator-only trace's rows: no pid, va or length needed)."""
+    if draw(st.booleans()):
+        return {"op": "kalloc", "arg": draw(st.integers(0, 99)), "order": draw(st.integers(0, fmt.MAX_ORDER))}
+    return {"op": "kfree", "arg": draw(st.integers(0, 99))}
+
+
+@st.composite
+def shaped_tables(draw, shape):
+    n = draw(st.integers(1, 30))
+    kernel_only = shape.get("va") == "absent"  # (a map or unmap needs its range)
+    rows = [(_kernel_row if kernel_only else _good_row)(draw) for _ in range(n)]
+    for _ in range(draw(st.integers(0, 2))):  # spoil a cell or two
+        rows[draw(st.integers(0, n - 1))][draw(st.sampled_from(COLUMNS))] = draw(st.sampled_from(INTS))
+    cols = {"op": pa.array([r["op"] for r in rows], pa.string()).dictionary_encode()}
+    for c, how in shape.items():
+        vals = [r.get(c, FILL[c] if how == "full" else None) for r in rows]
+        if how == "absent":
+            cols[c] = pa.nulls(n, pa.int64())
+        elif how == "text":
+            cols[c] = pa.array(["" if v is None else str(v) for v in vals], pa.string())
+        else:
+            cols[c] = pa.array(vals, pa.int64())
+    return pa.table(cols)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_pass_compiled_for_a_shape_agrees(shape, monkeypatch):
+    import ptpair.traces._rowcheck as rc
+
+    @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(shaped_tables(SHAPES[shape]))
+    def check(table):
+        monkeypatch.setattr(rc, "SPECIALISE_ROWS", 1 << 30)
+        generic = _fast_trace(table, "t.parquet")
+        monkeypatch.setattr(rc, "SPECIALISE_ROWS", 0)
+        special = _fast_trace(table, "t.parquet")
+        assert (generic is None) == (special is None)
+        try:
+            slow = _checked_trace(table, "t.parquet", 2, False)
+        except TraceError:
+            assert special is None, "the specialised pass accepted a table the checks reject"
+            return
+        assert special is not None, "the specialised pass declined a good table"
+        _same(special, slow)
+        _same(special, generic)
+
+    check()
+    assert len(rc.check_rows.signatures) >= 2  # (the test ran the specialised pass)
