@@ -10,14 +10,20 @@ lowering and LLVM the rest, while the machine's other cores wait
 (docs/performance.md, "Third day").
 
 `compile_callees` compiles those callees, for the argument types the loop passes them,
-in the order the loop meets them, into numba's on-disk cache (ptpair/_jitcache.py). Run
-in a second process while the first compiles the loop, it starts on the callees at
-once; the loop's compile then finds each callee it reaches after the second process
-has written it in the cache and loads it instead of compiling it. A callee the loop
-reaches first it compiles itself, as without the second process (numba writes a cache
-entry to a temporary file and renames it into place, so two processes writing one
-entry leave one whole entry). Nothing here changes what is compiled: only when, and on
-which core.
+into numba's on-disk cache (ptpair/_jitcache.py). Run in a second process while the
+first compiles the loop, it starts on the callees at once; the loop's compile then finds
+each callee it reaches after the second process has written it in the cache and loads
+it instead of compiling it. A callee the loop reaches first it compiles itself, as
+without the second process (numba writes a cache entry to a temporary file and renames
+it into place, so two processes writing one entry leave one whole entry). The callees
+form one chain of dependencies ending at the table walker (each compiled after those it
+calls); the second process goes straight down it, while the loop's own process first
+compiles the few callees off it (`OFF_CHAIN`), then the loop. Once the callees are
+done, the second process compiles the kernels a run compiles after the loop (`LATER`),
+while the loop's own lowering keeps the first core busy. A caller with other work before
+its first replay (the report reads its inputs) starts the second process sooner with
+`early()`. Nothing here changes what is compiled: only when, and on which core
+(docs/performance.md, "Third day" and "Fourth day").
 
 `CALLEE_ORDER` must name the loop's callees with the types the loop passes (every
 integer widened to int64: traces/_jit.py). A callee missing from it is compiled by the
@@ -44,6 +50,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -100,11 +107,11 @@ LATER = (
     (walk, "range_protect", "U64 I I I I Z I64_2"),
 )
 
-# Callees no other listed callee calls: off the chain that ends at the walker (allocators
-# -> page_alloc_call -> new_table -> ... -> map_page -> ... -> walk, some 45 s, each needing
-# the ones before it). The loop's own process compiles these first, some 7 s, while the
-# process ahead goes straight down the chain -- which ends that much sooner -- and meets
-# them already compiled at its end.
+# Callees off the chain that ends at the walker (allocators -> page_alloc_call ->
+# new_table -> ... -> map_page -> ... -> walk, some 45 s, each needing the ones before it):
+# no callee of the chain calls them. The loop's own process compiles these first, some
+# 7 s, while the process ahead goes straight down the chain -- which ends that much
+# sooner -- and meets them already compiled at its end.
 OFF_CHAIN = ("pmd_none", "hugepage_blocks", "vma_reserve_block", "vma_add", "vma_remove", "ept_no_longer_waste",
              "vma_copy", "sample_row")
 
@@ -147,9 +154,14 @@ def compile_callees() -> None:
 
 
 def compile_off_chain() -> None:
-    """The loop's own process, before it compiles the loop: the callees of OFF_CHAIN."""
-    for dispatcher, sig in callee_signatures(tuple(c for c in CALLEE_ORDER if c[1] in OFF_CHAIN)):
-        dispatcher.compile(sig)
+    """The loop's own process, before it compiles the loop: the callees of OFF_CHAIN.
+    Best effort, like the process ahead: a failure here only means the loop compiles
+    them itself."""
+    try:
+        for dispatcher, sig in callee_signatures(tuple(c for c in CALLEE_ORDER if c[1] in OFF_CHAIN)):
+            dispatcher.compile(sig)
+    except Exception:  # noqa: BLE001 -- (the loop's own compile reports any real error)
+        pass
 
 
 def _ahead() -> None:
@@ -169,6 +181,8 @@ def loop_is_cached() -> bool:
     it is missing, says True (and nothing is compiled ahead)."""
     from ptpair.sim.core import run_events
 
+    if run_events.overloads:  # (compiled in this process already)
+        return True
     try:
         return os.path.exists(run_events._cache._cache_file._index_path)
     except AttributeError:
@@ -183,7 +197,12 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-_started_early = None  # the CalleesAhead of an `early()` block, for the loop's compile to take over
+# the CalleesAhead of an `early()` block, for the loop's compile to take over, and the
+# process that started it (a process forked inside the block inherits these, and must not
+# take over a process that is not its child)
+_started_early = None
+_early_owner = None
+_takeover = threading.Lock()
 
 
 class CalleesAhead:
@@ -193,9 +212,11 @@ class CalleesAhead:
     itself). Inside an `early()` block, takes over the process that block started."""
 
     def __enter__(self):
-        if _started_early is not None and _started_early.proc is not None:
-            self.proc, _started_early.proc = _started_early.proc, None
-        else:
+        self.proc = None
+        with _takeover:
+            if _started_early is not None and _early_owner == os.getpid():
+                self.proc, _started_early.proc = _started_early.proc, None
+        if self.proc is None:
             self._start()
         if self.proc is not None:
             try:
@@ -232,12 +253,17 @@ def early():
     compile in the block takes the process over and kills it when the loop is compiled;
     the block's end kills it at the latest (an error before any replay, or a loop
     already cached)."""
-    global _started_early
+    global _started_early, _early_owner
+    if _started_early is not None and _early_owner == os.getpid():  # (inside another early() block)
+        yield
+        return
     ahead = CalleesAhead()
     ahead._start()
-    _started_early = ahead
+    with _takeover:
+        _started_early, _early_owner = ahead, os.getpid()
     try:
         yield
     finally:
-        _started_early = None
+        with _takeover:
+            _started_early = _early_owner = None
         ahead.__exit__(None, None, None)

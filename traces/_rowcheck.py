@@ -28,7 +28,7 @@ from __future__ import annotations
 from numba.core import types
 from numba.extending import overload
 
-from ptpair.traces._jit import inline_scanner, scanner
+from ptpair.traces._jit import scanner
 from ptpair.traces.format import (MAP_FLAGS_MAX, MAX_ORDER, MIGRATETYPES, OP_DONTNEED, OP_FORK, OP_KALLOC,
                                   OP_KFREE, OP_MAP, OP_RELEASE, OP_RESERVE, OP_UNMAP, PAGE_SIZES, VA_LIMIT)
 
@@ -37,27 +37,36 @@ _N_MT = len(MIGRATETYPES)
 _INT8_MAX = 127
 
 
-SPECIALISE_ROWS = 1 << 17  # chunks this large get a pass compiled for their shape (the bundled traces do not)
+SPECIALISE_ROWS = 1 << 18  # chunks this large get a pass compiled for their shape (the bundled traces do not)
 
 
 def _present(vals, bits, off, i):
-    """Whether cell i holds a value (compiled code only; resolved by the arguments' types)."""
-    raise NotImplementedError("compiled code only")
+    """Whether cell i holds a value. (The Python body runs only without the JIT; compiled
+    code gets the overload below for the arguments' types.)"""
+    if vals is None or len(vals) == 0:
+        return False
+    if bits is None or len(bits) == 0:
+        return True
+    k = off + i
+    return (bits[k >> 3] >> (k & 7)) & 1 != 0
 
 
 def _value(vals, present, i):
-    """Cell i's value, 0 where it is empty (compiled code only)."""
-    raise NotImplementedError("compiled code only")
+    """Cell i's value, 0 where it is empty."""
+    if vals is None or len(vals) == 0:
+        return 0
+    return vals[i] * present
 
 
 def _has(vals):
-    """Whether a column is present (compiled code only)."""
-    raise NotImplementedError("compiled code only")
+    """Whether a column is present."""
+    return vals is not None and len(vals) != 0
 
 
 def _put(out, i, v):
-    """out[i] = v, unless out is not written (None, or empty) (compiled code only)."""
-    raise NotImplementedError("compiled code only")
+    """out[i] = v, unless out is not written (None, or empty)."""
+    if out is not None and len(out):
+        out[i] = v
 
 
 def _none(t) -> bool:

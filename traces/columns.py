@@ -228,11 +228,20 @@ def _fast_trace(table: pa.Table, source: str) -> Trace | None:
     ps_col, ps_out = out(ps, empty=fmt.PAGE_SIZE)
     op_col, order_col = np.empty(n, np.int8), np.empty(n, np.int8)
     migratetype = np.zeros(n, np.int8)  # stays 0 where the column is absent or all empty
-    args = [*op, *pid, *va, *length, *arg, *order, *ps, *mt,
-            op_col, pid_out, va_out, ln_out, arg_out, order_col, ps_out, migratetype]
-    if n >= SPECIALISE_ROWS:  # the pass compiled for this chunk's shape (traces/_rowcheck.py)
-        args = [None if isinstance(x, np.ndarray) and len(x) == 0 else x for x in args]
-    if check_rows(n, *args) >= 0:
+    # a large chunk gets the pass compiled for its shape (traces/_rowcheck.py): None for an
+    # absent column's values, the bitmap of a column without empty cells, an output not written
+    special = n >= SPECIALISE_ROWS
+
+    def shaped(view):
+        vals, bits, off = view
+        return (None if special and len(vals) == 0 else vals, None if special and len(bits) == 0 else bits, off)
+
+    def written(o):
+        return None if special and len(o) == 0 else o
+
+    if check_rows(n, *op, *shaped(pid), *shaped(va), *shaped(length), *shaped(arg), *shaped(order), *shaped(ps),
+                  *shaped(mt), op_col, written(pid_out), written(va_out), written(ln_out), written(arg_out),
+                  order_col, written(ps_out), migratetype) >= 0:
         return None
     time, comm, gfp = _extras(table, RowChecker(source, 2, n))
     return Trace(pid=pid_col, op=op_col, va=va_col, length=ln_col, arg=arg_col, order=order_col, page_size=ps_col,

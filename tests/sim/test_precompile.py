@@ -58,10 +58,19 @@ with P.early():  # started before the first replay: that replay's compile takes 
     with P.CalleesAhead() as b:
         taken = b.proc is early and P._started_early.proc is None
     taken_killed = early.exitcode
+def child():  # a process forked inside the block: its first replay takes over nothing
+    with P.CalleesAhead() as c:
+        raise SystemExit(0 if c.proc is None else 1)
 with P.early():  # no replay in the block: killed at its end
     unused = P._started_early.proc
+    forked = multiprocessing.get_context("fork").Process(target=child)
+    forked.start()
+    forked.join(60)
+    with P.early():  # (nested: starts nothing more)
+        nested = P._started_early.proc is unused
 print(json.dumps({"finished": finished, "alive": alive, "killed": killed, "taken": taken,
                   "taken_killed": taken_killed, "unused_killed": unused.exitcode, "off_chain": len(off_chain),
+                  "forked_took_none": forked.exitcode == 0, "nested": nested,
                   "children": len(multiprocessing.active_children())}))
 """
 
@@ -75,6 +84,7 @@ def test_the_process_ahead_is_gone_when_the_loop_is_compiled():
     assert got["finished"] == 0 and got["alive"] and got["killed"] < 0 and got["children"] == 0
     assert got["taken"] and got["taken_killed"] < 0 and got["unused_killed"] < 0
     assert got["off_chain"] == 3  # once per loop compile with a process ahead, not for an unused early()
+    assert got["forked_took_none"] and got["nested"]
 
 
 # pid 1, a VMM, keeps three 4-KiB pages (something for the walk benchmark to walk)
