@@ -251,8 +251,8 @@ def early():
     caller with other work to do before its first replay (the report reads and checks
     its inputs first: some 5 s in which the second core would wait). The first replay's
     compile in the block takes the process over and kills it when the loop is compiled;
-    the block's end kills it at the latest (an error before any replay, or a loop
-    already cached)."""
+    the block's end kills it at the latest (when no replay in the block took it over: an
+    error before any replay, say)."""
     global _started_early, _early_owner
     if _started_early is not None and _early_owner == os.getpid():  # (inside another early() block)
         yield

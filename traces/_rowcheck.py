@@ -15,7 +15,7 @@ when no cell is null. An absent column is an empty values array (every cell null
 Or, for a large chunk, with its shape in the types: `None` for an absent column's values,
 for the bitmap of a column without nulls and for an output array not written. numba then
 compiles a version of the pass for that shape with the tests of the other shapes gone
-(`_present`, `_value`, `_put` are resolved by type when the pass is compiled): on the
+(`_present`, `_value`, `_has`, `_put` are resolved by type when the pass is compiled): on the
 allocator stream of issue #21 the pass took some 24 ns a row (pyarrow's defaults) and 29
 (ptpair's Parquet) with the shape tested on every row -- the flags spilled to the stack
 --, against some 8 ns specialised (docs/performance.md). Each shape is a compile of its
