@@ -232,12 +232,12 @@ def _fast_trace(table: pa.Table, source: str) -> Trace | None:
     # absent column's values, the bitmap of a column without empty cells, an output not written
     special = n >= SPECIALISE_ROWS
 
-    def shaped(view):
-        vals, bits, off = view
-        return (None if special and len(vals) == 0 else vals, None if special and len(bits) == 0 else bits, off)
-
     def written(o):
         return None if special and len(o) == 0 else o
+
+    def shaped(view):
+        vals, bits, off = view
+        return written(vals), written(bits), off
 
     if check_rows(n, *op, *shaped(pid), *shaped(va), *shaped(length), *shaped(arg), *shaped(order), *shaped(ps),
                   *shaped(mt), op_col, written(pid_out), written(va_out), written(ln_out), written(arg_out),
